@@ -1,1 +1,18 @@
+//! A model of the Linux kernel's BPF "special field" machinery: BTF loading and
+//! verification, `btf_record`s, kptrs (kernel commit c8e18754 "bpf: Support __kptr to
+//! local kptrs") and value teardown, with the kernel's refcounting, locking and RCU.
+//!
+//! Kernel names are kept, results are errno-backed, and every behaviour that changed
+//! across releases reads a flag of [`profile::Semantics`].
 #![no_std]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+pub mod btf;
+pub mod errno;
+pub mod profile;
+pub mod sync;
+
+pub use errno::{Errno, KResult};
+pub use profile::Semantics;

@@ -1,0 +1,429 @@
+//! The running kernel as a test oracle.
+//!
+//! Thin wrappers around the `bpf(2)` syscall: `BPF_BTF_LOAD`, `BPF_MAP_CREATE` and
+//! `BPF_PROG_LOAD`, plus a tiny verifier probe program that looks up key 0 of an array map
+//! and touches the value at an offset. The attribute structs are prefixes of
+//! `union bpf_attr` from `include/uapi/linux/bpf.h`; the kernel treats the fields after them
+//! as zero. Every fd the kernel hands out is wrapped in an [`OwnedFd`] and closed on drop;
+//! nothing is pinned.
+
+use std::ffi::c_void;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::OnceLock;
+
+/// `BPF_MAP_CREATE` command number.
+const BPF_MAP_CREATE: libc::c_int = 0;
+/// `BPF_PROG_LOAD` command number.
+const BPF_PROG_LOAD: libc::c_int = 5;
+/// `BPF_BTF_LOAD` command number.
+const BPF_BTF_LOAD: libc::c_int = 18;
+
+/// `BPF_OBJ_NAME_LEN`: size of `map_name` / `prog_name`, including the NUL.
+const BPF_OBJ_NAME_LEN: usize = 16;
+
+/// Size of every log buffer handed to the kernel (16 MiB).
+const LOG_BUF_SIZE: usize = 16 << 20;
+
+/// `BPF_PROG_TYPE_SCHED_CLS`.
+const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+
+/// `BPF_PSEUDO_MAP_FD`: `src_reg` of a `BPF_LD_IMM64` whose `imm` is a map fd.
+const BPF_PSEUDO_MAP_FD: u8 = 1;
+
+/// The `BPF_BTF_LOAD` part of `union bpf_attr` (up to `btf_log_true_size`).
+#[repr(C)]
+#[derive(Default)]
+struct BtfLoadAttr {
+    btf: u64,
+    btf_log_buf: u64,
+    btf_size: u32,
+    btf_log_size: u32,
+    btf_log_level: u32,
+    btf_log_true_size: u32,
+}
+
+/// The `BPF_MAP_CREATE` part of `union bpf_attr` (up to `map_extra`). No padding.
+#[repr(C)]
+#[derive(Default)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner_map_fd: u32,
+    numa_node: u32,
+    map_name: [u8; BPF_OBJ_NAME_LEN],
+    map_ifindex: u32,
+    btf_fd: u32,
+    btf_key_type_id: u32,
+    btf_value_type_id: u32,
+    btf_vmlinux_value_type_id: u32,
+    map_extra: u64,
+}
+
+/// The `BPF_PROG_LOAD` part of `union bpf_attr` (up to `func_info_rec_size`, which is kept
+/// as an explicit zero field so that the struct has no padding bytes).
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; BPF_OBJ_NAME_LEN],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+}
+
+// The kernel rejects non-zero bytes it does not know, so padding must not exist.
+const _: () = assert!(std::mem::size_of::<BtfLoadAttr>() == 32);
+const _: () = assert!(std::mem::size_of::<MapCreateAttr>() == 72);
+const _: () = assert!(std::mem::size_of::<ProgLoadAttr>() == 80);
+
+/// Calls `bpf(cmd, attr, sizeof(*attr))`. Returns the non-negative result or the positive
+/// errno.
+///
+/// # Safety
+///
+/// `T` must be one of the `#[repr(C)]` attribute structs above, and every pointer stored in
+/// `attr` must be valid for the access the kernel makes through it for `cmd` (reads of the
+/// given sizes, or writes of the given log size) for the duration of the call.
+unsafe fn sys_bpf<T>(cmd: libc::c_int, attr: &mut T) -> Result<libc::c_long, i32> {
+    let size = std::mem::size_of::<T>() as libc::c_uint;
+    // SAFETY: `attr` points to a live, fully initialised struct of `size` bytes; the caller
+    // guarantees the pointers inside it are valid for the kernel's accesses.
+    let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr as *mut T as *mut c_void, size) };
+    if ret < 0 { Err(last_errno()) } else { Ok(ret) }
+}
+
+/// The thread's errno after a failed syscall (`EIO` if, impossibly, there is none).
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .filter(|e| *e > 0)
+        .unwrap_or(libc::EIO)
+}
+
+/// Wraps a syscall result that is a new fd.
+fn own_fd(ret: libc::c_long) -> Result<OwnedFd, i32> {
+    let fd = libc::c_int::try_from(ret).map_err(|_| libc::EOVERFLOW)?;
+    if fd < 0 {
+        return Err(libc::EBADF);
+    }
+    // SAFETY: the kernel just returned `fd` as a new file descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Text of a kernel log buffer, cut at the first NUL.
+fn log_text(buf: &[u8]) -> String {
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// `name` as a NUL-terminated `BPF_OBJ_NAME_LEN` array (truncated to 15 bytes).
+fn obj_name(name: &str) -> [u8; BPF_OBJ_NAME_LEN] {
+    let mut out = [0u8; BPF_OBJ_NAME_LEN];
+    let bytes = name.as_bytes();
+    let n = bytes.len().min(BPF_OBJ_NAME_LEN - 1);
+    out[..n].copy_from_slice(&bytes[..n]);
+    out
+}
+
+/// Raw fd number of an optional borrowed fd, 0 when absent (as the uapi expects).
+fn raw_or_zero(fd: Option<BorrowedFd<'_>>) -> u32 {
+    fd.map_or(0, |fd| fd.as_raw_fd() as u32)
+}
+
+/// The smallest valid BTF: one signed 32-bit INT named "int".
+fn tiny_btf() -> Vec<u8> {
+    let mut b = Vec::with_capacity(45);
+    b.extend_from_slice(&0xEB9F_u16.to_le_bytes()); // magic
+    b.push(1); // version
+    b.push(0); // flags
+    for v in [24u32, 0, 16, 16, 5] {
+        // hdr_len, type_off, type_len, str_off, str_len
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    // struct btf_type: name_off 1, info = BTF_KIND_INT << 24, size 4
+    for v in [1u32, 1 << 24, 4] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    // INT encoding: BTF_INT_SIGNED << 24 | offset 0 << 16 | nr_bits 32
+    b.extend_from_slice(&((1u32 << 24) | 32).to_le_bytes());
+    b.extend_from_slice(b"\0int\0");
+    b
+}
+
+/// Why the kernel cannot be asked (no permission, no bpf syscall, no BTF).
+///
+/// `None` when a tiny valid BTF loads and `/sys/kernel/btf/vmlinux` exists. Computed once.
+pub fn unavailable_reason() -> Option<String> {
+    static REASON: OnceLock<Option<String>> = OnceLock::new();
+    REASON
+        .get_or_init(|| {
+            if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+                return Some("/sys/kernel/btf/vmlinux does not exist (kernel without BTF)".into());
+            }
+            match btf_load_fd(&tiny_btf()) {
+                Ok(_fd) => None,
+                Err(e) => Some(format!(
+                    "BPF_BTF_LOAD of a one-INT BTF failed: {} (errno {e}{})",
+                    std::io::Error::from_raw_os_error(e),
+                    match e {
+                        libc::EPERM => ", no CAP_BPF?",
+                        libc::ENOSYS => ", no bpf syscall",
+                        _ => "",
+                    }
+                )),
+            }
+        })
+        .clone()
+}
+
+/// True when env var `KPTR_REQUIRE_KERNEL=1`: tests must then fail instead of skipping when
+/// [`unavailable_reason`] is `Some`.
+pub fn kernel_required() -> bool {
+    std::env::var("KPTR_REQUIRE_KERNEL").is_ok_and(|v| v == "1")
+}
+
+/// Verdict of `BPF_BTF_LOAD`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BtfLoadVerdict {
+    /// `None` on success, `Some(positive errno)` on failure.
+    pub errno: Option<i32>,
+    /// Verifier log of a second load with `log_level=1` (empty if the kernel wrote none),
+    /// cut at the first NUL.
+    pub log: String,
+}
+
+/// One `BPF_BTF_LOAD`, with a log buffer when `log` is given.
+fn btf_load_raw(blob: &[u8], log: Option<&mut [u8]>) -> Result<OwnedFd, i32> {
+    let btf_size = u32::try_from(blob.len()).map_err(|_| libc::E2BIG)?;
+    let mut attr = BtfLoadAttr {
+        btf: blob.as_ptr() as u64,
+        btf_size,
+        ..BtfLoadAttr::default()
+    };
+    if let Some(buf) = log {
+        attr.btf_log_buf = buf.as_mut_ptr() as u64;
+        attr.btf_log_size = u32::try_from(buf.len()).map_err(|_| libc::E2BIG)?;
+        attr.btf_log_level = 1;
+    }
+    // SAFETY: `btf` points to `btf_size` readable bytes of `blob`; `btf_log_buf`, when set,
+    // points to `btf_log_size` writable bytes of `buf`; both outlive the call.
+    let ret = unsafe { sys_bpf(BPF_BTF_LOAD, &mut attr) }?;
+    own_fd(ret)
+}
+
+/// Loads `blob` with `BPF_BTF_LOAD`: the errno of a plain load and the log of a second load
+/// with `log_level=1` and a 16 MiB buffer. Any fd obtained is closed.
+pub fn btf_load(blob: &[u8]) -> BtfLoadVerdict {
+    let errno = btf_load_raw(blob, None).err();
+    let mut buf = vec![0u8; LOG_BUF_SIZE];
+    // The result of the logged load is not the verdict; its fd (if any) is dropped here.
+    let _ = btf_load_raw(blob, Some(&mut buf));
+    BtfLoadVerdict {
+        errno,
+        log: log_text(&buf),
+    }
+}
+
+/// Loads BTF and keeps the fd (for map creation and program loads). `Err(errno)` on failure.
+pub fn btf_load_fd(blob: &[u8]) -> Result<OwnedFd, i32> {
+    btf_load_raw(blob, None)
+}
+
+/// A `BPF_MAP_CREATE` request with BTF.
+#[derive(Debug, Clone, Copy)]
+pub struct MapCreate<'a> {
+    /// `enum bpf_map_type` (2 = `BPF_MAP_TYPE_ARRAY`).
+    pub map_type: u32,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes.
+    pub value_size: u32,
+    /// Maximum number of entries.
+    pub max_entries: u32,
+    /// `BPF_F_*` map flags.
+    pub map_flags: u32,
+    /// BTF object describing key and value, if any.
+    pub btf_fd: Option<BorrowedFd<'a>>,
+    /// BTF type id of the key (0 for none).
+    pub btf_key_type_id: u32,
+    /// BTF type id of the value (0 for none).
+    pub btf_value_type_id: u32,
+    /// Map name (truncated to 15 bytes; the kernel accepts only `[A-Za-z0-9_.]`).
+    pub name: &'a str,
+}
+
+/// `BPF_MAP_CREATE` with BTF: the map fd, or `Err(errno)` on failure.
+pub fn map_create(req: &MapCreate<'_>) -> Result<OwnedFd, i32> {
+    let mut attr = MapCreateAttr {
+        map_type: req.map_type,
+        key_size: req.key_size,
+        value_size: req.value_size,
+        max_entries: req.max_entries,
+        map_flags: req.map_flags,
+        map_name: obj_name(req.name),
+        btf_fd: raw_or_zero(req.btf_fd),
+        btf_key_type_id: req.btf_key_type_id,
+        btf_value_type_id: req.btf_value_type_id,
+        ..MapCreateAttr::default()
+    };
+    // SAFETY: the attribute holds no pointers; `btf_fd` is borrowed for the call.
+    let ret = unsafe { sys_bpf(BPF_MAP_CREATE, &mut attr) }?;
+    own_fd(ret)
+}
+
+/// `BPF_PROG_LOAD` of raw instructions with license "GPL", `log_level` and a 16 MiB log
+/// buffer. Returns the program fd or `Err(errno)`, and the log.
+pub fn prog_load(prog_type: u32, insns: &[u64], log_level: u32) -> (Result<OwnedFd, i32>, String) {
+    prog_load_with_btf(prog_type, insns, log_level, None)
+}
+
+/// Like [`prog_load`], with an optional `prog_btf_fd`.
+pub fn prog_load_with_btf(
+    prog_type: u32,
+    insns: &[u64],
+    log_level: u32,
+    prog_btf_fd: Option<BorrowedFd<'_>>,
+) -> (Result<OwnedFd, i32>, String) {
+    let Ok(insn_cnt) = u32::try_from(insns.len()) else {
+        return (Err(libc::E2BIG), String::new());
+    };
+    // `struct bpf_insn` is little-endian in this encoding; a no-op on little-endian hosts.
+    let code: Vec<u64> = insns.iter().map(|i| i.to_le()).collect();
+    let license = c"GPL";
+    let mut log = vec![0u8; LOG_BUF_SIZE];
+    let mut attr = ProgLoadAttr {
+        prog_type,
+        insn_cnt,
+        insns: code.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level,
+        prog_btf_fd: raw_or_zero(prog_btf_fd),
+        ..ProgLoadAttr::default()
+    };
+    if log_level != 0 {
+        attr.log_buf = log.as_mut_ptr() as u64;
+        attr.log_size = LOG_BUF_SIZE as u32;
+    }
+    // SAFETY: `insns` points to `insn_cnt` 8-byte instructions in `code`, `license` to a
+    // NUL-terminated string, `log_buf` (when set) to `log_size` writable bytes of `log`; all
+    // outlive the call. `prog_btf_fd` is borrowed for the call.
+    let ret = unsafe { sys_bpf(BPF_PROG_LOAD, &mut attr) };
+    (ret.and_then(own_fd), log_text(&log))
+}
+
+/// Builds one `struct bpf_insn` as a `u64`: `code:8, dst_reg:4 (low nibble), src_reg:4 (high
+/// nibble), off:16, imm:32`, little endian (byte 0 is `code`).
+pub fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
+    u64::from(code)
+        | u64::from(dst & 0xf) << 8
+        | u64::from(src & 0xf) << 12
+        | u64::from(off as u16) << 16
+        | u64::from(imm as u32) << 32
+}
+
+/// What the probe program does with `R0` (the looked-up map value) at the probed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeAccess {
+    /// `*(u8 *)(r0 + off) = 1` (`BPF_ST | BPF_MEM | BPF_B`).
+    Store1Byte,
+    /// `*(u64 *)(r0 + off) = imm` (`BPF_ST | BPF_MEM | BPF_DW`).
+    StoreImm8(i32),
+    /// `r1 = *(u64 *)(r0 + off)` (`BPF_LDX | BPF_MEM | BPF_DW`).
+    Load8,
+}
+
+/// Instruction classes, sizes and ops used by the probe.
+mod op {
+    pub const LD_IMM64: u8 = 0x18; // BPF_LD | BPF_IMM | BPF_DW
+    pub const ST_W: u8 = 0x62; // BPF_ST | BPF_MEM | BPF_W
+    pub const ST_B: u8 = 0x72; // BPF_ST | BPF_MEM | BPF_B
+    pub const ST_DW: u8 = 0x7a; // BPF_ST | BPF_MEM | BPF_DW
+    pub const LDX_DW: u8 = 0x79; // BPF_LDX | BPF_MEM | BPF_DW
+    pub const MOV64_X: u8 = 0xbf; // BPF_ALU64 | BPF_MOV | BPF_X
+    pub const MOV64_K: u8 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
+    pub const ADD64_K: u8 = 0x07; // BPF_ALU64 | BPF_ADD | BPF_K
+    pub const JEQ_K: u8 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    pub const CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
+    pub const EXIT: u8 = 0x95; // BPF_JMP | BPF_EXIT
+}
+
+/// `bpf_map_lookup_elem` helper id.
+const BPF_FUNC_MAP_LOOKUP_ELEM: i32 = 1;
+
+/// The probe program's instructions for map fd `map_fd`.
+fn probe_insns(map_fd: i32, off: i16, access: ProbeAccess) -> Vec<u64> {
+    let access_insn = match access {
+        ProbeAccess::Store1Byte => insn(op::ST_B, 0, 0, off, 1),
+        ProbeAccess::StoreImm8(imm) => insn(op::ST_DW, 0, 0, off, imm),
+        ProbeAccess::Load8 => insn(op::LDX_DW, 1, 0, off, 0),
+    };
+    vec![
+        insn(op::ST_W, 10, 0, -4, 0),   // *(u32 *)(r10 - 4) = 0
+        insn(op::MOV64_X, 2, 10, 0, 0), // r2 = r10
+        insn(op::ADD64_K, 2, 0, 0, -4), // r2 += -4
+        insn(op::LD_IMM64, 1, BPF_PSEUDO_MAP_FD, 0, map_fd), // r1 = map ll
+        insn(0, 0, 0, 0, 0),            //   (second slot)
+        insn(op::CALL, 0, 0, 0, BPF_FUNC_MAP_LOOKUP_ELEM), // call bpf_map_lookup_elem
+        insn(op::JEQ_K, 0, 0, 1, 0),    // if r0 == 0 goto +1
+        access_insn,                    // access r0 + off
+        insn(op::MOV64_K, 0, 0, 0, 0),  // r0 = 0
+        insn(op::EXIT, 0, 0, 0, 0),     // exit
+    ]
+}
+
+/// A verifier probe: a SCHED_CLS program that looks up key 0 (a 4-byte key on the stack) in
+/// the map `map_fd`, null-checks the result, performs `access` on `R0` at `off` and exits
+/// with 0. Returns whether the program loaded and the verifier log at `log_level` (use 1, or
+/// 2 to see register types). The program fd, if any, is closed before returning.
+pub fn probe_value_access(
+    map_fd: BorrowedFd<'_>,
+    off: i16,
+    access: ProbeAccess,
+    log_level: u32,
+) -> (bool, String) {
+    let insns = probe_insns(map_fd.as_raw_fd(), off, access);
+    let (res, log) = prog_load(BPF_PROG_TYPE_SCHED_CLS, &insns, log_level);
+    (res.is_ok(), log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insn_bit_layout() {
+        // r1 = map fd 7 (ld_imm64, src_reg = 1): dst_reg is the low nibble of byte 1.
+        let i = insn(0x18, 1, 1, 0, 7);
+        assert_eq!(i.to_le_bytes(), [0x18, 0x11, 0, 0, 7, 0, 0, 0]);
+        let i = insn(0xbf, 2, 10, 0, 0);
+        assert_eq!(i.to_le_bytes(), [0xbf, 0xa2, 0, 0, 0, 0, 0, 0]);
+        let i = insn(0x62, 10, 0, -4, -1);
+        assert_eq!(
+            i.to_le_bytes(),
+            [0x62, 0x0a, 0xfc, 0xff, 0xff, 0xff, 0xff, 0xff]
+        );
+    }
+
+    #[test]
+    fn tiny_btf_is_45_bytes() {
+        assert_eq!(tiny_btf().len(), 45);
+    }
+
+    #[test]
+    fn log_cut_at_nul() {
+        assert_eq!(log_text(b"abc\0def"), "abc");
+        assert_eq!(log_text(b""), "");
+    }
+}

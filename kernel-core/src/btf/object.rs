@@ -1,0 +1,269 @@
+//! `struct btf` objects and their lifetime: `btf_get`/`btf_put` on a `refcount_t`, the
+//! last put unpublishing the id and freeing through RCU (kernel/bpf/btf.c).
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use core::ptr::NonNull;
+
+use super::name_index::NameIndex;
+use super::registry::BtfIdr;
+use super::types::BtfData;
+use super::verifier::{BtfParseError, ParseOpts, btf_verify};
+use crate::profile::Semantics;
+use crate::sync::{Arc, AtomicU32, Ordering, Refcount};
+
+/// `struct btf`.
+///
+/// # Invariants
+///
+/// Lives in its own heap allocation, reached only through [`BtfRef`]s, each of which
+/// owns one count of `refcnt`. The allocation is freed when the count reaches zero:
+/// after an RCU grace period if the object was published in a [`BtfIdr`], at once
+/// otherwise.
+pub struct Btf {
+    refcnt: Refcount,
+    id: AtomicU32,
+    name: String,
+    kernel_btf: bool,
+    data: BtfData,
+    name_index: Option<NameIndex>,
+    idr: Option<Arc<BtfIdr>>,
+}
+
+/// One counted reference to a [`Btf`]. Dropping it is `btf_put`.
+pub struct BtfRef(NonNull<Btf>);
+
+// SAFETY: `Btf` is immutable after construction except for its atomics, and the
+// reference count makes the pointer valid while a `BtfRef` exists; `BtfRef` may move
+// between threads as the kernel's `struct btf *` does.
+unsafe impl Send for BtfRef {}
+// SAFETY: see `Send`; shared access only reads immutable data or atomics.
+unsafe impl Sync for BtfRef {}
+
+/// Where a BTF comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BtfOrigin {
+    /// Loaded by user space (`BPF_BTF_LOAD`).
+    User,
+    /// vmlinux or a module (`btf_is_kernel`).
+    Kernel,
+}
+
+impl Btf {
+    fn into_ref(self) -> BtfRef {
+        BtfRef(NonNull::from(Box::leak(Box::new(self))))
+    }
+
+    /// Wraps verified data as a new object with one reference (`refcount_set(.., 1)`).
+    pub fn new(data: BtfData, name: &str, origin: BtfOrigin) -> BtfRef {
+        let kernel_btf = origin == BtfOrigin::Kernel;
+        let name_index = kernel_btf.then(|| NameIndex::build(&data));
+        Btf {
+            refcnt: Refcount::new(1),
+            id: AtomicU32::new(0),
+            name: String::from(name),
+            kernel_btf,
+            data,
+            name_index,
+            idr: None,
+        }
+        .into_ref()
+    }
+
+    /// The parsed types.
+    pub fn data(&self) -> &BtfData {
+        &self.data
+    }
+    /// `btf_get_name`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// `btf_is_kernel`.
+    pub fn is_kernel(&self) -> bool {
+        self.kernel_btf
+    }
+    /// `btf_is_module`: a kernel BTF not named "vmlinux".
+    pub fn is_module(&self) -> bool {
+        self.kernel_btf && self.name != "vmlinux"
+    }
+    /// `btf_is_vmlinux`: a kernel BTF without a base.
+    pub fn is_vmlinux(&self) -> bool {
+        self.kernel_btf && self.data.base.is_none()
+    }
+    /// `btf_obj_id`: the IDR id (0 while unpublished).
+    pub fn id(&self) -> u32 {
+        self.id.load(Ordering::Acquire)
+    }
+    /// `refcount_read(&btf->refcnt)`.
+    pub fn refcount(&self) -> i32 {
+        self.refcnt.read()
+    }
+    /// The name index of a kernel BTF (built when it is created).
+    pub fn name_index(&self) -> Option<&NameIndex> {
+        self.name_index.as_ref()
+    }
+
+    pub(crate) fn set_published(&self, id: u32) {
+        self.id.store(id, Ordering::Release);
+    }
+}
+
+impl BtfRef {
+    fn btf(&self) -> &Btf {
+        // SAFETY: a live `BtfRef` owns a count, so the allocation is not freed (type
+        // invariant of `Btf`).
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The parsed types.
+    pub fn data(&self) -> &BtfData {
+        &self.btf().data
+    }
+
+    /// Address identity, as the kernel compares `struct btf *`.
+    pub fn ptr_eq(a: &BtfRef, b: &BtfRef) -> bool {
+        a.0 == b.0
+    }
+
+    /// Raw address, for accounting and graphs.
+    pub fn addr(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
+    /// `btf_try_get_by_ptr`-style increment that fails from zero
+    /// (`refcount_inc_not_zero`, as `btf_get_fd_by_id` does).
+    ///
+    /// # Safety
+    ///
+    /// `p` must point to a `Btf` whose memory is still allocated (the caller is inside
+    /// an RCU read-side section that began while the object was published).
+    pub(crate) unsafe fn inc_not_zero(p: NonNull<Btf>) -> Option<BtfRef> {
+        // SAFETY: the caller guarantees the memory is alive (RCU).
+        let b = unsafe { p.as_ref() };
+        b.refcnt.inc_not_zero().then_some(BtfRef(p))
+    }
+
+    /// Plain `btf_get` through a raw pointer, as `bpf_find_btf_id` does on module BTFs
+    /// it found in the IDR (an increment from zero WARNs and saturates).
+    ///
+    /// # Safety
+    ///
+    /// `p` must point to a `Btf` whose memory is still allocated.
+    pub(crate) unsafe fn get_raw(p: NonNull<Btf>) -> BtfRef {
+        // SAFETY: the caller guarantees the memory is alive.
+        unsafe { p.as_ref() }.refcnt.inc();
+        BtfRef(p)
+    }
+
+    pub(crate) fn raw(&self) -> NonNull<Btf> {
+        self.0
+    }
+
+    pub(crate) fn set_idr(&mut self, idr: Arc<BtfIdr>) {
+        // SAFETY: only called by `BtfIdr::publish` on a reference that is the sole
+        // owner (refcount 1, checked there), so no other thread reads `idr` now.
+        unsafe { (*self.0.as_ptr()).idr = Some(idr) };
+    }
+}
+
+impl core::ops::Deref for BtfRef {
+    type Target = Btf;
+    fn deref(&self) -> &Btf {
+        self.btf()
+    }
+}
+
+/// `btf_get`: a new reference (`refcount_inc`).
+pub fn btf_get(b: &BtfRef) -> BtfRef {
+    b.btf().refcnt.inc();
+    BtfRef(b.0)
+}
+
+/// `btf_put`: drops a reference; the last one unpublishes the id (`btf_free_id`) and
+/// frees the object after a grace period (`call_rcu(btf_free_rcu)`).
+pub fn btf_put(b: BtfRef) {
+    drop(b)
+}
+
+struct SendPtr(NonNull<Btf>);
+// SAFETY: the pointer is only used by the RCU callback to free an object nobody else
+// references any more.
+unsafe impl Send for SendPtr {}
+
+impl Drop for BtfRef {
+    fn drop(&mut self) {
+        let b = self.btf();
+        if !b.refcnt.dec_and_test() {
+            return;
+        }
+        let p = SendPtr(self.0);
+        match b.idr.clone() {
+            Some(idr) => {
+                idr.free_id(b);
+                idr.rcu().call_rcu(move || {
+                    let p = p;
+                    // SAFETY: the count reached zero and the id was unpublished before
+                    // the grace period, so no reader can still hold the pointer.
+                    drop(unsafe { Box::from_raw(p.0.as_ptr()) });
+                });
+            }
+            None => {
+                // SAFETY: the count reached zero and the object was never published, so
+                // this was the last pointer to it.
+                drop(unsafe { Box::from_raw(p.0.as_ptr()) });
+            }
+        }
+    }
+}
+
+/// `btf_parse` for `BPF_BTF_LOAD`: verifies a user blob and returns an unpublished
+/// object with one reference. Profile flags: those of [`btf_verify`].
+pub fn btf_parse(data: &[u8], log_level: u32, sem: Semantics) -> Result<BtfRef, BtfParseError> {
+    btf_parse_with_log(data, log_level, sem).map(|(b, _)| b)
+}
+
+/// [`btf_parse`], also returning the verifier log of a successful load (the kernel's
+/// dump of every type, at log level 1).
+pub fn btf_parse_with_log(
+    data: &[u8],
+    log_level: u32,
+    sem: Semantics,
+) -> Result<(BtfRef, String), BtfParseError> {
+    let opts = ParseOpts {
+        log_level,
+        resolve: true,
+        sem,
+    };
+    let (d, log) = btf_verify(Box::from(data), None, &opts)?;
+    Ok((Btf::new(d, "", BtfOrigin::User), log.into_string()))
+}
+
+/// `btf_parse_base("vmlinux")` for the kernel's own BTF. The kernel checks only the
+/// metas of its own BTF; `full` also runs the resolve pass, as user BTF gets.
+pub fn btf_parse_vmlinux(data: &[u8], full: bool, sem: Semantics) -> Result<BtfRef, BtfParseError> {
+    let opts = ParseOpts {
+        log_level: 0,
+        resolve: full,
+        sem,
+    };
+    let (d, _) = btf_verify(Box::from(data), None, &opts)?;
+    Ok(Btf::new(d, "vmlinux", BtfOrigin::Kernel))
+}
+
+/// `btf_parse_module`: a module's split BTF on top of `base` (vmlinux). With `full`
+/// the resolve pass runs too (the base must then have been resolved).
+pub fn btf_parse_module(
+    name: &str,
+    data: &[u8],
+    base: &BtfRef,
+    full: bool,
+    sem: Semantics,
+) -> Result<BtfRef, BtfParseError> {
+    let opts = ParseOpts {
+        log_level: 0,
+        resolve: full && base.data().is_resolved(),
+        sem,
+    };
+    let (d, _) = btf_verify(Box::from(data), Some(btf_get(base)), &opts)?;
+    Ok(Btf::new(d, name, BtfOrigin::Kernel))
+}

@@ -1,0 +1,528 @@
+//! A zero-copy view of BTF types: [`BtfData`] keeps the blob and one offset per type;
+//! [`TypeRef`] reads a type's fields straight out of the blob.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use super::object::BtfRef;
+use super::uapi::*;
+
+static VOID: [u8; BTF_TYPE_SIZE] = [0; BTF_TYPE_SIZE];
+
+/// Offset sentinel for the implicit `void` (id 0 of a base BTF).
+pub(crate) const VOID_OFF: u32 = u32::MAX;
+
+#[inline]
+pub(crate) fn rd32(b: &[u8], off: usize) -> u32 {
+    match b.get(off..off + 4) {
+        Some(s) => u32::from_ne_bytes([s[0], s[1], s[2], s[3]]),
+        None => 0,
+    }
+}
+
+/// One type of a BTF, borrowed from its blob.
+#[derive(Clone, Copy)]
+pub struct TypeRef<'a> {
+    raw: &'a [u8],
+    id: u32,
+}
+
+impl<'a> TypeRef<'a> {
+    pub(crate) fn new(raw: &'a [u8], id: u32) -> Self {
+        TypeRef { raw, id }
+    }
+
+    /// The implicit `void` type (`btf_void`).
+    pub fn void() -> TypeRef<'static> {
+        TypeRef { raw: &VOID, id: 0 }
+    }
+
+    /// Type id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+    /// `name_off`.
+    pub fn name_off(&self) -> u32 {
+        rd32(self.raw, 0)
+    }
+    /// `info`.
+    pub fn info(&self) -> u32 {
+        rd32(self.raw, 4)
+    }
+    /// `size` / `type` union.
+    pub fn size_or_type(&self) -> u32 {
+        rd32(self.raw, 8)
+    }
+    /// `t->size`.
+    pub fn size(&self) -> u32 {
+        self.size_or_type()
+    }
+    /// `t->type`.
+    pub fn type_id(&self) -> u32 {
+        self.size_or_type()
+    }
+    /// Raw kind number (`BTF_INFO_KIND`).
+    pub fn kind_raw(&self) -> u8 {
+        btf_info_kind(self.info())
+    }
+    /// Kind; `Unkn` for a number the format does not define.
+    pub fn kind(&self) -> BtfKind {
+        BtfKind::from_u8(self.kind_raw()).unwrap_or(BtfKind::Unkn)
+    }
+    /// `btf_type_vlen`.
+    pub fn vlen(&self) -> u16 {
+        btf_info_vlen(self.info())
+    }
+    /// `btf_type_kflag`.
+    pub fn kflag(&self) -> bool {
+        btf_info_kflag(self.info())
+    }
+    /// The bytes after the 12-byte header (kind-specific data and beyond).
+    pub fn trailing(&self) -> &'a [u8] {
+        self.raw.get(BTF_TYPE_SIZE..).unwrap_or(&[])
+    }
+    #[inline]
+    fn tr32(&self, off: usize) -> u32 {
+        rd32(self.raw, BTF_TYPE_SIZE + off)
+    }
+
+    /// `btf_type_is_void`.
+    pub fn is_void(&self) -> bool {
+        core::ptr::eq(self.raw.as_ptr(), VOID.as_ptr())
+    }
+    /// `btf_type_is_modifier`: TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG.
+    pub fn is_modifier(&self) -> bool {
+        matches!(
+            self.kind(),
+            BtfKind::Typedef
+                | BtfKind::Volatile
+                | BtfKind::Const
+                | BtfKind::Restrict
+                | BtfKind::TypeTag
+        )
+    }
+    /// `btf_type_is_struct`: STRUCT or UNION.
+    pub fn is_struct(&self) -> bool {
+        matches!(self.kind(), BtfKind::Struct | BtfKind::Union)
+    }
+    /// `__btf_type_is_struct`: STRUCT only.
+    pub fn is_struct_only(&self) -> bool {
+        self.kind() == BtfKind::Struct
+    }
+    /// Kind test.
+    pub fn is(&self, k: BtfKind) -> bool {
+        self.kind() == k
+    }
+
+    /// `btf_type_int` data word.
+    pub fn int_data(&self) -> u32 {
+        self.tr32(0)
+    }
+    /// `btf_type_array`: (elem type, index type, nelems).
+    pub fn array(&self) -> (u32, u32, u32) {
+        (self.tr32(0), self.tr32(4), self.tr32(8))
+    }
+    /// Member `i` of a STRUCT/UNION: (name_off, type, offset).
+    pub fn member(&self, i: u16) -> BtfMember {
+        let o = i as usize * BTF_MEMBER_SIZE;
+        BtfMember {
+            name_off: self.tr32(o),
+            type_id: self.tr32(o + 4),
+            offset: self.tr32(o + 8),
+        }
+    }
+    /// Members of a STRUCT/UNION.
+    pub fn members(&self) -> impl Iterator<Item = BtfMember> + 'a {
+        let t = *self;
+        (0..self.vlen()).map(move |i| t.member(i))
+    }
+    /// `__btf_member_bit_offset`: the bit offset, decoded with this struct's kflag.
+    pub fn member_bit_offset(&self, m: &BtfMember) -> u32 {
+        if self.kflag() {
+            btf_member_bit_offset(m.offset)
+        } else {
+            m.offset
+        }
+    }
+    /// `__btf_member_bitfield_size`.
+    pub fn member_bitfield_size(&self, m: &BtfMember) -> u32 {
+        if self.kflag() {
+            btf_member_bitfield_size(m.offset)
+        } else {
+            0
+        }
+    }
+    /// Enumerator `i` of an ENUM: (name_off, val).
+    pub fn enum_val(&self, i: u16) -> (u32, i32) {
+        let o = i as usize * BTF_ENUM_SIZE;
+        (self.tr32(o), self.tr32(o + 4) as i32)
+    }
+    /// Enumerator `i` of an ENUM64: (name_off, val).
+    pub fn enum64_val(&self, i: u16) -> (u32, u64) {
+        let o = i as usize * BTF_ENUM64_SIZE;
+        let lo = self.tr32(o + 4) as u64;
+        let hi = self.tr32(o + 8) as u64;
+        (self.tr32(o), (hi << 32) | lo)
+    }
+    /// Parameter `i` of a FUNC_PROTO: (name_off, type).
+    pub fn param(&self, i: u16) -> (u32, u32) {
+        let o = i as usize * BTF_PARAM_SIZE;
+        (self.tr32(o), self.tr32(o + 4))
+    }
+    /// `btf_type_var(t)->linkage`.
+    pub fn var_linkage(&self) -> u32 {
+        self.tr32(0)
+    }
+    /// Entry `i` of a DATASEC.
+    pub fn var_secinfo(&self, i: u16) -> BtfVarSecinfo {
+        let o = i as usize * BTF_VAR_SECINFO_SIZE;
+        BtfVarSecinfo {
+            type_id: self.tr32(o),
+            offset: self.tr32(o + 4),
+            size: self.tr32(o + 8),
+        }
+    }
+    /// `btf_type_decl_tag(t)->component_idx`.
+    pub fn decl_tag_component_idx(&self) -> i32 {
+        self.tr32(0) as i32
+    }
+
+    /// Size of the kind-specific data after the header, from `info` alone.
+    pub fn trailing_len(&self) -> usize {
+        let vlen = self.vlen() as usize;
+        match self.kind() {
+            BtfKind::Int => 4,
+            BtfKind::Array => BTF_ARRAY_SIZE,
+            BtfKind::Struct | BtfKind::Union => vlen * BTF_MEMBER_SIZE,
+            BtfKind::Enum => vlen * BTF_ENUM_SIZE,
+            BtfKind::Enum64 => vlen * BTF_ENUM64_SIZE,
+            BtfKind::FuncProto => vlen * BTF_PARAM_SIZE,
+            BtfKind::Var => BTF_VAR_SIZE,
+            BtfKind::Datasec => vlen * BTF_VAR_SECINFO_SIZE,
+            BtfKind::DeclTag => BTF_DECL_TAG_SIZE,
+            _ => 0,
+        }
+    }
+}
+
+/// `struct btf_member`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BtfMember {
+    /// `name_off`.
+    pub name_off: u32,
+    /// `type`.
+    pub type_id: u32,
+    /// `offset` (bit offset, or bitfield size and bit offset when the struct has kflag).
+    pub offset: u32,
+}
+
+/// `struct btf_var_secinfo`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BtfVarSecinfo {
+    /// The VAR's type id.
+    pub type_id: u32,
+    /// Offset in the section.
+    pub offset: u32,
+    /// Size in the section.
+    pub size: u32,
+}
+
+/// The parsed contents of one `struct btf`: its blob, header, type index and (after
+/// the resolve pass) the resolved ids and sizes. Split BTF points at its base.
+pub struct BtfData {
+    pub(crate) data: Box<[u8]>,
+    pub(crate) hdr: BtfHeader,
+    pub(crate) types: Vec<u32>,
+    pub(crate) resolved_ids: Vec<u32>,
+    pub(crate) resolved_sizes: Vec<u32>,
+    pub(crate) start_id: u32,
+    pub(crate) start_str_off: u32,
+    pub(crate) str_start: usize,
+    pub(crate) base: Option<BtfRef>,
+}
+
+/// A borrowed view of one BTF level (blob, type offsets, string section) with the
+/// base chain behind it; what the verifier and the readers share.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) types: &'a [u32],
+    pub(crate) start_id: u32,
+    pub(crate) start_str_off: u32,
+    pub(crate) str_start: usize,
+    pub(crate) str_len: u32,
+    pub(crate) types_end: usize,
+    pub(crate) base: Option<&'a BtfData>,
+}
+
+impl<'a> View<'a> {
+    /// `btf_type_by_id`: `None` past the last type.
+    pub fn type_by_id(&self, id: u32) -> Option<TypeRef<'a>> {
+        if id < self.start_id {
+            return self.base?.view().type_by_id(id);
+        }
+        let off = *self.types.get((id - self.start_id) as usize)?;
+        if off == VOID_OFF {
+            return Some(TypeRef::void());
+        }
+        let raw = self.data.get(off as usize..self.types_end)?;
+        Some(TypeRef::new(raw, id))
+    }
+
+    /// `btf_str_by_offset`: the NUL-terminated string at `off`, without its NUL.
+    pub fn str_by_offset(&self, off: u32) -> Option<&'a [u8]> {
+        if off < self.start_str_off {
+            return self.base?.view().str_by_offset(off);
+        }
+        let off = off - self.start_str_off;
+        if off >= self.str_len {
+            return None;
+        }
+        let s = self
+            .data
+            .get(self.str_start + off as usize..self.str_start + self.str_len as usize)?;
+        let n = s.iter().position(|&c| c == 0).unwrap_or(s.len());
+        Some(&s[..n])
+    }
+
+    /// `btf_name_offset_valid`.
+    pub fn name_offset_valid(&self, off: u32) -> bool {
+        if off > BTF_MAX_NAME_OFFSET {
+            return false;
+        }
+        if off < self.start_str_off {
+            return match self.base {
+                Some(b) => b.view().name_offset_valid(off),
+                None => false,
+            };
+        }
+        off - self.start_str_off < self.str_len
+    }
+
+    /// `__btf_name_by_offset`: "(anon)" for 0, "(invalid-name-offset)" when bad.
+    pub fn name_by_offset(&self, off: u32) -> &'a str {
+        if off == 0 {
+            return "(anon)";
+        }
+        match self.str_by_offset(off) {
+            Some(s) => core::str::from_utf8(s).unwrap_or("(non-utf8-name)"),
+            None => "(invalid-name-offset)",
+        }
+    }
+
+    /// `btf_nr_types`: types in the whole chain, void included.
+    pub fn nr_types(&self) -> u32 {
+        self.start_id + self.types.len() as u32
+    }
+}
+
+/// `btf_type_id_size` over any pair of resolved-id/size lookups (the finished arrays of
+/// a [`BtfData`], or the verifier's arrays while it fills them).
+pub(crate) fn type_id_size_with<'a>(
+    v: &View<'a>,
+    rid: impl Fn(u32) -> u32,
+    rsize: impl Fn(u32) -> u32,
+    id: u32,
+) -> Option<(TypeRef<'a>, u32, u32)> {
+    let t = v.type_by_id(id)?;
+    if nosize(&t) {
+        return None;
+    }
+    let k = t.kind();
+    if has_size(k) {
+        return Some((t, id, t.size()));
+    }
+    if k == BtfKind::Array {
+        return Some((t, id, rsize(id)));
+    }
+    if k == BtfKind::Ptr {
+        return Some((t, id, 8));
+    }
+    if !t.is_modifier() && k != BtfKind::Var {
+        crate::sync::warn::warn("btf_type_id_size: not a modifier or var");
+        return None;
+    }
+    let r = rid(id);
+    let rt = v.type_by_id(r)?;
+    if nosize(&rt) {
+        return None;
+    }
+    let k = rt.kind();
+    let size = if has_size(k) {
+        rt.size()
+    } else if k == BtfKind::Array {
+        rsize(r)
+    } else if k == BtfKind::Ptr {
+        8
+    } else {
+        return None;
+    };
+    Some((rt, r, size))
+}
+
+impl BtfData {
+    pub(crate) fn new(data: Box<[u8]>, base: Option<BtfRef>) -> Self {
+        let (start_id, start_str_off) = match &base {
+            Some(b) => (b.data().nr_types(), b.data().hdr.str_len),
+            None => (0, 0),
+        };
+        BtfData {
+            data,
+            hdr: BtfHeader::default(),
+            types: Vec::new(),
+            resolved_ids: Vec::new(),
+            resolved_sizes: Vec::new(),
+            start_id,
+            start_str_off,
+            str_start: 0,
+            base,
+        }
+    }
+
+    /// The borrowed view the readers use.
+    pub fn view(&self) -> View<'_> {
+        View {
+            data: &self.data,
+            types: &self.types,
+            start_id: self.start_id,
+            start_str_off: self.start_str_off,
+            str_start: self.str_start,
+            str_len: self.hdr.str_len,
+            types_end: (self.hdr.hdr_len as usize)
+                .saturating_add(self.hdr.type_off as usize)
+                .saturating_add(self.hdr.type_len as usize)
+                .min(self.data.len()),
+            base: self.base.as_ref().map(|b| b.data()),
+        }
+    }
+
+    /// The raw blob.
+    pub fn raw(&self) -> &[u8] {
+        &self.data
+    }
+    /// The header as parsed.
+    pub fn header(&self) -> &BtfHeader {
+        &self.hdr
+    }
+    /// First type id of this BTF (0 for a base BTF).
+    pub fn start_id(&self) -> u32 {
+        self.start_id
+    }
+    /// First string offset of this BTF (0 for a base BTF).
+    pub fn start_str_off(&self) -> u32 {
+        self.start_str_off
+    }
+    /// The base BTF of a split BTF.
+    pub fn base(&self) -> Option<&BtfRef> {
+        self.base.as_ref()
+    }
+    /// Types in this BTF alone (`btf->nr_types`, including void for a base BTF).
+    pub fn nr_types_local(&self) -> u32 {
+        self.types.len() as u32
+    }
+    /// `btf_nr_types`: types in the whole chain, void included.
+    pub fn nr_types(&self) -> u32 {
+        self.start_id + self.types.len() as u32
+    }
+    /// Whether the resolve pass ran (user BTF, or kernel BTF verified fully).
+    pub fn is_resolved(&self) -> bool {
+        !self.resolved_ids.is_empty() || self.types.len() <= 1
+    }
+    /// `btf_type_by_id`.
+    pub fn type_by_id(&self, id: u32) -> Option<TypeRef<'_>> {
+        self.view().type_by_id(id)
+    }
+    /// `btf_str_by_offset`.
+    pub fn str_by_offset(&self, off: u32) -> Option<&[u8]> {
+        self.view().str_by_offset(off)
+    }
+    /// `__btf_name_by_offset`.
+    pub fn name_by_offset(&self, off: u32) -> &str {
+        self.view().name_by_offset(off)
+    }
+    /// Name of a type as raw bytes (`btf_name_by_offset`, empty when anonymous or bad).
+    pub fn type_name(&self, t: &TypeRef<'_>) -> &[u8] {
+        self.str_by_offset(t.name_off()).unwrap_or(&[])
+    }
+
+    fn level(&self, id: u32) -> &BtfData {
+        let mut b = self;
+        while id < b.start_id {
+            match &b.base {
+                Some(base) => b = base.data(),
+                None => break,
+            }
+        }
+        b
+    }
+
+    /// `btf_resolved_type_id`.
+    pub fn resolved_type_id(&self, id: u32) -> u32 {
+        let b = self.level(id);
+        let i = id.wrapping_sub(b.start_id) as usize;
+        b.resolved_ids.get(i).copied().unwrap_or(0)
+    }
+
+    /// `btf_resolved_type_size`.
+    pub fn resolved_type_size(&self, id: u32) -> u32 {
+        let b = self.level(id);
+        let i = id.wrapping_sub(b.start_id) as usize;
+        b.resolved_sizes.get(i).copied().unwrap_or(0)
+    }
+
+    /// `btf_type_skip_modifiers`: follows modifiers; returns the first other type and
+    /// its id. Bounded by the chain limit the loader enforces.
+    pub fn skip_modifiers(&self, mut id: u32) -> (Option<TypeRef<'_>>, u32) {
+        let mut t = self.type_by_id(id);
+        let mut n = 0;
+        while let Some(tt) = t {
+            if !tt.is_modifier() || n > MAX_RESOLVE_DEPTH {
+                break;
+            }
+            id = tt.type_id();
+            t = self.type_by_id(id);
+            n += 1;
+        }
+        (t, id)
+    }
+
+    /// `btf_type_id_size`: the sized type behind `id` (following a resolved modifier or
+    /// VAR), its id and its size; `None` for a type without size.
+    pub fn type_id_size(&self, id: u32) -> Option<(TypeRef<'_>, u32, u32)> {
+        type_id_size_with(
+            &self.view(),
+            |i| self.resolved_type_id(i),
+            |i| self.resolved_type_size(i),
+            id,
+        )
+    }
+
+    /// This BTF's own types (not the base's).
+    pub fn local_types(&self) -> impl Iterator<Item = TypeRef<'_>> + '_ {
+        let first = if self.base.is_some() { 0 } else { 1 };
+        (first..self.types.len() as u32).filter_map(move |i| self.type_by_id(self.start_id + i))
+    }
+}
+
+/// `btf_type_has_size`.
+pub fn has_size(k: BtfKind) -> bool {
+    matches!(
+        k,
+        BtfKind::Int
+            | BtfKind::Struct
+            | BtfKind::Union
+            | BtfKind::Enum
+            | BtfKind::Datasec
+            | BtfKind::Float
+            | BtfKind::Enum64
+    )
+}
+
+/// `btf_type_nosize`: void, FWD, FUNC, FUNC_PROTO, DECL_TAG.
+pub fn nosize(t: &TypeRef<'_>) -> bool {
+    t.is_void()
+        || matches!(
+            t.kind(),
+            BtfKind::Fwd | BtfKind::Func | BtfKind::FuncProto | BtfKind::DeclTag
+        )
+}

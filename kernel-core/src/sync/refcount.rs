@@ -1,0 +1,149 @@
+//! `refcount_t` (include/linux/refcount.h, lib/refcount.c).
+//!
+//! # Invariants
+//!
+//! The counter saturates at [`REFCOUNT_SATURATED`] instead of wrapping: an increment
+//! from zero, an overflow or an underflow WARNs and pins the counter there, so the
+//! object leaks instead of being freed twice. Memory ordering follows the kernel:
+//! increments are relaxed, `dec_and_test` is release with an acquire fence on the final
+//! decrement.
+
+use super::{AtomicI32, Ordering, warn::warn};
+
+/// The saturation value, `INT_MIN / 2`.
+pub const REFCOUNT_SATURATED: i32 = i32::MIN / 2;
+
+/// A `refcount_t`.
+#[derive(Debug)]
+pub struct Refcount(AtomicI32);
+
+impl Refcount {
+    /// `REFCOUNT_INIT(n)`.
+    pub fn new(n: i32) -> Self {
+        Refcount(AtomicI32::new(n))
+    }
+
+    /// `refcount_read`.
+    pub fn read(&self) -> i32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `refcount_set`.
+    pub fn set(&self, n: i32) {
+        self.0.store(n, Ordering::Relaxed)
+    }
+
+    fn saturate(&self, msg: &'static str) {
+        self.0.store(REFCOUNT_SATURATED, Ordering::Relaxed);
+        warn(msg);
+    }
+
+    /// `refcount_inc`: WARNs on increment from zero ("addition on 0; use-after-free")
+    /// and on overflow, saturating in both cases.
+    pub fn inc(&self) {
+        let old = self.0.fetch_add(1, Ordering::Relaxed);
+        if old == 0 {
+            self.saturate("refcount_t: addition on 0; use-after-free.");
+        } else if old < 0 || old.wrapping_add(1) < 0 {
+            self.saturate("refcount_t: saturated; leaking memory.");
+        }
+    }
+
+    /// `refcount_inc_not_zero`: increments unless the count is zero; true if it did.
+    pub fn inc_not_zero(&self) -> bool {
+        let mut old = self.0.load(Ordering::Relaxed);
+        loop {
+            if old == 0 {
+                return false;
+            }
+            match self.0.compare_exchange_weak(
+                old,
+                old.wrapping_add(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(cur) => old = cur,
+            }
+        }
+        if old < 0 || old.wrapping_add(1) < 0 {
+            self.saturate("refcount_t: saturated; leaking memory.");
+        }
+        true
+    }
+
+    /// `refcount_dec_and_test`: true when this was the last reference. An underflow
+    /// WARNs ("underflow; use-after-free") and saturates.
+    pub fn dec_and_test(&self) -> bool {
+        let old = self.0.fetch_sub(1, Ordering::Release);
+        if old == 1 {
+            core::sync::atomic::fence(Ordering::Acquire);
+            #[cfg(loom)]
+            loom::sync::atomic::fence(Ordering::Acquire);
+            return true;
+        }
+        if old <= 0 || old.wrapping_sub(1) <= 0 {
+            self.saturate("refcount_t: underflow; use-after-free.");
+        }
+        false
+    }
+
+    /// `refcount_dec`: a decrement that must not be the last one (WARNs if it is).
+    pub fn dec(&self) {
+        if self.dec_and_test() {
+            warn("refcount_t: decrement hit 0; leaking memory.");
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::warn::warn_count;
+
+    #[test]
+    fn inc_dec_last() {
+        let r = Refcount::new(1);
+        r.inc();
+        assert_eq!(r.read(), 2);
+        assert!(!r.dec_and_test());
+        assert!(r.dec_and_test());
+        assert_eq!(r.read(), 0);
+    }
+
+    #[test]
+    fn inc_from_zero_saturates_and_warns() {
+        let before = warn_count();
+        let r = Refcount::new(0);
+        r.inc();
+        assert_eq!(r.read(), REFCOUNT_SATURATED);
+        assert!(warn_count() > before);
+        assert!(!r.dec_and_test(), "a saturated count never reaches zero");
+    }
+
+    #[test]
+    fn inc_not_zero_refuses_zero() {
+        let r = Refcount::new(0);
+        assert!(!r.inc_not_zero());
+        assert_eq!(r.read(), 0);
+        let r = Refcount::new(3);
+        assert!(r.inc_not_zero());
+        assert_eq!(r.read(), 4);
+    }
+
+    #[test]
+    fn underflow_saturates() {
+        let before = warn_count();
+        let r = Refcount::new(0);
+        assert!(!r.dec_and_test());
+        assert_eq!(r.read(), REFCOUNT_SATURATED);
+        assert!(warn_count() > before);
+    }
+
+    #[test]
+    fn overflow_saturates() {
+        let r = Refcount::new(i32::MAX);
+        r.inc();
+        assert_eq!(r.read(), REFCOUNT_SATURATED);
+    }
+}
