@@ -1,1 +1,8 @@
+//! The host for `kernel-core`: reading BTF and BPF ELF objects, this machine's kernel
+//! BTF, the running kernel as an oracle, and the `kptr-model` command line.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod elf;
+pub mod kernel_btf;
 pub mod oracle;

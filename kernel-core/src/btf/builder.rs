@@ -65,7 +65,13 @@ impl BtfBuilder {
     }
 
     /// Appends one type record verbatim; returns its id.
-    pub fn raw_type(&mut self, name_off: u32, info: u32, size_or_type: u32, trailing: &[u8]) -> u32 {
+    pub fn raw_type(
+        &mut self,
+        name_off: u32,
+        info: u32,
+        size_or_type: u32,
+        trailing: &[u8],
+    ) -> u32 {
         push32(&mut self.types, name_off);
         push32(&mut self.types, info);
         push32(&mut self.types, size_or_type);
@@ -73,6 +79,12 @@ impl BtfBuilder {
         let id = self.next_id;
         self.next_id += 1;
         id
+    }
+
+    /// Appends one type record with a name string; returns its id.
+    pub fn raw_named(&mut self, name: &str, info: u32, size_or_type: u32, trailing: &[u8]) -> u32 {
+        let n = self.add_str(name);
+        self.raw_type(n, info, size_or_type, trailing)
     }
 
     /// Appends raw bytes to the type section (no id is assigned).
@@ -85,7 +97,15 @@ impl BtfBuilder {
         self.next_id
     }
 
-    fn named(&mut self, name: &str, kind: BtfKind, kflag: bool, vlen: u16, st: u32, tr: &[u8]) -> u32 {
+    fn named(
+        &mut self,
+        name: &str,
+        kind: BtfKind,
+        kflag: bool,
+        vlen: u16,
+        st: u32,
+        tr: &[u8],
+    ) -> u32 {
         let n = self.add_str(name);
         self.raw_type(n, btf_info_enc(kind as u8, kflag, vlen), st, tr)
     }
@@ -127,7 +147,14 @@ impl BtfBuilder {
         push32(&mut tr, nelems);
         self.named("", BtfKind::Array, false, 0, 0, &tr)
     }
-    fn composite(&mut self, kind: BtfKind, name: &str, size: u32, kflag: bool, m: &[(&str, u32, u32)]) -> u32 {
+    fn composite(
+        &mut self,
+        kind: BtfKind,
+        name: &str,
+        size: u32,
+        kflag: bool,
+        m: &[(&str, u32, u32)],
+    ) -> u32 {
         let mut tr = Vec::new();
         for (mn, ty, off) in m {
             let no = self.add_str(mn);
@@ -208,7 +235,14 @@ impl BtfBuilder {
     }
     /// DECL_TAG on `target` (component -1 = the type itself).
     pub fn decl_tag(&mut self, value: &str, target: u32, component_idx: i32) -> u32 {
-        self.named(value, BtfKind::DeclTag, false, 0, target, &component_idx.to_ne_bytes())
+        self.named(
+            value,
+            BtfKind::DeclTag,
+            false,
+            0,
+            target,
+            &component_idx.to_ne_bytes(),
+        )
     }
 
     /// The header this builder writes.

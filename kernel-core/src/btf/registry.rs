@@ -188,7 +188,10 @@ impl KernelBtfs {
     pub fn remove_module(&self, name: &str) -> KResult<()> {
         let b = {
             let mut g = self.modules.lock();
-            let i = g.iter().position(|b| b.name() == name).ok_or(Errno::ENOENT)?;
+            let i = g
+                .iter()
+                .position(|b| b.name() == name)
+                .ok_or(Errno::ENOENT)?;
             g.swap_remove(i)
         };
         drop(b);

@@ -11,7 +11,9 @@ use core::fmt;
 
 use super::log::VerifierLog;
 use super::object::BtfRef;
-use super::types::{BtfData, BtfMember, BtfVarSecinfo, TypeRef, VOID_OFF, View, nosize, rd32, type_id_size_with};
+use super::types::{
+    BtfData, BtfMember, BtfVarSecinfo, TypeRef, VOID_OFF, View, nosize, rd32, type_id_size_with,
+};
 use super::uapi::*;
 use crate::errno::Errno;
 use crate::profile::Semantics;
@@ -293,7 +295,9 @@ impl<'a> Env<'a, '_> {
             return;
         }
         let name = self.v.name_by_offset(t.name_off());
-        let kind = BtfKind::from_u8(t.kind_raw()).unwrap_or(BtfKind::Unkn).as_str();
+        let kind = BtfKind::from_u8(t.kind_raw())
+            .unwrap_or(BtfKind::Unkn)
+            .as_str();
         vlog!(
             self,
             "[{}] {} {}{}",
@@ -338,7 +342,13 @@ impl<'a> Env<'a, '_> {
                 btf_member_bit_offset(m.offset)
             );
         } else {
-            vlog!(self, "\t{} type_id={} bits_offset={}", name, m.type_id, m.offset);
+            vlog!(
+                self,
+                "\t{} type_id={} bits_offset={}",
+                name,
+                m.type_id,
+                m.offset
+            );
         }
         if let Some(m) = msg {
             vlog!(self, " {}", m);
@@ -447,7 +457,11 @@ impl<'a> Env<'a, '_> {
                 }
             }
             BtfKind::TypeTag => {
-                if self.v.str_by_offset(t.name_off()).is_none_or(|s| s.is_empty()) {
+                if self
+                    .v
+                    .str_by_offset(t.name_off())
+                    .is_none_or(|s| s.is_empty())
+                {
                     return Err(self.type_fail(t, "Invalid name"));
                 }
             }
@@ -702,7 +716,11 @@ impl<'a> Env<'a, '_> {
         if left < needed {
             return Err(self.basic_meta_fail(t, left, needed));
         }
-        if self.v.str_by_offset(t.name_off()).is_none_or(|s| s.is_empty()) {
+        if self
+            .v
+            .str_by_offset(t.name_off())
+            .is_none_or(|s| s.is_empty())
+        {
             return Err(self.type_fail(t, "Invalid value"));
         }
         if t.vlen() != 0 {
@@ -732,7 +750,12 @@ impl<'a> Env<'a, '_> {
         }
         let left = left - BTF_TYPE_SIZE as u32;
         if t.info() & !BTF_INFO_MASK != 0 {
-            vlog!(self, "[{}] Invalid btf_info:{:x}", self.log_type_id, t.info());
+            vlog!(
+                self,
+                "[{}] Invalid btf_info:{:x}",
+                self.log_type_id,
+                t.info()
+            );
             return Err(fail(EINVAL, "[%u] Invalid btf_info:%x"));
         }
         let k = t.kind_raw();
@@ -741,7 +764,12 @@ impl<'a> Env<'a, '_> {
             return Err(fail(EINVAL, "[%u] Invalid kind:%u"));
         }
         if !self.v.name_offset_valid(t.name_off()) {
-            vlog!(self, "[{}] Invalid name_offset:{}", self.log_type_id, t.name_off());
+            vlog!(
+                self,
+                "[{}] Invalid name_offset:{}",
+                self.log_type_id,
+                t.name_off()
+            );
             return Err(fail(EINVAL, "[%u] Invalid name_offset:%u"));
         }
         let var = match t.kind() {
@@ -805,14 +833,20 @@ impl<'a> Env<'a, '_> {
         if id < self.v.start_id {
             return self.v.base.map_or(0, |b| b.resolved_type_id(id));
         }
-        self.rids.get((id - self.v.start_id) as usize).copied().unwrap_or(0)
+        self.rids
+            .get((id - self.v.start_id) as usize)
+            .copied()
+            .unwrap_or(0)
     }
 
     fn rsize(&self, id: u32) -> u32 {
         if id < self.v.start_id {
             return self.v.base.map_or(0, |b| b.resolved_type_size(id));
         }
-        self.rsizes.get((id - self.v.start_id) as usize).copied().unwrap_or(0)
+        self.rsizes
+            .get((id - self.v.start_id) as usize)
+            .copied()
+            .unwrap_or(0)
     }
 
     fn type_id_size(&self, id: u32) -> Option<(TypeRef<'a>, u32, u32)> {
@@ -1024,7 +1058,11 @@ impl<'a> Env<'a, '_> {
                 self.check_member(st, m, mt)
             }
             _ => {
-                self.log_type_impl(st, false, Some(format_args!("Unsupported check_kflag_member")));
+                self.log_type_impl(
+                    st,
+                    false,
+                    Some(format_args!("Unsupported check_kflag_member")),
+                );
                 Err(fail(EINVAL, "Unsupported check_kflag_member"))
             }
         }
@@ -1063,7 +1101,9 @@ impl<'a> Env<'a, '_> {
                         None => return Err(self.type_fail(&v.t, "Invalid type_id")),
                     }
                 }
-                if !next.is_void() && next.kind() != BtfKind::Fwd && next.kind() != BtfKind::FuncProto
+                if !next.is_void()
+                    && next.kind() != BtfKind::Fwd
+                    && next.kind() != BtfKind::FuncProto
                 {
                     return Err(self.type_fail(&v.t, "Invalid type_id"));
                 }
@@ -1284,7 +1324,10 @@ impl<'a> Env<'a, '_> {
                 self.log_type_impl(
                     &t,
                     true,
-                    Some(format_args!("Exceeded max resolving depth:{}", MAX_RESOLVE_DEPTH)),
+                    Some(format_args!(
+                        "Exceeded max resolving depth:{}",
+                        MAX_RESOLVE_DEPTH
+                    )),
                 );
             } else if f.errno == Errno::EEXIST {
                 self.log_type(&t, "Loop detected");
@@ -1304,7 +1347,11 @@ impl<'a> Env<'a, '_> {
     fn func_proto_check(&mut self, t: &TypeRef<'a>) -> VResult<()> {
         if t.type_id() != 0 {
             let rid = t.type_id();
-            let Some(rt) = self.v.type_by_id(rid).filter(|r| !is_resolve_source_only(r)) else {
+            let Some(rt) = self
+                .v
+                .type_by_id(rid)
+                .filter(|r| !is_resolve_source_only(r))
+            else {
                 return Err(self.type_fail(t, "Invalid return type"));
             };
             if needs_resolve(&rt) && !self.is_resolved(rid) {
@@ -1332,7 +1379,11 @@ impl<'a> Env<'a, '_> {
                 env.log_type_impl(t, true, Some(format_args!("Invalid arg#{}", i + 1)));
                 fail(EINVAL, "Invalid arg#%u")
             };
-            let Some(at) = self.v.type_by_id(aid).filter(|a| !is_resolve_source_only(a)) else {
+            let Some(at) = self
+                .v
+                .type_by_id(aid)
+                .filter(|a| !is_resolve_source_only(a))
+            else {
                 return Err(bad(self));
             };
             if no != 0 && (!self.v.name_offset_valid(no) || !name_valid_identifier(&self.v, no)) {
@@ -1420,7 +1471,9 @@ fn parse_hdr(b: &mut BtfData, log: &mut VerifierLog) -> VResult<()> {
         return Err(p.msg(EINVAL, "btf_header not found"));
     }
     if hdr_len as usize > BTF_HEADER_SIZE
-        && b.data[BTF_HEADER_SIZE..hdr_len as usize].iter().any(|&c| c != 0)
+        && b.data[BTF_HEADER_SIZE..hdr_len as usize]
+            .iter()
+            .any(|&c| c != 0)
     {
         return Err(p.msg(Errno::E2BIG, "Unsupported btf_header"));
     }
@@ -1448,7 +1501,11 @@ fn parse_hdr(b: &mut BtfData, log: &mut VerifierLog) -> VResult<()> {
     let mut secs = [(hdr.type_off, hdr.type_len), (hdr.str_off, hdr.str_len)];
     let cmp = |x: (u32, u32), y: (u32, u32)| -> i32 {
         let d = x.0.wrapping_sub(y.0) as i32;
-        if d != 0 { d } else { x.1.wrapping_sub(y.1) as i32 }
+        if d != 0 {
+            d
+        } else {
+            x.1.wrapping_sub(y.1) as i32
+        }
     };
     if cmp(secs[0], secs[1]) > 0 {
         secs.swap(0, 1);
