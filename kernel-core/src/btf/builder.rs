@@ -46,9 +46,10 @@ impl BtfBuilder {
         }
     }
 
-    /// Adds a string; returns its offset ("" is offset 0 in a base BTF).
+    /// Adds a string; returns its offset ("" is offset 0, the base's empty string in
+    /// a split BTF).
     pub fn add_str(&mut self, s: &str) -> u32 {
-        if s.is_empty() && self.str_base == 0 {
+        if s.is_empty() {
             return 0;
         }
         let off = self.str_base + self.strings.len() as u32;

@@ -109,6 +109,8 @@ struct Env<'a, 'l> {
     stack: [Option<Vertex<'a>>; MAX_RESOLVE_DEPTH],
     top: usize,
     sem: Semantics,
+    /// `btf_name_valid_identifier` per local string offset: 0 unknown, 1 yes, 2 no.
+    ident_cache: Vec<u8>,
 }
 
 macro_rules! vlog {
@@ -125,7 +127,22 @@ macro_rules! vlog {
 
 /// `_ctype` of lib/ctype.c (Latin-1): bit 0 upper, 1 lower, 2 digit, 3 punct,
 /// 4 hard space.
-const fn ctype(c: u8) -> u8 {
+static CTYPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = ctype_of(i as u8);
+        i += 1;
+    }
+    t
+};
+
+#[inline]
+fn ctype(c: u8) -> u8 {
+    CTYPE[c as usize]
+}
+
+const fn ctype_of(c: u8) -> u8 {
     const U: u8 = 1;
     const L: u8 = 2;
     const D: u8 = 4;
@@ -146,19 +163,8 @@ const fn ctype(c: u8) -> u8 {
     }
 }
 
-fn isalpha(c: u8) -> bool {
-    ctype(c) & 3 != 0
-}
-fn isalnum(c: u8) -> bool {
-    ctype(c) & 7 != 0
-}
 fn isprint(c: u8) -> bool {
     ctype(c) != 0
-}
-
-/// `__btf_name_char_ok`.
-fn name_char_ok(c: u8, first: bool) -> bool {
-    (if first { isalpha(c) } else { isalnum(c) }) || c == b'_' || c == b'.'
 }
 
 /// Reads up to `KSYM_NAME_LEN + 1` bytes of the string at `off` (the kernel never
@@ -175,21 +181,39 @@ fn raw_str_at<'a>(v: &View<'a>, off: u32) -> &'a [u8] {
     v.data.get(o..end).unwrap_or(&[])
 }
 
+/// `__btf_name_char_ok` as two tables: [first char, later chars].
+static NAME_OK: [[bool; 256]; 2] = {
+    let mut t = [[false; 256]; 2];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        let special = c == b'_' || c == b'.';
+        t[0][i] = ctype_of(c) & 3 != 0 || special;
+        t[1][i] = ctype_of(c) & 7 != 0 || special;
+        i += 1;
+    }
+    t
+};
+
 /// `btf_name_valid_identifier`.
 pub(crate) fn name_valid_identifier(v: &View<'_>, off: u32) -> bool {
     let s = raw_str_at(v, off);
-    let at = |i: usize| s.get(i).copied().unwrap_or(0);
-    if !name_char_ok(at(0), true) {
+    let Some(&first) = s.first() else {
+        return false;
+    };
+    if !NAME_OK[0][first as usize] {
         return false;
     }
-    let mut i = 1;
-    while at(i) != 0 && i < KSYM_NAME_LEN {
-        if !name_char_ok(at(i), false) {
+    let lim = s.len().min(KSYM_NAME_LEN);
+    for &c in &s[1..lim] {
+        if c == 0 {
+            return true;
+        }
+        if !NAME_OK[1][c as usize] {
             return false;
         }
-        i += 1;
     }
-    at(i) == 0
+    s.get(lim).is_none_or(|&c| c == 0)
 }
 
 /// `btf_name_valid_section`.
@@ -207,6 +231,28 @@ fn name_valid_section(v: &View<'_>, off: u32) -> bool {
         i += 1;
     }
     at(i) == 0
+}
+
+impl Env<'_, '_> {
+    /// `btf_name_valid_identifier`, memoised per string offset of this level.
+    fn ident_ok(&mut self, off: u32) -> bool {
+        let Some(i) = off.checked_sub(self.v.start_str_off) else {
+            return name_valid_identifier(&self.v, off);
+        };
+        if self.ident_cache.is_empty() {
+            self.ident_cache = vec![0; self.v.str_len as usize];
+        }
+        match self.ident_cache.get(i as usize) {
+            Some(1) => true,
+            Some(2) => false,
+            Some(_) => {
+                let ok = name_valid_identifier(&self.v, off);
+                self.ident_cache[i as usize] = if ok { 1 } else { 2 };
+                ok
+            }
+            None => name_valid_identifier(&self.v, off),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -452,7 +498,7 @@ impl<'a> Env<'a, '_> {
         }
         match t.kind() {
             BtfKind::Typedef => {
-                if t.name_off() == 0 || !name_valid_identifier(&self.v, t.name_off()) {
+                if t.name_off() == 0 || !self.ident_ok(t.name_off()) {
                     return Err(self.type_fail(t, "Invalid name"));
                 }
             }
@@ -482,7 +528,7 @@ impl<'a> Env<'a, '_> {
         if t.type_id() != 0 {
             return Err(self.type_fail(t, "type != 0"));
         }
-        if t.name_off() == 0 || !name_valid_identifier(&self.v, t.name_off()) {
+        if t.name_off() == 0 || !self.ident_ok(t.name_off()) {
             return Err(self.type_fail(t, "Invalid name"));
         }
         self.log_type_plain(t);
@@ -523,7 +569,7 @@ impl<'a> Env<'a, '_> {
         if left < needed {
             return Err(self.basic_meta_fail(t, left, needed));
         }
-        if t.name_off() != 0 && !name_valid_identifier(&self.v, t.name_off()) {
+        if t.name_off() != 0 && !self.ident_ok(t.name_off()) {
             return Err(self.type_fail(t, "Invalid name"));
         }
         self.log_type_plain(t);
@@ -538,7 +584,7 @@ impl<'a> Env<'a, '_> {
                 );
                 return Err(fail(EINVAL, "Invalid member name_offset:%u"));
             }
-            if m.name_off != 0 && !name_valid_identifier(&self.v, m.name_off) {
+            if m.name_off != 0 && !self.ident_ok(m.name_off) {
                 return Err(self.member_fail(t, &m, "Invalid name"));
             }
             if m.type_id == 0 || m.type_id > BTF_MAX_TYPE {
@@ -570,7 +616,7 @@ impl<'a> Env<'a, '_> {
         if t.size() > 8 || !t.size().is_power_of_two() {
             return Err(self.type_fail(t, "Unexpected size"));
         }
-        if t.name_off() != 0 && !name_valid_identifier(&self.v, t.name_off()) {
+        if t.name_off() != 0 && !self.ident_ok(t.name_off()) {
             return Err(self.type_fail(t, "Invalid name"));
         }
         self.log_type_plain(t);
@@ -586,8 +632,11 @@ impl<'a> Env<'a, '_> {
                 vlog!(self, "\tInvalid name_offset:{}", name_off);
                 return Err(fail(EINVAL, "\tInvalid name_offset:%u"));
             }
-            if name_off == 0 || !name_valid_identifier(&self.v, name_off) {
+            if name_off == 0 || !self.ident_ok(name_off) {
                 return Err(self.type_fail(t, "Invalid name"));
+            }
+            if !self.log.needed() {
+                continue;
             }
             let name = self.v.name_by_offset(name_off);
             match (is64, t.kflag()) {
@@ -616,7 +665,7 @@ impl<'a> Env<'a, '_> {
     }
 
     fn func_check_meta(&mut self, t: &TypeRef<'a>) -> VResult<u32> {
-        if t.name_off() == 0 || !name_valid_identifier(&self.v, t.name_off()) {
+        if t.name_off() == 0 || !self.ident_ok(t.name_off()) {
             return Err(self.type_fail(t, "Invalid name"));
         }
         if t.vlen() > BTF_FUNC_GLOBAL {
@@ -640,7 +689,7 @@ impl<'a> Env<'a, '_> {
         if t.kflag() {
             return Err(self.type_fail(t, "Invalid btf_info kind_flag"));
         }
-        if t.name_off() == 0 || !name_valid_identifier(&self.v, t.name_off()) {
+        if t.name_off() == 0 || !self.ident_ok(t.name_off()) {
             return Err(self.type_fail(t, "Invalid name"));
         }
         if t.type_id() == 0 || t.type_id() > BTF_MAX_TYPE {
@@ -1386,7 +1435,7 @@ impl<'a> Env<'a, '_> {
             else {
                 return Err(bad(self));
             };
-            if no != 0 && (!self.v.name_offset_valid(no) || !name_valid_identifier(&self.v, no)) {
+            if no != 0 && (!self.v.name_offset_valid(no) || !self.ident_ok(no)) {
                 return Err(bad(self));
             }
             if needs_resolve(&at) && !self.is_resolved(aid) {
@@ -1682,6 +1731,7 @@ impl<'a, 'l> Env<'a, 'l> {
             stack: [None; MAX_RESOLVE_DEPTH],
             top: 0,
             sem,
+            ident_cache: Vec::new(),
         }
     }
 }
@@ -1746,9 +1796,10 @@ mod tests {
 
     #[test]
     fn ctype_matches_kernel_table() {
-        assert!(isalpha(b'a') && isalpha(b'Z') && !isalpha(b'0'));
-        assert!(isalnum(b'7') && !isalnum(b'_'));
-        assert!(isalpha(0xc0) && isalpha(0xff) && !isalpha(0xd7) && !isalpha(0xf7));
+        let [first, rest] = &NAME_OK;
+        assert!(first[b'a' as usize] && first[b'Z' as usize] && !first[b'0' as usize]);
+        assert!(rest[b'7' as usize] && rest[b'_' as usize] && !rest[b'-' as usize]);
+        assert!(first[0xc0] && first[0xff] && !first[0xd7] && !first[0xf7] && !first[0x80]);
         assert!(!isprint(0x80) && isprint(0xa0) && isprint(b' ') && !isprint(b'\n'));
         assert!(!isprint(0x7f));
     }
