@@ -2,6 +2,7 @@
 //! BTF, the running kernel as an oracle, and the `kptr-model` command line.
 #![deny(missing_docs)]
 
+pub mod alloc_account;
 pub mod cli;
 pub mod elf;
 pub mod kernel_btf;

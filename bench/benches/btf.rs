@@ -1,0 +1,286 @@
+//! kernel-core's BTF loader and name lookup against libbpf (system, through the FFI
+//! declared below), aya-obj and btf-rs, in the same run on the same input bytes.
+//!
+//! Input: `$KPTR_BENCH_BTF` if set, else `/sys/kernel/btf/vmlinux`, read once. Without
+//! it every group is skipped with a message.
+//!
+//! Groups:
+//! - `load_vmlinux`: one parse of the whole file per iteration, freeing included.
+//! - `lookup`: 64 STRUCT names spread over the id range, one iteration looks all 64
+//!   up (throughput = 64 elements, so criterion's per-element rate and the `ratios`
+//!   printer give the per-lookup time).
+//!
+//! `cargo run -p kptr-bench --bin ratios` prints the Markdown table of a run.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+use std::ffi::{CStr, CString};
+use std::hint::black_box;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kernel_core::Semantics;
+use kernel_core::btf::{
+    BtfIdr, BtfRef, KernelBtfs, ParseOpts, btf_find_by_name_kind, btf_parse_vmlinux, btf_verify,
+};
+use kernel_core::sync::{Arc, Rcu};
+
+/// `BTF_KIND_STRUCT`.
+const KIND_STRUCT: u8 = 4;
+/// How many names the `lookup` group looks up per iteration.
+const N_NAMES: usize = 64;
+const DEFAULT_INPUT: &str = "/sys/kernel/btf/vmlinux";
+
+/// The system libbpf (1.x): just what the benches call.
+mod libbpf {
+    use std::ffi::{CStr, c_char, c_void};
+    use std::marker::{PhantomData, PhantomPinned};
+    use std::ptr::NonNull;
+
+    /// `struct btf`, opaque.
+    #[repr(C)]
+    pub struct RawBtf {
+        _data: [u8; 0],
+        _marker: PhantomData<(*mut u8, PhantomPinned)>,
+    }
+
+    // SAFETY: the signatures match libbpf 1.x's <bpf/btf.h> (`__u32`/`__s32` are
+    // `u32`/`i32`); the library is linked by build.rs.
+    unsafe extern "C" {
+        fn btf__new(data: *const c_void, size: u32) -> *mut RawBtf;
+        fn btf__free(btf: *mut RawBtf);
+        fn btf__find_by_name_kind(btf: *const RawBtf, type_name: *const c_char, kind: u32) -> i32;
+        fn btf__type_cnt(btf: *const RawBtf) -> u32;
+    }
+
+    /// An owned `struct btf *` from `btf__new`, freed on drop.
+    pub struct Btf(NonNull<RawBtf>);
+
+    impl Btf {
+        /// `btf__new`: libbpf copies `data` and parses it. libbpf 1.x returns NULL
+        /// (errno set) on error.
+        pub fn new(data: &[u8]) -> Option<Btf> {
+            let size = u32::try_from(data.len()).ok()?;
+            // SAFETY: `data` is valid for reads of `size` bytes for the whole call;
+            // btf__new copies it and keeps no pointer into it.
+            let p = unsafe { btf__new(data.as_ptr().cast(), size) };
+            NonNull::new(p).map(Btf)
+        }
+
+        /// `btf__find_by_name_kind`: the first id of this kind and name, or a
+        /// negative errno.
+        pub fn find_by_name_kind(&self, name: &CStr, kind: u32) -> i32 {
+            // SAFETY: `self.0` is a live btf from btf__new (freed only on drop) and
+            // `name` is NUL-terminated and outlives the call.
+            unsafe { btf__find_by_name_kind(self.0.as_ptr(), name.as_ptr(), kind) }
+        }
+
+        /// `btf__type_cnt`: number of types, void included.
+        pub fn type_cnt(&self) -> u32 {
+            // SAFETY: `self.0` is a live btf from btf__new.
+            unsafe { btf__type_cnt(self.0.as_ptr()) }
+        }
+    }
+
+    impl Drop for Btf {
+        fn drop(&mut self) {
+            // SAFETY: `self.0` came from btf__new and is freed exactly once, here.
+            unsafe { btf__free(self.0.as_ptr()) }
+        }
+    }
+}
+
+/// The input bytes, read once; `None` (after printing why) if unreadable.
+fn input() -> Option<&'static [u8]> {
+    static INPUT: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+    INPUT
+        .get_or_init(|| {
+            let path = std::env::var("KPTR_BENCH_BTF").unwrap_or_else(|_| DEFAULT_INPUT.into());
+            match std::fs::read(&path) {
+                Ok(d) => {
+                    eprintln!("kptr-bench: input {path} ({} bytes)", d.len());
+                    Some(d)
+                }
+                Err(e) => {
+                    eprintln!("kptr-bench: {path}: {e}; skipping the BTF benchmarks");
+                    None
+                }
+            }
+        })
+        .as_deref()
+}
+
+fn verify_opts() -> ParseOpts {
+    ParseOpts {
+        log_level: 0,
+        resolve: true,
+        sem: Semantics::V6_18,
+    }
+}
+
+fn load_vmlinux(c: &mut Criterion) {
+    let Some(data) = input() else { return };
+    // Every parser must accept the input before it is timed.
+    let ours = btf_parse_vmlinux(data, true, Semantics::V6_18).expect("kernel-core full parse");
+    let nr_types = ours.data().nr_types();
+    let lb = libbpf::Btf::new(data).expect("libbpf btf__new");
+    assert_eq!(
+        lb.type_cnt(),
+        nr_types,
+        "libbpf and kernel-core type counts"
+    );
+    drop((ours, lb));
+    aya_obj::btf::Btf::parse(data, object::Endianness::default()).expect("aya-obj parse");
+    btf_rs::Btf::from_bytes(data).expect("btf-rs from_bytes");
+
+    let mut g = c.benchmark_group("load_vmlinux");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("kptr_full_verify_index", |b| {
+        b.iter(|| btf_parse_vmlinux(black_box(data), true, Semantics::V6_18).unwrap())
+    });
+    g.bench_function("kptr_verify", |b| {
+        let opts = verify_opts();
+        b.iter(|| btf_verify(Box::from(black_box(data)), None, &opts).unwrap())
+    });
+    // What the kernel itself does for vmlinux at boot: metas only, plus the index.
+    g.bench_function("kptr_vmlinux_meta_index", |b| {
+        b.iter(|| btf_parse_vmlinux(black_box(data), false, Semantics::V6_18).unwrap())
+    });
+    g.bench_function("libbpf_btf_new", |b| {
+        b.iter(|| libbpf::Btf::new(black_box(data)).unwrap())
+    });
+    g.bench_function("aya_obj_parse", |b| {
+        b.iter(|| aya_obj::btf::Btf::parse(black_box(data), object::Endianness::default()).unwrap())
+    });
+    g.bench_function("btf_rs_from_bytes", |b| {
+        b.iter(|| btf_rs::Btf::from_bytes(black_box(data)).unwrap())
+    });
+    g.finish();
+}
+
+/// The first named STRUCT at or after each of `N_NAMES` evenly spaced ids (about
+/// every 2000th id on a 126k-type vmlinux), without repeats.
+fn pick_struct_names(btf: &BtfRef) -> Vec<String> {
+    let d = btf.data();
+    let step = (d.nr_types() / N_NAMES as u32).max(1);
+    let mut names: Vec<String> = Vec::with_capacity(N_NAMES);
+    for t in d.local_types() {
+        if names.len() == N_NAMES {
+            break;
+        }
+        if t.id() < 1 + names.len() as u32 * step || t.kind_raw() != KIND_STRUCT {
+            continue;
+        }
+        let Ok(name) = std::str::from_utf8(d.type_name(&t)) else {
+            continue;
+        };
+        if !name.is_empty() && !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+/// btf-rs has no kind-aware lookup: ids by name, then the first that is a struct.
+fn btf_rs_find_struct(btf: &btf_rs::Btf, name: &str) -> Option<u32> {
+    btf.resolve_ids_by_name(name).ok()?.into_iter().find(|&id| {
+        let t = btf.resolve_type_by_id(id);
+        matches!(t, Ok(btf_rs::Type::Struct(_)))
+    })
+}
+
+fn lookup(c: &mut Criterion) {
+    let Some(data) = input() else { return };
+    let vmlinux = btf_parse_vmlinux(data, true, Semantics::V6_18).expect("kernel-core full parse");
+    let names = pick_struct_names(&vmlinux);
+    assert!(!names.is_empty(), "no named STRUCT in the input");
+    let cnames: Vec<CString> = names
+        .iter()
+        .map(|n| CString::new(n.as_str()).unwrap())
+        .collect();
+    let kernel = KernelBtfs::new(BtfIdr::new(Arc::new(Rcu::new())), Some(vmlinux)).unwrap();
+    let ours = kernel.vmlinux().unwrap();
+    let lb = libbpf::Btf::new(data).expect("libbpf btf__new");
+    let aya = aya_obj::btf::Btf::parse(data, object::Endianness::default()).expect("aya-obj");
+    let brs = btf_rs::Btf::from_bytes(data).expect("btf-rs");
+
+    // Everyone must find the same first id for every name.
+    for (n, cn) in names.iter().zip(&cnames) {
+        let id = btf_find_by_name_kind(ours, n, KIND_STRUCT).expect("kernel-core lookup");
+        let (id2, b) = kernel.bpf_find_btf_id(n, KIND_STRUCT).unwrap();
+        drop(b);
+        let lid = lb.find_by_name_kind(cn, u32::from(KIND_STRUCT));
+        let aid = aya
+            .id_by_type_name_kind(n, aya_obj::btf::BtfKind::Struct)
+            .unwrap();
+        let rid = btf_rs_find_struct(&brs, n);
+        assert!(
+            id2 == id && i64::from(lid) == i64::from(id) && aid == id && rid == Some(id),
+            "{n}: kernel-core {id}, bpf_find_btf_id {id2}, libbpf {lid}, aya-obj {aid}, btf-rs {rid:?}"
+        );
+    }
+    eprintln!(
+        "kptr-bench: lookup names ({}): {} .. {}",
+        names.len(),
+        names[0],
+        names[names.len() - 1]
+    );
+
+    let mut g = c.benchmark_group("lookup");
+    g.throughput(Throughput::Elements(names.len() as u64));
+    g.bench_function("kptr_btf_find_by_name_kind", |b| {
+        b.iter(|| {
+            for n in &names {
+                black_box(btf_find_by_name_kind(ours, black_box(n), KIND_STRUCT).unwrap());
+            }
+        })
+    });
+    g.bench_function("kptr_bpf_find_btf_id", |b| {
+        b.iter(|| {
+            for n in &names {
+                let (id, btf) = kernel.bpf_find_btf_id(black_box(n), KIND_STRUCT).unwrap();
+                drop(btf);
+                black_box(id);
+            }
+        })
+    });
+    g.bench_function("libbpf_btf_find_by_name_kind", |b| {
+        b.iter(|| {
+            for n in &cnames {
+                let n: &CStr = black_box(n);
+                black_box(lb.find_by_name_kind(n, u32::from(KIND_STRUCT)));
+            }
+        })
+    });
+    g.bench_function("aya_obj_id_by_type_name_kind", |b| {
+        b.iter(|| {
+            for n in &names {
+                let kind = aya_obj::btf::BtfKind::Struct;
+                black_box(aya.id_by_type_name_kind(black_box(n), kind).unwrap());
+            }
+        })
+    });
+    g.bench_function("btf_rs_resolve_ids_by_name", |b| {
+        b.iter(|| {
+            for n in &names {
+                black_box(btf_rs_find_struct(&brs, black_box(n)).unwrap());
+            }
+        })
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = load_vmlinux, lookup
+}
+criterion_main!(benches);

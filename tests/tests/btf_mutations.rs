@@ -1,0 +1,177 @@
+//! Bad input never panics and never allocates beyond a small multiple of its size:
+//! at least 100,000 mutated BTF blobs per run (seed from `KPTR_MUTATION_SEED`, count
+//! from `KPTR_MUTATIONS`), each answered with an errno and a message, or accepted.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use kernel_core::Semantics;
+use kernel_core::btf::{btf_parse, btf_parse_vmlinux};
+use kptr_tests::btf_corpus::{all_kinds, blobs};
+use shim_std::alloc_account::{CountingAlloc, live_bytes, peak_bytes, reset_peak};
+
+#[global_allocator]
+static A: CountingAlloc = CountingAlloc;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const INTERESTING: [u32; 12] = [
+    0,
+    1,
+    2,
+    3,
+    4,
+    7,
+    8,
+    0x7f,
+    0xffff,
+    0x000f_ffff,
+    0x7fff_ffff,
+    0xffff_ffff,
+];
+
+fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+    let mut v = seed.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        if v.is_empty() {
+            v.push(rng.next() as u8);
+            continue;
+        }
+        match rng.below(8) {
+            0 => {
+                let i = rng.below(v.len());
+                v[i] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let i = rng.below(v.len());
+                v[i] = rng.next() as u8;
+            }
+            2 | 3 => {
+                // An aligned u32 field (header fields, type words) set to an edge value.
+                let i = rng.below(v.len() / 4) * 4;
+                if i + 4 <= v.len() {
+                    let x = if rng.below(2) == 0 {
+                        INTERESTING[rng.below(INTERESTING.len())]
+                    } else {
+                        rng.next() as u32
+                    };
+                    v[i..i + 4].copy_from_slice(&x.to_ne_bytes());
+                }
+            }
+            4 => {
+                let n = rng.below(v.len());
+                v.truncate(n);
+            }
+            5 => {
+                let extra = 1 + rng.below(32);
+                for _ in 0..extra {
+                    v.push(rng.next() as u8);
+                }
+            }
+            6 => {
+                // Duplicate a chunk (repeated type records).
+                let a = rng.below(v.len());
+                let len = (1 + rng.below(48)).min(v.len() - a);
+                let chunk: Vec<u8> = v[a..a + len].to_vec();
+                let at = rng.below(v.len());
+                v.splice(at..at, chunk);
+            }
+            _ => {
+                // Keep the header consistent with a changed size, so the type and string
+                // sections get exercised rather than the header checks alone.
+                if v.len() >= 24 {
+                    let total = (v.len() - 24) as u32;
+                    let str_len = u32::from_ne_bytes([v[20], v[21], v[22], v[23]]).min(total);
+                    let type_len = total - str_len;
+                    v[8..12].copy_from_slice(&0u32.to_ne_bytes());
+                    v[12..16].copy_from_slice(&type_len.to_ne_bytes());
+                    v[16..20].copy_from_slice(&type_len.to_ne_bytes());
+                    v[20..24].copy_from_slice(&str_len.to_ne_bytes());
+                }
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn mutated_blobs_get_an_errno_never_a_panic() {
+    let seed: u64 = std::env::var("KPTR_MUTATION_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x6b70_7472);
+    let count: usize = std::env::var("KPTR_MUTATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let mut seeds: Vec<Vec<u8>> = blobs().into_iter().map(|b| b.bytes).collect();
+    seeds.push(all_kinds());
+    for p in kptr_tests::fixture_objects() {
+        if let Ok(o) = std::fs::read(&p)
+            .map_err(|_| ())
+            .and_then(|d| shim_std::elf::read_bpf_object(&d).map_err(|_| ()))
+        {
+            seeds.push(o.btf);
+        }
+    }
+    let mut rng = Rng(seed | 1);
+    let (mut ok, mut rejected) = (0usize, 0usize);
+    let mut max_ratio = 0f64;
+    for i in 0..count {
+        let s = &seeds[rng.below(seeds.len())];
+        let input = mutate(&mut rng, s);
+        let base = reset_peak();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            let summary = |e: kernel_core::btf::BtfParseError| (e.errno, e.reason);
+            (
+                btf_parse(&input, (i % 7 == 0) as u32, Semantics::V6_18)
+                    .map(|_| ())
+                    .map_err(summary),
+                btf_parse_vmlinux(&input, i % 2 == 0, Semantics::V6_12)
+                    .map(|_| ())
+                    .map_err(summary),
+            )
+        }));
+        let peak = (peak_bytes() - base).max(0) as f64;
+        assert_eq!(live_bytes(), base, "case {i}: memory left behind");
+        let (user, kernel) = match r {
+            Ok(x) => x,
+            Err(_) => panic!("case {i} (seed {seed}) panicked on input {input:02x?}"),
+        };
+        for res in [user, kernel] {
+            match res {
+                Ok(()) => ok += 1,
+                Err((errno, reason)) => {
+                    rejected += 1;
+                    assert!(errno.name().is_some(), "case {i}: unnamed errno {errno:?}");
+                    assert!(!reason.is_empty(), "case {i}: no reason");
+                }
+            }
+        }
+        // The logged parse (1 in 7) also writes text; the rest must stay within a
+        // small multiple of the input.
+        if i % 7 != 0 {
+            let ratio = peak / (input.len().max(64) as f64);
+            max_ratio = max_ratio.max(ratio);
+            assert!(
+                peak <= 8.0 * input.len() as f64 + 8192.0,
+                "case {i}: peak {peak} bytes for a {}-byte input",
+                input.len()
+            );
+        }
+    }
+    eprintln!(
+        "{count} mutated blobs: {ok} accepted, {rejected} rejected, peak allocation up to {max_ratio:.1}x the input"
+    );
+    assert!(ok > 0 && rejected > count / 2);
+}
