@@ -6,7 +6,7 @@
 //!
 //! Groups:
 //! - `load_vmlinux`: one parse of the whole file per iteration, freeing included.
-//! - `lookup`: 64 STRUCT names spread over the id range, one iteration looks all 64
+//! - `lookup`: 64 STRUCT names spread over the named STRUCTs' ids, one iteration looks all 64
 //!   up (throughput = 64 elements, so criterion's per-element rate and the `ratios`
 //!   printer give the per-lookup time).
 //!
@@ -159,27 +159,24 @@ fn load_vmlinux(c: &mut Criterion) {
     g.finish();
 }
 
-/// The first named STRUCT at or after each of `N_NAMES` evenly spaced ids (about
-/// every 2000th id on a 126k-type vmlinux), without repeats.
+/// `N_NAMES` STRUCT names spread evenly over the named STRUCTs in id order (every
+/// ~150th of vmlinux's ~9,600, ids ~100..45,000): each name is kept at its first id
+/// only, so the list has no repeats.
 fn pick_struct_names(btf: &BtfRef) -> Vec<String> {
     let d = btf.data();
-    let step = (d.nr_types() / N_NAMES as u32).max(1);
-    let mut names: Vec<String> = Vec::with_capacity(N_NAMES);
+    let mut all: Vec<&str> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for t in d.local_types() {
-        if names.len() == N_NAMES {
-            break;
-        }
-        if t.id() < 1 + names.len() as u32 * step || t.kind_raw() != KIND_STRUCT {
+        if t.kind_raw() != KIND_STRUCT {
             continue;
         }
-        let Ok(name) = std::str::from_utf8(d.type_name(&t)) else {
-            continue;
-        };
-        if !name.is_empty() && !names.iter().any(|n| n == name) {
-            names.push(name.to_owned());
+        match std::str::from_utf8(d.type_name(&t)) {
+            Ok(name) if !name.is_empty() && seen.insert(name) => all.push(name),
+            _ => {}
         }
     }
-    names
+    let n = all.len().min(N_NAMES);
+    (0..n).map(|i| all[i * all.len() / n].to_owned()).collect()
 }
 
 /// btf-rs has no kind-aware lookup: ids by name, then the first that is a struct.
@@ -206,6 +203,7 @@ fn lookup(c: &mut Criterion) {
     let brs = btf_rs::Btf::from_bytes(data).expect("btf-rs");
 
     // Everyone must find the same first id for every name.
+    let mut ids = Vec::with_capacity(names.len());
     for (n, cn) in names.iter().zip(&cnames) {
         let id = btf_find_by_name_kind(ours, n, KIND_STRUCT).expect("kernel-core lookup");
         let (id2, b) = kernel.bpf_find_btf_id(n, KIND_STRUCT).unwrap();
@@ -219,12 +217,18 @@ fn lookup(c: &mut Criterion) {
             id2 == id && i64::from(lid) == i64::from(id) && aid == id && rid == Some(id),
             "{n}: kernel-core {id}, bpf_find_btf_id {id2}, libbpf {lid}, aya-obj {aid}, btf-rs {rid:?}"
         );
+        ids.push(id);
     }
     eprintln!(
-        "kptr-bench: lookup names ({}): {} .. {}",
+        "kptr-bench: {} STRUCT names, ids {}..{} of {}: {} (#{}) .. {} (#{})",
         names.len(),
+        ids[0],
+        ids[ids.len() - 1],
+        ours.data().nr_types(),
         names[0],
-        names[names.len() - 1]
+        ids[0],
+        names[names.len() - 1],
+        ids[ids.len() - 1]
     );
 
     let mut g = c.benchmark_group("lookup");

@@ -4,6 +4,7 @@
 
 pub mod alloc_account;
 pub mod cli;
+pub mod dump;
 pub mod elf;
 pub mod kernel_btf;
 pub mod oracle;
