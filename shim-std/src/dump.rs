@@ -68,7 +68,10 @@ pub fn type_json(d: &BtfData, t: &TypeRef<'_>) -> Value {
         }
         BtfKind::Enum | BtfKind::Enum64 => {
             let signed = t.kflag();
-            o.insert("encoding".into(), json!(if signed { "SIGNED" } else { "UNSIGNED" }));
+            o.insert(
+                "encoding".into(),
+                json!(if signed { "SIGNED" } else { "UNSIGNED" }),
+            );
             o.insert("size".into(), json!(t.size()));
             o.insert("vlen".into(), json!(t.vlen()));
             let vals: Vec<Value> = (0..t.vlen())
@@ -86,7 +89,10 @@ pub fn type_json(d: &BtfData, t: &TypeRef<'_>) -> Value {
             o.insert("values".into(), Value::Array(vals));
         }
         BtfKind::Fwd => {
-            o.insert("fwd_kind".into(), json!(if t.kflag() { "union" } else { "struct" }));
+            o.insert(
+                "fwd_kind".into(),
+                json!(if t.kflag() { "union" } else { "struct" }),
+            );
         }
         BtfKind::FuncProto => {
             o.insert("ret_type_id".into(), json!(t.type_id()));

@@ -40,3 +40,17 @@ pub fn kernel_skip(what: &str) -> bool {
         }
     }
 }
+
+/// Whether an object may be given to the running kernel: its source's header says
+/// `KERNEL_SAFE: no` for layouts that fire a kernel WARN (and taint the kernel).
+/// An object whose source cannot be read is treated as unsafe.
+pub fn kernel_safe(obj: &std::path::Path) -> bool {
+    let Some(stem) = obj.file_stem() else {
+        return false;
+    };
+    let src = fixtures_dir().join("bpf").join(stem).with_extension("c");
+    match std::fs::read_to_string(src) {
+        Ok(s) => !s.contains("KERNEL_SAFE: no"),
+        Err(_) => false,
+    }
+}

@@ -23,20 +23,31 @@ fn bpftool_json(path: &std::path::Path) -> Option<serde_json::Value> {
 #[test]
 fn fixtures_match_bpftool_type_for_type() {
     let objs = kptr_tests::fixture_objects();
-    assert!(!objs.is_empty(), "no compiled fixtures under tests/fixtures/obj");
+    assert!(
+        !objs.is_empty(),
+        "no compiled fixtures under tests/fixtures/obj"
+    );
     if Command::new("bpftool").arg("version").output().is_err() {
         eprintln!("NOT RUN: bpftool is not installed");
-        assert!(std::env::var("KPTR_REQUIRE_KERNEL").as_deref() != Ok("1"), "bpftool required");
+        assert!(
+            std::env::var("KPTR_REQUIRE_KERNEL").as_deref() != Ok("1"),
+            "bpftool required"
+        );
         return;
     }
     let mut types = 0;
+    let mut verdicts = Vec::new();
     for p in &objs {
         let data = std::fs::read(p).expect("read object");
         let obj = read_bpf_object(&data).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         // bpftool prints the .BTF as clang wrote it, DATASEC sizes and VAR offsets still
         // 0; the model reads the finalised copy (the kernel refuses a 0-size DATASEC),
         // so those two fields are compared with the ELF instead.
-        let opts = ParseOpts { log_level: 0, resolve: false, sem: Semantics::V6_18 };
+        let opts = ParseOpts {
+            log_level: 0,
+            resolve: false,
+            sem: Semantics::V6_18,
+        };
         let (raw, _) = btf_verify(obj.btf.clone().into_boxed_slice(), None, &opts)
             .unwrap_or_else(|e| panic!("{}: finalised .BTF: {e}", p.display()));
         let mut ours = types_json(&raw);
@@ -63,14 +74,57 @@ fn fixtures_match_bpftool_type_for_type() {
             "{}: type count",
             p.display()
         );
-        for (x, y) in a.as_array().into_iter().flatten().zip(b.as_array().into_iter().flatten()) {
+        for (x, y) in a
+            .as_array()
+            .into_iter()
+            .flatten()
+            .zip(b.as_array().into_iter().flatten())
+        {
             assert_eq!(x, y, "{}", p.display());
             types += 1;
         }
-        // The finalised BTF is what BPF_BTF_LOAD receives: it passes the verifier's
-        // meta, resolve and type-tag passes (struct metas are judged elsewhere).
-        kernel_core::btf::btf_parse(&obj.btf, 0, Semantics::V6_18)
-            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        verdicts.push((p.clone(), obj.btf));
     }
-    eprintln!("{} objects, {types} types identical to bpftool's", objs.len());
+    eprintln!(
+        "{} objects, {types} types identical to bpftool's",
+        objs.len()
+    );
+    if kptr_tests::kernel_skip("BPF_BTF_LOAD of the fixture objects") {
+        return;
+    }
+    // The finalised BTF is what BPF_BTF_LOAD receives. Where the verifier passes
+    // (header, metas, resolve, type tags) fail, the model's errno and log must be the
+    // kernel's; a kernel refusal the verifier does not explain comes from struct metas.
+    let mut same = 0;
+    let mut metas = Vec::new();
+    let mut kept_out = Vec::new();
+    for (p, btf) in verdicts {
+        if !kptr_tests::kernel_safe(&p) {
+            kept_out.push(p.display().to_string());
+            continue;
+        }
+        let k = shim_std::oracle::btf_load(&btf);
+        match kernel_core::btf::btf_parse_with_log(&btf, 1, Semantics::V6_18) {
+            Ok((_, log)) if k.errno.is_none() => {
+                assert_eq!(log, k.log, "{}", p.display());
+                same += 1;
+            }
+            Ok(_) => metas.push(format!("{} ({:?})", p.display(), k.errno)),
+            Err(e) => {
+                assert_eq!(Some(e.errno.raw()), k.errno, "{}", p.display());
+                assert_eq!(e.log, k.log, "{}", p.display());
+                same += 1;
+            }
+        }
+    }
+    eprintln!("{same} objects: same BTF-load verdict and log as the kernel");
+    eprintln!("kept out of the kernel (KERNEL_SAFE: no): {kept_out:?}");
+    assert!(
+        kept_out.len() >= 2,
+        "the spin_lock + res_spin_lock layouts must be kept out"
+    );
+    eprintln!(
+        "{} refused by the kernel's struct-meta pass: {metas:?}",
+        metas.len()
+    );
 }
