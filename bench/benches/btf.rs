@@ -19,7 +19,7 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use kernel_core::Semantics;
 use kernel_core::btf::{
     BtfIdr, BtfRef, KernelBtfs, ParseOpts, btf_find_by_name_kind, btf_parse_vmlinux, btf_verify,
@@ -135,6 +135,9 @@ fn load_vmlinux(c: &mut Criterion) {
     btf_rs::Btf::from_bytes(data).expect("btf-rs from_bytes");
 
     let mut g = c.benchmark_group("load_vmlinux");
+    // Milliseconds per iteration: equal-sized samples fit the 3 s budget, where
+    // criterion's linear sampling needs 210 iterations.
+    g.sampling_mode(SamplingMode::Flat);
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.bench_function("kptr_full_verify_index", |b| {
         b.iter(|| btf_parse_vmlinux(black_box(data), true, Semantics::V6_18).unwrap())

@@ -56,10 +56,10 @@ pub fn type_json(d: &BtfData, t: &TypeRef<'_>) -> Value {
                         "bits_offset": t.member_bit_offset(&m),
                     });
                     let bf = t.member_bitfield_size(&m);
-                    if bf != 0 {
-                        if let Some(mo) = mv.as_object_mut() {
-                            mo.insert("bitfield_size".into(), json!(bf));
-                        }
+                    if bf != 0
+                        && let Some(mo) = mv.as_object_mut()
+                    {
+                        mo.insert("bitfield_size".into(), json!(bf));
                     }
                     mv
                 })

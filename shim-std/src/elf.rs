@@ -82,10 +82,10 @@ pub fn read_bpf_object(data: &[u8]) -> Result<BpfObject, LoadError> {
         let (Ok(name), Some(idx)) = (sym.name(), sym.section_index()) else {
             continue;
         };
-        if let Ok(s) = file.section_by_index(idx) {
-            if let Ok(sn) = s.name() {
-                syms.insert((sn.to_string(), name.to_string()), sym.address());
-            }
+        if let Ok(s) = file.section_by_index(idx)
+            && let Ok(sn) = s.name()
+        {
+            syms.insert((sn.to_string(), name.to_string()), sym.address());
         }
     }
     let mut btf = btf_raw.clone();

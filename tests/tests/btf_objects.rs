@@ -91,7 +91,7 @@ fn last_put_unpublishes_then_frees_after_grace_period() {
     let idr = BtfIdr::new(rcu.clone());
     let mut b = btf_parse(&base_blob(), 0, Semantics::V6_18).expect("parse");
     assert_eq!(b.refcount(), 1);
-    let id = idr.publish(&mut b).expect("publish");
+    let id = BtfIdr::publish(&idr, &mut b).expect("publish");
     assert_eq!(b.id(), id);
     let extra = btf_get(&b);
     assert_eq!(b.refcount(), 2);
@@ -116,16 +116,20 @@ fn ids_are_cyclic_from_one() {
     let idr = BtfIdr::new(Arc::new(Rcu::new()));
     let mut a = btf_parse(&base_blob(), 0, Semantics::V6_18).expect("parse");
     let mut b = btf_parse(&base_blob(), 0, Semantics::V6_18).expect("parse");
-    assert_eq!(idr.publish(&mut a), Ok(1));
-    assert_eq!(idr.publish(&mut b), Ok(2));
+    assert_eq!(BtfIdr::publish(&idr, &mut a), Ok(1));
+    assert_eq!(BtfIdr::publish(&idr, &mut b), Ok(2));
     drop(a);
     let mut c = btf_parse(&base_blob(), 0, Semantics::V6_18).expect("parse");
     assert_eq!(
-        idr.publish(&mut c),
+        BtfIdr::publish(&idr, &mut c),
         Ok(3),
         "cyclic: a freed id is not reused at once"
     );
-    assert_eq!(idr.publish(&mut c), Err(Errno::EINVAL), "already published");
+    assert_eq!(
+        BtfIdr::publish(&idr, &mut c),
+        Err(Errno::EINVAL),
+        "already published"
+    );
 }
 
 #[test]

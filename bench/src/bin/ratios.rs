@@ -86,14 +86,13 @@ fn fmt_time(ns: f64) -> String {
     format!("{v:.digits$} {unit}")
 }
 
+/// Three significant digits, so that ratios far below 1 stay readable.
 fn fmt_ratio(r: f64) -> String {
-    if r >= 10.0 {
-        format!("{r:.1}×")
-    } else if r >= 0.1 {
-        format!("{r:.2}×")
-    } else {
-        format!("{r:.3}×")
+    if !r.is_finite() || r <= 0.0 {
+        return format!("{r}");
     }
+    let digits = (2 - r.log10().floor() as i32).max(0) as usize;
+    format!("{r:.digits$}×")
 }
 
 fn main() -> ExitCode {
@@ -123,7 +122,7 @@ fn main() -> ExitCode {
             let per = r
                 .elements
                 .filter(|&n| n > 1)
-                .map_or_else(|| "".to_owned(), |n| fmt_time(r.mean_ns / n as f64));
+                .map_or_else(|| "—".to_owned(), |n| fmt_time(r.mean_ns / n as f64));
             let ratio = libbpf.map_or_else(|| "n/a".to_owned(), |l| fmt_ratio(r.mean_ns / l));
             out.push_str(&format!(
                 "| {group} | {} | {} | {per} | {ratio} |\n",

@@ -55,6 +55,7 @@ impl Btf {
     }
 
     /// Wraps verified data as a new object with one reference (`refcount_set(.., 1)`).
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(data: BtfData, name: &str, origin: BtfOrigin) -> BtfRef {
         let kernel_btf = origin == BtfOrigin::Kernel;
         let name_index = kernel_btf.then(|| NameIndex::build(&data));

@@ -48,12 +48,12 @@ impl BtfIdr {
 
     /// `btf_alloc_id`: publishes a new object under the next cyclic id (from 1).
     /// The object must be fresh (one reference, unpublished).
-    pub fn publish(self: &Arc<Self>, b: &mut BtfRef) -> KResult<u32> {
+    pub fn publish(this: &Arc<Self>, b: &mut BtfRef) -> KResult<u32> {
         if b.id() != 0 || b.refcount() != 1 {
             return Err(Errno::EINVAL);
         }
-        b.set_idr(self.clone());
-        let mut g = self.inner.lock();
+        b.set_idr(Arc::clone(this));
+        let mut g = this.inner.lock();
         let mut id = g.next;
         let start = id;
         while g.map.contains_key(&id) {
@@ -123,10 +123,8 @@ pub fn btf_find_by_name_kind(btf: &BtfRef, name: &str, kind: u8) -> KResult<u32>
 
 fn find_in(btf: &Btf, name: &[u8], kind: u8) -> Option<u32> {
     let data = btf.data();
-    if let Some(base) = data.base() {
-        if let Some(id) = find_in(base, name, kind) {
-            return Some(id);
-        }
+    if let Some(id) = data.base().and_then(|base| find_in(base, name, kind)) {
+        return Some(id);
     }
     match btf.name_index() {
         Some(ix) => ix.find(data, name, kind),
@@ -154,7 +152,7 @@ impl KernelBtfs {
     pub fn new(idr: Arc<BtfIdr>, vmlinux: Option<BtfRef>) -> KResult<KernelBtfs> {
         let vmlinux = match vmlinux {
             Some(mut v) => {
-                idr.publish(&mut v)?;
+                BtfIdr::publish(&idr, &mut v)?;
                 Some(v)
             }
             None => None,
@@ -179,7 +177,7 @@ impl KernelBtfs {
     /// `btf_module_notify(MODULE_STATE_COMING)`: publishes a module's BTF; the
     /// module list keeps one reference.
     pub fn add_module(&self, mut btf: BtfRef) -> KResult<u32> {
-        let id = self.idr.publish(&mut btf)?;
+        let id = BtfIdr::publish(&self.idr, &mut btf)?;
         self.modules.lock().push(btf);
         Ok(id)
     }

@@ -1026,7 +1026,7 @@ impl<'a> Env<'a, '_> {
             }
             BtfKind::Float => {
                 let align_bits = 8u64.min(mt.size() as u64) * 8;
-                if align_bits == 0 || (off as u64) % align_bits != 0 {
+                if align_bits == 0 || !(off as u64).is_multiple_of(align_bits) {
                     return Err(self.member_fail(st, m, "Member is not properly aligned"));
                 }
                 if (off as u64) / 8 + mt.size() as u64 > st.size() as u64 {
@@ -1131,11 +1131,12 @@ impl<'a> Env<'a, '_> {
         }
         if (k == BtfKind::Ptr || k == BtfKind::Var) && next.is_modifier() {
             let (rt, rid) = self.type_id_resolve(next_id);
-            if let Some(rt) = rt {
-                if rt.kind() == BtfKind::Ptr && !self.is_resolve_sink(&rt) && !self.is_resolved(rid)
-                {
-                    return self.stack_push(rt, rid);
-                }
+            if let Some(rt) = rt
+                && rt.kind() == BtfKind::Ptr
+                && !self.is_resolve_sink(&rt)
+                && !self.is_resolved(rid)
+            {
+                return self.stack_push(rt, rid);
             }
         }
         match self.type_id_size(next_id) {

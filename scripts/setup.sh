@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need on a fresh Debian machine: clang-19 and
+# llvm-19 (to rebuild the BPF fixtures), libbpf-dev (the benchmark peer), bpftool (the
+# type-dump comparison), pkg-config. Idempotent; installs only what is missing.
+set -euo pipefail
+need=()
+for p in clang-19 llvm-19 libbpf-dev bpftool pkg-config; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
