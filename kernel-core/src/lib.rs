@@ -11,7 +11,10 @@ extern crate alloc;
 
 pub mod btf;
 pub mod errno;
+pub mod map;
+pub mod module;
 pub mod profile;
+pub mod record;
 pub mod sync;
 
 pub use errno::{Errno, KResult};

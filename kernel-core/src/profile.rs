@@ -11,6 +11,43 @@ pub struct Semantics {
     /// ("bpf: allow kind_flag for BTF type and decl tags", for `btf_type_attr`); the
     /// running 6.18 kernel accepts it.
     pub btf_tag_kflag: bool,
+    /// A `__kptr` whose pointee exists only in program BTF is a local kptr (an object
+    /// from `bpf_obj_new`). Before it, `bpf_find_btf_id`'s -ENOENT fails the field.
+    /// c8e18754 "bpf: Support __kptr to local kptrs".
+    pub local_kptr: bool,
+    /// A local kptr field holds a reference on the program BTF (`btf_get` in
+    /// `btf_parse_kptr`, `btf_put` in `btf_record_free`). From c8e18754; dropped in
+    /// v6.12 (only kernel BTFs are referenced since).
+    pub local_kptr_holds_btf: bool,
+    /// The local kptr's destructor slot holds `__bpf_obj_drop_impl` (c8e18754's
+    /// `dtor`/`obj_drop` union); v6.4 (9e36a204bd43) stores NULL and branches on
+    /// `btf_is_kernel` at teardown.
+    pub local_kptr_dtor_obj_drop: bool,
+    /// `bpf_refcount` (v6.4 refcount series); list_node and rb_node grow an owner
+    /// field (16 -> 24, 24 -> 32 bytes).
+    pub refcount: bool,
+    /// `__percpu_kptr` (v6.6).
+    pub percpu_kptr: bool,
+    /// `bpf_wq` (v6.10, d56b63cf0c0f; `BTF_FIELDS_MAX` 10 -> 11).
+    pub wq: bool,
+    /// Special fields inside arrays and nested structs (v6.10, `btf_find_field_one`,
+    /// `btf_repeat_fields`).
+    pub nested_fields: bool,
+    /// Struct metas also parse kptrs: local objects may hold kptrs (v6.12).
+    pub struct_meta_kptrs: bool,
+    /// `__uptr` in task storage (v6.13).
+    pub uptr: bool,
+    /// `bpf_res_spin_lock` (v6.15).
+    pub res_spin_lock: bool,
+    /// `bpf_task_work` (v6.18).
+    pub task_work: bool,
+    /// `btf_find_kptr` ignores TYPE_TAGs with kind_flag (attributes), v6.14+.
+    pub kptr_skips_attr_tags: bool,
+    /// Ownership between local types is bounded by depth (`btf_check_ownership_depth`,
+    /// `BTF_MAX_OWNERSHIP_DEPTH` 8, kptrs count as edges) instead of the older rule that
+    /// a type both owning and owned may own only pure nodes (-ELOOP). The running
+    /// 6.18.44 kernel has the depth rule (stable backport).
+    pub ownership_depth: bool,
 }
 
 impl Semantics {
@@ -18,27 +55,61 @@ impl Semantics {
     pub const V6_3: Semantics = Semantics {
         name: "v6.3",
         btf_tag_kflag: false,
+        local_kptr: false,
+        local_kptr_holds_btf: false,
+        local_kptr_dtor_obj_drop: false,
+        refcount: false,
+        percpu_kptr: false,
+        wq: false,
+        nested_fields: false,
+        struct_meta_kptrs: false,
+        uptr: false,
+        res_spin_lock: false,
+        task_work: false,
+        kptr_skips_attr_tags: false,
+        ownership_depth: false,
     };
     /// c8e18754 "bpf: Support __kptr to local kptrs" as merged.
     pub const C8E18754: Semantics = Semantics {
         name: "c8e18754",
+        local_kptr: true,
+        local_kptr_holds_btf: true,
+        local_kptr_dtor_obj_drop: true,
         ..Self::V6_3
     };
     /// The v6.4 release.
     pub const V6_4: Semantics = Semantics {
         name: "v6.4",
+        local_kptr_dtor_obj_drop: false,
+        refcount: true,
         ..Self::C8E18754
     };
     /// v6.12.
     pub const V6_12: Semantics = Semantics {
         name: "v6.12",
+        local_kptr_holds_btf: false,
+        percpu_kptr: true,
+        wq: true,
+        nested_fields: true,
+        struct_meta_kptrs: true,
         ..Self::V6_4
     };
     /// v6.18, the running kernel of these machines; the default.
     pub const V6_18: Semantics = Semantics {
         name: "v6.18",
         btf_tag_kflag: true,
+        uptr: true,
+        res_spin_lock: true,
+        task_work: true,
+        kptr_skips_attr_tags: true,
+        ownership_depth: true,
+        ..Self::V6_12
     };
+
+    /// `BTF_FIELDS_MAX`: 10, 11 since `bpf_wq`.
+    pub const fn btf_fields_max(&self) -> usize {
+        if self.wq { 11 } else { 10 }
+    }
 
     /// All profiles, oldest first.
     pub const ALL: [Semantics; 5] = [

@@ -42,6 +42,8 @@ pub struct BpfObject {
     pub btf: Vec<u8>,
     /// Section sizes by name.
     pub section_sizes: HashMap<String, u64>,
+    /// Sections in file order, with their sizes.
+    pub sections: Vec<(String, u64)>,
 }
 
 /// True if `data` starts with the ELF magic.
@@ -72,9 +74,11 @@ pub fn read_bpf_object(data: &[u8]) -> Result<BpfObject, LoadError> {
         .map_err(|e| einval(format!("cannot read .BTF: {e}")))?
         .to_vec();
     let mut section_sizes = HashMap::new();
+    let mut sections = Vec::new();
     for s in file.sections() {
         if let Ok(n) = s.name() {
             section_sizes.insert(n.to_string(), s.size());
+            sections.push((n.to_string(), s.size()));
         }
     }
     let mut syms: HashMap<(String, String), u64> = HashMap::new();
@@ -94,6 +98,7 @@ pub fn read_bpf_object(data: &[u8]) -> Result<BpfObject, LoadError> {
         btf_raw,
         btf,
         section_sizes,
+        sections,
     })
 }
 

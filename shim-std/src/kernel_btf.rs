@@ -106,11 +106,14 @@ pub fn load_kernel_btfs(
             errno: e.errno,
             reason: format!("module {name} BTF: {}", e.message()),
         })?;
-        k.add_module(m).map_err(|e| LoadError {
-            errno: e,
-            reason: format!("cannot publish module {name} BTF"),
-        })?;
+        k.add_module(m, kernel_core::module::Module::new(&name))
+            .and_then(|_| k.module_live(&name))
+            .map_err(|e| LoadError {
+                errno: e,
+                reason: format!("cannot publish module {name} BTF"),
+            })?;
     }
+    kernel_core::btf::dtors::register_kernel_dtors(&k, &sem);
     Ok((k, src))
 }
 

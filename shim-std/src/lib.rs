@@ -3,8 +3,10 @@
 #![deny(missing_docs)]
 
 pub mod alloc_account;
+pub mod check;
 pub mod cli;
 pub mod dump;
 pub mod elf;
 pub mod kernel_btf;
+pub mod maps;
 pub mod oracle;

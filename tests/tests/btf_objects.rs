@@ -56,7 +56,9 @@ fn split_btf_resolves_across_the_base() {
     assert!(d.type_by_id(d.nr_types()).is_none());
     assert!(m.is_module() && !m.is_vmlinux() && m.is_kernel());
 
-    let id = k.add_module(m).expect("publish");
+    let id = k
+        .add_module(m, kernel_core::module::Module::new("bpf_testmod"))
+        .expect("publish");
     assert!(id > vm.id());
     let (tid, owner) = k
         .bpf_find_btf_id("prog_test_ref_kfunc", BtfKind::Struct as u8)
@@ -148,7 +150,8 @@ fn module_removal_drops_the_list_reference() {
     let vm = k.vmlinux().expect("vmlinux");
     let m =
         btf_parse_module("mod", &module_blob(vm.data()), vm, true, Semantics::V6_18).expect("m");
-    k.add_module(m).expect("add");
+    k.add_module(m, kernel_core::module::Module::new("mod"))
+        .expect("add");
     assert!(k.bpf_find_btf_id("holder", BtfKind::Struct as u8).is_ok());
     k.remove_module("mod").expect("remove");
     assert_eq!(

@@ -2,6 +2,7 @@
 //! refcounted `struct btf` objects and the registry of kernel BTFs.
 
 pub mod builder;
+pub mod dtors;
 pub mod log;
 pub mod name_index;
 pub mod object;

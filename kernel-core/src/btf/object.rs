@@ -10,7 +10,8 @@ use super::registry::BtfIdr;
 use super::types::BtfData;
 use super::verifier::{BtfParseError, ParseOpts, btf_verify};
 use crate::profile::Semantics;
-use crate::sync::{Arc, AtomicU32, Ordering, Refcount};
+use crate::record::BtfStructMetas;
+use crate::sync::{Arc, AtomicU32, Ordering, Refcount, SpinLock};
 
 /// `struct btf`.
 ///
@@ -28,6 +29,7 @@ pub struct Btf {
     data: BtfData,
     name_index: Option<NameIndex>,
     idr: Option<Arc<BtfIdr>>,
+    struct_metas: SpinLock<Option<Arc<BtfStructMetas>>>,
 }
 
 /// One counted reference to a [`Btf`]. Dropping it is `btf_put`.
@@ -67,6 +69,7 @@ impl Btf {
             data,
             name_index,
             idr: None,
+            struct_metas: SpinLock::new(None),
         }
         .into_ref()
     }
@@ -102,6 +105,18 @@ impl Btf {
     /// The name index of a kernel BTF (built when it is created).
     pub fn name_index(&self) -> Option<&NameIndex> {
         self.name_index.as_ref()
+    }
+
+    /// `btf->struct_meta_tab`.
+    pub fn struct_metas(&self) -> Option<Arc<BtfStructMetas>> {
+        self.struct_metas.lock().clone()
+    }
+
+    pub(crate) fn set_struct_metas(
+        &self,
+        tab: Option<Arc<BtfStructMetas>>,
+    ) -> Option<Arc<BtfStructMetas>> {
+        core::mem::replace(&mut *self.struct_metas.lock(), tab)
     }
 
     pub(crate) fn set_published(&self, id: u32) {
@@ -156,7 +171,9 @@ impl BtfRef {
         BtfRef(p)
     }
 
-    pub(crate) fn raw(&self) -> NonNull<Btf> {
+    /// The object's address as a pointer (identity; never dereferenced by holders
+    /// without a reference).
+    pub fn raw(&self) -> NonNull<Btf> {
         self.0
     }
 

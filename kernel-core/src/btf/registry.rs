@@ -9,7 +9,9 @@ use hashbrown::HashMap;
 
 use super::object::{Btf, BtfRef, btf_get};
 use super::types::BtfData;
+use super::uapi::BtfKind;
 use crate::errno::{Errno, KResult};
+use crate::module::{Module, ModuleState, try_module_get};
 use crate::sync::{Arc, Rcu, SpinLock};
 
 struct IdrInner {
@@ -138,12 +140,28 @@ fn scan(data: &BtfData, name: &[u8], kind: u8) -> Option<u32> {
         .map(|t| t.id())
 }
 
+/// One entry of `btf_modules`: a module's BTF, the module, `BTF_MODULE_F_LIVE`.
+struct BtfModule {
+    btf: BtfRef,
+    module: Arc<Module>,
+    live: bool,
+}
+
+/// One registered destructor (`struct btf_id_dtor_kfunc`), per owning BTF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DtorKfunc {
+    btf_addr: usize,
+    btf_id: u32,
+    kfunc_btf_id: u32,
+}
+
 /// The kernel's BTFs: vmlinux (`bpf_get_btf_vmlinux`) and the modules' split BTFs,
-/// all published in one IDR.
+/// all published in one IDR, with the destructor kfuncs registered on them.
 pub struct KernelBtfs {
     idr: Arc<BtfIdr>,
     vmlinux: Option<BtfRef>,
-    modules: SpinLock<Vec<BtfRef>>,
+    modules: SpinLock<Vec<BtfModule>>,
+    dtors: SpinLock<Vec<DtorKfunc>>,
 }
 
 impl KernelBtfs {
@@ -161,6 +179,7 @@ impl KernelBtfs {
             idr,
             vmlinux,
             modules: SpinLock::new(Vec::new()),
+            dtors: SpinLock::new(Vec::new()),
         })
     }
 
@@ -175,30 +194,124 @@ impl KernelBtfs {
     }
 
     /// `btf_module_notify(MODULE_STATE_COMING)`: publishes a module's BTF; the
-    /// module list keeps one reference.
-    pub fn add_module(&self, mut btf: BtfRef) -> KResult<u32> {
+    /// module list keeps one reference. The entry is not live yet.
+    pub fn add_module(&self, mut btf: BtfRef, module: Arc<Module>) -> KResult<u32> {
         let id = BtfIdr::publish(&self.idr, &mut btf)?;
-        self.modules.lock().push(btf);
+        module.set_state(ModuleState::Coming);
+        self.modules.lock().push(BtfModule {
+            btf,
+            module,
+            live: false,
+        });
         Ok(id)
     }
 
-    /// `btf_module_notify(MODULE_STATE_GOING)`: drops the list's reference.
+    /// `btf_module_notify(MODULE_STATE_LIVE)`: sets `BTF_MODULE_F_LIVE`.
+    pub fn module_live(&self, name: &str) -> KResult<()> {
+        let mut g = self.modules.lock();
+        let e = g
+            .iter_mut()
+            .find(|m| m.btf.name() == name)
+            .ok_or(Errno::ENOENT)?;
+        e.live = true;
+        e.module.set_state(ModuleState::Live);
+        Ok(())
+    }
+
+    /// `btf_module_notify(MODULE_STATE_GOING)`: removes the entry and drops the list's
+    /// reference on the module's BTF; the module is going.
     pub fn remove_module(&self, name: &str) -> KResult<()> {
-        let b = {
+        let e = {
             let mut g = self.modules.lock();
             let i = g
                 .iter()
-                .position(|b| b.name() == name)
+                .position(|m| m.btf.name() == name)
                 .ok_or(Errno::ENOENT)?;
             g.swap_remove(i)
         };
-        drop(b);
+        e.module.set_state(ModuleState::Going);
+        self.dtors.lock().retain(|d| d.btf_addr != e.btf.addr());
+        drop(e);
         Ok(())
     }
 
     /// Module BTFs currently listed.
     pub fn modules(&self) -> Vec<BtfRef> {
-        self.modules.lock().iter().map(btf_get).collect()
+        self.modules
+            .lock()
+            .iter()
+            .map(|m| btf_get(&m.btf))
+            .collect()
+    }
+
+    /// The module behind a listed module BTF.
+    pub fn module_of(&self, btf: &BtfRef) -> Option<Arc<Module>> {
+        self.modules
+            .lock()
+            .iter()
+            .find(|m| BtfRef::ptr_eq(&m.btf, btf))
+            .map(|m| Arc::clone(&m.module))
+    }
+
+    /// `btf_try_get_module`: the module of a module BTF, with a reference, only if its
+    /// entry is live and `try_module_get` succeeds.
+    pub fn btf_try_get_module(&self, btf: &BtfRef) -> Option<Arc<Module>> {
+        let g = self.modules.lock();
+        let e = g.iter().find(|m| BtfRef::ptr_eq(&m.btf, btf))?;
+        if !e.live || !try_module_get(&e.module) {
+            return None;
+        }
+        Some(Arc::clone(&e.module))
+    }
+
+    /// `register_btf_id_dtor_kfuncs`: registers destructors on `owner` by name (the
+    /// kernel resolves the names at build time with `BTF_ID`). Each destructor must be
+    /// a FUNC returning void with one pointer argument (-EINVAL); a name missing from
+    /// the BTF is -ENOENT; 256 or more at once is -E2BIG.
+    pub fn register_btf_id_dtor_kfuncs(
+        &self,
+        owner: &BtfRef,
+        pairs: &[(&str, &str)],
+    ) -> KResult<()> {
+        if pairs.len() >= 256 {
+            return Err(Errno::E2BIG);
+        }
+        let d = owner.data();
+        let mut add = Vec::new();
+        for (ty, func) in pairs {
+            let tid = btf_find_by_name_kind(owner, ty, BtfKind::Struct as u8)?;
+            let fid = btf_find_by_name_kind(owner, func, BtfKind::Func as u8)?;
+            let f = d.type_by_id(fid).ok_or(Errno::ENOENT)?;
+            let proto = d.type_by_id(f.type_id()).ok_or(Errno::EINVAL)?;
+            let (_, arg) = proto.param(0);
+            let arg_ok = proto.vlen() == 1
+                && d.skip_modifiers(arg)
+                    .0
+                    .is_some_and(|a| a.kind() == BtfKind::Ptr);
+            if proto.kind() != BtfKind::FuncProto || proto.type_id() != 0 || !arg_ok {
+                return Err(Errno::EINVAL);
+            }
+            add.push(DtorKfunc {
+                btf_addr: owner.addr(),
+                btf_id: tid,
+                kfunc_btf_id: fid,
+            });
+        }
+        let mut g = self.dtors.lock();
+        g.extend(add);
+        g.sort_by_key(|d| (d.btf_addr, d.btf_id));
+        Ok(())
+    }
+
+    /// `btf_find_dtor_kfunc`: the destructor registered in `btf` for its type
+    /// `btf_id`; -ENOENT if none.
+    pub fn btf_find_dtor_kfunc(&self, btf: &BtfRef, btf_id: u32) -> KResult<u32> {
+        self.dtors
+            .lock()
+            .iter()
+            .find(|d| d.btf_addr == btf.addr() && d.btf_id == btf_id)
+            .map(|d| d.kfunc_btf_id)
+            .ok_or(Errno::ENOENT)
     }
 
     /// `bpf_find_btf_id`: look `name` of `kind` up in vmlinux, then in each module BTF

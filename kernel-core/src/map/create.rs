@@ -1,0 +1,403 @@
+//! `map_create` and `map_check_btf` (kernel/bpf/syscall.c), with the per-type
+//! `map_alloc_check` and `map_check_btf` operations the model covers.
+
+use alloc::string::String;
+
+use super::types::*;
+use crate::btf::uapi::{BtfKind, btf_int_bits, btf_int_offset};
+use crate::btf::{BtfRef, KernelBtfs, btf_get};
+use crate::errno::{Errno, KResult};
+use crate::profile::Semantics;
+use crate::record::{BtfFieldType as F, BtfRecord, btf_check_and_fixup_record, btf_parse_fields};
+
+/// The `BPF_MAP_CREATE` attributes the model reads.
+#[derive(Clone, Copy)]
+pub struct MapAttr<'a> {
+    /// `map_type`.
+    pub map_type: u32,
+    /// `key_size`.
+    pub key_size: u32,
+    /// `value_size`.
+    pub value_size: u32,
+    /// `max_entries`.
+    pub max_entries: u32,
+    /// `map_flags`.
+    pub map_flags: u32,
+    /// The BTF behind `btf_fd` (`None` = no fd).
+    pub btf: Option<&'a BtfRef>,
+    /// `btf_key_type_id`.
+    pub btf_key_type_id: u32,
+    /// `btf_value_type_id`.
+    pub btf_value_type_id: u32,
+    /// `map_name`.
+    pub name: &'a str,
+}
+
+/// A created map: its attributes, its BTF (one reference), and its record.
+pub struct BpfMap {
+    /// `map_type`.
+    pub map_type: u32,
+    /// `key_size`.
+    pub key_size: u32,
+    /// `value_size`.
+    pub value_size: u32,
+    /// `max_entries`.
+    pub max_entries: u32,
+    /// `map_flags`.
+    pub map_flags: u32,
+    /// `map->name`.
+    pub name: String,
+    /// `map->btf` (a reference).
+    pub btf: Option<BtfRef>,
+    /// `map->record`: `None` both for "no special fields" and for a record that failed
+    /// to parse (the kernel's error pointer), which [`BpfMap::record_error`] keeps.
+    pub record: Option<BtfRecord>,
+    /// Why the record failed, when it did (the map is created all the same).
+    pub record_error: Option<Errno>,
+    /// False when the map type's own checks are not modelled (only the generic ones
+    /// and `map_check_btf` ran).
+    pub modelled: bool,
+}
+
+fn flags_access_ok(f: u32) -> bool {
+    f & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG)
+}
+
+const PCPU_MIN_UNIT_SIZE: u64 = 32 << 10;
+const KMALLOC_MAX_SIZE: u64 = 1 << 22;
+const HTAB_ELEM_SIZE: u64 = 48;
+
+/// `array_map_alloc_check` (kernel/bpf/arraymap.c).
+fn array_alloc_check(a: &MapAttr<'_>) -> KResult<()> {
+    let percpu = a.map_type == BPF_MAP_TYPE_PERCPU_ARRAY;
+    let mask = BPF_F_NUMA_NODE
+        | BPF_F_MMAPABLE
+        | BPF_F_ACCESS_MASK
+        | BPF_F_PRESERVE_ELEMS
+        | BPF_F_INNER_MAP;
+    if a.max_entries == 0
+        || a.key_size != 4
+        || a.value_size == 0
+        || a.map_flags & !mask != 0
+        || !flags_access_ok(a.map_flags)
+        || (percpu && a.map_flags & BPF_F_NUMA_NODE != 0)
+    {
+        return Err(Errno::EINVAL);
+    }
+    if a.map_type != BPF_MAP_TYPE_ARRAY && a.map_flags & (BPF_F_MMAPABLE | BPF_F_INNER_MAP) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if a.map_type != BPF_MAP_TYPE_PERF_EVENT_ARRAY && a.map_flags & BPF_F_PRESERVE_ELEMS != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if a.value_size > i32::MAX as u32 {
+        return Err(Errno::E2BIG);
+    }
+    if percpu && (a.value_size as u64).div_ceil(8) * 8 > PCPU_MIN_UNIT_SIZE {
+        return Err(Errno::E2BIG);
+    }
+    Ok(())
+}
+
+/// `htab_map_alloc_check` (kernel/bpf/hashtab.c).
+fn htab_alloc_check(a: &MapAttr<'_>) -> KResult<()> {
+    let percpu = matches!(
+        a.map_type,
+        BPF_MAP_TYPE_PERCPU_HASH | BPF_MAP_TYPE_LRU_PERCPU_HASH
+    );
+    let lru = matches!(
+        a.map_type,
+        BPF_MAP_TYPE_LRU_HASH | BPF_MAP_TYPE_LRU_PERCPU_HASH
+    );
+    let prealloc = a.map_flags & BPF_F_NO_PREALLOC == 0;
+    let percpu_lru = a.map_flags & BPF_F_NO_COMMON_LRU != 0;
+    let mask = BPF_F_NO_PREALLOC
+        | BPF_F_NO_COMMON_LRU
+        | BPF_F_NUMA_NODE
+        | BPF_F_ACCESS_MASK
+        | BPF_F_ZERO_SEED;
+    if a.map_flags & !mask != 0 || !flags_access_ok(a.map_flags) {
+        return Err(Errno::EINVAL);
+    }
+    if !lru && percpu_lru {
+        return Err(Errno::EINVAL);
+    }
+    if lru && !prealloc {
+        return Err(Errno::ENOTSUPP);
+    }
+    if a.map_flags & BPF_F_NUMA_NODE != 0 && (percpu || percpu_lru) {
+        return Err(Errno::EINVAL);
+    }
+    if a.max_entries == 0 || a.key_size == 0 || a.value_size == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if a.key_size as u64 + a.value_size as u64 >= KMALLOC_MAX_SIZE - HTAB_ELEM_SIZE {
+        return Err(Errno::E2BIG);
+    }
+    if percpu && (a.value_size as u64).div_ceil(8) * 8 > PCPU_MIN_UNIT_SIZE {
+        return Err(Errno::E2BIG);
+    }
+    Ok(())
+}
+
+/// `bpf_local_storage_map_alloc_check` (kernel/bpf/bpf_local_storage.c).
+fn local_storage_alloc_check(a: &MapAttr<'_>) -> KResult<()> {
+    let mask = BPF_F_NO_PREALLOC | BPF_F_CLONE;
+    if a.map_flags & !mask != 0
+        || a.map_flags & BPF_F_NO_PREALLOC == 0
+        || a.max_entries != 0
+        || a.key_size != 4
+    {
+        return Err(Errno::EINVAL);
+    }
+    if a.btf_value_type_id == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if a.value_size > (u16::MAX as u32) - 64 {
+        return Err(Errno::E2BIG);
+    }
+    Ok(())
+}
+
+fn is_local_storage(t: u32) -> bool {
+    matches!(
+        t,
+        BPF_MAP_TYPE_SK_STORAGE
+            | BPF_MAP_TYPE_INODE_STORAGE
+            | BPF_MAP_TYPE_TASK_STORAGE
+            | BPF_MAP_TYPE_CGRP_STORAGE
+    )
+}
+
+/// The map types whose own checks the model implements.
+pub fn map_type_modelled(t: u32) -> bool {
+    matches!(
+        t,
+        BPF_MAP_TYPE_HASH
+            | BPF_MAP_TYPE_ARRAY
+            | BPF_MAP_TYPE_PERCPU_HASH
+            | BPF_MAP_TYPE_PERCPU_ARRAY
+            | BPF_MAP_TYPE_LRU_HASH
+            | BPF_MAP_TYPE_LRU_PERCPU_HASH
+    ) || is_local_storage(t)
+}
+
+/// `bpf_obj_name_cpy`: alphanumerics, `_` and `.` only (-EINVAL otherwise).
+fn name_ok(name: &str) -> bool {
+    name.len() < 16
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+}
+
+/// The map types a special field may live in (`map_check_btf`'s matrix).
+fn field_allowed(ty: F, map_type: u32) -> bool {
+    use BPF_MAP_TYPE_ARRAY as A;
+    match ty {
+        F::SPIN_LOCK | F::RES_SPIN_LOCK => {
+            matches!(
+                map_type,
+                BPF_MAP_TYPE_HASH | A | BPF_MAP_TYPE_CGROUP_STORAGE
+            ) || is_local_storage(map_type)
+        }
+        F::TIMER | F::WORKQUEUE | F::TASK_WORK => {
+            matches!(map_type, BPF_MAP_TYPE_HASH | BPF_MAP_TYPE_LRU_HASH | A)
+        }
+        F::KPTR_UNREF | F::KPTR_REF | F::KPTR_PERCPU | F::REFCOUNT => {
+            matches!(
+                map_type,
+                BPF_MAP_TYPE_HASH
+                    | BPF_MAP_TYPE_PERCPU_HASH
+                    | BPF_MAP_TYPE_LRU_HASH
+                    | BPF_MAP_TYPE_LRU_PERCPU_HASH
+                    | A
+                    | BPF_MAP_TYPE_PERCPU_ARRAY
+            ) || is_local_storage(map_type)
+        }
+        F::UPTR => map_type == BPF_MAP_TYPE_TASK_STORAGE,
+        F::LIST_HEAD | F::RB_ROOT => {
+            matches!(map_type, BPF_MAP_TYPE_HASH | BPF_MAP_TYPE_LRU_HASH | A)
+        }
+        _ => false,
+    }
+}
+
+/// The mask `map_check_btf` parses values with. Profile flags: every field type's.
+pub fn map_value_mask(sem: &Semantics) -> F {
+    F::known_mask(
+        F::SPIN_LOCK
+            .or(F::RES_SPIN_LOCK)
+            .or(F::TIMER)
+            .or(F::KPTR)
+            .or(F::LIST_HEAD)
+            .or(F::RB_ROOT)
+            .or(F::REFCOUNT)
+            .or(F::WORKQUEUE)
+            .or(F::UPTR)
+            .or(F::TASK_WORK),
+        sem,
+    )
+}
+
+/// The map type's own `map_check_btf` operation, where it has one: `Some(result)`.
+fn type_check_btf(map: &BpfMap, btf: &BtfRef, key_id: u32, value_id: u32) -> Option<KResult<()>> {
+    let d = btf.data();
+    let key = d.type_by_id(key_id);
+    let key_is_u32 = || {
+        key.is_some_and(|k| {
+            k.kind() == BtfKind::Int
+                && btf_int_bits(k.int_data()) == 32
+                && btf_int_offset(k.int_data()) == 0
+        })
+    };
+    match map.map_type {
+        BPF_MAP_TYPE_ARRAY | BPF_MAP_TYPE_PERCPU_ARRAY => Some(if key_id == 0 {
+            // Keyless BTF: only the global-data array (one DATASEC value).
+            let v = d.type_by_id(value_id);
+            if map.map_type != BPF_MAP_TYPE_ARRAY
+                || map.max_entries != 1
+                || !v.is_some_and(|v| v.kind() == BtfKind::Datasec)
+            {
+                Err(Errno::EINVAL)
+            } else {
+                Ok(())
+            }
+        } else if key_is_u32() {
+            Ok(())
+        } else {
+            Err(Errno::EINVAL)
+        }),
+        t if is_local_storage(t) => Some(if key_is_u32() {
+            Ok(())
+        } else {
+            Err(Errno::EINVAL)
+        }),
+        _ => None,
+    }
+}
+
+/// `map_check_btf`: key and value sizes against the BTF, the record
+/// (`btf_parse_fields` errors are kept, not returned), the field x map-type and flag
+/// rules (-EOPNOTSUPP, -EACCES), `btf_check_and_fixup_fields`, then the map type's own
+/// check. Profile flags: those of `btf_parse_fields`.
+pub fn map_check_btf(
+    kernel: &KernelBtfs,
+    map: &mut BpfMap,
+    btf: &BtfRef,
+    key_id: u32,
+    value_id: u32,
+    sem: &Semantics,
+) -> KResult<()> {
+    let d = btf.data();
+    if key_id != 0 {
+        match d.type_id_size(key_id) {
+            Some((_, _, size)) if size == map.key_size => {}
+            _ => return Err(Errno::EINVAL),
+        }
+    } else if type_check_btf(map, btf, 0, value_id).is_none() && !map_type_modelled(map.map_type) {
+        // Map types without their own check refuse keyless BTF; unmodelled types are
+        // assumed to be among them.
+        return Err(Errno::EINVAL);
+    } else if type_check_btf(map, btf, 0, value_id).is_none() {
+        return Err(Errno::EINVAL);
+    }
+    let value_id = match d.type_id_size(value_id) {
+        Some((_, id, size)) if size == map.value_size => id,
+        _ => return Err(Errno::EINVAL),
+    };
+    match btf_parse_fields(
+        btf,
+        kernel,
+        value_id,
+        map_value_mask(sem),
+        map.value_size,
+        sem,
+    ) {
+        Ok(rec) => map.record = rec,
+        Err(e) => {
+            map.record = None;
+            map.record_error = Some(e);
+        }
+    }
+    let res = check_record(map, btf, sem).and_then(|()| {
+        match type_check_btf(map, btf, key_id, value_id) {
+            Some(r) => r,
+            None => Ok(()),
+        }
+    });
+    if res.is_err() {
+        // bpf_map_free_record.
+        map.record = None;
+    }
+    res
+}
+
+fn check_record(map: &mut BpfMap, btf: &BtfRef, sem: &Semantics) -> KResult<()> {
+    let Some(rec) = map.record.as_mut() else {
+        return Ok(());
+    };
+    if map.map_flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != 0 {
+        return Err(Errno::EACCES);
+    }
+    for ty in F::ALL {
+        if rec.field_mask.intersects(ty) && !field_allowed(ty, map.map_type) {
+            return Err(Errno::EOPNOTSUPP);
+        }
+    }
+    btf_check_and_fixup_record(btf, rec, sem)
+}
+
+/// `map_create` (`BPF_MAP_CREATE`): the map type's allocation check, the name, the BTF
+/// (a kernel BTF is -EACCES) and `map_check_btf` when a value type is given. A record
+/// error does not fail creation: the map has no special fields. Profile flags: those of
+/// [`map_check_btf`].
+pub fn map_create(kernel: &KernelBtfs, a: &MapAttr<'_>, sem: &Semantics) -> KResult<BpfMap> {
+    if a.map_flags & BPF_F_RDONLY != 0 && a.map_flags & BPF_F_WRONLY != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if a.map_type == BPF_MAP_TYPE_UNSPEC || a.map_type > BPF_MAP_TYPE_ARENA {
+        return Err(Errno::EINVAL);
+    }
+    match a.map_type {
+        BPF_MAP_TYPE_ARRAY | BPF_MAP_TYPE_PERCPU_ARRAY => array_alloc_check(a)?,
+        BPF_MAP_TYPE_HASH
+        | BPF_MAP_TYPE_PERCPU_HASH
+        | BPF_MAP_TYPE_LRU_HASH
+        | BPF_MAP_TYPE_LRU_PERCPU_HASH => htab_alloc_check(a)?,
+        t if is_local_storage(t) => local_storage_alloc_check(a)?,
+        _ => {}
+    }
+    if !name_ok(a.name) {
+        return Err(Errno::EINVAL);
+    }
+    let mut map = BpfMap {
+        map_type: a.map_type,
+        key_size: a.key_size,
+        value_size: a.value_size,
+        max_entries: a.max_entries,
+        map_flags: a.map_flags,
+        name: String::from(a.name),
+        btf: None,
+        record: None,
+        record_error: None,
+        modelled: map_type_modelled(a.map_type),
+    };
+    if a.btf_key_type_id != 0 || a.btf_value_type_id != 0 {
+        let btf = a.btf.ok_or(Errno::EBADF)?;
+        if btf.is_kernel() {
+            return Err(Errno::EACCES);
+        }
+        map.btf = Some(btf_get(btf));
+        if a.btf_value_type_id != 0 {
+            map_check_btf(
+                kernel,
+                &mut map,
+                btf,
+                a.btf_key_type_id,
+                a.btf_value_type_id,
+                sem,
+            )?;
+        }
+    }
+    Ok(map)
+}

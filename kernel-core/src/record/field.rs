@@ -1,0 +1,293 @@
+//! `enum btf_field_type`, `struct btf_field`, `struct btf_record` (include/linux/bpf.h).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::ptr::NonNull;
+
+use crate::btf::{Btf, BtfRef};
+use crate::module::{Module, module_put};
+use crate::profile::Semantics;
+use crate::sync::Arc;
+
+/// `enum btf_field_type`: one bit per kind of special field (bit values as in current
+/// kernels; only their distinctness matters to the model).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
+pub struct BtfFieldType(pub u32);
+
+#[allow(missing_docs)]
+impl BtfFieldType {
+    pub const SPIN_LOCK: Self = Self(1 << 0);
+    pub const TIMER: Self = Self(1 << 1);
+    pub const KPTR_UNREF: Self = Self(1 << 2);
+    pub const KPTR_REF: Self = Self(1 << 3);
+    pub const KPTR_PERCPU: Self = Self(1 << 4);
+    pub const LIST_HEAD: Self = Self(1 << 5);
+    pub const LIST_NODE: Self = Self(1 << 6);
+    pub const RB_ROOT: Self = Self(1 << 7);
+    pub const RB_NODE: Self = Self(1 << 8);
+    pub const REFCOUNT: Self = Self(1 << 9);
+    pub const WORKQUEUE: Self = Self(1 << 10);
+    pub const UPTR: Self = Self(1 << 11);
+    pub const RES_SPIN_LOCK: Self = Self(1 << 12);
+    pub const TASK_WORK: Self = Self(1 << 13);
+    /// `BPF_KPTR`.
+    pub const KPTR: Self = Self(Self::KPTR_UNREF.0 | Self::KPTR_REF.0 | Self::KPTR_PERCPU.0);
+    /// `BPF_GRAPH_ROOT`.
+    pub const GRAPH_ROOT: Self = Self(Self::LIST_HEAD.0 | Self::RB_ROOT.0);
+    /// `BPF_GRAPH_NODE`.
+    pub const GRAPH_NODE: Self = Self(Self::LIST_NODE.0 | Self::RB_NODE.0);
+    /// Every type.
+    pub const ALL: [Self; 14] = [
+        Self::SPIN_LOCK,
+        Self::TIMER,
+        Self::KPTR_UNREF,
+        Self::KPTR_REF,
+        Self::KPTR_PERCPU,
+        Self::LIST_HEAD,
+        Self::LIST_NODE,
+        Self::RB_ROOT,
+        Self::RB_NODE,
+        Self::REFCOUNT,
+        Self::WORKQUEUE,
+        Self::UPTR,
+        Self::RES_SPIN_LOCK,
+        Self::TASK_WORK,
+    ];
+
+    /// Union of two masks.
+    pub const fn or(self, o: Self) -> Self {
+        Self(self.0 | o.0)
+    }
+    /// True if the masks share a bit.
+    pub const fn intersects(self, o: Self) -> bool {
+        self.0 & o.0 != 0
+    }
+
+    /// The name this model prints (`kptr_ref`, `spin_lock`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SPIN_LOCK => "spin_lock",
+            Self::RES_SPIN_LOCK => "res_spin_lock",
+            Self::TIMER => "timer",
+            Self::WORKQUEUE => "wq",
+            Self::TASK_WORK => "task_work",
+            Self::KPTR_UNREF => "kptr_unref",
+            Self::KPTR_REF => "kptr_ref",
+            Self::KPTR_PERCPU => "percpu_kptr",
+            Self::UPTR => "uptr",
+            Self::LIST_HEAD => "list_head",
+            Self::LIST_NODE => "list_node",
+            Self::RB_ROOT => "rb_root",
+            Self::RB_NODE => "rb_node",
+            Self::REFCOUNT => "refcount",
+            _ => "(mask)",
+        }
+    }
+
+    /// The C struct name the kernel matches for struct-typed fields.
+    pub fn struct_name(self) -> Option<&'static str> {
+        Some(match self {
+            Self::SPIN_LOCK => "bpf_spin_lock",
+            Self::RES_SPIN_LOCK => "bpf_res_spin_lock",
+            Self::TIMER => "bpf_timer",
+            Self::WORKQUEUE => "bpf_wq",
+            Self::TASK_WORK => "bpf_task_work",
+            Self::LIST_HEAD => "bpf_list_head",
+            Self::LIST_NODE => "bpf_list_node",
+            Self::RB_ROOT => "bpf_rb_root",
+            Self::RB_NODE => "bpf_rb_node",
+            Self::REFCOUNT => "bpf_refcount",
+            _ => return None,
+        })
+    }
+
+    /// `btf_field_type_size`. Profile flag `refcount` (node owner field).
+    pub fn size(self, sem: &Semantics) -> u32 {
+        match self {
+            Self::SPIN_LOCK | Self::RES_SPIN_LOCK | Self::REFCOUNT => 4,
+            Self::TIMER | Self::WORKQUEUE => 16,
+            Self::TASK_WORK => 8,
+            Self::KPTR_UNREF | Self::KPTR_REF | Self::KPTR_PERCPU | Self::UPTR => 8,
+            Self::LIST_HEAD | Self::RB_ROOT => 16,
+            Self::LIST_NODE => {
+                if sem.refcount {
+                    24
+                } else {
+                    16
+                }
+            }
+            Self::RB_NODE => {
+                if sem.refcount {
+                    32
+                } else {
+                    24
+                }
+            }
+            _ => 0,
+        }
+    }
+
+    /// `btf_field_type_align`.
+    pub fn align(self) -> u32 {
+        match self {
+            Self::SPIN_LOCK | Self::RES_SPIN_LOCK | Self::REFCOUNT => 4,
+            _ => 8,
+        }
+    }
+
+    /// Whether the profile knows this field type.
+    pub fn known(self, sem: &Semantics) -> bool {
+        match self {
+            Self::REFCOUNT => sem.refcount,
+            Self::KPTR_PERCPU => sem.percpu_kptr,
+            Self::WORKQUEUE => sem.wq,
+            Self::UPTR => sem.uptr,
+            Self::RES_SPIN_LOCK => sem.res_spin_lock,
+            Self::TASK_WORK => sem.task_work,
+            _ => true,
+        }
+    }
+
+    /// The subset of `mask` the profile knows.
+    pub fn known_mask(mask: Self, sem: &Semantics) -> Self {
+        let mut m = 0;
+        for t in Self::ALL {
+            if mask.intersects(t) && t.known(sem) {
+                m |= t.0;
+            }
+        }
+        Self(m)
+    }
+}
+
+/// Which BTF a kptr points into, and whether the field holds a reference on it.
+pub enum KptrBtf {
+    /// A reference the field owns (kernel BTFs; program BTF where the profile
+    /// references it).
+    Held(BtfRef),
+    /// The program BTF, not referenced (v6.12+): kept alive by whoever owns the
+    /// record (the map's BTF, or the BTF whose struct metas hold it).
+    Borrowed(NonNull<Btf>),
+}
+
+// SAFETY: the pointer is used for identity only (never dereferenced by the model).
+unsafe impl Send for KptrBtf {}
+// SAFETY: see `Send`.
+unsafe impl Sync for KptrBtf {}
+
+impl KptrBtf {
+    /// Address of the `struct btf`, for identity (`btf_record_equal`).
+    pub fn addr(&self) -> usize {
+        match self {
+            KptrBtf::Held(b) => b.addr(),
+            KptrBtf::Borrowed(p) => p.as_ptr() as usize,
+        }
+    }
+    /// True when the field holds a reference.
+    pub fn is_held(&self) -> bool {
+        matches!(self, KptrBtf::Held(_))
+    }
+}
+
+/// The destructor a referenced kptr is released with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KptrDtor {
+    /// None (unreferenced kptrs; local kptrs since v6.4).
+    None,
+    /// `__bpf_obj_drop_impl` (local kptrs in c8e18754).
+    ObjDrop,
+    /// A registered destructor kfunc of the pointee's BTF.
+    Kfunc {
+        /// Function name (`bpf_task_release_dtor`, ...).
+        name: String,
+        /// Its BTF id.
+        btf_id: u32,
+    },
+}
+
+/// `struct btf_field_kptr`.
+pub struct BtfFieldKptr {
+    /// The pointee's BTF.
+    pub btf: KptrBtf,
+    /// The pointee's type id in that BTF.
+    pub btf_id: u32,
+    /// The pointee's name (read at parse time).
+    pub pointee: String,
+    /// True when the pointee is a program-local type (`!btf_is_kernel(btf)`).
+    pub local: bool,
+    /// The destructor.
+    pub dtor: KptrDtor,
+    /// The module reference taken for a module destructor.
+    pub module: Option<Arc<Module>>,
+}
+
+impl Drop for BtfFieldKptr {
+    /// The kptr half of `btf_record_free`: `module_put`, then `btf_put` of a held BTF.
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            module_put(&m);
+        }
+    }
+}
+
+/// `struct btf_field_graph_root`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BtfFieldGraphRoot {
+    /// Address of the BTF the root was parsed from (no reference is held).
+    pub btf_addr: usize,
+    /// The contained struct.
+    pub value_btf_id: u32,
+    /// Byte offset of the node member in the contained struct.
+    pub node_offset: u32,
+    /// `value_rec` set by `btf_check_and_fixup_fields`: the contained struct's struct
+    /// meta in that BTF (identified by its type id).
+    pub value_rec: Option<u32>,
+}
+
+/// `struct btf_field`.
+pub struct BtfField {
+    /// Byte offset in the value.
+    pub offset: u32,
+    /// `btf_field_type_size`.
+    pub size: u32,
+    /// Field type.
+    pub ty: BtfFieldType,
+    /// For kptr and uptr fields.
+    pub kptr: Option<BtfFieldKptr>,
+    /// For list heads and rb roots.
+    pub graph_root: Option<BtfFieldGraphRoot>,
+}
+
+/// `struct btf_record`. "No record" is `None` and "parse failed" an `Err` at the API.
+pub struct BtfRecord {
+    /// `field_mask`.
+    pub field_mask: BtfFieldType,
+    /// `spin_lock_off` (-EINVAL when absent).
+    pub spin_lock_off: i32,
+    /// `res_spin_lock_off`.
+    pub res_spin_lock_off: i32,
+    /// `timer_off`.
+    pub timer_off: i32,
+    /// `wq_off`.
+    pub wq_off: i32,
+    /// `refcount_off`.
+    pub refcount_off: i32,
+    /// `task_work_off`.
+    pub task_work_off: i32,
+    /// `fields[cnt]`, sorted by offset.
+    pub fields: Vec<BtfField>,
+}
+
+impl BtfRecord {
+    /// `btf_record_has_field`.
+    pub fn has_field(&self, t: BtfFieldType) -> bool {
+        self.field_mask.intersects(t)
+    }
+
+    /// `btf_record_find`: the field of a type in `mask` at `offset`.
+    pub fn find(&self, offset: u32, mask: BtfFieldType) -> Option<&BtfField> {
+        self.fields
+            .iter()
+            .find(|f| f.offset == offset && f.ty.intersects(mask))
+    }
+}

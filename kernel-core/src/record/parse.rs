@@ -1,0 +1,383 @@
+//! Building records: `btf_parse_fields`, `btf_parse_kptr`, `btf_parse_graph_root`,
+//! `btf_check_and_fixup_fields` (kernel/bpf/btf.c) and `btf_record_free`,
+//! `btf_record_dup`, `btf_record_equal` (kernel/bpf/syscall.c).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::field::{
+    BtfField, BtfFieldGraphRoot, BtfFieldKptr, BtfFieldType as F, BtfRecord, KptrBtf, KptrDtor,
+};
+use super::find::{FieldInfo, btf_find_field};
+use super::metas::BtfStructMetas;
+use crate::btf::{BtfRef, KernelBtfs, btf_get};
+use crate::errno::{Errno, KResult};
+use crate::module::try_module_get;
+use crate::profile::Semantics;
+use crate::sync::Arc;
+use crate::sync::warn::warn;
+
+/// The result of `btf_parse_fields`: `Ok(None)` is the kernel's NULL record (no special
+/// fields), `Err` its error pointer.
+pub type RecordResult = KResult<Option<BtfRecord>>;
+
+/// `btf_parse_kptr`: resolves a kptr's pointee. Looks the pointee's name and kind up in
+/// vmlinux and module BTFs (`bpf_find_btf_id`); only -ENOENT means a program-local type.
+/// A referenced kernel kptr needs a registered destructor (-ENOENT) and, for a module
+/// type, a live module (-ENXIO). Nothing stays held on failure.
+///
+/// Profile flags: `local_kptr` (v6.3: -ENOENT fails the field), `local_kptr_holds_btf`
+/// (c8e18754..v6.11 take a program-BTF reference), `local_kptr_dtor_obj_drop`
+/// (c8e18754 stores `__bpf_obj_drop_impl` as destructor).
+pub fn btf_parse_kptr(
+    btf: &BtfRef,
+    kernel: &KernelBtfs,
+    info: &FieldInfo,
+    sem: &Semantics,
+) -> KResult<BtfFieldKptr> {
+    let d = btf.data();
+    let t = d.type_by_id(info.kptr_type_id).ok_or(Errno::EINVAL)?;
+    let name = d.name_by_offset(t.name_off());
+    match kernel.bpf_find_btf_id(name, t.kind_raw()) {
+        Err(Errno::ENOENT) if sem.local_kptr => {
+            if btf.is_kernel() {
+                warn("btf_parse_kptr: local kptr in a kernel BTF");
+            }
+            let kbtf = if sem.local_kptr_holds_btf {
+                KptrBtf::Held(btf_get(btf))
+            } else {
+                KptrBtf::Borrowed(btf.raw())
+            };
+            Ok(BtfFieldKptr {
+                btf: kbtf,
+                btf_id: info.kptr_type_id,
+                pointee: String::from(name),
+                local: true,
+                dtor: if sem.local_kptr_dtor_obj_drop {
+                    KptrDtor::ObjDrop
+                } else {
+                    KptrDtor::None
+                },
+                module: None,
+            })
+        }
+        Err(e) => Err(e),
+        Ok((id, kbtf)) => {
+            let mut dtor = KptrDtor::None;
+            let mut module = None;
+            if info.ty == F::KPTR_REF {
+                // On any error below `kbtf` is dropped: the kernel's btf_put.
+                let dtor_id = kernel.btf_find_dtor_kfunc(&kbtf, id)?;
+                let f = kbtf.data().type_by_id(dtor_id).ok_or(Errno::ENOENT)?;
+                if kbtf.is_module() {
+                    module = Some(kernel.btf_try_get_module(&kbtf).ok_or(Errno::ENXIO)?);
+                }
+                dtor = KptrDtor::Kfunc {
+                    name: String::from(kbtf.data().name_by_offset(f.name_off())),
+                    btf_id: dtor_id,
+                };
+            }
+            let pointee = String::from(
+                kbtf.data()
+                    .name_by_offset(kbtf.data().type_by_id(id).map_or(0, |t| t.name_off())),
+            );
+            Ok(BtfFieldKptr {
+                btf: KptrBtf::Held(kbtf),
+                btf_id: id,
+                pointee,
+                local: false,
+                dtor,
+                module,
+            })
+        }
+    }
+}
+
+/// `btf_parse_graph_root`: finds the node member named in the "contains:" tag.
+fn btf_parse_graph_root(
+    btf: &BtfRef,
+    info: &FieldInfo,
+    node_type: &str,
+    align: u32,
+) -> KResult<BtfFieldGraphRoot> {
+    let d = btf.data();
+    let t = d.type_by_id(info.value_btf_id).ok_or(Errno::EINVAL)?;
+    let mut found: Option<BtfFieldGraphRoot> = None;
+    for m in t.members() {
+        if d.str_by_offset(m.name_off).unwrap_or(b"(anon)") != info.node_name.as_slice() {
+            continue;
+        }
+        if found.is_some() {
+            return Err(Errno::EINVAL);
+        }
+        let n = d.type_by_id(m.type_id).ok_or(Errno::EINVAL)?;
+        if !n.is_struct_only() || d.type_name(&n) != node_type.as_bytes() {
+            return Err(Errno::EINVAL);
+        }
+        // Decoded with the node type's kind_flag, as the kernel does.
+        let bits = n.member_bit_offset(&m);
+        if bits % 8 != 0 || (bits / 8) % align != 0 {
+            return Err(Errno::EINVAL);
+        }
+        found = Some(BtfFieldGraphRoot {
+            btf_addr: btf.addr(),
+            value_btf_id: info.value_btf_id,
+            node_offset: bits / 8,
+            value_rec: None,
+        });
+    }
+    found.ok_or(Errno::ENOENT)
+}
+
+/// `btf_parse_fields`: the record of `type_id` (a STRUCT or DATASEC of `btf`) for the
+/// field types in `mask`. Fields are counted only once fully parsed, so the error path
+/// releases exactly what was taken. Profile flags: those of `btf_find_field` and
+/// `btf_parse_kptr`, `res_spin_lock` (spin lock and resilient lock together are
+/// -EINVAL; either satisfies a graph root), `refcount` (node sizes).
+pub fn btf_parse_fields(
+    btf: &BtfRef,
+    kernel: &KernelBtfs,
+    type_id: u32,
+    mask: F,
+    value_size: u32,
+    sem: &Semantics,
+) -> RecordResult {
+    let d = btf.data();
+    let t = d.type_by_id(type_id).ok_or(Errno::EINVAL)?;
+    let infos = btf_find_field(d, &t, mask, sem)?;
+    if infos.is_empty() {
+        return Ok(None);
+    }
+    let mut rec = BtfRecord {
+        field_mask: F(0),
+        spin_lock_off: -22,
+        res_spin_lock_off: -22,
+        timer_off: -22,
+        wq_off: -22,
+        refcount_off: -22,
+        task_work_off: -22,
+        fields: Vec::with_capacity(infos.len()),
+    };
+    let mut next_off: u64 = 0;
+    for info in &infos {
+        let size = info.ty.size(sem);
+        if info.off as u64 + size as u64 > value_size as u64 {
+            warn("verifier bug: field beyond the value");
+            return Err(Errno::EFAULT);
+        }
+        if (info.off as u64) < next_off {
+            return Err(Errno::EEXIST);
+        }
+        next_off = info.off as u64 + size as u64;
+        rec.field_mask = rec.field_mask.or(info.ty);
+        let mut field = BtfField {
+            offset: info.off,
+            size,
+            ty: info.ty,
+            kptr: None,
+            graph_root: None,
+        };
+        let off = info.off as i32;
+        let cache = |slot: &mut i32| {
+            if *slot >= 0 {
+                warn("btf_parse_fields: offset already cached");
+            }
+            *slot = off;
+        };
+        match info.ty {
+            F::SPIN_LOCK => cache(&mut rec.spin_lock_off),
+            F::RES_SPIN_LOCK => {
+                if rec.spin_lock_off >= 0 {
+                    // What 6.18 does when a spin lock came first (kernel WARN).
+                    warn("btf_parse_fields: spin lock and res spin lock");
+                }
+                cache(&mut rec.res_spin_lock_off)
+            }
+            F::TIMER => cache(&mut rec.timer_off),
+            F::WORKQUEUE => cache(&mut rec.wq_off),
+            F::REFCOUNT => cache(&mut rec.refcount_off),
+            F::TASK_WORK => cache(&mut rec.task_work_off),
+            F::KPTR_UNREF | F::KPTR_REF | F::KPTR_PERCPU | F::UPTR => {
+                field.kptr = Some(btf_parse_kptr(btf, kernel, info, sem)?);
+            }
+            F::LIST_HEAD => {
+                field.graph_root = Some(btf_parse_graph_root(btf, info, "bpf_list_node", 8)?);
+            }
+            F::RB_ROOT => {
+                field.graph_root = Some(btf_parse_graph_root(btf, info, "bpf_rb_node", 8)?);
+            }
+            F::LIST_NODE | F::RB_NODE => {}
+            _ => return Err(Errno::EFAULT),
+        }
+        rec.fields.push(field);
+    }
+    if rec.spin_lock_off >= 0 && rec.res_spin_lock_off >= 0 {
+        return Err(Errno::EINVAL);
+    }
+    if rec.has_field(F::GRAPH_ROOT) && rec.spin_lock_off < 0 && rec.res_spin_lock_off < 0 {
+        return Err(Errno::EINVAL);
+    }
+    if rec.refcount_off < 0 && rec.has_field(F::LIST_NODE) && rec.has_field(F::RB_NODE) {
+        return Err(Errno::EINVAL);
+    }
+    rec.fields.sort_by_key(|f| f.offset);
+    Ok(Some(rec))
+}
+
+/// `btf_check_and_fixup_fields`: checks what needs the whole BTF (uptr pointees:
+/// not kernel types (-EINVAL), not empty (-EINVAL), at most a page (-E2BIG); graph
+/// roots' contained types must have a struct meta in `btf`, -EFAULT) and sets each
+/// graph root's `value_rec`. Profile flag `ownership_depth`: without it (the older
+/// rule), a record that is both owner and owned may only own types without graph roots
+/// (-ELOOP).
+///
+/// `metas(id)` tells whether `btf` has a struct meta for `id` and whether that record
+/// has graph roots.
+pub fn btf_check_and_fixup_fields(
+    btf: &BtfRef,
+    metas: &dyn Fn(u32) -> Option<bool>,
+    rec: &mut BtfRecord,
+    sem: &Semantics,
+) -> KResult<()> {
+    if !rec.has_field(F::GRAPH_ROOT.or(F::UPTR)) {
+        return Ok(());
+    }
+    let has_nodes = rec.has_field(F::GRAPH_NODE);
+    for f in rec.fields.iter_mut() {
+        if f.ty == F::UPTR {
+            let Some(k) = &f.kptr else { continue };
+            let data = match &k.btf {
+                KptrBtf::Held(b) if b.is_kernel() => return Err(Errno::EINVAL),
+                KptrBtf::Held(b) => b.data(),
+                KptrBtf::Borrowed(_) => btf.data(),
+            };
+            let size = data.type_by_id(k.btf_id).map_or(0, |t| t.size());
+            if size == 0 {
+                return Err(Errno::EINVAL);
+            }
+            if size > 4096 {
+                return Err(Errno::E2BIG);
+            }
+            continue;
+        }
+        let Some(g) = f.graph_root.as_mut() else {
+            continue;
+        };
+        let owns_roots = metas(g.value_btf_id).ok_or(Errno::EFAULT)?;
+        g.value_rec = Some(g.value_btf_id);
+        if !sem.ownership_depth && has_nodes && owns_roots {
+            return Err(Errno::ELOOP);
+        }
+    }
+    Ok(())
+}
+
+/// [`btf_check_and_fixup_fields`] against `btf`'s struct-meta table (map creation).
+pub fn btf_check_and_fixup_record(
+    btf: &BtfRef,
+    rec: &mut BtfRecord,
+    sem: &Semantics,
+) -> KResult<()> {
+    let tab: Option<Arc<BtfStructMetas>> = btf.struct_metas();
+    let lookup = |id: u32| {
+        tab.as_ref()
+            .and_then(|t| t.find(id))
+            .map(|r| r.has_field(F::GRAPH_ROOT))
+    };
+    btf_check_and_fixup_fields(btf, &lookup, rec, sem)
+}
+
+/// `btf_record_free`: releases each field's module and held BTF reference, then the
+/// record.
+pub fn btf_record_free(rec: Option<BtfRecord>) {
+    drop(rec)
+}
+
+/// `btf_record_dup`: a deep copy taking new references (`btf_get` on held BTFs,
+/// `try_module_get` on modules). -ENXIO if a module is going; as in the kernel, the
+/// BTF reference already taken for that field is then leaked (the field was not yet
+/// counted, so the error path does not put it).
+pub fn btf_record_dup(rec: &BtfRecord) -> KResult<BtfRecord> {
+    let mut fields = Vec::with_capacity(rec.fields.len());
+    for f in &rec.fields {
+        let kptr = match &f.kptr {
+            None => None,
+            Some(k) => {
+                let btf = match &k.btf {
+                    KptrBtf::Held(b) => KptrBtf::Held(btf_get(b)),
+                    KptrBtf::Borrowed(p) => KptrBtf::Borrowed(*p),
+                };
+                if let Some(m) = &k.module
+                    && !try_module_get(m)
+                {
+                    // Kernel behaviour: the btf_get above is never put.
+                    core::mem::forget(btf);
+                    return Err(Errno::ENXIO);
+                }
+                Some(BtfFieldKptr {
+                    btf,
+                    btf_id: k.btf_id,
+                    pointee: k.pointee.clone(),
+                    local: k.local,
+                    dtor: k.dtor.clone(),
+                    module: k.module.clone(),
+                })
+            }
+        };
+        fields.push(BtfField {
+            offset: f.offset,
+            size: f.size,
+            ty: f.ty,
+            kptr,
+            graph_root: f.graph_root.clone(),
+        });
+    }
+    Ok(BtfRecord { fields, ..*rec })
+}
+
+/// `btf_record_equal`: the kernel compares the records byte for byte, so pointer
+/// identities (BTFs, modules, destructors, value records) count.
+pub fn btf_record_equal(a: Option<&BtfRecord>, b: Option<&BtfRecord>) -> bool {
+    let (a, b) = match (a, b) {
+        (None, None) => return true,
+        (Some(a), Some(b)) => (a, b),
+        _ => return false,
+    };
+    if a.fields.len() != b.fields.len()
+        || a.field_mask != b.field_mask
+        || (
+            a.spin_lock_off,
+            a.res_spin_lock_off,
+            a.timer_off,
+            a.wq_off,
+            a.refcount_off,
+            a.task_work_off,
+        ) != (
+            b.spin_lock_off,
+            b.res_spin_lock_off,
+            b.timer_off,
+            b.wq_off,
+            b.refcount_off,
+            b.task_work_off,
+        )
+    {
+        return false;
+    }
+    a.fields.iter().zip(&b.fields).all(|(x, y)| {
+        x.offset == y.offset
+            && x.size == y.size
+            && x.ty == y.ty
+            && x.graph_root == y.graph_root
+            && match (&x.kptr, &y.kptr) {
+                (None, None) => true,
+                (Some(p), Some(q)) => {
+                    p.btf.addr() == q.btf.addr()
+                        && p.btf_id == q.btf_id
+                        && p.dtor == q.dtor
+                        && p.module.as_ref().map(|m| m.name().as_ptr())
+                            == q.module.as_ref().map(|m| m.name().as_ptr())
+                }
+                _ => false,
+            }
+    })
+}

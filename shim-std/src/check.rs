@@ -1,0 +1,257 @@
+//! `kptr-model check`: what the kernel does with a BPF object under a profile: the
+//! BTF-load verdict, and per map the map-create verdict and the record.
+
+use kernel_core::btf::{BtfKind, BtfRef, KernelBtfs};
+use kernel_core::map::{MapAttr, map_create, map_type_name};
+use kernel_core::record::{BtfRecord, KptrBtf, KptrDtor, bpf_btf_load};
+use kernel_core::{Errno, Semantics};
+use serde_json::{Value, json};
+
+use crate::elf::{LoadError, read_bpf_object};
+use crate::maps::{MapDef, object_maps};
+
+/// One recorded field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldReport {
+    /// Byte offset.
+    pub offset: u32,
+    /// Type name (`kptr_ref`, `spin_lock`, ...).
+    pub ty: &'static str,
+    /// Pointee type name for kptrs.
+    pub pointee: Option<String>,
+    /// Program-local pointee (kptrs only).
+    pub local: Option<bool>,
+    /// Destructor (kptrs only): a kfunc name, `__bpf_obj_drop_impl`, or none.
+    pub dtor: Option<String>,
+    /// The references the field holds ("btf vmlinux", "btf <prog>", "module m").
+    pub holds: Vec<String>,
+}
+
+/// One map's verdict.
+#[derive(Clone, Debug)]
+pub struct MapReport {
+    /// The map as libbpf would create it.
+    pub def: MapDef,
+    /// `BPF_MAP_CREATE`'s errno, `None` on success.
+    pub errno: Option<Errno>,
+    /// The record's fields (empty without special fields).
+    pub fields: Vec<FieldReport>,
+    /// Why the record failed, if it did.
+    pub record_error: Option<Errno>,
+    /// Whether the map type's own checks are modelled.
+    pub modelled: bool,
+}
+
+/// The whole answer for one object.
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    /// Profile name.
+    pub profile: &'static str,
+    /// `BPF_BTF_LOAD`'s errno, `None` on success.
+    pub btf_errno: Option<Errno>,
+    /// The verifier's message for a refused BTF (last log line), if it logs one.
+    pub btf_log: Option<String>,
+    /// Maps (empty when BTF load failed: libbpf stops there).
+    pub maps: Vec<MapReport>,
+}
+
+fn dtor_name(d: &KptrDtor) -> Option<String> {
+    match d {
+        KptrDtor::None => None,
+        KptrDtor::ObjDrop => Some("__bpf_obj_drop_impl".into()),
+        KptrDtor::Kfunc { name, .. } => Some(name.clone()),
+    }
+}
+
+/// The fields of a record as reported.
+pub fn fields_of(rec: &BtfRecord, prog_btf: &BtfRef) -> Vec<FieldReport> {
+    rec.fields
+        .iter()
+        .map(|f| {
+            let mut holds = Vec::new();
+            let (pointee, local, dtor) = match &f.kptr {
+                Some(k) => {
+                    if let KptrBtf::Held(b) = &k.btf {
+                        let name = if BtfRef::ptr_eq(b, prog_btf) {
+                            "program".to_string()
+                        } else {
+                            b.name().to_string()
+                        };
+                        holds.push(format!("btf {name}"));
+                    }
+                    if let Some(m) = &k.module {
+                        holds.push(format!("module {}", m.name()));
+                    }
+                    (Some(k.pointee.clone()), Some(k.local), dtor_name(&k.dtor))
+                }
+                None => (None, None, None),
+            };
+            FieldReport {
+                offset: f.offset,
+                ty: f.ty.name(),
+                pointee,
+                local,
+                dtor,
+                holds,
+            }
+        })
+        .collect()
+}
+
+/// Runs BTF load and every map's creation for `obj` (ELF bytes) under `sem`.
+pub fn check_object(
+    kernel: &KernelBtfs,
+    obj: &[u8],
+    sem: &Semantics,
+) -> Result<CheckReport, LoadError> {
+    let o = read_bpf_object(obj)?;
+    let mut rep = CheckReport {
+        profile: sem.name,
+        btf_errno: None,
+        btf_log: None,
+        maps: Vec::new(),
+    };
+    let btf = match bpf_btf_load(kernel, &o.btf, 1, sem) {
+        Ok((b, _)) => b,
+        Err(e) => {
+            rep.btf_errno = Some(e.errno);
+            let line = e.message().to_string();
+            // Struct-meta failures log no message of their own: the log ends with the
+            // type dump.
+            if e.reason.starts_with("btf_") {
+                rep.btf_log = None;
+            } else {
+                rep.btf_log = Some(line);
+            }
+            return Ok(rep);
+        }
+    };
+    for def in object_maps(btf.data(), &o.sections) {
+        let name = def.kernel_name();
+        let attr = MapAttr {
+            map_type: def.map_type,
+            key_size: def.key_size,
+            value_size: def.value_size,
+            max_entries: def.max_entries,
+            map_flags: def.map_flags,
+            btf: Some(&btf),
+            btf_key_type_id: def.btf_key_type_id,
+            btf_value_type_id: def.btf_value_type_id,
+            name: &name,
+        };
+        let (errno, fields, record_error, modelled) = match map_create(kernel, &attr, sem) {
+            Ok(m) => (
+                None,
+                m.record
+                    .as_ref()
+                    .map(|r| fields_of(r, &btf))
+                    .unwrap_or_default(),
+                m.record_error,
+                m.modelled,
+            ),
+            Err(e) => (
+                Some(e),
+                Vec::new(),
+                None,
+                kernel_core::map::create::map_type_modelled(def.map_type),
+            ),
+        };
+        rep.maps.push(MapReport {
+            def,
+            errno,
+            fields,
+            record_error,
+            modelled,
+        });
+    }
+    Ok(rep)
+}
+
+fn errno_json(e: Option<Errno>) -> Value {
+    match e.and_then(|e| e.name()) {
+        Some(n) => json!(n),
+        None => e.map_or(Value::Null, |e| json!(format!("errno {}", e.raw()))),
+    }
+}
+
+impl CheckReport {
+    /// The JSON shape of `kptr-model check --json`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "profile": self.profile,
+            "btf_load": {"ok": self.btf_errno.is_none(), "errno": errno_json(self.btf_errno), "log": self.btf_log},
+            "maps": self.maps.iter().map(|m| json!({
+                "name": m.def.name,
+                "type": map_type_name(m.def.map_type),
+                "map_create": {"ok": m.errno.is_none(), "errno": errno_json(m.errno)},
+                "fields": m.fields.iter().map(|f| json!({
+                    "offset": f.offset, "type": f.ty, "pointee": f.pointee, "local": f.local,
+                    "dtor": f.dtor, "holds": f.holds,
+                })).collect::<Vec<_>>(),
+                "record_error": errno_json(m.record_error),
+                "modelled": m.modelled,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Human-readable text.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        match self.btf_errno {
+            None => s.push_str(&format!("BTF load ({}): ok\n", self.profile)),
+            Some(e) => {
+                s.push_str(&format!("BTF load ({}): {e}", self.profile));
+                if let Some(l) = &self.btf_log {
+                    s.push_str(&format!(": {l}"));
+                }
+                s.push('\n');
+            }
+        }
+        for m in &self.maps {
+            s.push_str(&format!(
+                "map {} ({}, key {}, value {}, max_entries {}, flags {:#x}): ",
+                m.def.name,
+                map_type_name(m.def.map_type),
+                m.def.key_size,
+                m.def.value_size,
+                m.def.max_entries,
+                m.def.map_flags
+            ));
+            match m.errno {
+                None => s.push_str("created"),
+                Some(e) => s.push_str(&format!("{e}")),
+            }
+            if !m.modelled {
+                s.push_str(" [map type checks not modelled]");
+            }
+            s.push('\n');
+            if let Some(e) = m.record_error {
+                s.push_str(&format!("  record: {e} (map has no special fields)\n"));
+            }
+            for f in &m.fields {
+                s.push_str(&format!("  +{:<4} {}", f.offset, f.ty));
+                if let Some(p) = &f.pointee {
+                    let kind = if f.local == Some(true) {
+                        "local"
+                    } else {
+                        "kernel"
+                    };
+                    s.push_str(&format!(" -> struct {p} ({kind})"));
+                }
+                if let Some(d) = &f.dtor {
+                    s.push_str(&format!(" dtor {d}"));
+                }
+                if !f.holds.is_empty() {
+                    s.push_str(&format!(" holds [{}]", f.holds.join(", ")));
+                }
+                s.push('\n');
+            }
+        }
+        s
+    }
+}
+
+/// Pointee kind name, for diffs.
+pub fn kind_name(k: u8) -> &'static str {
+    BtfKind::from_u8(k).map_or("?", |k| k.as_str())
+}

@@ -1,0 +1,172 @@
+//! BPF maps as libbpf would create them from an object: BTF-defined maps in `.maps`
+//! (`__uint`/`__type` members, `parse_btf_map_def` in libbpf) and the global-data
+//! maps of `.data`, `.bss`, `.rodata` and their `.data.*`/`.rodata.*` variants
+//! (`bpf_object__init_internal_map`), with the attributes libbpf passes to
+//! `BPF_MAP_CREATE` (including its zeroing of BTF ids for map types that take none).
+
+use kernel_core::btf::uapi::BtfKind;
+use kernel_core::btf::{BtfData, TypeRef};
+
+/// `BPF_F_RDONLY_PROG`.
+pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+/// `BPF_F_MMAPABLE`.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+/// `BPF_MAP_TYPE_ARRAY`.
+pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
+
+/// One map as libbpf would create it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapDef {
+    /// The map's name in the object (the VAR name, or the section for global data).
+    pub name: String,
+    /// `map_type`.
+    pub map_type: u32,
+    /// `key_size`.
+    pub key_size: u32,
+    /// `value_size`.
+    pub value_size: u32,
+    /// `max_entries`.
+    pub max_entries: u32,
+    /// `map_flags`.
+    pub map_flags: u32,
+    /// `btf_key_type_id` as libbpf passes it.
+    pub btf_key_type_id: u32,
+    /// `btf_value_type_id` as libbpf passes it.
+    pub btf_value_type_id: u32,
+    /// A global-data map (`.bss`, `.data`, `.rodata`, ...).
+    pub internal: bool,
+}
+
+impl MapDef {
+    /// A name the kernel accepts (`bpf_obj_name_cpy`: alphanumerics, `_`, `.`, at
+    /// most 15 bytes), as libbpf shortens internal names.
+    pub fn kernel_name(&self) -> String {
+        let s: String = self
+            .name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+            .take(15)
+            .collect();
+        s
+    }
+}
+
+/// libbpf zeroes the BTF ids for these map types.
+fn libbpf_drops_btf(map_type: u32) -> bool {
+    matches!(
+        map_type,
+        4 | 7 | 8 | 12 | 13 | 14 | 15 | 16 | 17 | 18 | 22 | 23 | 25 | 33
+    )
+}
+
+fn member_uint(d: &BtfData, ty: u32) -> Option<u32> {
+    // __uint(name, val): `int (*name)[val]`.
+    let (p, _) = d.skip_modifiers(ty);
+    let p = p.filter(|p| p.kind() == BtfKind::Ptr)?;
+    let (a, _) = d.skip_modifiers(p.type_id());
+    let a = a.filter(|a| a.kind() == BtfKind::Array)?;
+    Some(a.array().2)
+}
+
+fn member_type(d: &BtfData, ty: u32) -> Option<(u32, u32)> {
+    // __type(name, T): `T *name`; the pointee id and its resolved size.
+    let (p, _) = d.skip_modifiers(ty);
+    let p = p.filter(|p| p.kind() == BtfKind::Ptr)?;
+    let id = p.type_id();
+    let size = d.type_id_size(id).map(|x| x.2)?;
+    Some((id, size))
+}
+
+fn btf_map(d: &BtfData, var: &TypeRef<'_>) -> Option<MapDef> {
+    let name = String::from(d.name_by_offset(var.name_off()));
+    let (st, _) = d.skip_modifiers(var.type_id());
+    let st = st.filter(|s| s.is_struct_only())?;
+    let mut m = MapDef {
+        name,
+        map_type: 0,
+        key_size: 0,
+        value_size: 0,
+        max_entries: 0,
+        map_flags: 0,
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
+        internal: false,
+    };
+    for mem in st.members() {
+        match d.name_by_offset(mem.name_off) {
+            "type" => m.map_type = member_uint(d, mem.type_id)?,
+            "max_entries" => m.max_entries = member_uint(d, mem.type_id)?,
+            "map_flags" => m.map_flags = member_uint(d, mem.type_id)?,
+            "key_size" => m.key_size = member_uint(d, mem.type_id)?,
+            "value_size" => m.value_size = member_uint(d, mem.type_id)?,
+            "key" => {
+                let (id, size) = member_type(d, mem.type_id)?;
+                m.btf_key_type_id = id;
+                m.key_size = size;
+            }
+            "value" => {
+                let (id, size) = member_type(d, mem.type_id)?;
+                m.btf_value_type_id = id;
+                m.value_size = size;
+            }
+            _ => {}
+        }
+    }
+    if libbpf_drops_btf(m.map_type) {
+        m.btf_key_type_id = 0;
+        m.btf_value_type_id = 0;
+    }
+    Some(m)
+}
+
+/// The maps of an object: `.maps` first (in DATASEC order), then global data.
+/// `sections` are the ELF sections with their sizes, in file order.
+pub fn object_maps(d: &BtfData, sections: &[(String, u64)]) -> Vec<MapDef> {
+    let mut out = Vec::new();
+    let datasec = |name: &str| {
+        d.local_types()
+            .find(|t| t.kind() == BtfKind::Datasec && d.name_by_offset(t.name_off()) == name)
+    };
+    if let Some(ds) = datasec(".maps") {
+        for i in 0..ds.vlen() {
+            let vsi = ds.var_secinfo(i);
+            if let Some(var) = d.type_by_id(vsi.type_id)
+                && let Some(m) = btf_map(d, &var)
+            {
+                out.push(m);
+            }
+        }
+    }
+    for (sec, size) in sections {
+        let is_data = sec == ".data" || sec.starts_with(".data.");
+        let is_ro = sec == ".rodata" || sec.starts_with(".rodata.");
+        let is_bss = sec == ".bss" || sec.starts_with(".bss.");
+        if !(is_data || is_ro || is_bss) || *size == 0 {
+            continue;
+        }
+        let ds = datasec(sec);
+        let mut flags = if is_ro { BPF_F_RDONLY_PROG } else { 0 };
+        // map_is_mmapable: a DATASEC with at least one non-static variable.
+        let mmapable = ds.is_some_and(|ds| {
+            (0..ds.vlen()).any(|i| {
+                d.type_by_id(ds.var_secinfo(i).type_id)
+                    .is_some_and(|v| v.kind() == BtfKind::Var && v.var_linkage() != 0)
+            })
+        });
+        if mmapable {
+            flags |= BPF_F_MMAPABLE;
+        }
+        out.push(MapDef {
+            name: sec.clone(),
+            map_type: BPF_MAP_TYPE_ARRAY,
+            key_size: 4,
+            value_size: *size as u32,
+            max_entries: 1,
+            map_flags: flags,
+            btf_key_type_id: 0,
+            btf_value_type_id: ds.map_or(0, |t| t.id()),
+            internal: true,
+        });
+    }
+    out
+}

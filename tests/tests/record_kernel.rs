@@ -1,0 +1,89 @@
+//! The running kernel as judge of records: for every kernel-safe fixture object, the
+//! BTF-load errno and each map's create errno equal the model's `v6.18` answer.
+
+use std::os::fd::AsFd;
+
+use kernel_core::Semantics;
+use shim_std::check::check_object;
+use shim_std::elf::read_bpf_object;
+use shim_std::kernel_btf::load_kernel_btfs;
+use shim_std::oracle;
+
+#[test]
+fn btf_load_and_map_create_match_the_kernel() {
+    if kptr_tests::kernel_skip("BTF load and map create of the fixtures") {
+        return;
+    }
+    let sem = Semantics::V6_18;
+    let (kernel, _) = load_kernel_btfs(None, false, sem).expect("kernel BTF");
+    let mut mismatches = Vec::new();
+    let (mut objs, mut maps, mut unmodelled) = (0, 0, 0);
+    for p in kptr_tests::fixture_objects() {
+        if !kptr_tests::kernel_safe(&p) {
+            continue;
+        }
+        let bytes = std::fs::read(&p).expect("read");
+        let name = p
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let rep = check_object(&kernel, &bytes, &sem).expect("object");
+        let obj = read_bpf_object(&bytes).expect("object");
+        objs += 1;
+        let k = oracle::btf_load(&obj.btf);
+        let m = rep.btf_errno.map(|e| e.raw());
+        if k.errno != m {
+            mismatches.push(format!(
+                "{name}: BTF load kernel {:?} model {:?}",
+                k.errno, m
+            ));
+            continue;
+        }
+        if k.errno.is_some() {
+            continue;
+        }
+        let fd = oracle::btf_load_fd(&obj.btf).expect("BTF loads");
+        for mr in &rep.maps {
+            let kname = mr.def.kernel_name();
+            let req = oracle::MapCreate {
+                map_type: mr.def.map_type,
+                key_size: mr.def.key_size,
+                value_size: mr.def.value_size,
+                max_entries: mr.def.max_entries,
+                map_flags: mr.def.map_flags,
+                btf_fd: (mr.def.btf_key_type_id != 0 || mr.def.btf_value_type_id != 0)
+                    .then(|| fd.as_fd()),
+                btf_key_type_id: mr.def.btf_key_type_id,
+                btf_value_type_id: mr.def.btf_value_type_id,
+                name: &kname,
+            };
+            let kr = oracle::map_create(&req).err();
+            let mr_e = mr.errno.map(|e| e.raw());
+            maps += 1;
+            if kr != mr_e {
+                if mr.modelled {
+                    mismatches.push(format!(
+                        "{name}/{}: map create kernel {kr:?} model {mr_e:?}",
+                        mr.def.name
+                    ));
+                } else {
+                    unmodelled += 1;
+                    eprintln!(
+                        "(unmodelled map type) {name}/{}: kernel {kr:?} model {mr_e:?}",
+                        mr.def.name
+                    );
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{objs} objects, {maps} maps compared; {unmodelled} differences on unmodelled map types"
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
