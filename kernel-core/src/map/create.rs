@@ -256,7 +256,7 @@ fn type_check_btf(map: &BpfMap, btf: &BtfRef, key_id: u32, value_id: u32) -> Opt
             let v = d.type_by_id(value_id);
             if map.map_type != BPF_MAP_TYPE_ARRAY
                 || map.max_entries != 1
-                || !v.is_some_and(|v| v.kind() == BtfKind::Datasec)
+                || v.is_none_or(|v| v.kind() != BtfKind::Datasec)
             {
                 Err(Errno::EINVAL)
             } else {

@@ -261,7 +261,7 @@ impl Walk<'_> {
         if ty.0 == 0 {
             return Ok(0);
         }
-        if !self.sem.nested_fields && off % 8 != 0 {
+        if !self.sem.nested_fields && !off.is_multiple_of(8) {
             // v6.4: the bit offset is checked after classification.
             return Err(Errno::EINVAL);
         }
@@ -367,7 +367,7 @@ impl Walk<'_> {
             let mt = self.d.type_by_id(m.type_id);
             let bits = t.member_bit_offset(&m);
             let off = if self.sem.nested_fields {
-                if bits % 8 != 0 {
+                if !bits.is_multiple_of(8) {
                     return Err(Errno::EINVAL);
                 }
                 bits / 8
