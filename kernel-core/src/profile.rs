@@ -45,8 +45,9 @@ pub struct Semantics {
     pub kptr_skips_attr_tags: bool,
     /// Ownership between local types is bounded by depth (`btf_check_ownership_depth`,
     /// `BTF_MAX_OWNERSHIP_DEPTH` 8, kptrs count as edges) instead of the older rule that
-    /// a type both owning and owned may own only pure nodes (-ELOOP). The running
-    /// 6.18.44 kernel has the depth rule (stable backport).
+    /// a type both owning and owned may own only pure nodes (-ELOOP). Found in a
+    /// stable backport (Debian's 6.12.117 source); no named profile has it: the running
+    /// 6.18.44 kernel keeps the older rule (tests/semantics_probe.rs asks it).
     pub ownership_depth: bool,
 }
 
@@ -102,7 +103,6 @@ impl Semantics {
         res_spin_lock: true,
         task_work: true,
         kptr_skips_attr_tags: true,
-        ownership_depth: true,
         ..Self::V6_12
     };
 
