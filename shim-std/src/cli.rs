@@ -16,7 +16,7 @@ use crate::kernel_btf::{KernelBtfSource, SYS_VMLINUX, embedded_vmlinux, read};
 #[derive(Parser, Debug)]
 #[command(name = "kptr-model", version)]
 pub struct Cli {
-    /// What to do (default: `btf` on this machine's kernel BTF).
+    /// What to do (default: `check` on the embedded c8e18754 example object).
     #[command(subcommand)]
     pub cmd: Option<Cmd>,
 }
@@ -42,6 +42,59 @@ pub enum Cmd {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// What the kernel does with a BPF object: the BTF-load verdict, and per map the
+    /// map-create verdict and the record (offset, type, pointee, local or kernel,
+    /// destructor, references held). Without OBJ: the embedded c8e18754 example (built
+    /// for the profile's node layout).
+    Check {
+        /// BPF ELF object (clang -target bpf).
+        obj: Option<PathBuf>,
+        /// Kernel BTF to resolve kptrs against (default /sys/kernel/btf/vmlinux and the
+        /// module files beside it, or the embedded kernel BTF).
+        #[arg(long)]
+        vmlinux: Option<PathBuf>,
+        /// Kernel profile.
+        #[arg(long, default_value = "v6.18")]
+        profile: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What changes for an object between two profiles. Without OBJ: the embedded
+    /// example built for the --from profile's node layout.
+    Diff {
+        /// The older profile.
+        #[arg(long)]
+        from: String,
+        /// The newer profile.
+        #[arg(long)]
+        to: String,
+        /// BPF ELF object; default the embedded c8e18754 example.
+        obj: Option<PathBuf>,
+        /// Kernel BTF, as for `check`.
+        #[arg(long)]
+        vmlinux: Option<PathBuf>,
+    },
+}
+
+/// The c8e18754 example (`tests/fixtures/bpf/c8e18754_example.c`), compiled with the
+/// node layouts of v6.4 and later.
+pub const EMBEDDED_EXAMPLE: &[u8] = include_bytes!("../../tests/fixtures/obj/c8e18754_example.o");
+/// The same example with the node layouts of v6.3 and c8e18754 itself
+/// (`c8e18754_example_v63.c`: `bpf_rb_node` of 24 bytes).
+pub const EMBEDDED_EXAMPLE_V63: &[u8] =
+    include_bytes!("../../tests/fixtures/obj/c8e18754_example_v63.o");
+
+/// The embedded example built for `sem`'s node layout.
+pub fn embedded_example(sem: &Semantics) -> (&'static str, &'static [u8]) {
+    if sem.refcount {
+        ("c8e18754_example.o (embedded)", EMBEDDED_EXAMPLE)
+    } else {
+        (
+            "c8e18754_example_v63.o (embedded, pre-v6.4 node layout)",
+            EMBEDDED_EXAMPLE_V63,
+        )
+    }
 }
 
 fn profile(name: &str) -> Result<Semantics, LoadError> {
@@ -56,11 +109,11 @@ fn profile(name: &str) -> Result<Semantics, LoadError> {
 
 /// Runs the command line; errors print as `ERRNO: reason` and exit non-zero.
 pub fn main_with(cli: Cli, out: &mut dyn Write) -> ExitCode {
-    let cmd = cli.cmd.unwrap_or(Cmd::Btf {
-        file: None,
-        base: None,
+    let cmd = cli.cmd.unwrap_or(Cmd::Check {
+        obj: None,
+        vmlinux: None,
         profile: "v6.18".into(),
-        quiet: false,
+        json: false,
     });
     let res = match cmd {
         Cmd::Btf {
@@ -69,6 +122,21 @@ pub fn main_with(cli: Cli, out: &mut dyn Write) -> ExitCode {
             profile: p,
             quiet,
         } => profile(&p).and_then(|sem| cmd_btf(file.as_deref(), base.as_deref(), sem, quiet, out)),
+        Cmd::Check {
+            obj,
+            vmlinux,
+            profile: p,
+            json,
+        } => profile(&p)
+            .and_then(|sem| cmd_check(obj.as_deref(), vmlinux.as_deref(), sem, json, out)),
+        Cmd::Diff {
+            from,
+            to,
+            obj,
+            vmlinux,
+        } => profile(&from)
+            .and_then(|a| profile(&to).map(|b| (a, b)))
+            .and_then(|(a, b)| cmd_diff(obj.as_deref(), vmlinux.as_deref(), a, b, out)),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,
@@ -176,5 +244,89 @@ pub fn cmd_btf(
         btf.header().str_len
     )
     .map_err(io_err)?;
+    Ok(())
+}
+
+fn object_bytes(obj: Option<&Path>, sem: &Semantics) -> Result<(String, Vec<u8>), LoadError> {
+    match obj {
+        Some(p) => Ok((p.display().to_string(), read(p)?)),
+        None => {
+            let (n, b) = embedded_example(sem);
+            Ok((n.into(), b.to_vec()))
+        }
+    }
+}
+
+/// `kptr-model check`.
+pub fn cmd_check(
+    obj: Option<&Path>,
+    vmlinux: Option<&Path>,
+    sem: Semantics,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), LoadError> {
+    let (name, bytes) = object_bytes(obj, &sem)?;
+    let (kernel, src) = crate::kernel_btf::load_kernel_btfs(vmlinux, false, sem)?;
+    let rep = crate::check::check_object(&kernel, &bytes, &sem)?;
+    if json {
+        let mut v = rep.to_json();
+        v["object"] = serde_json::json!(name);
+        v["kernel_btf"] = serde_json::json!(match src {
+            KernelBtfSource::File(f) => f,
+            KernelBtfSource::Embedded => "embedded".into(),
+        });
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        )
+        .map_err(io_err)?;
+    } else {
+        let kb = match src {
+            KernelBtfSource::File(f) => f,
+            KernelBtfSource::Embedded => "embedded kernel BTF".into(),
+        };
+        writeln!(out, "{name} (kernel BTF: {kb})").map_err(io_err)?;
+        out.write_all(rep.to_text().as_bytes()).map_err(io_err)?;
+    }
+    Ok(())
+}
+
+/// `kptr-model diff`: the two reports, and the lines that differ.
+pub fn cmd_diff(
+    obj: Option<&Path>,
+    vmlinux: Option<&Path>,
+    a: Semantics,
+    b: Semantics,
+    out: &mut dyn Write,
+) -> Result<(), LoadError> {
+    let (name, bytes) = object_bytes(obj, &a)?;
+    let (ka, _) = crate::kernel_btf::load_kernel_btfs(vmlinux, false, a)?;
+    let (kb, _) = crate::kernel_btf::load_kernel_btfs(vmlinux, false, b)?;
+    let ra = crate::check::check_object(&ka, &bytes, &a)?.to_text();
+    let rb = crate::check::check_object(&kb, &bytes, &b)?.to_text();
+    let strip = |s: &str| {
+        s.replace(&format!("({})", a.name), "")
+            .replace(&format!("({})", b.name), "")
+    };
+    let la: Vec<String> = ra.lines().map(strip).collect();
+    let lb: Vec<String> = rb.lines().map(strip).collect();
+    writeln!(out, "{name}: {} -> {}", a.name, b.name).map_err(io_err)?;
+    let mut changed = 0;
+    for l in &la {
+        if !lb.contains(l) {
+            writeln!(out, "- {l}").map_err(io_err)?;
+            changed += 1;
+        }
+    }
+    for l in &lb {
+        if !la.contains(l) {
+            writeln!(out, "+ {l}").map_err(io_err)?;
+            changed += 1;
+        }
+    }
+    if changed == 0 {
+        writeln!(out, "(no difference)").map_err(io_err)?;
+    }
     Ok(())
 }

@@ -84,7 +84,13 @@ pub fn load_kernel_btfs(
         ),
         None => (embedded_vmlinux(), KernelBtfSource::Embedded),
     };
-    let vmlinux = btf_parse_vmlinux(&data, full, sem).map_err(|e| LoadError {
+    // The kernel BTF is this machine's (or the embedded one): read it with the
+    // verifier flags that accept it, whatever profile the program side is judged by.
+    let ksem = Semantics {
+        btf_tag_kflag: true,
+        ..sem
+    };
+    let vmlinux = btf_parse_vmlinux(&data, full, ksem).map_err(|e| LoadError {
         errno: e.errno,
         reason: format!("vmlinux BTF: {}", e.message()),
     })?;
@@ -102,7 +108,7 @@ pub fn load_kernel_btfs(
             errno: kernel_core::Errno::EINVAL,
             reason: "no vmlinux".into(),
         })?;
-        let m = btf_parse_module(&name, &d, base, full, sem).map_err(|e| LoadError {
+        let m = btf_parse_module(&name, &d, base, full, ksem).map_err(|e| LoadError {
             errno: e.errno,
             reason: format!("module {name} BTF: {}", e.message()),
         })?;

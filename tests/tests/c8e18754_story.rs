@@ -8,7 +8,10 @@ use kernel_core::btf::uapi::*;
 use kernel_core::btf::{BtfIdr, KernelBtfs, btf_parse_module, btf_parse_vmlinux};
 use kernel_core::map::{MapAttr, map_create};
 use kernel_core::module::{Module, try_module_get};
-use kernel_core::record::{BtfFieldType, KptrBtf, KptrDtor, bpf_btf_load, btf_record_dup, btf_record_equal, btf_record_free};
+use kernel_core::record::{
+    BtfFieldType, KptrBtf, KptrDtor, bpf_btf_load, btf_record_dup, btf_record_equal,
+    btf_record_free,
+};
 use kernel_core::sync::{Arc, Rcu};
 use kernel_core::{Errno, btf::BtfRef};
 use shim_std::elf::read_bpf_object;
@@ -29,8 +32,13 @@ fn example(sem: &Semantics) -> (Vec<u8>, (u32, u32)) {
     if sem.refcount {
         let p = kptr_tests::fixtures_dir().join("obj/c8e18754_example.o");
         let o = read_bpf_object(&std::fs::read(p).expect("fixture")).expect("object");
-        let opts = kernel_core::btf::ParseOpts { log_level: 0, resolve: true, sem: *sem };
-        let (d, _) = kernel_core::btf::btf_verify(o.btf.clone().into_boxed_slice(), None, &opts).expect("btf");
+        let opts = kernel_core::btf::ParseOpts {
+            log_level: 0,
+            resolve: true,
+            sem: *sem,
+        };
+        let (d, _) = kernel_core::btf::btf_verify(o.btf.clone().into_boxed_slice(), None, &opts)
+            .expect("btf");
         let def = object_maps(&d, &o.sections)
             .into_iter()
             .find(|m| m.name == "some_stashed")
@@ -41,15 +49,28 @@ fn example(sem: &Semantics) -> (Vec<u8>, (u32, u32)) {
     let int = b.int("int", 4, BTF_INT_SIGNED, 32);
     let long = b.int("long", 8, BTF_INT_SIGNED, 64);
     let node_size = BtfFieldType::RB_NODE.size(sem);
-    let rb = b.struct_("bpf_rb_node", node_size, &[("a", long, 0), ("b", long, 64), ("c", long, 128)]);
-    let nd = b.struct_("node_data", 16 + node_size, &[("key", long, 0), ("data", long, 64), ("node", rb, 128)]);
+    let rb = b.struct_(
+        "bpf_rb_node",
+        node_size,
+        &[("a", long, 0), ("b", long, 64), ("c", long, 128)],
+    );
+    let nd = b.struct_(
+        "node_data",
+        16 + node_size,
+        &[("key", long, 0), ("data", long, 64), ("node", rb, 128)],
+    );
     let t = b.type_tag("kptr", nd);
     let p = b.ptr(t);
     let v = b.struct_("map_value", 8, &[("node", p, 0)]);
     (b.build(), (int, v))
 }
 
-fn create(k: &KernelBtfs, btf: &BtfRef, (key_id, value_id): (u32, u32), sem: &Semantics) -> kernel_core::map::BpfMap {
+fn create(
+    k: &KernelBtfs,
+    btf: &BtfRef,
+    (key_id, value_id): (u32, u32),
+    sem: &Semantics,
+) -> kernel_core::map::BpfMap {
     let attr = MapAttr {
         map_type: 2,
         key_size: 4,
@@ -72,7 +93,11 @@ fn v6_3_rejects_the_local_kptr() {
     let (btf, _) = bpf_btf_load(&k, &blob, 0, &sem).expect("BTF loads");
     let map = create(&k, &btf, v, &sem);
     assert!(map.record.is_none());
-    assert_eq!(map.record_error, Some(Errno::ENOENT), "bpf_find_btf_id's -ENOENT fails the field");
+    assert_eq!(
+        map.record_error,
+        Some(Errno::ENOENT),
+        "bpf_find_btf_id's -ENOENT fails the field"
+    );
     assert_eq!(btf.refcount(), 2, "fd + map");
 }
 
@@ -89,7 +114,11 @@ fn local_field(sem: Semantics) -> (KptrDtor, bool, i32, i32) {
     assert_eq!((f.offset, f.ty), (0, BtfFieldType::KPTR_REF));
     let kp = f.kptr.as_ref().expect("kptr");
     assert!(kp.local && kp.pointee == "node_data");
-    assert_eq!(kp.btf.addr(), btf.addr(), "the pointee lives in program BTF");
+    assert_eq!(
+        kp.btf.addr(),
+        btf.addr(),
+        "the pointee lives in program BTF"
+    );
     let with_map = btf.refcount();
     // dup takes the same references again, free gives them back.
     let dup = btf_record_dup(rec).expect("dup");
@@ -100,7 +129,11 @@ fn local_field(sem: Semantics) -> (KptrDtor, bool, i32, i32) {
     let out = (kp.dtor.clone(), kp.btf.is_held(), with_map, with_dup);
     drop(map);
     assert_eq!(btf.refcount(), 1, "map free returns every reference");
-    assert_eq!(k.vmlinux().expect("vmlinux").refcount(), vm_before, "no kernel BTF involved");
+    assert_eq!(
+        k.vmlinux().expect("vmlinux").refcount(),
+        vm_before,
+        "no kernel BTF involved"
+    );
     out
 }
 
@@ -109,7 +142,11 @@ fn c8e18754_holds_program_btf_and_uses_obj_drop() {
     let (dtor, held, with_map, with_dup) = local_field(Semantics::C8E18754);
     assert_eq!(dtor, KptrDtor::ObjDrop);
     assert!(held);
-    assert_eq!((with_map, with_dup), (3, 4), "fd + map + field (+ dup's field)");
+    assert_eq!(
+        (with_map, with_dup),
+        (3, 4),
+        "fd + map + field (+ dup's field)"
+    );
 }
 
 #[test]
@@ -159,7 +196,12 @@ fn prog_with_module_kptr() -> (Vec<u8>, u32) {
     (b.build(), v)
 }
 
-fn module_map(k: &KernelBtfs, btf: &BtfRef, v: u32, sem: &Semantics) -> kernel_core::KResult<kernel_core::map::BpfMap> {
+fn module_map(
+    k: &KernelBtfs,
+    btf: &BtfRef,
+    v: u32,
+    sem: &Semantics,
+) -> kernel_core::KResult<kernel_core::map::BpfMap> {
     let attr = MapAttr {
         map_type: 2,
         key_size: 4,
@@ -184,13 +226,23 @@ fn module_kptr_holds_module_and_its_btf() {
     let (btf, _) = bpf_btf_load(&k, &blob, 0, &sem).expect("BTF loads");
     // Struct metas (v6.12+) already parsed the kptr once, and keep it.
     let after_load = (mbtf.refcount(), m.refcount());
-    assert_eq!(after_load, (base + 1, 1), "struct meta record: module BTF + module");
+    assert_eq!(
+        after_load,
+        (base + 1, 1),
+        "struct meta record: module BTF + module"
+    );
     let map = module_map(&k, &btf, v, &sem).expect("map");
     let rec = map.record.as_ref().expect("record");
     let kp = rec.fields[0].kptr.as_ref().expect("kptr");
     assert!(!kp.local);
     assert!(matches!(&kp.btf, KptrBtf::Held(b) if b.is_module()));
-    assert_eq!(kp.dtor, KptrDtor::Kfunc { name: "mod_obj_release_dtor".into(), btf_id: kp_dtor_id(kp) });
+    assert_eq!(
+        kp.dtor,
+        KptrDtor::Kfunc {
+            name: "mod_obj_release_dtor".into(),
+            btf_id: kp_dtor_id(kp)
+        }
+    );
     assert_eq!((mbtf.refcount(), m.refcount()), (base + 2, 2));
     // Unloading is refused while references are held.
     assert_eq!(m.try_unload(), Err(Errno::EBUSY));
@@ -218,7 +270,11 @@ fn module_not_live_is_enxio_and_nothing_is_held() {
     // v6.18 parses kptrs in struct metas: BTF load itself fails.
     let e = bpf_btf_load(&k, &blob, 0, &sem).err().expect("refused");
     assert_eq!(e.errno, Errno::ENXIO);
-    assert_eq!((mbtf.refcount(), m.refcount()), (base, 0), "nothing held on failure");
+    assert_eq!(
+        (mbtf.refcount(), m.refcount()),
+        (base, 0),
+        "nothing held on failure"
+    );
     // v6.4 does not: BTF loads, the map's record fails with -ENXIO.
     let sem = Semantics::V6_4;
     let (k, m) = kernel_with_module(&sem);
