@@ -16,8 +16,7 @@ const PROBE_LIMIT: u32 = 512;
 
 fn last_msg(log: &str) -> String {
     log.lines()
-        .filter(|l| !l.is_empty() && !l.starts_with("processed"))
-        .next_back()
+        .rfind(|l| !l.is_empty() && !l.starts_with("processed"))
         .unwrap_or("")
         .to_string()
 }
@@ -77,8 +76,7 @@ fn kernel_fields(fd: BorrowedFd<'_>, value_size: u32) -> Vec<(u32, String, Optio
             let (_, l) = probe_value_access(fd, off as i16, ProbeAccess::Load8, 2);
             let line = l
                 .lines()
-                .filter(|x| x.contains(" R1="))
-                .next_back()
+                .rfind(|x| x.contains(" R1="))
                 .unwrap_or("")
                 .to_string();
             if let Some(r1) = line.split(" R1=").nth(1) {
