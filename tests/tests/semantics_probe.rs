@@ -42,20 +42,20 @@ fn ownership_chain() -> Case {
     let mut b = BtfBuilder::new();
     let int = b.int("int", 4, BTF_INT_SIGNED, 32);
     let (lock, head, node, _) = specials(&mut b, int);
-    let baz = b.struct_("baz", 24, &[("n", node, 0)]);
+    let owned = b.struct_("baz", 24, &[("n", node, 0)]);
     let bar = b.struct_(
         "bar",
         48,
         &[("l", lock, 0), ("h", head, 64), ("n", node, 192)],
     );
-    let foo = b.struct_(
+    let top = b.struct_(
         "foo",
         48,
         &[("l", lock, 0), ("h", head, 64), ("n", node, 192)],
     );
-    b.decl_tag("contains:bar:n", foo, 1);
+    b.decl_tag("contains:bar:n", top, 1);
     b.decl_tag("contains:baz:n", bar, 1);
-    let _ = baz;
+    let _ = owned;
     Case {
         name: "owner-and-owned chain of three",
         blob: b.build(),
