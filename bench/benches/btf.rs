@@ -278,6 +278,49 @@ fn lookup(c: &mut Criterion) {
     g.finish();
 }
 
+/// `btf_parse_fields` with the map-value mask over every STRUCT of vmlinux BTF (the
+/// record parser alone: no peer implements it, so the figure is absolute).
+fn parse_fields_all_structs(c: &mut Criterion) {
+    use kernel_core::btf::BtfKind;
+    use kernel_core::map::create::map_value_mask;
+    use kernel_core::record::btf_parse_fields;
+    use kernel_core::sync::{Arc, Rcu};
+    let Some(data) = input() else { return };
+    let sem = kernel_core::Semantics::V6_18;
+    let Ok(vm) = kernel_core::btf::btf_parse_vmlinux(data, true, sem) else {
+        eprintln!("vmlinux BTF did not verify; skipping parse_fields");
+        return;
+    };
+    let idr = kernel_core::btf::BtfIdr::new(Arc::new(Rcu::new()));
+    let Ok(kernel) = kernel_core::btf::KernelBtfs::new(idr, Some(vm)) else {
+        return;
+    };
+    let Some(vm) = kernel.vmlinux() else { return };
+    let structs: Vec<(u32, u32)> = vm
+        .data()
+        .local_types()
+        .filter(|t| t.kind() == BtfKind::Struct)
+        .map(|t| (t.id(), t.size()))
+        .collect();
+    eprintln!("parse_fields: {} structs", structs.len());
+    let mask = map_value_mask(&sem);
+    let mut g = c.benchmark_group("parse_fields");
+    g.throughput(Throughput::Elements(structs.len() as u64));
+    g.sampling_mode(SamplingMode::Flat);
+    g.bench_function("kptr_btf_parse_fields_all_vmlinux_structs", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for &(id, size) in &structs {
+                if let Ok(Some(r)) = btf_parse_fields(vm, &kernel, id, mask, size, &sem) {
+                    n += r.fields.len();
+                }
+            }
+            n
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -288,6 +331,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = load_vmlinux, lookup
+    targets = load_vmlinux, lookup, parse_fields_all_structs
 }
 criterion_main!(benches);
