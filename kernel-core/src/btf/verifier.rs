@@ -195,6 +195,11 @@ static NAME_OK: [[bool; 256]; 2] = {
     t
 };
 
+/// `isalnum(c) || c == '_' || c == '.'` with the kernel's Latin-1 `_ctype`.
+pub(crate) fn name_char_rest_ok(c: u8) -> bool {
+    NAME_OK[1][c as usize]
+}
+
 /// `btf_name_valid_identifier`.
 pub(crate) fn name_valid_identifier(v: &View<'_>, off: u32) -> bool {
     let s = raw_str_at(v, off);

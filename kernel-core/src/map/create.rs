@@ -159,6 +159,23 @@ fn local_storage_alloc_check(a: &MapAttr<'_>) -> KResult<()> {
     Ok(())
 }
 
+/// `bloom_map_alloc_check` and the argument checks of `bloom_map_alloc`.
+fn bloom_alloc_check(a: &MapAttr<'_>) -> KResult<()> {
+    if a.value_size as u64 > KMALLOC_MAX_SIZE {
+        return Err(Errno::E2BIG);
+    }
+    let mask = BPF_F_NUMA_NODE | BPF_F_ZERO_SEED | BPF_F_ACCESS_MASK;
+    if a.key_size != 0
+        || a.value_size == 0
+        || a.max_entries == 0
+        || a.map_flags & !mask != 0
+        || !flags_access_ok(a.map_flags)
+    {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
 fn is_local_storage(t: u32) -> bool {
     matches!(
         t,
@@ -179,15 +196,14 @@ pub fn map_type_modelled(t: u32) -> bool {
             | BPF_MAP_TYPE_PERCPU_ARRAY
             | BPF_MAP_TYPE_LRU_HASH
             | BPF_MAP_TYPE_LRU_PERCPU_HASH
+            | BPF_MAP_TYPE_BLOOM_FILTER
     ) || is_local_storage(t)
 }
 
-/// `bpf_obj_name_cpy`: alphanumerics, `_` and `.` only (-EINVAL otherwise).
+/// `bpf_obj_name_cpy`: the kernel's (Latin-1) `isalnum`, `_` and `.` only, at most 15
+/// bytes (-EINVAL otherwise).
 fn name_ok(name: &str) -> bool {
-    name.len() < 16
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+    name.len() < 16 && name.bytes().all(crate::btf::verifier::name_char_rest_ok)
 }
 
 /// The map types a special field may live in (`map_check_btf`'s matrix).
@@ -239,41 +255,111 @@ pub fn map_value_mask(sem: &Semantics) -> F {
     )
 }
 
-/// The map type's own `map_check_btf` operation, where it has one: `Some(result)`.
-fn type_check_btf(map: &BpfMap, btf: &BtfRef, key_id: u32, value_id: u32) -> Option<KResult<()>> {
+/// The map type's own `map_check_btf` operation (`ops->map_check_btf`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CheckBtfOp {
+    /// No operation: a keyless BTF is -EINVAL.
+    None,
+    /// `map_check_no_btf`: -ENOTSUPP.
+    NoBtf,
+    /// `array_map_check_btf`.
+    Array,
+    /// `bpf_local_storage_map_check_btf`.
+    LocalStorage,
+    /// `cgroup_storage_check_btf`.
+    CgroupStorage,
+    /// `trie_check_btf`.
+    Trie,
+    /// `bloom_map_check_btf`.
+    Bloom,
+    /// `arena_map_check_btf`.
+    Arena,
+    /// `htab_map_check_btf`-less hash maps of these releases: no op.
+    Hash,
+}
+
+fn check_btf_op(t: u32) -> CheckBtfOp {
+    use CheckBtfOp::*;
+    match t {
+        BPF_MAP_TYPE_ARRAY | BPF_MAP_TYPE_PERCPU_ARRAY => Array,
+        BPF_MAP_TYPE_HASH
+        | BPF_MAP_TYPE_PERCPU_HASH
+        | BPF_MAP_TYPE_LRU_HASH
+        | BPF_MAP_TYPE_LRU_PERCPU_HASH => Hash,
+        t if is_local_storage(t) => LocalStorage,
+        BPF_MAP_TYPE_CGROUP_STORAGE | BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE => CgroupStorage,
+        BPF_MAP_TYPE_LPM_TRIE => Trie,
+        BPF_MAP_TYPE_BLOOM_FILTER => Bloom,
+        BPF_MAP_TYPE_ARENA => Arena,
+        BPF_MAP_TYPE_PERF_EVENT_ARRAY
+        | BPF_MAP_TYPE_CGROUP_ARRAY
+        | BPF_MAP_TYPE_ARRAY_OF_MAPS
+        | BPF_MAP_TYPE_HASH_OF_MAPS
+        | BPF_MAP_TYPE_STACK_TRACE
+        | BPF_MAP_TYPE_DEVMAP
+        | BPF_MAP_TYPE_DEVMAP_HASH
+        | BPF_MAP_TYPE_CPUMAP
+        | BPF_MAP_TYPE_XSKMAP
+        | BPF_MAP_TYPE_SOCKMAP
+        | BPF_MAP_TYPE_SOCKHASH => NoBtf,
+        _ => None,
+    }
+}
+
+/// Runs the map type's own `map_check_btf`.
+fn type_check_btf(map: &BpfMap, btf: &BtfRef, key_id: u32, value_id: u32) -> KResult<()> {
     let d = btf.data();
-    let key = d.type_by_id(key_id);
-    let key_is_u32 = || {
+    let key = if key_id == 0 {
+        None
+    } else {
+        d.type_by_id(key_id)
+    };
+    let int_bits = |bits: u32| {
         key.is_some_and(|k| {
             k.kind() == BtfKind::Int
-                && btf_int_bits(k.int_data()) == 32
+                && btf_int_bits(k.int_data()) == bits
                 && btf_int_offset(k.int_data()) == 0
         })
     };
-    match map.map_type {
-        BPF_MAP_TYPE_ARRAY | BPF_MAP_TYPE_PERCPU_ARRAY => Some(if key_id == 0 {
-            // Keyless BTF: only the global-data array (one DATASEC value).
-            let v = d.type_by_id(value_id);
-            if map.map_type != BPF_MAP_TYPE_ARRAY
-                || map.max_entries != 1
-                || v.is_none_or(|v| v.kind() != BtfKind::Datasec)
-            {
-                Err(Errno::EINVAL)
+    let ok = match check_btf_op(map.map_type) {
+        CheckBtfOp::None | CheckBtfOp::Hash | CheckBtfOp::Arena => true,
+        CheckBtfOp::NoBtf => return Err(Errno::ENOTSUPP),
+        CheckBtfOp::Array => {
+            if key_id == 0 {
+                // Keyless BTF: only the global-data array (one DATASEC value).
+                let v = d.type_by_id(value_id);
+                map.map_type == BPF_MAP_TYPE_ARRAY
+                    && map.max_entries == 1
+                    && v.is_some_and(|v| v.kind() == BtfKind::Datasec)
             } else {
-                Ok(())
+                int_bits(32)
             }
-        } else if key_is_u32() {
-            Ok(())
-        } else {
-            Err(Errno::EINVAL)
-        }),
-        t if is_local_storage(t) => Some(if key_is_u32() {
-            Ok(())
-        } else {
-            Err(Errno::EINVAL)
-        }),
-        _ => None,
-    }
+        }
+        CheckBtfOp::LocalStorage => int_bits(32),
+        CheckBtfOp::CgroupStorage => {
+            if map.key_size == 16 {
+                key.is_some_and(|k| {
+                    k.kind() == BtfKind::Struct && k.vlen() == 2 && {
+                        let ok = |i: u16, off: u32, bytes: u32| {
+                            let m = k.member(i);
+                            k.member_bit_offset(&m) == off * 8
+                                && d.type_by_id(m.type_id).is_some_and(|t| {
+                                    t.kind() == BtfKind::Int
+                                        && btf_int_bits(t.int_data()) == bytes * 8
+                                        && btf_int_offset(t.int_data()) == 0
+                                })
+                        };
+                        ok(0, 0, 8) && ok(1, 8, 4)
+                    }
+                })
+            } else {
+                int_bits(64)
+            }
+        }
+        CheckBtfOp::Trie => key.is_some_and(|k| k.kind() == BtfKind::Struct),
+        CheckBtfOp::Bloom => key_id == 0,
+    };
+    if ok { Ok(()) } else { Err(Errno::EINVAL) }
 }
 
 /// `map_check_btf`: key and value sizes against the BTF, the record
@@ -294,11 +380,10 @@ pub fn map_check_btf(
             Some((_, _, size)) if size == map.key_size => {}
             _ => return Err(Errno::EINVAL),
         }
-    } else if type_check_btf(map, btf, 0, value_id).is_none() && !map_type_modelled(map.map_type) {
-        // Map types without their own check refuse keyless BTF; unmodelled types are
-        // assumed to be among them.
-        return Err(Errno::EINVAL);
-    } else if type_check_btf(map, btf, 0, value_id).is_none() {
+    } else if matches!(
+        check_btf_op(map.map_type),
+        CheckBtfOp::None | CheckBtfOp::Hash
+    ) {
         return Err(Errno::EINVAL);
     }
     let value_id = match d.type_id_size(value_id) {
@@ -319,12 +404,7 @@ pub fn map_check_btf(
             map.record_error = Some(e);
         }
     }
-    let res = check_record(map, btf, sem).and_then(|()| {
-        match type_check_btf(map, btf, key_id, value_id) {
-            Some(r) => r,
-            None => Ok(()),
-        }
-    });
+    let res = check_record(map, btf, sem).and_then(|()| type_check_btf(map, btf, key_id, value_id));
     if res.is_err() {
         // bpf_map_free_record.
         map.record = None;
@@ -352,6 +432,9 @@ fn check_record(map: &mut BpfMap, btf: &BtfRef, sem: &Semantics) -> KResult<()> 
 /// error does not fail creation: the map has no special fields. Profile flags: those of
 /// [`map_check_btf`].
 pub fn map_create(kernel: &KernelBtfs, a: &MapAttr<'_>, sem: &Semantics) -> KResult<BpfMap> {
+    if a.btf_key_type_id != 0 && a.btf_value_type_id == 0 {
+        return Err(Errno::EINVAL);
+    }
     if a.map_flags & BPF_F_RDONLY != 0 && a.map_flags & BPF_F_WRONLY != 0 {
         return Err(Errno::EINVAL);
     }
@@ -365,6 +448,7 @@ pub fn map_create(kernel: &KernelBtfs, a: &MapAttr<'_>, sem: &Semantics) -> KRes
         | BPF_MAP_TYPE_LRU_HASH
         | BPF_MAP_TYPE_LRU_PERCPU_HASH => htab_alloc_check(a)?,
         t if is_local_storage(t) => local_storage_alloc_check(a)?,
+        BPF_MAP_TYPE_BLOOM_FILTER => bloom_alloc_check(a)?,
         _ => {}
     }
     if !name_ok(a.name) {
