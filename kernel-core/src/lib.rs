@@ -13,9 +13,11 @@ pub mod btf;
 pub mod errno;
 pub mod map;
 pub mod module;
+pub mod obj;
 pub mod profile;
 pub mod record;
 pub mod sync;
+pub mod trace;
 
 pub use errno::{Errno, KResult};
 pub use profile::Semantics;

@@ -49,6 +49,27 @@ pub struct Semantics {
     /// stable backport (Debian's 6.12.117 source); no named profile has it: the running
     /// 6.18.44 kernel keeps the older rule (tests/semantics_probe.rs asks it).
     pub ownership_depth: bool,
+    /// `bpf_obj_free_fields` releases a referenced kptr only if the exchanged value is
+    /// non-NULL ("only invoke kptr dtor following non-NULL xchg", v6.4); c8e18754
+    /// calls the destructor or `__bpf_obj_drop_impl` on NULL too.
+    pub free_fields_null_check: bool,
+    /// Local kptrs are dropped with migration disabled (9e36a204bd43, v6.4);
+    /// c8e18754 reaches `bpf_mem_free` with migration enabled.
+    pub free_fields_migrate_disable: bool,
+    /// Teardown WARNs when a local pointee has no struct meta (c8e18754 to v6.5).
+    pub warn_missing_pointee_meta: bool,
+    /// `__bpf_obj_drop_impl` frees through `bpf_mem_free_rcu` (v6.6); before,
+    /// `bpf_mem_free` allows immediate reuse.
+    pub obj_drop_free_rcu: bool,
+    /// `bpf_refcount_acquire` uses `refcount_inc_not_zero` and may fail (v6.6); v6.4
+    /// used `refcount_inc`.
+    pub refcount_acquire_not_zero: bool,
+    /// `bpf_map_free_deferred` puts the map's BTF after `map_free` (59e5791f59dd,
+    /// v6.7); v6.4 put it before.
+    pub map_btf_put_after_free: bool,
+    /// Non-preallocated hash elements free their special fields again when the memory
+    /// is finally freed (an allocator destructor, newest kernels; not in 6.18).
+    pub htab_elem_dtor: bool,
 }
 
 impl Semantics {
@@ -69,6 +90,13 @@ impl Semantics {
         task_work: false,
         kptr_skips_attr_tags: false,
         ownership_depth: false,
+        free_fields_null_check: false,
+        free_fields_migrate_disable: false,
+        warn_missing_pointee_meta: true,
+        obj_drop_free_rcu: false,
+        refcount_acquire_not_zero: false,
+        map_btf_put_after_free: false,
+        htab_elem_dtor: false,
     };
     /// c8e18754 "bpf: Support __kptr to local kptrs" as merged.
     pub const C8E18754: Semantics = Semantics {
@@ -83,6 +111,8 @@ impl Semantics {
         name: "v6.4",
         local_kptr_dtor_obj_drop: false,
         refcount: true,
+        free_fields_null_check: true,
+        free_fields_migrate_disable: true,
         ..Self::C8E18754
     };
     /// v6.12.
@@ -93,6 +123,10 @@ impl Semantics {
         wq: true,
         nested_fields: true,
         struct_meta_kptrs: true,
+        warn_missing_pointee_meta: false,
+        obj_drop_free_rcu: true,
+        refcount_acquire_not_zero: true,
+        map_btf_put_after_free: true,
         ..Self::V6_4
     };
     /// v6.18, the running kernel of these machines; the default.

@@ -10,3 +10,4 @@ pub mod elf;
 pub mod kernel_btf;
 pub mod maps;
 pub mod oracle;
+pub mod scenario;

@@ -194,6 +194,11 @@ impl core::ops::Deref for BtfRef {
 /// `btf_get`: a new reference (`refcount_inc`).
 pub fn btf_get(b: &BtfRef) -> BtfRef {
     b.btf().refcnt.inc();
+    crate::trace::emit(crate::trace::Event::Btf {
+        name: b.name(),
+        addr: b.addr(),
+        now: b.refcount(),
+    });
     BtfRef(b.0)
 }
 
@@ -211,15 +216,23 @@ unsafe impl Send for SendPtr {}
 impl Drop for BtfRef {
     fn drop(&mut self) {
         let b = self.btf();
-        if !b.refcnt.dec_and_test() {
+        let last = b.refcnt.dec_and_test();
+        crate::trace::emit(crate::trace::Event::Btf {
+            name: b.name(),
+            addr: self.addr(),
+            now: b.refcnt.read(),
+        });
+        if !last {
             return;
         }
         let p = SendPtr(self.0);
         match b.idr.clone() {
             Some(idr) => {
                 idr.free_id(b);
+                let idr2 = Arc::clone(&idr);
                 idr.rcu().call_rcu(move || {
                     let p = p;
+                    idr2.note_freed(p.0.as_ptr() as usize);
                     // SAFETY: the count reached zero and the id was unpublished before
                     // the grace period, so no reader can still hold the pointer.
                     drop(unsafe { Box::from_raw(p.0.as_ptr()) });

@@ -17,6 +17,7 @@ use crate::sync::{Arc, Rcu, SpinLock};
 struct IdrInner {
     next: u32,
     map: HashMap<u32, NonNull<Btf>>,
+    freed: Vec<usize>,
 }
 
 /// `btf_idr` with `btf_idr_lock`, and the RCU domain BTFs are freed through.
@@ -38,6 +39,7 @@ impl BtfIdr {
             inner: SpinLock::new(IdrInner {
                 next: 1,
                 map: HashMap::new(),
+                freed: Vec::new(),
             }),
             rcu,
         })
@@ -45,6 +47,11 @@ impl BtfIdr {
 
     /// The RCU domain.
     pub fn rcu(&self) -> &Rcu {
+        &self.rcu
+    }
+
+    /// The RCU domain, shared.
+    pub fn rcu_arc(&self) -> &Arc<Rcu> {
         &self.rcu
     }
 
@@ -76,6 +83,17 @@ impl BtfIdr {
         if id != 0 {
             self.inner.lock().map.remove(&id);
         }
+    }
+
+    /// Records that the object at `addr` was freed (its RCU callback ran).
+    pub(crate) fn note_freed(&self, addr: usize) {
+        self.inner.lock().freed.push(addr);
+    }
+
+    /// True if a BTF published here has been freed at `addr`: a holder of an
+    /// unreferenced pointer to it would now use freed memory.
+    pub fn is_freed(&self, addr: usize) -> bool {
+        self.inner.lock().freed.contains(&addr)
     }
 
     /// Number of published objects.

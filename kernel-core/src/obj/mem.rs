@@ -37,7 +37,7 @@ impl Words {
     /// The 8-byte slot at `off` (a kptr, a timer's pointer word); `off` must be
     /// 8-aligned and in range.
     pub fn slot(&self, off: u32) -> Option<&AtomicU64> {
-        if off % 8 != 0 || off + 8 > self.size.div_ceil(8) * 8 {
+        if !off.is_multiple_of(8) || off + 8 > self.size.div_ceil(8) * 8 {
             return None;
         }
         self.words.get(off as usize / 8)
@@ -66,7 +66,7 @@ impl Words {
 
     /// The 4-byte word at `off` (4-aligned): the atomic word and the shift.
     pub fn u32_at(&self, off: u32) -> Option<(&AtomicU64, u32)> {
-        if off % 4 != 0 || off + 4 > self.size {
+        if !off.is_multiple_of(4) || off + 4 > self.size {
             return None;
         }
         Some((&self.words[off as usize / 8], (off % 8) * 8))

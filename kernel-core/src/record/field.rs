@@ -175,6 +175,12 @@ unsafe impl Send for KptrBtf {}
 // SAFETY: see `Send`.
 unsafe impl Sync for KptrBtf {}
 
+// SAFETY: the pointer is an identity and is dereferenced only after the runtime's
+// liveness check (see `obj::helpers::kptr_btf`).
+unsafe impl Send for BtfFieldGraphRoot {}
+// SAFETY: see `Send`.
+unsafe impl Sync for BtfFieldGraphRoot {}
+
 impl KptrBtf {
     /// Address of the `struct btf`, for identity (`btf_record_equal`).
     pub fn addr(&self) -> usize {
@@ -233,8 +239,9 @@ impl Drop for BtfFieldKptr {
 /// `struct btf_field_graph_root`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BtfFieldGraphRoot {
-    /// Address of the BTF the root was parsed from (no reference is held).
-    pub btf_addr: usize,
+    /// The BTF the root was parsed from (no reference is held; identity only, read
+    /// through the runtime's liveness check).
+    pub btf_ptr: NonNull<Btf>,
     /// The contained struct.
     pub value_btf_id: u32,
     /// Byte offset of the node member in the contained struct.

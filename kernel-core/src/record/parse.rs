@@ -120,7 +120,7 @@ fn btf_parse_graph_root(
             return Err(Errno::EINVAL);
         }
         found = Some(BtfFieldGraphRoot {
-            btf_addr: btf.addr(),
+            btf_ptr: btf.raw(),
             value_btf_id: info.value_btf_id,
             node_offset: bits / 8,
             value_rec: None,

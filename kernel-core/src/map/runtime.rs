@@ -1,0 +1,356 @@
+//! Maps at run time: array and per-CPU array (kernel/bpf/arraymap.c), hash maps
+//! preallocated or not, per-CPU and LRU (kernel/bpf/hashtab.c), with the value
+//! operations that touch special fields, and the map's end: `bpf_map_put` and the
+//! deferred free in the profile's order (kernel/bpf/syscall.c).
+
+use alloc::vec::Vec;
+
+use hashbrown::HashMap;
+
+use super::create::BpfMap;
+use super::types::*;
+use crate::errno::{Errno, KResult};
+use crate::obj::{BpfRuntime, Words, bpf_obj_free_fields, bpf_obj_init};
+use crate::record::BtfRecord;
+use crate::sync::{Arc, Ordering, SpinLock};
+use crate::trace::{Event, emit};
+
+/// Number of CPUs the per-CPU maps model.
+pub const NR_CPUS: usize = 2;
+
+/// `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`.
+pub const BPF_NOEXIST: u64 = 1;
+/// `BPF_EXIST`.
+pub const BPF_EXIST: u64 = 2;
+
+/// `copy_map_value`: copies `src` into `dst`, skipping the special fields.
+pub fn copy_map_value(rec: Option<&BtfRecord>, dst: &Words, src: &[u8]) {
+    let mut skip: Vec<(u32, u32)> = rec
+        .map(|r| {
+            r.fields
+                .iter()
+                .map(|f| (f.offset, f.offset + f.size))
+                .collect()
+        })
+        .unwrap_or_default();
+    skip.sort_unstable();
+    let mut k = 0;
+    for i in 0..(dst.size().min(src.len() as u32)) {
+        while k < skip.len() && skip[k].1 <= i {
+            k += 1;
+        }
+        if k < skip.len() && skip[k].0 <= i && i < skip[k].1 {
+            continue;
+        }
+        dst.set_byte(i, src[i as usize]);
+    }
+}
+
+/// `check_and_init_map_value`.
+pub fn check_and_init_map_value(rec: Option<&BtfRecord>, v: &Words) {
+    bpf_obj_init(rec, v);
+}
+
+/// One hash element's value (one per CPU for per-CPU hashes).
+pub struct HtabElem {
+    /// The value (one per CPU for per-CPU maps).
+    pub values: Vec<Words>,
+}
+
+struct Htab {
+    table: HashMap<Vec<u8>, Arc<HtabElem>>,
+    freelist: Vec<Arc<HtabElem>>,
+    all: Vec<Arc<HtabElem>>,
+    /// Deleted elements of a non-preallocated map, waiting for their grace period.
+    retired: Vec<Arc<HtabElem>>,
+}
+
+enum Storage {
+    Array(Vec<Vec<Words>>),
+    Htab(SpinLock<Htab>),
+}
+
+/// A map with values.
+pub struct MapRt {
+    /// The created map (attributes, BTF, record).
+    pub map: BpfMap,
+    storage: Storage,
+    refcnt: crate::sync::AtomicU64,
+}
+
+fn percpu(t: u32) -> bool {
+    matches!(
+        t,
+        BPF_MAP_TYPE_PERCPU_ARRAY | BPF_MAP_TYPE_PERCPU_HASH | BPF_MAP_TYPE_LRU_PERCPU_HASH
+    )
+}
+
+fn prealloc(m: &BpfMap) -> bool {
+    m.map_flags & BPF_F_NO_PREALLOC == 0
+}
+
+impl MapRt {
+    /// `map_alloc` of an array, per-CPU array or hash map.
+    pub fn new(map: BpfMap) -> KResult<Arc<MapRt>> {
+        let ncpu = if percpu(map.map_type) { NR_CPUS } else { 1 };
+        let rec = map.record.as_ref();
+        let mk = |n: u32| -> Vec<Words> {
+            (0..ncpu)
+                .map(|_| {
+                    let w = Words::new(n);
+                    check_and_init_map_value(rec, &w);
+                    w
+                })
+                .collect()
+        };
+        let storage = match map.map_type {
+            BPF_MAP_TYPE_ARRAY | BPF_MAP_TYPE_PERCPU_ARRAY => {
+                Storage::Array((0..map.max_entries).map(|_| mk(map.value_size)).collect())
+            }
+            BPF_MAP_TYPE_HASH
+            | BPF_MAP_TYPE_PERCPU_HASH
+            | BPF_MAP_TYPE_LRU_HASH
+            | BPF_MAP_TYPE_LRU_PERCPU_HASH => {
+                let mut h = Htab {
+                    table: HashMap::new(),
+                    freelist: Vec::new(),
+                    all: Vec::new(),
+                    retired: Vec::new(),
+                };
+                if prealloc(&map) {
+                    for _ in 0..map.max_entries {
+                        let e = Arc::new(HtabElem {
+                            values: mk(map.value_size),
+                        });
+                        h.all.push(Arc::clone(&e));
+                        h.freelist.push(e);
+                    }
+                }
+                Storage::Htab(SpinLock::new(h))
+            }
+            _ => return Err(Errno::EOPNOTSUPP),
+        };
+        Ok(Arc::new(MapRt {
+            map,
+            storage,
+            refcnt: crate::sync::AtomicU64::new(1),
+        }))
+    }
+
+    /// The record.
+    pub fn record(&self) -> Option<&BtfRecord> {
+        self.map.record.as_ref()
+    }
+
+    /// Array lookup (`array_map_lookup_elem`, CPU 0 for per-CPU arrays).
+    pub fn array_value(&self, key: u32, cpu: usize) -> Option<&Words> {
+        match &self.storage {
+            Storage::Array(v) => v.get(key as usize)?.get(cpu),
+            Storage::Htab(_) => None,
+        }
+    }
+
+    /// Hash lookup: the element (held as an RCU reader would hold it).
+    pub fn htab_lookup(&self, key: &[u8]) -> Option<Arc<HtabElem>> {
+        match &self.storage {
+            Storage::Htab(h) => h.lock().table.get(key).cloned(),
+            Storage::Array(_) => None,
+        }
+    }
+
+    /// `map_update_elem` from user space: arrays copy (skipping special fields) and then
+    /// free the value's special fields (`array_map_update_elem`); hashes insert a new
+    /// element and free the old one (`htab_map_update_elem` -> `free_htab_elem` ->
+    /// `check_and_free_fields`).
+    pub fn update(&self, rt: &BpfRuntime, key: &[u8], value: &[u8], flags: u64) -> KResult<()> {
+        let rec = self.record();
+        match &self.storage {
+            Storage::Array(v) => {
+                let idx = u32::from_ne_bytes(
+                    key.get(..4)
+                        .ok_or(Errno::EINVAL)?
+                        .try_into()
+                        .map_err(|_| Errno::EINVAL)?,
+                );
+                let vals = v.get(idx as usize).ok_or(Errno::E2BIG)?;
+                if flags == BPF_NOEXIST {
+                    return Err(Errno::EEXIST);
+                }
+                for w in vals {
+                    copy_map_value(rec, w, value);
+                    if let Some(r) = rec {
+                        bpf_obj_free_fields(rt, r, w);
+                    }
+                }
+                Ok(())
+            }
+            Storage::Htab(h) => {
+                let new = {
+                    let mut g = h.lock();
+                    let exists = g.table.contains_key(key);
+                    if exists && flags == BPF_NOEXIST {
+                        return Err(Errno::EEXIST);
+                    }
+                    if !exists && flags == BPF_EXIST {
+                        return Err(Errno::ENOENT);
+                    }
+                    if !exists && g.table.len() >= self.map.max_entries as usize {
+                        return Err(Errno::E2BIG);
+                    }
+                    if prealloc(&self.map) {
+                        // A recycled element; its special fields are initialised below.
+                        g.freelist.pop().ok_or(Errno::E2BIG)?
+                    } else {
+                        let ncpu = if percpu(self.map.map_type) {
+                            NR_CPUS
+                        } else {
+                            1
+                        };
+                        let vals = (0..ncpu).map(|_| Words::new(self.map.value_size)).collect();
+                        Arc::new(HtabElem { values: vals })
+                    }
+                };
+                for w in &new.values {
+                    check_and_init_map_value(rec, w);
+                    copy_map_value(rec, w, value);
+                }
+                let old = h.lock().table.insert(key.to_vec(), Arc::clone(&new));
+                if let Some(old) = old {
+                    self.free_htab_elem(rt, old);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `map_delete_elem`: arrays cannot delete (-EINVAL); a hash element's special
+    /// fields are freed at once (`free_htab_elem`), the element recycled (preallocated)
+    /// or returned to the allocator after a grace period.
+    pub fn delete(&self, rt: &BpfRuntime, key: &[u8]) -> KResult<()> {
+        match &self.storage {
+            Storage::Array(_) => Err(Errno::EINVAL),
+            Storage::Htab(h) => {
+                let old = h.lock().table.remove(key).ok_or(Errno::ENOENT)?;
+                self.free_htab_elem(rt, old);
+                Ok(())
+            }
+        }
+    }
+
+    fn free_htab_elem(&self, rt: &BpfRuntime, e: Arc<HtabElem>) {
+        if let Some(r) = self.record() {
+            for w in &e.values {
+                bpf_obj_free_fields(rt, r, w);
+            }
+        }
+        match &self.storage {
+            Storage::Htab(h) if prealloc(&self.map) => h.lock().freelist.push(e),
+            Storage::Htab(h) => {
+                // bpf_mem_cache_free: the memory goes back after a grace period; a
+                // program still holding the element may write into it meanwhile.
+                h.lock().retired.push(e);
+            }
+            Storage::Array(_) => {}
+        }
+    }
+
+    /// The grace period of the hash map's element allocator ends: retired elements are
+    /// freed. With an element destructor (flag `htab_elem_dtor`, newest kernels) their
+    /// special fields are freed again first; without one (6.18) whatever a program
+    /// stashed into a deleted element leaks.
+    pub fn rcu_reclaim(&self, rt: &BpfRuntime) {
+        let Storage::Htab(h) = &self.storage else {
+            return;
+        };
+        let retired = core::mem::take(&mut h.lock().retired);
+        for e in retired {
+            if rt.sem.htab_elem_dtor
+                && let Some(r) = self.record()
+            {
+                for w in &e.values {
+                    bpf_obj_free_fields(rt, r, w);
+                }
+            }
+        }
+    }
+
+    /// Takes a reference (`bpf_map_inc`).
+    pub fn bpf_map_inc(&self) {
+        self.refcnt.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// `bpf_map_put`: drops a reference; the last one returns the deferred free
+    /// (`bpf_map_free_deferred`), which the caller runs when the workqueue would.
+    /// Profile flag `map_btf_put_after_free`: before v6.7 the map's BTF is put here,
+    /// before `map_free`.
+    pub fn bpf_map_put(self: Arc<Self>) -> Option<MapFree> {
+        if self.refcnt.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return None;
+        }
+        Some(MapFree { map: self })
+    }
+}
+
+/// The deferred free of a map (`bpf_map_free_deferred` on the workqueue).
+pub struct MapFree {
+    map: Arc<MapRt>,
+}
+
+impl MapFree {
+    /// `bpf_map_free_deferred`: `map_free` (every value's special fields), then the
+    /// record, then (v6.7+) the map's BTF; before v6.7 the BTF was put first, in
+    /// `bpf_map_put` (call [`MapFree::put_btf_early`] then).
+    pub fn run(self, rt: &BpfRuntime) {
+        let MapFree { map } = self;
+        let Ok(mut m) = Arc::try_unwrap(map) else {
+            crate::sync::warn::warn("map freed while still referenced");
+            return;
+        };
+        if !rt.sem.map_btf_put_after_free {
+            emit(Event::Map {
+                what: "btf_put(map->btf) before map_free (v6.4 order)",
+            });
+            drop(m.map.btf.take());
+        }
+        emit(Event::Map { what: "map_free" });
+        if let Some(r) = m.map.record.as_ref() {
+            match &m.storage {
+                Storage::Array(v) => {
+                    for vals in v {
+                        for w in vals {
+                            bpf_obj_free_fields(rt, r, w);
+                        }
+                    }
+                }
+                Storage::Htab(h) => {
+                    let g = h.lock();
+                    if prealloc(&m.map) {
+                        // htab_free_prealloced_fields: every element, free ones too.
+                        for e in &g.all {
+                            for w in &e.values {
+                                bpf_obj_free_fields(rt, r, w);
+                            }
+                        }
+                    } else {
+                        for e in g.table.values() {
+                            for w in &e.values {
+                                bpf_obj_free_fields(rt, r, w);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        m.rcu_reclaim(rt);
+        emit(Event::Map {
+            what: "btf_record_free(map->record)",
+        });
+        drop(m.map.record.take());
+        if m.map.btf.is_some() {
+            emit(Event::Map {
+                what: "btf_put(map->btf) after map_free",
+            });
+        }
+        drop(m.map.btf.take());
+    }
+}

@@ -1,0 +1,135 @@
+//! `bpf_obj_free_fields` (kernel/bpf/syscall.c) and what it calls for each field:
+//! `bpf_timer_cancel_and_free`, `bpf_wq_cancel_and_free`, the kptr release, and the
+//! graph-root drains `bpf_list_head_free`/`bpf_rb_root_free` (kernel/bpf/helpers.c).
+
+use alloc::vec::Vec;
+
+use super::helpers::{__bpf_obj_drop_impl, bpf_spin_lock, bpf_spin_unlock, find_meta, kptr_btf};
+use super::mem::Words;
+use super::runtime::BpfRuntime;
+use crate::record::{BtfField, BtfFieldType as F, BtfRecord, KptrDtor};
+use crate::sync::Ordering;
+use crate::trace::{Event, emit};
+
+/// `bpf_timer_cancel_and_free` / `bpf_wq_cancel_and_free`: detaches the callback
+/// object and frees it after a grace period.
+fn async_cancel_and_free(rt: &BpfRuntime, mem: &Words, off: u32) {
+    let Some(slot) = mem.slot(off) else { return };
+    let cb = slot.swap(0, Ordering::AcqRel);
+    if cb != 0 {
+        let ty = rt
+            .mem
+            .get(cb)
+            .map(|o| o.info.ty.clone())
+            .unwrap_or_default();
+        emit(Event::Free {
+            addr: cb,
+            ty: &ty,
+            rcu: true,
+        });
+        rt.mem.free_rcu(cb);
+    }
+}
+
+fn release_kptr(rt: &BpfRuntime, f: &BtfField, mem: &Words) {
+    let Some(k) = &f.kptr else { return };
+    let Some(slot) = mem.slot(f.offset) else {
+        return;
+    };
+    let old = slot.swap(0, Ordering::AcqRel);
+    emit(Event::Xchg {
+        off: f.offset,
+        old,
+        new: 0,
+    });
+    if old == 0 && rt.sem.free_fields_null_check {
+        return;
+    }
+    let Some(btf) = kptr_btf(rt, &k.btf) else {
+        return;
+    };
+    if !btf.is_kernel() {
+        let meta = find_meta(btf, k.btf_id);
+        if meta.is_none() && rt.sem.warn_missing_pointee_meta {
+            rt.warn("bpf_obj_free_fields: local kptr pointee without struct meta");
+        }
+        if rt.sem.free_fields_migrate_disable {
+            rt.migrate_disable();
+        }
+        __bpf_obj_drop_impl(
+            rt,
+            old,
+            meta.as_ref().and_then(|m| m.rec()),
+            f.ty == F::KPTR_PERCPU,
+        );
+        if rt.sem.free_fields_migrate_disable {
+            rt.migrate_enable();
+        }
+    } else if let KptrDtor::Kfunc { name, .. } = &k.dtor {
+        rt.kernel_dtor(name, old);
+    }
+}
+
+/// `bpf_list_head_free` / `bpf_rb_root_free`: detaches every node under the value's
+/// lock, then drops the objects outside it with the contained type's record.
+fn graph_root_free(rt: &BpfRuntime, rec: &BtfRecord, f: &BtfField, mem: &Words) {
+    let Some(g) = &f.graph_root else { return };
+    if rec.spin_lock_off < 0 {
+        rt.warn("bpf_obj_free_fields: graph root without spin lock");
+        return;
+    }
+    let lock = rec.spin_lock_off as u32;
+    let Some(head) = mem.slot(f.offset) else {
+        return;
+    };
+    bpf_spin_lock(mem, lock);
+    let id = head.swap(0, Ordering::AcqRel);
+    let nodes: Vec<u64> = if id == 0 {
+        Vec::new()
+    } else {
+        rt.lists.lock().remove(&id).unwrap_or_default()
+    };
+    bpf_spin_unlock(mem, lock);
+    if nodes.is_empty() {
+        return;
+    }
+    // value_rec: the contained type's record in the BTF the root was parsed from.
+    let btf = crate::record::KptrBtf::Borrowed(g.btf_ptr);
+    let Some(b) = kptr_btf(rt, &btf) else {
+        core::mem::forget(btf);
+        return;
+    };
+    let meta = find_meta(b, g.value_btf_id);
+    core::mem::forget(btf);
+    for obj in nodes {
+        rt.migrate_disable();
+        __bpf_obj_drop_impl(rt, obj, meta.as_ref().and_then(|m| m.rec()), false);
+        rt.migrate_enable();
+    }
+}
+
+/// `bpf_obj_free_fields`: releases every special field of the value or object `mem`
+/// per `rec`; running it twice releases nothing the second time. Profile flags:
+/// `free_fields_null_check` (c8e18754 releases NULL too), `free_fields_migrate_disable`,
+/// `warn_missing_pointee_meta`, and those of `__bpf_obj_drop_impl`.
+pub fn bpf_obj_free_fields(rt: &BpfRuntime, rec: &BtfRecord, mem: &Words) {
+    for f in &rec.fields {
+        match f.ty {
+            F::SPIN_LOCK | F::RES_SPIN_LOCK | F::LIST_NODE | F::RB_NODE | F::REFCOUNT => {}
+            F::TIMER | F::WORKQUEUE | F::TASK_WORK => async_cancel_and_free(rt, mem, f.offset),
+            F::KPTR_UNREF => {
+                if let Some(s) = mem.slot(f.offset) {
+                    s.store(0, Ordering::Release);
+                }
+            }
+            F::KPTR_REF | F::KPTR_PERCPU => release_kptr(rt, f, mem),
+            F::UPTR => {
+                if let Some(s) = mem.slot(f.offset) {
+                    s.store(0, Ordering::Release);
+                }
+            }
+            F::LIST_HEAD | F::RB_ROOT => graph_root_free(rt, rec, f, mem),
+            _ => rt.warn("bpf_obj_free_fields: unknown field type"),
+        }
+    }
+}

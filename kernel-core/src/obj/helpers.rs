@@ -1,0 +1,285 @@
+//! The object helpers of kernel/bpf/helpers.c: `bpf_obj_new_impl`, `bpf_obj_init`,
+//! `__bpf_obj_drop_impl`, `bpf_obj_drop_impl`, `bpf_percpu_obj_new_impl`,
+//! `bpf_percpu_obj_drop_impl`, `bpf_refcount_acquire_impl`, `bpf_kptr_xchg`, the list
+//! and rbtree insertions with the node owner claim, `bpf_timer_init`.
+
+use alloc::format;
+
+use super::free_fields::bpf_obj_free_fields;
+use super::mem::Words;
+use super::runtime::BpfRuntime;
+use crate::btf::{Btf, BtfRef};
+use crate::errno::{Errno, KResult};
+use crate::record::{BtfFieldType as F, BtfRecord, BtfStructMetas, KptrBtf};
+use crate::sync::{Arc, Ordering};
+use crate::trace::{Event, emit};
+
+/// A local type's record: the struct-meta table it lives in and the type id.
+#[derive(Clone)]
+pub struct MetaRec {
+    tab: Arc<BtfStructMetas>,
+    id: u32,
+}
+
+impl MetaRec {
+    /// The record (`btf_find_struct_meta(btf, id)->record`).
+    pub fn rec(&self) -> Option<&BtfRecord> {
+        self.tab.find(self.id)
+    }
+}
+
+/// `btf_find_struct_meta` as a handle.
+pub fn find_meta(btf: &Btf, id: u32) -> Option<MetaRec> {
+    let tab = btf.struct_metas()?;
+    tab.find(id)?;
+    Some(MetaRec { tab, id })
+}
+
+/// The BTF behind a kptr field, if it is still alive: a held reference always is; an
+/// unreferenced program BTF (v6.12+) is checked against the IDR's freed list, and a
+/// use of a freed one is reported (WARN) instead of performed.
+pub(crate) fn kptr_btf<'a>(rt: &BpfRuntime, k: &'a KptrBtf) -> Option<&'a Btf> {
+    match k {
+        KptrBtf::Held(b) => Some(b),
+        KptrBtf::Borrowed(p) => {
+            if rt.kernel.idr().is_freed(p.as_ptr() as usize) {
+                rt.warn("use after free: program BTF of a local kptr");
+                return None;
+            }
+            // SAFETY: the address is not on the IDR's freed list, and BTFs published
+            // there are freed only by an RCU callback that records the address first;
+            // the record's owner (a map holding `map->btf`) keeps it published.
+            Some(unsafe { p.as_ref() })
+        }
+    }
+}
+
+/// `bpf_obj_init`: zeroes the special fields of a new object, sets a refcount to 1.
+pub fn bpf_obj_init(rec: Option<&BtfRecord>, mem: &Words) {
+    let Some(rec) = rec else { return };
+    for f in &rec.fields {
+        mem.zero(f.offset, f.size);
+        if f.ty == F::REFCOUNT {
+            let _ = mem.cas_u32(f.offset, 0, 1);
+        }
+    }
+}
+
+/// `bpf_obj_new_impl`: a zeroed object of program type `type_id` from
+/// `bpf_global_ma`, its special fields initialised; `None` when the allocator fails.
+pub fn bpf_obj_new_impl(rt: &BpfRuntime, btf: &BtfRef, type_id: u32) -> Option<u64> {
+    let t = btf.data().type_by_id(type_id)?;
+    let name = btf.data().name_by_offset(t.name_off());
+    let addr = rt.mem.alloc(name, t.size(), false)?;
+    emit(Event::Alloc {
+        addr,
+        ty: name,
+        size: t.size(),
+    });
+    let meta = find_meta(btf, type_id);
+    if let Some(o) = rt.mem.get(addr) {
+        bpf_obj_init(meta.as_ref().and_then(|m| m.rec()), &o.mem);
+    }
+    Some(addr)
+}
+
+/// `bpf_percpu_obj_new_impl`: from `bpf_global_percpu_ma` (v6.6).
+pub fn bpf_percpu_obj_new_impl(rt: &BpfRuntime, btf: &BtfRef, type_id: u32) -> Option<u64> {
+    let t = btf.data().type_by_id(type_id)?;
+    let name = btf.data().name_by_offset(t.name_off());
+    let addr = rt.mem.alloc(name, t.size(), true)?;
+    emit(Event::Alloc {
+        addr,
+        ty: name,
+        size: t.size(),
+    });
+    Some(addr)
+}
+
+fn free_obj(rt: &BpfRuntime, addr: u64, percpu: bool) {
+    let ty = rt
+        .mem
+        .get(addr)
+        .map(|o| o.info.ty.clone())
+        .unwrap_or_default();
+    rt.check_migrate("bpf_mem_free without migrate_disable");
+    let _ = percpu;
+    let rcu = rt.sem.obj_drop_free_rcu;
+    emit(Event::Free { addr, ty: &ty, rcu });
+    if rcu {
+        rt.mem.free_rcu(addr);
+    } else {
+        rt.mem.free(addr);
+    }
+}
+
+/// `__bpf_obj_drop_impl`: the refcount gate (return if not the last reference, v6.4+),
+/// the object's own special fields (`bpf_obj_free_fields`), then the memory
+/// (`bpf_mem_free_rcu` since v6.6, `bpf_mem_free` before). Profile flags:
+/// `obj_drop_free_rcu`, `refcount`.
+pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, percpu: bool) {
+    emit(Event::ObjDrop { addr });
+    if addr == 0 {
+        // c8e18754 reaches here with NULL; bpf_mem_free(NULL) is a no-op.
+        return;
+    }
+    let Some(obj) = rt.mem.get(addr) else {
+        return;
+    };
+    if let Some(r) = rec
+        && r.refcount_off >= 0
+    {
+        let off = r.refcount_off as u32;
+        let now = refcount_dec(&obj.mem, off);
+        let what = format!("refcount {}", obj.info.ty);
+        emit(Event::Ref {
+            what: &what,
+            addr,
+            now,
+        });
+        if now != 0 {
+            return;
+        }
+    }
+    if let Some(r) = rec {
+        bpf_obj_free_fields(rt, r, &obj.mem);
+    }
+    free_obj(rt, addr, percpu);
+}
+
+/// `refcount_dec_and_test` on a `bpf_refcount` inside an object; the count after.
+fn refcount_dec(mem: &Words, off: u32) -> i32 {
+    loop {
+        let cur = mem.load_u32(off) as i32;
+        if cur <= 0 {
+            crate::sync::warn::warn("refcount_t: underflow; use-after-free.");
+            return -1;
+        }
+        if mem.cas_u32(off, cur as u32, (cur - 1) as u32).is_ok() {
+            return cur - 1;
+        }
+    }
+}
+
+/// `bpf_obj_drop_impl` (the kfunc): drops a local object with its type's record.
+pub fn bpf_obj_drop_impl(rt: &BpfRuntime, btf: &BtfRef, type_id: u32, addr: u64) {
+    let meta = find_meta(btf, type_id);
+    __bpf_obj_drop_impl(rt, addr, meta.as_ref().and_then(|m| m.rec()), false);
+}
+
+/// `bpf_percpu_obj_drop_impl`.
+pub fn bpf_percpu_obj_drop_impl(rt: &BpfRuntime, addr: u64) {
+    __bpf_obj_drop_impl(rt, addr, None, true);
+}
+
+/// `bpf_refcount_acquire_impl`: another owning reference to a refcounted object.
+/// v6.6+: `refcount_inc_not_zero`, NULL when the object is already dying; v6.4:
+/// `refcount_inc` (WARN and saturate from zero). Profile flag
+/// `refcount_acquire_not_zero`.
+pub fn bpf_refcount_acquire_impl(
+    rt: &BpfRuntime,
+    addr: u64,
+    rec: Option<&BtfRecord>,
+) -> Option<u64> {
+    let off = rec.filter(|r| r.refcount_off >= 0)?.refcount_off as u32;
+    let obj = rt.mem.get(addr)?;
+    loop {
+        let cur = obj.mem.load_u32(off) as i32;
+        if cur == 0 {
+            if rt.sem.refcount_acquire_not_zero {
+                return None;
+            }
+            rt.warn("refcount_t: addition on 0; use-after-free.");
+            let _ = obj.mem.cas_u32(off, 0, (i32::MIN / 2) as u32);
+            return Some(addr);
+        }
+        if obj.mem.cas_u32(off, cur as u32, (cur + 1) as u32).is_ok() {
+            let what = format!("refcount {}", obj.info.ty);
+            emit(Event::Ref {
+                what: &what,
+                addr,
+                now: cur + 1,
+            });
+            return Some(addr);
+        }
+    }
+}
+
+/// `bpf_kptr_xchg`: atomically exchanges the slot at `off` of `mem` with `new`.
+pub fn bpf_kptr_xchg(mem: &Words, off: u32, new: u64) -> KResult<u64> {
+    let slot = mem.slot(off).ok_or(Errno::EINVAL)?;
+    let old = slot.swap(new, Ordering::AcqRel);
+    emit(Event::Xchg { off, old, new });
+    Ok(old)
+}
+
+/// `bpf_spin_lock` on the lock word of a value.
+pub fn bpf_spin_lock(mem: &Words, off: u32) {
+    while mem.cas_u32(off, 0, 1).is_err() {
+        crate::sync::cpu_relax();
+    }
+}
+
+/// `bpf_spin_unlock`.
+pub fn bpf_spin_unlock(mem: &Words, off: u32) {
+    if mem.cas_u32(off, 1, 0).is_err() {
+        crate::sync::warn::warn("bpf_spin_unlock of an unlocked lock");
+    }
+}
+
+/// `__bpf_list_add` / `__bpf_rbtree_add`: pushes object `obj` (its node at
+/// `node_off`) onto the graph root at `root_off` of `value` (whose lock the caller
+/// holds). The node's owner is claimed with a compare-and-exchange; a node already
+/// owned is dropped and -EINVAL returned.
+pub fn bpf_graph_push(
+    rt: &BpfRuntime,
+    value: &Words,
+    root_off: u32,
+    obj: u64,
+    node_off: u32,
+    node_ty: F,
+    rec: Option<&BtfRecord>,
+) -> KResult<()> {
+    let o = rt.mem.get(obj).ok_or(Errno::EINVAL)?;
+    let owner_off = node_off + if node_ty == F::RB_NODE { 24 } else { 16 };
+    let owner = o.mem.slot(owner_off).ok_or(Errno::EINVAL)?;
+    // BPF_PTR_POISON while inserting.
+    if owner
+        .compare_exchange(0, 0xeb9f_eb9f, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        __bpf_obj_drop_impl(rt, obj, rec, false);
+        return Err(Errno::EINVAL);
+    }
+    let head = value.slot(root_off).ok_or(Errno::EINVAL)?;
+    let mut id = head.load(Ordering::Acquire);
+    if id == 0 {
+        id = rt.new_list();
+        head.store(id, Ordering::Release);
+    }
+    if let Some(l) = rt.lists.lock().get_mut(&id) {
+        l.push(obj);
+    }
+    owner.store(id, Ordering::Release);
+    Ok(())
+}
+
+/// `bpf_timer_init` (and `bpf_wq_init`, `bpf_task_work` setup): allocates the async
+/// callback object for the field at `off` of `value`; -EBUSY if one exists.
+pub fn bpf_timer_init(rt: &BpfRuntime, value: &Words, off: u32, kind: &str) -> KResult<()> {
+    let slot = value.slot(off).ok_or(Errno::EINVAL)?;
+    let cb = rt.mem.alloc(kind, 64, false).ok_or(Errno::ENOMEM)?;
+    emit(Event::Alloc {
+        addr: cb,
+        ty: kind,
+        size: 64,
+    });
+    if slot
+        .compare_exchange(0, cb, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        rt.mem.free(cb);
+        return Err(Errno::EBUSY);
+    }
+    Ok(())
+}

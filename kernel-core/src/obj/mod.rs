@@ -1,0 +1,12 @@
+//! Objects and values at run time: the BPF allocator model, the object helpers, and
+//! `bpf_obj_free_fields`.
+
+pub mod free_fields;
+pub mod helpers;
+pub mod mem;
+pub mod runtime;
+
+pub use free_fields::bpf_obj_free_fields;
+pub use helpers::*;
+pub use mem::{BpfMemAlloc, MemFault, Obj, ObjInfo, Words};
+pub use runtime::{BpfRuntime, KernelObj};

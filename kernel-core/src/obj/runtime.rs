@@ -1,0 +1,164 @@
+//! The run-time context the BPF helpers and map operations run in: the BPF allocator,
+//! RCU, the kernel's BTFs, kernel objects reachable as referenced kptrs, the
+//! migrate-disable context, and the graph-root lists.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use hashbrown::HashMap;
+
+use super::mem::BpfMemAlloc;
+use crate::btf::KernelBtfs;
+use crate::profile::Semantics;
+use crate::sync::warn::warn;
+use crate::sync::{Arc, AtomicUsize, Ordering, Rcu, SpinLock};
+use crate::trace::{Event, emit};
+
+/// A kernel object a referenced kptr can hold (a `task_struct`, a `cgroup`, ...): its
+/// type and reference count; the destructor kfunc drops one reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelObj {
+    /// Type name.
+    pub ty: String,
+    /// References.
+    pub refcnt: i32,
+}
+
+/// The context.
+pub struct BpfRuntime {
+    /// The profile.
+    pub sem: Semantics,
+    /// The kernel's BTFs.
+    pub kernel: Arc<KernelBtfs>,
+    /// `bpf_global_ma` / `bpf_global_percpu_ma`.
+    pub mem: Arc<BpfMemAlloc>,
+    /// The RCU domain.
+    pub rcu: Arc<Rcu>,
+    kobjs: SpinLock<HashMap<u64, KernelObj>>,
+    kobj_next: AtomicUsize,
+    migrate_disabled: AtomicUsize,
+    pub(crate) lists: SpinLock<HashMap<u64, Vec<u64>>>,
+    list_next: AtomicUsize,
+    warns: SpinLock<Vec<&'static str>>,
+}
+
+impl BpfRuntime {
+    /// A runtime for `sem` over `kernel`.
+    pub fn new(sem: Semantics, kernel: Arc<KernelBtfs>, rcu: Arc<Rcu>) -> Arc<BpfRuntime> {
+        Arc::new(BpfRuntime {
+            sem,
+            kernel,
+            mem: BpfMemAlloc::new(Arc::clone(&rcu)),
+            rcu,
+            kobjs: SpinLock::new(HashMap::new()),
+            kobj_next: AtomicUsize::new(0),
+            migrate_disabled: AtomicUsize::new(0),
+            lists: SpinLock::new(HashMap::new()),
+            list_next: AtomicUsize::new(1),
+            warns: SpinLock::new(Vec::new()),
+        })
+    }
+
+    /// `migrate_disable`.
+    pub fn migrate_disable(&self) {
+        self.migrate_disabled.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// `migrate_enable`.
+    pub fn migrate_enable(&self) {
+        self.migrate_disabled.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// True inside a migrate-disabled section (a BPF program runs in one).
+    pub fn migration_disabled(&self) -> bool {
+        self.migrate_disabled.load(Ordering::SeqCst) > 0
+    }
+
+    /// Checks the BPF allocator's requirement: freeing to the per-CPU caches needs
+    /// migration disabled (WARN otherwise, as `bpf_mem_free`'s callers assume).
+    pub(crate) fn check_migrate(&self, what: &'static str) {
+        if !self.migration_disabled() {
+            self.warn(what);
+        }
+    }
+
+    /// A kernel WARN raised by this runtime's code (also sent to the global sink).
+    pub fn warn(&self, msg: &'static str) {
+        self.warns.lock().push(msg);
+        warn(msg);
+    }
+
+    /// The WARNs this runtime raised.
+    pub fn warnings(&self) -> Vec<&'static str> {
+        self.warns.lock().clone()
+    }
+
+    /// A kernel object with one reference (what `bpf_task_acquire` and friends return).
+    pub fn kernel_obj_new(&self, ty: &str) -> u64 {
+        let n = self.kobj_next.fetch_add(1, Ordering::SeqCst) as u64;
+        let addr = 0xffff_8880_0000_0000 + n * 0x1000;
+        self.kobjs.lock().insert(
+            addr,
+            KernelObj {
+                ty: String::from(ty),
+                refcnt: 1,
+            },
+        );
+        addr
+    }
+
+    /// Another reference on a kernel object (`bpf_task_acquire`).
+    pub fn kernel_obj_get(&self, addr: u64) -> bool {
+        let mut g = self.kobjs.lock();
+        match g.get_mut(&addr) {
+            Some(o) if o.refcnt > 0 => {
+                o.refcnt += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A destructor kfunc on a kernel object: drops one reference (a NULL object is a
+    /// kernel crash in a real destructor; the model WARNs).
+    pub fn kernel_dtor(&self, dtor: &str, addr: u64) {
+        emit(Event::Dtor { name: dtor, addr });
+        if addr == 0 {
+            self.warn("kptr destructor called on NULL");
+            return;
+        }
+        let mut g = self.kobjs.lock();
+        match g.get_mut(&addr) {
+            Some(o) if o.refcnt > 0 => {
+                o.refcnt -= 1;
+                let now = o.refcnt;
+                let what = alloc::format!("{} kernel object", o.ty);
+                drop(g);
+                emit(Event::Ref {
+                    what: &what,
+                    addr,
+                    now,
+                });
+            }
+            _ => self.warn("kptr destructor on a released kernel object"),
+        }
+    }
+
+    /// Kernel objects and their counts.
+    pub fn kernel_objs(&self) -> Vec<(u64, KernelObj)> {
+        let mut v: Vec<(u64, KernelObj)> = self
+            .kobjs
+            .lock()
+            .iter()
+            .map(|(a, o)| (*a, o.clone()))
+            .collect();
+        v.sort_by_key(|(a, _)| *a);
+        v
+    }
+
+    pub(crate) fn new_list(&self) -> u64 {
+        let id = self.list_next.fetch_add(1, Ordering::SeqCst) as u64;
+        self.lists.lock().insert(id, Vec::new());
+        id
+    }
+}

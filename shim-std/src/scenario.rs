@@ -1,0 +1,139 @@
+//! Scenarios run against the run-time model: the c8e18754 example end to end (allocate
+//! a node, stash it with `bpf_kptr_xchg` into an array map value, close the map), for
+//! `kptr-model trace` and the tests.
+
+use kernel_core::btf::{BtfIdr, BtfRef, KernelBtfs};
+use kernel_core::map::runtime::MapRt;
+use kernel_core::map::{MapAttr, map_create};
+use kernel_core::obj::{BpfRuntime, MemFault, bpf_kptr_xchg, bpf_obj_new_impl};
+use kernel_core::record::{BtfFieldType, bpf_btf_load};
+use kernel_core::sync::Arc;
+use kernel_core::{Errno, Semantics};
+
+use crate::elf::{LoadError, read_bpf_object};
+use crate::maps::object_maps;
+
+/// What a scenario ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Objects allocated and freed.
+    pub allocs: usize,
+    /// Frees.
+    pub frees: usize,
+    /// Objects still allocated at the end.
+    pub leaks: usize,
+    /// Double frees seen.
+    pub double_frees: usize,
+    /// Uses after free seen.
+    pub use_after_free: usize,
+    /// The program BTF's refcount before the map and after everything.
+    pub prog_btf_refs: (i32, i32),
+    /// A step the kernel refuses (the verifier, map creation), if the scenario stopped.
+    pub refused: Option<String>,
+    /// The kernel WARNs the scenario raised.
+    pub warnings: Vec<&'static str>,
+}
+
+fn err(e: Errno, reason: &str) -> LoadError {
+    LoadError {
+        errno: e,
+        reason: reason.into(),
+    }
+}
+
+/// The c8e18754 example: BTF load, map create, `bpf_obj_new`, `bpf_kptr_xchg` into
+/// the value, map close (`bpf_map_put`, deferred free), RCU barrier.
+pub fn c8e18754_example(
+    kernel: KernelBtfs,
+    obj: &[u8],
+    sem: Semantics,
+) -> Result<Outcome, LoadError> {
+    let kernel = Arc::new(kernel);
+    let rcu = Arc::clone(kernel.idr().rcu_arc());
+    let rt = BpfRuntime::new(sem, Arc::clone(&kernel), rcu);
+    let o = read_bpf_object(obj)?;
+    let (mut btf, _) =
+        bpf_btf_load(&kernel, &o.btf, 0, &sem).map_err(|e| err(e.errno, "BTF load refused"))?;
+    BtfIdr::publish(kernel.idr(), &mut btf).map_err(|e| err(e, "btf id"))?;
+    let before = btf.refcount();
+    let def = object_maps(btf.data(), &o.sections)
+        .into_iter()
+        .find(|m| !m.internal)
+        .ok_or_else(|| err(Errno::ENOENT, "no map"))?;
+    let attr = MapAttr {
+        map_type: def.map_type,
+        key_size: def.key_size,
+        value_size: def.value_size,
+        max_entries: def.max_entries,
+        map_flags: def.map_flags,
+        btf: Some(&btf),
+        btf_key_type_id: def.btf_key_type_id,
+        btf_value_type_id: def.btf_value_type_id,
+        name: &def.kernel_name(),
+    };
+    let map = map_create(&kernel, &attr, &sem).map_err(|e| err(e, "map create refused"))?;
+    let map = MapRt::new(map).map_err(|e| err(e, "map type"))?;
+    let mut refused = None;
+    let field = map.record().and_then(|r| r.find(0, BtfFieldType::KPTR_REF));
+    match field {
+        None => {
+            refused = Some(format!(
+                "verifier: map '{}' has no valid kptr (record: {})",
+                def.name,
+                map.map
+                    .record_error
+                    .map_or("none".to_string(), |e| e.to_string())
+            ));
+        }
+        Some(f) => {
+            let node_id = f.kptr.as_ref().map_or(0, |k| k.btf_id);
+            // The BPF program: runs with migration disabled.
+            rt.migrate_disable();
+            let node = bpf_obj_new_impl(&rt, &btf, node_id)
+                .ok_or_else(|| err(Errno::ENOMEM, "bpf_obj_new"))?;
+            let value = map
+                .array_value(0, 0)
+                .ok_or_else(|| err(Errno::ENOENT, "no value"))?;
+            let old = bpf_kptr_xchg(value, 0, node).map_err(|e| err(e, "xchg"))?;
+            if old != 0 {
+                kernel_core::obj::bpf_obj_drop_impl(&rt, &btf, node_id, old);
+            }
+            rt.migrate_enable();
+        }
+    }
+    // Close the map: the last reference; the deferred free runs on the workqueue.
+    if let Some(free) = map.bpf_map_put() {
+        free.run(&rt);
+    }
+    rt.rcu.rcu_barrier();
+    let after = btf.refcount();
+    drop(btf);
+    rt.rcu.rcu_barrier();
+    let faults = rt.mem.faults();
+    let (allocs, frees) = rt.mem.counts();
+    Ok(Outcome {
+        allocs,
+        frees,
+        leaks: rt.mem.live().len(),
+        double_frees: faults
+            .iter()
+            .filter(|f| matches!(f, MemFault::DoubleFree(..)))
+            .count(),
+        use_after_free: faults
+            .iter()
+            .filter(|f| matches!(f, MemFault::UseAfterFree(..)))
+            .count(),
+        prog_btf_refs: (before, after),
+        refused,
+        warnings: rt.warnings(),
+    })
+}
+
+/// Reads the program BTF's name for display.
+pub fn btf_label(b: &BtfRef) -> String {
+    if b.name().is_empty() {
+        format!("program BTF #{}", b.id())
+    } else {
+        b.name().to_string()
+    }
+}
