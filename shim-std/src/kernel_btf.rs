@@ -60,6 +60,14 @@ pub fn embedded_vmlinux() -> Vec<u8> {
         "bpf_cgroup_release_dtor",
         "bpf_cpumask_release_dtor",
         "bpf_crypto_ctx_release_dtor",
+        "bpf_kfunc_call_test_release_dtor",
+        "bpf_kfunc_call_memb_release_dtor",
+        // The release kfuncs the older profiles register as destructors.
+        "bpf_task_release",
+        "bpf_cgroup_release",
+        "bpf_cpumask_release",
+        "bpf_kfunc_call_test_release",
+        "bpf_kfunc_call_memb_release",
     ] {
         b.func(dtor, proto, 1);
     }

@@ -1,0 +1,367 @@
+//! Teardown of every kind of special field, on the run-time model: what each field
+//! releases, idempotence, updates, two owners of a refcounted object, hash element
+//! recycling, and the kernel bugs and leaks the profiles carry.
+
+use kernel_core::Semantics;
+use kernel_core::btf::builder::BtfBuilder;
+use kernel_core::btf::uapi::*;
+use kernel_core::btf::{BtfIdr, BtfRef, KernelBtfs, btf_parse_vmlinux};
+use kernel_core::map::runtime::MapRt;
+use kernel_core::map::{BPF_F_NO_PREALLOC, MapAttr, map_create};
+use kernel_core::obj::*;
+use kernel_core::record::{BtfFieldType as F, bpf_btf_load};
+use kernel_core::sync::{Arc, Rcu};
+use shim_std::kernel_btf::embedded_vmlinux;
+
+struct Prog {
+    btf: BtfRef,
+    value_id: u32,
+    value_size: u32,
+    node_id: u32,
+}
+
+fn kernel(sem: &Semantics) -> Arc<KernelBtfs> {
+    let vm = btf_parse_vmlinux(&embedded_vmlinux(), true, *sem).expect("vmlinux");
+    let k = KernelBtfs::new(BtfIdr::new(Arc::new(Rcu::new())), Some(vm)).expect("kernel");
+    kernel_core::btf::dtors::register_kernel_dtors(&k, sem);
+    Arc::new(k)
+}
+
+/// value { spin_lock l @0; timer t @8; task_struct __kptr_untrusted *u @24;
+///         task_struct __kptr *k @32; node __kptr *n @40; list_head h @48 (contains node:ln) }
+/// node  { long key @0; refcount r @8; list_node ln @16; node __kptr *inner @40 }
+fn prog(k: &KernelBtfs, sem: &Semantics) -> Prog {
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
+    let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
+    let timer = b.struct_("bpf_timer", 16, &[("a", long, 0), ("b", long, 64)]);
+    let head = b.struct_("bpf_list_head", 16, &[("a", long, 0), ("b", long, 64)]);
+    let lnode = b.struct_(
+        "bpf_list_node",
+        24,
+        &[("a", long, 0), ("b", long, 64), ("c", long, 128)],
+    );
+    let rc = b.struct_("bpf_refcount", 4, &[("v", int, 0)]);
+    let task = b.struct_("task_struct", 8, &[("pid", int, 0)]);
+    let node_fwd_ptr_target = b.next_id() + 3;
+    let ntag = b.type_tag("kptr", node_fwd_ptr_target);
+    let nptr = b.ptr(ntag);
+    let _pad = b.int("pad", 4, 0, 32);
+    let node = b.struct_(
+        "node",
+        48,
+        &[
+            ("key", long, 0),
+            ("r", rc, 64),
+            ("ln", lnode, 128),
+            ("inner", nptr, 320),
+        ],
+    );
+    assert_eq!(node, node_fwd_ptr_target);
+    let ut = b.type_tag("kptr_untrusted", task);
+    let up = b.ptr(ut);
+    let kt = b.type_tag("kptr", task);
+    let kp = b.ptr(kt);
+    let v = b.struct_(
+        "value",
+        64,
+        &[
+            ("l", lock, 0),
+            ("t", timer, 64),
+            ("u", up, 192),
+            ("k", kp, 256),
+            ("n", nptr, 320),
+            ("h", head, 384),
+        ],
+    );
+    b.decl_tag("contains:node:ln", v, 5);
+    let (mut btf, _) = bpf_btf_load(k, &b.build(), 0, sem).expect("program BTF loads");
+    BtfIdr::publish(k.idr(), &mut btf).expect("id");
+    Prog {
+        btf,
+        value_id: v,
+        value_size: 64,
+        node_id: node,
+    }
+}
+
+fn map(k: &KernelBtfs, p: &Prog, map_type: u32, flags: u32, sem: &Semantics) -> Arc<MapRt> {
+    let attr = MapAttr {
+        map_type,
+        key_size: 4,
+        value_size: p.value_size,
+        max_entries: 4,
+        map_flags: flags,
+        btf: Some(&p.btf),
+        btf_key_type_id: 1,
+        btf_value_type_id: p.value_id,
+        name: "m",
+    };
+    let m = map_create(k, &attr, sem).expect("map");
+    assert!(m.record.is_some(), "record: {:?}", m.record_error);
+    MapRt::new(m).expect("map rt")
+}
+
+/// Fills a value: a timer, an unreferenced and a referenced task, a node (refcounted,
+/// with an inner node), and one node on the list. Returns the kernel task.
+fn fill(rt: &BpfRuntime, p: &Prog, v: &Words) -> u64 {
+    rt.migrate_disable();
+    bpf_timer_init(rt, v, 8, "bpf_hrtimer").expect("timer");
+    let task = rt.kernel_obj_new("task_struct");
+    bpf_kptr_xchg(v, 24, task).expect("unref");
+    assert!(rt.kernel_obj_get(task));
+    assert_eq!(bpf_kptr_xchg(v, 32, task).expect("ref"), 0);
+    let n = bpf_obj_new_impl(rt, &p.btf, p.node_id).expect("node");
+    let inner = bpf_obj_new_impl(rt, &p.btf, p.node_id).expect("inner");
+    let nobj = rt.mem.get(n).expect("live");
+    assert_eq!(bpf_kptr_xchg(&nobj.mem, 40, inner).expect("inner"), 0);
+    assert_eq!(bpf_kptr_xchg(v, 40, n).expect("node"), 0);
+    let l = bpf_obj_new_impl(rt, &p.btf, p.node_id).expect("list node");
+    bpf_spin_lock(v, 0);
+    let meta = find_meta(&p.btf, p.node_id);
+    bpf_graph_push(
+        rt,
+        v,
+        48,
+        l,
+        16,
+        F::LIST_NODE,
+        meta.as_ref().and_then(|m| m.rec()),
+    )
+    .expect("push");
+    bpf_spin_unlock(v, 0);
+    rt.migrate_enable();
+    task
+}
+
+fn runtime(sem: Semantics) -> (Arc<KernelBtfs>, Arc<BpfRuntime>) {
+    let k = kernel(&sem);
+    let rt = BpfRuntime::new(sem, Arc::clone(&k), Arc::clone(k.idr().rcu_arc()));
+    (k, rt)
+}
+
+#[test]
+fn every_field_is_released_once_and_a_second_teardown_frees_nothing() {
+    let sem = Semantics::V6_18;
+    let (k, rt) = runtime(sem);
+    let p = prog(&k, &sem);
+    let m = map(&k, &p, 2, 0, &sem);
+    let v = m.array_value(0, 0).expect("value");
+    let task = fill(&rt, &p, v);
+    assert_eq!(
+        rt.mem.live().len(),
+        4,
+        "timer callback, node, inner node, list node"
+    );
+    let rec = m.record().expect("record");
+    bpf_obj_free_fields(&rt, rec, v);
+    rt.rcu.rcu_barrier();
+    assert!(rt.mem.live().is_empty(), "left: {:?}", rt.mem.live());
+    assert!(rt.mem.faults().is_empty());
+    assert_eq!(
+        rt.kernel_objs()[0].1.refcnt,
+        1,
+        "the dtor dropped the map's task reference"
+    );
+    for off in [8, 24, 32, 40, 48] {
+        assert_eq!(
+            v.slot(off)
+                .map(|s| s.load(std::sync::atomic::Ordering::SeqCst)),
+            Some(0),
+            "slot {off} cleared"
+        );
+    }
+    // Again: nothing to release.
+    let before = rt.mem.counts();
+    bpf_obj_free_fields(&rt, rec, v);
+    rt.rcu.rcu_barrier();
+    assert_eq!(rt.mem.counts(), before);
+    assert!(
+        rt.mem.faults().is_empty() && rt.warnings().is_empty(),
+        "{:?}",
+        rt.warnings()
+    );
+    let _ = task;
+}
+
+#[test]
+fn update_drops_the_stashed_objects_of_the_overwritten_value() {
+    let sem = Semantics::V6_18;
+    let (k, rt) = runtime(sem);
+    let p = prog(&k, &sem);
+    for (ty, flags) in [(2u32, 0u32), (1, 0), (1, BPF_F_NO_PREALLOC)] {
+        let m = map(&k, &p, ty, flags, &sem);
+        m.update(&rt, &0u32.to_ne_bytes(), &[0u8; 64], 0)
+            .expect("insert");
+        let v: Words;
+        let slot_value = match ty {
+            2 => m.array_value(0, 0).expect("value"),
+            _ => {
+                let e = m.htab_lookup(&0u32.to_ne_bytes()).expect("elem");
+                v = Words::new(1);
+                let _ = &v;
+                let n = bpf_obj_new_impl(&rt, &p.btf, p.node_id).expect("node");
+                bpf_kptr_xchg(&e.values[0], 40, n).expect("stash");
+                m.update(&rt, &0u32.to_ne_bytes(), &[0xffu8; 64], 0)
+                    .expect("overwrite");
+                rt.rcu.rcu_barrier();
+                m.rcu_reclaim(&rt);
+                assert!(
+                    rt.mem.live().is_empty(),
+                    "type {ty} flags {flags}: {:?}",
+                    rt.mem.live()
+                );
+                continue;
+            }
+        };
+        let n = bpf_obj_new_impl(&rt, &p.btf, p.node_id).expect("node");
+        bpf_kptr_xchg(slot_value, 40, n).expect("stash");
+        m.update(&rt, &0u32.to_ne_bytes(), &[0xffu8; 64], 0)
+            .expect("overwrite");
+        rt.rcu.rcu_barrier();
+        assert!(rt.mem.live().is_empty(), "array: {:?}", rt.mem.live());
+        // The copy skipped the special fields and wrote the rest.
+        assert_eq!(slot_value.byte(4), 0xff);
+        assert_eq!(
+            slot_value
+                .slot(40)
+                .map(|s| s.load(std::sync::atomic::Ordering::SeqCst)),
+            Some(0)
+        );
+    }
+    assert!(rt.mem.faults().is_empty());
+}
+
+#[test]
+fn a_refcounted_object_with_two_owners_is_freed_once_by_the_last() {
+    let sem = Semantics::V6_18;
+    let (k, rt) = runtime(sem);
+    let p = prog(&k, &sem);
+    let m = map(&k, &p, 2, 0, &sem);
+    let (a, b) = (
+        m.array_value(0, 0).expect("a"),
+        m.array_value(1, 0).expect("b"),
+    );
+    let n = bpf_obj_new_impl(&rt, &p.btf, p.node_id).expect("node");
+    let meta = find_meta(&p.btf, p.node_id);
+    let rec = meta.as_ref().and_then(|m| m.rec());
+    let second = bpf_refcount_acquire_impl(&rt, n, rec).expect("second owner");
+    bpf_kptr_xchg(a, 40, n).expect("owner a");
+    bpf_kptr_xchg(b, 40, second).expect("owner b");
+    let r = m.record().expect("record");
+    bpf_obj_free_fields(&rt, r, a);
+    rt.rcu.rcu_barrier();
+    assert!(rt.mem.is_live(n), "still owned by b");
+    bpf_obj_free_fields(&rt, r, b);
+    rt.rcu.rcu_barrier();
+    assert!(!rt.mem.is_live(n));
+    assert_eq!(rt.mem.counts(), (1, 1));
+    assert!(rt.mem.faults().is_empty());
+}
+
+#[test]
+fn refcount_acquire_on_a_dying_object_differs_by_profile() {
+    for (sem, expect_some) in [(Semantics::V6_18, false), (Semantics::V6_4, true)] {
+        let (k, rt) = runtime(sem);
+        let p = prog(&k, &sem);
+        let n = bpf_obj_new_impl(&rt, &p.btf, p.node_id).expect("node");
+        let meta = find_meta(&p.btf, p.node_id);
+        let rec = meta.as_ref().and_then(|m| m.rec());
+        // The last owner drops the object; under v6.4 the memory is reused at once,
+        // under v6.6+ it waits for a grace period, so an RCU reader still sees it.
+        let obj = rt.mem.get(n).expect("live");
+        let off = rec.expect("rec").refcount_off as u32;
+        let _ = obj.mem.cas_u32(off, 1, 0);
+        let got = bpf_refcount_acquire_impl(&rt, n, rec);
+        assert_eq!(got.is_some(), expect_some, "{}", sem.name);
+    }
+}
+
+#[test]
+fn c8e18754_calls_the_destructor_on_null() {
+    for (sem, warns) in [(Semantics::C8E18754, true), (Semantics::V6_4, false)] {
+        let (k, rt) = runtime(sem);
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+        let task = b.struct_("task_struct", 8, &[("pid", int, 0)]);
+        let kt = b.type_tag("kptr", task);
+        let kp = b.ptr(kt);
+        let v = b.struct_("value", 8, &[("k", kp, 0)]);
+        let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("loads");
+        let p = Prog {
+            btf,
+            value_id: v,
+            value_size: 8,
+            node_id: 0,
+        };
+        let m = map(&k, &p, 2, 0, &sem);
+        let v = m.array_value(0, 0).expect("value");
+        bpf_obj_free_fields(&rt, m.record().expect("record"), v);
+        let null_dtor = rt.warnings().iter().any(|w| w.contains("NULL"));
+        assert_eq!(null_dtor, warns, "{}: {:?}", sem.name, rt.warnings());
+    }
+}
+
+#[test]
+fn deleted_non_preallocated_hash_element_leaks_what_is_stashed_after_delete() {
+    // Kernel behaviour of 6.18 (no allocator destructor for hash elements): a program
+    // holding an element stashes an object after the element was deleted; nothing
+    // frees it. With the element destructor of newer kernels it is dropped.
+    for (sem, leaks) in [
+        (Semantics::V6_18, 1),
+        (
+            Semantics {
+                htab_elem_dtor: true,
+                ..Semantics::V6_18
+            },
+            0,
+        ),
+    ] {
+        let (k, rt) = runtime(sem);
+        let p = prog(&k, &sem);
+        let m = map(&k, &p, 1, BPF_F_NO_PREALLOC, &sem);
+        m.update(&rt, &0u32.to_ne_bytes(), &[0u8; 64], 0)
+            .expect("insert");
+        let e = m.htab_lookup(&0u32.to_ne_bytes()).expect("elem");
+        m.delete(&rt, &0u32.to_ne_bytes()).expect("delete");
+        let n = bpf_obj_new_impl(&rt, &p.btf, p.node_id).expect("node");
+        bpf_kptr_xchg(&e.values[0], 40, n).expect("stash into the deleted element");
+        drop(e);
+        m.rcu_reclaim(&rt);
+        if let Some(f) = m.bpf_map_put() {
+            f.run(&rt);
+        }
+        rt.rcu.rcu_barrier();
+        assert_eq!(
+            rt.mem.live().len(),
+            leaks,
+            "htab_elem_dtor={}",
+            sem.htab_elem_dtor
+        );
+    }
+}
+
+#[test]
+fn preallocated_hash_frees_a_deleted_element_again_at_map_free_without_double_free() {
+    let sem = Semantics::V6_18;
+    let (k, rt) = runtime(sem);
+    let p = prog(&k, &sem);
+    let m = map(&k, &p, 1, 0, &sem);
+    m.update(&rt, &0u32.to_ne_bytes(), &[0u8; 64], 0)
+        .expect("insert");
+    let e = m.htab_lookup(&0u32.to_ne_bytes()).expect("elem");
+    let n = bpf_obj_new_impl(&rt, &p.btf, p.node_id).expect("node");
+    bpf_kptr_xchg(&e.values[0], 40, n).expect("stash");
+    m.delete(&rt, &0u32.to_ne_bytes())
+        .expect("delete frees the node");
+    drop(e);
+    rt.rcu.rcu_barrier();
+    assert!(!rt.mem.is_live(n));
+    if let Some(f) = m.bpf_map_put() {
+        f.run(&rt);
+    }
+    rt.rcu.rcu_barrier();
+    assert_eq!(rt.mem.counts(), (1, 1));
+    assert!(rt.mem.faults().is_empty());
+}
