@@ -72,7 +72,7 @@ pub fn c8e18754_example(
         name: &def.kernel_name(),
     };
     let map = map_create(&kernel, &attr, &sem).map_err(|e| err(e, "map create refused"))?;
-    let map = MapRt::new(map).map_err(|e| err(e, "map type"))?;
+    let map = MapRt::new(map, &sem).map_err(|e| err(e, "map type"))?;
     let mut refused = None;
     let field = map.record().and_then(|r| r.find(0, BtfFieldType::KPTR_REF));
     match field {

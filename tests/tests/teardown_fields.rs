@@ -100,7 +100,7 @@ fn map(k: &KernelBtfs, p: &Prog, map_type: u32, flags: u32, sem: &Semantics) -> 
     };
     let m = map_create(k, &attr, sem).expect("map");
     assert!(m.record.is_some(), "record: {:?}", m.record_error);
-    MapRt::new(m).expect("map rt")
+    MapRt::new(m, sem).expect("map rt")
 }
 
 /// Fills a value: a timer, an unreferenced and a referenced task, a node (refcounted,
@@ -364,4 +364,70 @@ fn preallocated_hash_frees_a_deleted_element_again_at_map_free_without_double_fr
     rt.rcu.rcu_barrier();
     assert_eq!(rt.mem.counts(), (1, 1));
     assert!(rt.mem.faults().is_empty());
+}
+
+/// The map holds the last reference to its BTF; the workqueue runs the deferred free
+/// only after a grace period has passed.
+fn graph_root_teardown(sem: Semantics) -> (Vec<&'static str>, usize) {
+    let (k, rt) = runtime(sem);
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
+    let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
+    let head = b.struct_("bpf_list_head", 16, &[("a", long, 0), ("b", long, 64)]);
+    let lnode = b.struct_(
+        "bpf_list_node",
+        24,
+        &[("a", long, 0), ("b", long, 64), ("c", long, 128)],
+    );
+    let node = b.struct_("gnode", 32, &[("key", long, 0), ("ln", lnode, 64)]);
+    let v = b.struct_("gvalue", 24, &[("l", lock, 0), ("h", head, 64)]);
+    b.decl_tag("contains:gnode:ln", v, 1);
+    let (mut btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("loads");
+    BtfIdr::publish(k.idr(), &mut btf).expect("id");
+    let p = Prog {
+        btf,
+        value_id: v,
+        value_size: 24,
+        node_id: node,
+    };
+    let m = map(&k, &p, 2, 0, &sem);
+    let val = m.array_value(0, 0).expect("value");
+    rt.migrate_disable();
+    let n = bpf_obj_new_impl(&rt, &p.btf, p.node_id).expect("node");
+    bpf_spin_lock(val, 0);
+    let meta = find_meta(&p.btf, p.node_id);
+    bpf_graph_push(
+        &rt,
+        val,
+        8,
+        n,
+        8,
+        F::LIST_NODE,
+        meta.as_ref().and_then(|m| m.rec()),
+    )
+    .expect("push");
+    drop(meta);
+    bpf_spin_unlock(val, 0);
+    rt.migrate_enable();
+    // User space closes the BTF fd: the map's reference is the last one.
+    drop(p);
+    let free = m.bpf_map_put().expect("last map reference");
+    rt.rcu.rcu_barrier();
+    free.run(&rt);
+    rt.rcu.rcu_barrier();
+    (rt.warnings(), rt.mem.live().len())
+}
+
+#[test]
+fn v6_4_puts_the_map_btf_before_map_free_and_the_drain_uses_freed_btf() {
+    let (warns, leaks) = graph_root_teardown(Semantics::V6_4);
+    assert!(
+        warns.iter().any(|w| w.contains("use after free")),
+        "v6.4: {warns:?}"
+    );
+    assert_eq!(leaks, 1, "the drain could not run");
+    let (warns, leaks) = graph_root_teardown(Semantics::V6_12);
+    assert!(warns.is_empty(), "v6.12: {warns:?}");
+    assert_eq!(leaks, 0);
 }

@@ -76,6 +76,7 @@ pub struct MapRt {
     pub map: BpfMap,
     storage: Storage,
     refcnt: crate::sync::AtomicU64,
+    map_btf_put_after_free: bool,
 }
 
 fn percpu(t: u32) -> bool {
@@ -90,8 +91,9 @@ fn prealloc(m: &BpfMap) -> bool {
 }
 
 impl MapRt {
-    /// `map_alloc` of an array, per-CPU array or hash map.
-    pub fn new(map: BpfMap) -> KResult<Arc<MapRt>> {
+    /// `map_alloc` of an array, per-CPU array or hash map. Profile flag
+    /// `map_btf_put_after_free` decides when its BTF is put at the end.
+    pub fn new(map: BpfMap, sem: &crate::profile::Semantics) -> KResult<Arc<MapRt>> {
         let ncpu = if percpu(map.map_type) { NR_CPUS } else { 1 };
         let rec = map.record.as_ref();
         let mk = |n: u32| -> Vec<Words> {
@@ -134,6 +136,7 @@ impl MapRt {
             map,
             storage,
             refcnt: crate::sync::AtomicU64::new(1),
+            map_btf_put_after_free: sem.map_btf_put_after_free,
         }))
     }
 
@@ -287,31 +290,33 @@ impl MapRt {
         if self.refcnt.fetch_sub(1, Ordering::AcqRel) != 1 {
             return None;
         }
-        Some(MapFree { map: self })
+        let Ok(mut m) = Arc::try_unwrap(self) else {
+            crate::sync::warn::warn("bpf_map_put: last reference while the map is still shared");
+            return None;
+        };
+        let early = m.map.btf.is_some() && !m.map_btf_put_after_free;
+        if early {
+            emit(Event::Map {
+                what: "btf_put(map->btf) in bpf_map_put, before map_free (v6.4 order)",
+            });
+            drop(m.map.btf.take());
+        }
+        Some(MapFree { map: m })
     }
 }
 
 /// The deferred free of a map (`bpf_map_free_deferred` on the workqueue).
 pub struct MapFree {
-    map: Arc<MapRt>,
+    map: MapRt,
 }
 
 impl MapFree {
     /// `bpf_map_free_deferred`: `map_free` (every value's special fields), then the
-    /// record, then (v6.7+) the map's BTF; before v6.7 the BTF was put first, in
-    /// `bpf_map_put` (call [`MapFree::put_btf_early`] then).
+    /// record, then (v6.7+) the map's BTF; before v6.7 the BTF was already put in
+    /// `bpf_map_put`.
     pub fn run(self, rt: &BpfRuntime) {
-        let MapFree { map } = self;
-        let Ok(mut m) = Arc::try_unwrap(map) else {
-            crate::sync::warn::warn("map freed while still referenced");
-            return;
-        };
-        if !rt.sem.map_btf_put_after_free {
-            emit(Event::Map {
-                what: "btf_put(map->btf) before map_free (v6.4 order)",
-            });
-            drop(m.map.btf.take());
-        }
+        let MapFree { mut map } = self;
+        let m = &mut map;
         emit(Event::Map { what: "map_free" });
         if let Some(r) = m.map.record.as_ref() {
             match &m.storage {
