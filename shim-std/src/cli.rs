@@ -60,6 +60,20 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run the c8e18754 scenario on the run-time model (allocate a node, stash it
+    /// with bpf_kptr_xchg into an array map value, close the map) and print each
+    /// allocation, refcount change, destructor call, BTF get/put and free; the last
+    /// line gives the counts.
+    Trace {
+        /// Kernel profile.
+        #[arg(long, default_value = "v6.18")]
+        profile: String,
+        /// BPF object with the map (default: the embedded example for the profile).
+        obj: Option<PathBuf>,
+        /// Also write who owns what as a Graphviz graph to FILE.
+        #[arg(long)]
+        dot: Option<PathBuf>,
+    },
     /// What changes for an object between two profiles. Without OBJ: the embedded
     /// example built for the --from profile's node layout.
     Diff {
@@ -129,6 +143,11 @@ pub fn main_with(cli: Cli, out: &mut dyn Write) -> ExitCode {
             json,
         } => profile(&p)
             .and_then(|sem| cmd_check(obj.as_deref(), vmlinux.as_deref(), sem, json, out)),
+        Cmd::Trace {
+            profile: p,
+            obj,
+            dot,
+        } => profile(&p).and_then(|sem| cmd_trace(obj.as_deref(), dot.as_deref(), sem, out)),
         Cmd::Diff {
             from,
             to,
@@ -328,5 +347,79 @@ pub fn cmd_diff(
     if changed == 0 {
         writeln!(out, "(no difference)").map_err(io_err)?;
     }
+    Ok(())
+}
+
+static TRACE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn trace_hook(ev: &kernel_core::trace::Event<'_>) {
+    use kernel_core::trace::Event::*;
+    let line = match *ev {
+        Alloc { addr, ty, size } => format!("alloc    {ty} @{addr:#x} ({size} bytes)"),
+        Free { addr, ty, rcu } => format!(
+            "free     {ty} @{addr:#x}{}",
+            if rcu {
+                " (after an RCU grace period)"
+            } else {
+                ""
+            }
+        ),
+        Ref { what, addr, now } => format!("refcount {what} @{addr:#x} -> {now}"),
+        Dtor { name, addr } => format!("dtor     {name}({addr:#x})"),
+        ObjDrop { addr } => format!("obj_drop __bpf_obj_drop_impl({addr:#x})"),
+        Xchg { off, old, new } => format!("xchg     value+{off}: {old:#x} -> {new:#x}"),
+        Btf { name, addr, now } => format!(
+            "btf      {} @{addr:#x} refcount -> {now}",
+            if name.is_empty() { "program BTF" } else { name }
+        ),
+        Map { what } => format!("map      {what}"),
+    };
+    if let Ok(mut g) = TRACE.lock() {
+        g.push(line);
+    }
+}
+
+/// `kptr-model trace`.
+pub fn cmd_trace(
+    obj: Option<&Path>,
+    dot: Option<&Path>,
+    sem: Semantics,
+    out: &mut dyn Write,
+) -> Result<(), LoadError> {
+    let (name, bytes) = object_bytes(obj, &sem)?;
+    let (kernel, _) = crate::kernel_btf::load_kernel_btfs(None, false, sem)?;
+    if let Ok(mut g) = TRACE.lock() {
+        g.clear();
+    }
+    kernel_core::trace::set_trace_hook(Some(trace_hook));
+    let res = crate::scenario::c8e18754_example(kernel, &bytes, sem);
+    kernel_core::trace::set_trace_hook(None);
+    let o = res?;
+    writeln!(out, "trace of {name} under {}", sem.name).map_err(io_err)?;
+    let lines = TRACE.lock().map(|g| g.clone()).unwrap_or_default();
+    for l in lines {
+        writeln!(out, "  {l}").map_err(io_err)?;
+    }
+    if let Some(r) = &o.refused {
+        writeln!(out, "refused: {r}").map_err(io_err)?;
+    }
+    for w in &o.warnings {
+        writeln!(out, "WARN: {w}").map_err(io_err)?;
+    }
+    if let Some(p) = dot {
+        std::fs::write(p, &o.dot).map_err(io_err)?;
+    }
+    writeln!(
+        out,
+        "program BTF refcount: {} before the map, {} after; allocations: {}, frees: {}",
+        o.prog_btf_refs.0, o.prog_btf_refs.1, o.allocs, o.frees
+    )
+    .map_err(io_err)?;
+    writeln!(
+        out,
+        "leaks: {}, double frees: {}, use after free: {}",
+        o.leaks, o.double_frees, o.use_after_free
+    )
+    .map_err(io_err)?;
     Ok(())
 }

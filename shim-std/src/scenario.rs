@@ -32,6 +32,71 @@ pub struct Outcome {
     pub refused: Option<String>,
     /// The kernel WARNs the scenario raised.
     pub warnings: Vec<&'static str>,
+    /// Who owns what once the node is stashed, as a Graphviz graph.
+    pub dot: String,
+}
+
+/// Who owns what, as Graphviz: the map, its value slots, the objects they hold, the
+/// BTFs and the references the record's fields hold.
+fn ownership_dot(
+    map_name: &str,
+    map: &MapRt,
+    rt: &BpfRuntime,
+    prog: &BtfRef,
+    vmlinux: Option<&BtfRef>,
+) -> String {
+    let mut d = String::from(
+        "digraph ownership {\n  rankdir=LR;\n  node [shape=box, fontname=monospace];\n",
+    );
+    d += &format!("  map [label=\"map {map_name}\"];\n");
+    d += &format!(
+        "  prog_btf [label=\"program BTF #{} (refcount {})\", shape=folder];\n",
+        prog.id(),
+        prog.refcount()
+    );
+    if let Some(v) = vmlinux {
+        d += &format!(
+            "  vmlinux [label=\"vmlinux BTF (refcount {})\", shape=folder];\n",
+            v.refcount()
+        );
+    }
+    d += "  map -> prog_btf [label=\"map->btf\"];\n";
+    if let Some(rec) = map.record() {
+        for f in &rec.fields {
+            let fid = format!("field_{}", f.offset);
+            d += &format!(
+                "  {fid} [label=\"record field +{} {}\", shape=note];\n",
+                f.offset,
+                f.ty.name()
+            );
+            d += &format!("  map -> {fid} [label=\"map->record\"];\n");
+            if let Some(k) = &f.kptr {
+                let target = if k.local { "prog_btf" } else { "vmlinux" };
+                let style = if k.btf.is_held() { "solid" } else { "dashed" };
+                let label = if k.btf.is_held() {
+                    "holds a reference"
+                } else {
+                    "points to (no reference)"
+                };
+                d += &format!("  {fid} -> {target} [style={style}, label=\"{label}\"];\n");
+            }
+            if let Some(v) = map.array_value(0, 0)
+                && let Some(slot) = v.slot(f.offset)
+            {
+                let p = slot.load(std::sync::atomic::Ordering::SeqCst);
+                let sid = format!("slot_{}", f.offset);
+                d += &format!("  {sid} [label=\"value[0] +{} = {:#x}\"];\n", f.offset, p);
+                d += &format!("  map -> {sid} [label=\"value\"];\n");
+                if p != 0 {
+                    let ty = rt.mem.get(p).map(|o| o.info.ty.clone()).unwrap_or_default();
+                    d += &format!("  obj_{p:x} [label=\"{ty} @{p:#x}\", shape=ellipse];\n");
+                    d += &format!("  {sid} -> obj_{p:x} [label=\"owns (kptr)\"];\n");
+                }
+            }
+        }
+    }
+    d += "}\n";
+    d
 }
 
 fn err(e: Errno, reason: &str) -> LoadError {
@@ -101,6 +166,7 @@ pub fn c8e18754_example(
             rt.migrate_enable();
         }
     }
+    let dot = ownership_dot(&def.name, &map, &rt, &btf, kernel.vmlinux());
     // Close the map: the last reference; the deferred free runs on the workqueue.
     if let Some(free) = map.bpf_map_put() {
         free.run(&rt);
@@ -126,6 +192,7 @@ pub fn c8e18754_example(
         prog_btf_refs: (before, after),
         refused,
         warnings: rt.warnings(),
+        dot,
     })
 }
 
