@@ -168,7 +168,7 @@ pub fn c8e18754_example(
     }
     let dot = ownership_dot(&def.name, &map, &rt, &btf, kernel.vmlinux());
     // Close the map: the last reference; the deferred free runs on the workqueue.
-    if let Some(free) = map.bpf_map_put() {
+    if let Some(free) = MapRt::bpf_map_put(map) {
         free.run(&rt);
     }
     rt.rcu.rcu_barrier();

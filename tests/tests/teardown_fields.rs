@@ -329,7 +329,7 @@ fn deleted_non_preallocated_hash_element_leaks_what_is_stashed_after_delete() {
         bpf_kptr_xchg(&e.values[0], 40, n).expect("stash into the deleted element");
         drop(e);
         m.rcu_reclaim(&rt);
-        if let Some(f) = m.bpf_map_put() {
+        if let Some(f) = MapRt::bpf_map_put(m) {
             f.run(&rt);
         }
         rt.rcu.rcu_barrier();
@@ -358,7 +358,7 @@ fn preallocated_hash_frees_a_deleted_element_again_at_map_free_without_double_fr
     drop(e);
     rt.rcu.rcu_barrier();
     assert!(!rt.mem.is_live(n));
-    if let Some(f) = m.bpf_map_put() {
+    if let Some(f) = MapRt::bpf_map_put(m) {
         f.run(&rt);
     }
     rt.rcu.rcu_barrier();
@@ -412,7 +412,7 @@ fn graph_root_teardown(sem: Semantics) -> (Vec<&'static str>, usize) {
     rt.migrate_enable();
     // User space closes the BTF fd: the map's reference is the last one.
     drop(p);
-    let free = m.bpf_map_put().expect("last map reference");
+    let free = MapRt::bpf_map_put(m).expect("last map reference");
     rt.rcu.rcu_barrier();
     free.run(&rt);
     rt.rcu.rcu_barrier();

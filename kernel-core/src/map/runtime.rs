@@ -286,11 +286,11 @@ impl MapRt {
     /// (`bpf_map_free_deferred`), which the caller runs when the workqueue would.
     /// Profile flag `map_btf_put_after_free`: before v6.7 the map's BTF is put here,
     /// before `map_free`.
-    pub fn bpf_map_put(self: Arc<Self>) -> Option<MapFree> {
-        if self.refcnt.fetch_sub(1, Ordering::AcqRel) != 1 {
+    pub fn bpf_map_put(this: Arc<Self>) -> Option<MapFree> {
+        if this.refcnt.fetch_sub(1, Ordering::AcqRel) != 1 {
             return None;
         }
-        let Ok(mut m) = Arc::try_unwrap(self) else {
+        let Ok(mut m) = Arc::try_unwrap(this) else {
             crate::sync::warn::warn("bpf_map_put: last reference while the map is still shared");
             return None;
         };

@@ -27,7 +27,7 @@ fn async_cancel_and_free(rt: &BpfRuntime, mem: &Words, off: u32) {
             ty: &ty,
             rcu: true,
         });
-        rt.mem.free_rcu(cb);
+        crate::obj::BpfMemAlloc::free_rcu(&rt.mem, cb);
     }
 }
 

@@ -107,7 +107,7 @@ fn free_obj(rt: &BpfRuntime, addr: u64, percpu: bool) {
     let rcu = rt.sem.obj_drop_free_rcu;
     emit(Event::Free { addr, ty: &ty, rcu });
     if rcu {
-        rt.mem.free_rcu(addr);
+        crate::obj::BpfMemAlloc::free_rcu(&rt.mem, addr);
     } else {
         rt.mem.free(addr);
     }

@@ -247,9 +247,9 @@ impl BpfMemAlloc {
     }
 
     /// `bpf_mem_free_rcu`: freed after an RCU grace period.
-    pub fn free_rcu(self: &Arc<Self>, addr: u64) {
-        let me = Arc::clone(self);
-        self.rcu.call_rcu(move || me.free_now(addr));
+    pub fn free_rcu(this: &Arc<Self>, addr: u64) {
+        let me = Arc::clone(this);
+        this.rcu.call_rcu(move || me.free_now(addr));
     }
 
     /// Objects allocated and not freed.
