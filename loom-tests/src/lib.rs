@@ -1,1 +1,118 @@
+//! Shared set-up of the loom models: a kernel with a tiny vmlinux BTF, a program BTF
+//! with a refcounted local object type, an ARRAY map whose value holds a kptr to it,
+//! and the run-time model over them. Everything here is `kernel-core`'s own code.
+#![cfg(loom)]
 
+use kernel_core::Semantics;
+use kernel_core::btf::builder::BtfBuilder;
+use kernel_core::btf::uapi::*;
+use kernel_core::btf::{BtfIdr, BtfRef, KernelBtfs, btf_parse_vmlinux};
+use kernel_core::map::runtime::MapRt;
+use kernel_core::map::{MapAttr, map_create};
+use kernel_core::obj::{BpfRuntime, MetaRec, find_meta};
+use kernel_core::record::bpf_btf_load;
+use kernel_core::sync::{Arc, Rcu};
+
+static EXECUTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs a loom model and reports how many executions it explored.
+pub fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    let start = std::time::Instant::now();
+    EXECUTIONS.store(0, std::sync::atomic::Ordering::SeqCst);
+    loom::model(move || {
+        EXECUTIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        f();
+    });
+    eprintln!(
+        "loom model {name}: {} executions in {:.2?}",
+        EXECUTIONS.load(std::sync::atomic::Ordering::SeqCst),
+        start.elapsed()
+    );
+}
+
+/// The set-up of one model execution.
+pub struct Fix {
+    /// The runtime.
+    pub rt: Arc<BpfRuntime>,
+    /// The program BTF (one reference, published).
+    pub btf: BtfRef,
+    /// The map (value 0 has the kptr at offset 0).
+    pub map: Arc<MapRt>,
+    /// The object type's id.
+    pub node_id: u32,
+    /// The object type's record.
+    pub meta: Option<MetaRec>,
+}
+
+/// `node { long key; struct bpf_refcount r; }`, `value { struct node __kptr *n; }`.
+pub fn fixture(sem: Semantics) -> Fix {
+    let mut vb = BtfBuilder::new();
+    let vint = vb.int("int", 4, BTF_INT_SIGNED, 32);
+    vb.struct_("task_struct", 8, &[("pid", vint, 0)]);
+    let vm = btf_parse_vmlinux(&vb.build(), false, sem).expect("vmlinux");
+    let rcu = Arc::new(Rcu::new());
+    let kernel =
+        Arc::new(KernelBtfs::new(BtfIdr::new(Arc::clone(&rcu)), Some(vm)).expect("kernel"));
+
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
+    let rc = b.struct_("bpf_refcount", 4, &[("v", int, 0)]);
+    let node = b.struct_("node", 16, &[("key", long, 0), ("r", rc, 64)]);
+    let t = b.type_tag("kptr", node);
+    let p = b.ptr(t);
+    let v = b.struct_("value", 8, &[("n", p, 0)]);
+    let (mut btf, _) = bpf_btf_load(&kernel, &b.build(), 0, &sem).expect("program BTF");
+    BtfIdr::publish(kernel.idr(), &mut btf).expect("id");
+    let attr = MapAttr {
+        map_type: 2,
+        key_size: 4,
+        value_size: 8,
+        max_entries: 2,
+        map_flags: 0,
+        btf: Some(&btf),
+        btf_key_type_id: int,
+        btf_value_type_id: v,
+        name: "m",
+    };
+    let map = MapRt::new(map_create(&kernel, &attr, &sem).expect("map"), &sem).expect("rt");
+    let rt = BpfRuntime::new(sem, kernel, rcu);
+    let meta = find_meta(&btf, node);
+    Fix {
+        rt,
+        btf,
+        map,
+        node_id: node,
+        meta,
+    }
+}
+
+/// Invariants checked at the end of every execution: each object freed exactly once,
+/// nothing left allocated, no use after free, no WARN (refcount increment from zero
+/// and underflow are WARNs). Then tears the set-up down, running the last RCU
+/// callbacks (loom checks that every `Arc` is freed).
+pub fn check_clean(f: Fix) {
+    check(&f);
+    finish(f);
+}
+
+/// Drops everything and runs the RCU callbacks still queued.
+pub fn finish(f: Fix) {
+    let rcu = Arc::clone(&f.rt.rcu);
+    drop(f);
+    rcu.rcu_barrier();
+}
+
+/// The invariants alone.
+pub fn check(f: &Fix) {
+    f.rt.rcu.rcu_barrier();
+    assert!(
+        f.rt.mem.faults().is_empty(),
+        "faults: {:?}",
+        f.rt.mem.faults()
+    );
+    assert!(f.rt.mem.live().is_empty(), "leaked: {:?}", f.rt.mem.live());
+    let (a, fr) = f.rt.mem.counts();
+    assert_eq!(a, fr, "allocations and frees");
+    assert!(f.rt.warnings().is_empty(), "WARN: {:?}", f.rt.warnings());
+}

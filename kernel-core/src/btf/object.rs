@@ -156,7 +156,11 @@ impl BtfRef {
     pub(crate) unsafe fn inc_not_zero(p: NonNull<Btf>) -> Option<BtfRef> {
         // SAFETY: the caller guarantees the memory is alive (RCU).
         let b = unsafe { p.as_ref() };
-        b.refcnt.inc_not_zero().then_some(BtfRef(p))
+        if b.refcnt.inc_not_zero() {
+            Some(BtfRef(p))
+        } else {
+            None
+        }
     }
 
     /// Plain `btf_get` through a raw pointer, as `bpf_find_btf_id` does on module BTFs
