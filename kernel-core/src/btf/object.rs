@@ -206,6 +206,17 @@ pub fn btf_get(b: &BtfRef) -> BtfRef {
     BtfRef(b.0)
 }
 
+/// Test support: puts one reference that the modelled kernel leaked (as
+/// `btf_record_dup`'s failure path does), so that a model can check that everything
+/// else is freed. The count must include that leaked reference.
+pub fn btf_put_leaked_reference(b: &BtfRef) {
+    if b.refcount() > 1 {
+        drop(BtfRef(b.0));
+    } else {
+        crate::sync::warn::warn("btf_put_leaked_reference: no leaked reference to put");
+    }
+}
+
 /// `btf_put`: drops a reference; the last one unpublishes the id (`btf_free_id`) and
 /// frees the object after a grace period (`call_rcu(btf_free_rcu)`).
 pub fn btf_put(b: BtfRef) {

@@ -226,6 +226,20 @@ impl MapRt {
         }
     }
 
+    /// `map_update_elem` with `BPF_F_LOCK` on an array (`copy_map_value_locked`): the
+    /// copy happens under the value's `bpf_spin_lock`, special fields skipped.
+    pub fn update_locked(&self, key: u32, value: &[u8]) -> KResult<()> {
+        let rec = self.record().ok_or(Errno::EINVAL)?;
+        if rec.spin_lock_off < 0 {
+            return Err(Errno::EINVAL);
+        }
+        let v = self.array_value(key, 0).ok_or(Errno::E2BIG)?;
+        crate::obj::bpf_spin_lock(v, rec.spin_lock_off as u32);
+        copy_map_value(Some(rec), v, value);
+        crate::obj::bpf_spin_unlock(v, rec.spin_lock_off as u32);
+        Ok(())
+    }
+
     /// `map_delete_elem`: arrays cannot delete (-EINVAL); a hash element's special
     /// fields are freed at once (`free_htab_elem`), the element recycled (preallocated)
     /// or returned to the allocator after a grace period.

@@ -43,7 +43,7 @@ pub(crate) fn kptr_btf<'a>(rt: &BpfRuntime, k: &'a KptrBtf) -> Option<&'a Btf> {
         KptrBtf::Held(b) => Some(b),
         KptrBtf::Borrowed(p) => {
             if rt.kernel.idr().is_freed(p.as_ptr() as usize) {
-                rt.warn("use after free: program BTF of a local kptr");
+                rt.warn("use after free: an unreferenced program BTF was freed");
                 return None;
             }
             // SAFETY: the address is not on the IDR's freed list, and BTFs published
