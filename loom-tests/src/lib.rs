@@ -126,13 +126,18 @@ pub fn fixture_graph(sem: Semantics) -> Fix {
     vb.struct_("task_struct", 8, &[("pid", vint, 0)]);
     let vm = btf_parse_vmlinux(&vb.build(), false, sem).expect("vmlinux");
     let rcu = Arc::new(Rcu::new());
-    let kernel = Arc::new(KernelBtfs::new(BtfIdr::new(Arc::clone(&rcu)), Some(vm)).expect("kernel"));
+    let kernel =
+        Arc::new(KernelBtfs::new(BtfIdr::new(Arc::clone(&rcu)), Some(vm)).expect("kernel"));
     let mut b = BtfBuilder::new();
     let int = b.int("int", 4, BTF_INT_SIGNED, 32);
     let long = b.int("long", 8, BTF_INT_SIGNED, 64);
     let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
     let head = b.struct_("bpf_list_head", 16, &[("a", long, 0), ("b", long, 64)]);
-    let ln = b.struct_("bpf_list_node", 24, &[("a", long, 0), ("b", long, 64), ("c", long, 128)]);
+    let ln = b.struct_(
+        "bpf_list_node",
+        24,
+        &[("a", long, 0), ("b", long, 64), ("c", long, 128)],
+    );
     let node = b.struct_("gnode", 32, &[("key", long, 0), ("ln", ln, 64)]);
     let v = b.struct_("gvalue", 24, &[("l", lock, 0), ("h", head, 64)]);
     b.decl_tag("contains:gnode:ln", v, 1);
@@ -185,7 +190,8 @@ pub fn fixture_module(sem: Semantics) -> ModFix {
     vb.struct_("task_struct", 8, &[("pid", vint, 0)]);
     let vm = btf_parse_vmlinux(&vb.build(), true, sem).expect("vmlinux");
     let rcu = Arc::new(Rcu::new());
-    let kernel = Arc::new(KernelBtfs::new(BtfIdr::new(Arc::clone(&rcu)), Some(vm)).expect("kernel"));
+    let kernel =
+        Arc::new(KernelBtfs::new(BtfIdr::new(Arc::clone(&rcu)), Some(vm)).expect("kernel"));
     let (nr, sl) = {
         let v = kernel.vmlinux().expect("vmlinux");
         (v.data().nr_types(), v.data().header().str_len)
@@ -195,8 +201,14 @@ pub fn fixture_module(sem: Semantics) -> ModFix {
     let p = mb.ptr(0);
     let proto = mb.func_proto(0, &[("p", p)]);
     mb.func("mod_obj_release_dtor", proto, 1);
-    let mbtf = kernel_core::btf::btf_parse_module("testmod", &mb.build(), kernel.vmlinux().expect("vm"), true, sem)
-        .expect("module BTF");
+    let mbtf = kernel_core::btf::btf_parse_module(
+        "testmod",
+        &mb.build(),
+        kernel.vmlinux().expect("vm"),
+        true,
+        sem,
+    )
+    .expect("module BTF");
     let module = kernel_core::module::Module::new("testmod");
     kernel.add_module(mbtf, Arc::clone(&module)).expect("add");
     kernel.module_live("testmod").expect("live");

@@ -30,7 +30,9 @@ fn scenario(sem: Semantics) {
         bpf_spin_unlock(v, 0);
         f.rt.migrate_enable();
     }
-    let loom_tests::Fix { rt, btf, map, meta, .. } = f;
+    let loom_tests::Fix {
+        rt, btf, map, meta, ..
+    } = f;
     drop(meta);
     let rcu = Arc::clone(&rt.rcu);
     let user = thread::spawn(move || drop(btf));
@@ -43,18 +45,26 @@ fn scenario(sem: Semantics) {
     gp.join().expect("join");
     rcu.rcu_barrier();
     assert!(rt.warnings().is_empty(), "{:?}", rt.warnings());
-    assert!(rt.mem.faults().is_empty() && rt.mem.live().is_empty(), "{:?}", rt.mem.live());
+    assert!(
+        rt.mem.faults().is_empty() && rt.mem.live().is_empty(),
+        "{:?}",
+        rt.mem.live()
+    );
     drop(rt);
     rcu.rcu_barrier();
 }
 
 #[test]
 fn map_free_vs_btf_put_v6_18() {
-    loom_tests::model("m06 map free vs last btf_put (v6.18)", || scenario(Semantics::V6_18));
+    loom_tests::model("m06 map free vs last btf_put (v6.18)", || {
+        scenario(Semantics::V6_18)
+    });
 }
 
 #[test]
 #[should_panic(expected = "use after free")]
 fn map_free_vs_btf_put_v6_4_reads_freed_btf() {
-    loom_tests::model("m06 map free vs last btf_put (v6.4, bug)", || scenario(Semantics::V6_4));
+    loom_tests::model("m06 map free vs last btf_put (v6.4, bug)", || {
+        scenario(Semantics::V6_4)
+    });
 }

@@ -6,8 +6,8 @@
 //! fails with -ENXIO and holds nothing; all references are returned at the end.
 //! Bound: `LOOM_MAX_PREEMPTIONS`. Profile v6.4 (struct metas do not parse kptrs, so
 //! the program BTF itself holds no module reference).
-//! Catches: `try_module_get` not refusing a going module, or the unload not checking
-//! the count atomically.
+//! Catches: the unload checking the module's count and then marking it going in two
+//! steps instead of one compare-and-exchange (a record then holds an unloaded module).
 #![cfg(loom)]
 
 use kernel_core::module::ModuleState;
@@ -27,7 +27,9 @@ fn module_unload_vs_record() {
         let unloaded = unload.join().expect("join");
         match (&unloaded, &map.record_error) {
             (Ok(()), Some(Errno::ENXIO)) => assert_eq!(f.module.state(), ModuleState::Going),
-            (Err(Errno::EBUSY), None) => assert_eq!(f.module.refcount(), 1, "the record's reference"),
+            (Err(Errno::EBUSY), None) => {
+                assert_eq!(f.module.refcount(), 1, "the record's reference")
+            }
             other => panic!("unload {:?} with record {:?}", other.0, other.1),
         }
         drop(map);

@@ -8,7 +8,9 @@
 #![cfg(loom)]
 
 use kernel_core::Semantics;
-use kernel_core::obj::{bpf_graph_push, bpf_obj_free_fields, bpf_obj_new_impl, bpf_spin_lock, bpf_spin_unlock};
+use kernel_core::obj::{
+    bpf_graph_push, bpf_obj_free_fields, bpf_obj_new_impl, bpf_spin_lock, bpf_spin_unlock,
+};
 use kernel_core::record::BtfFieldType;
 use loom::sync::Arc;
 use loom::thread;

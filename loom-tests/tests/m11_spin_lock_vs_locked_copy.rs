@@ -35,7 +35,10 @@ fn spin_lock_vs_locked_copy() {
         bpf_spin_lock(v, 0);
         let seen: Vec<u8> = (4..8).map(|i| v.byte(i)).collect();
         bpf_spin_unlock(v, 0);
-        assert!(seen == [1, 1, 1, 1] || seen == [2, 2, 2, 2], "torn: {seen:?}");
+        assert!(
+            seen == [1, 1, 1, 1] || seen == [2, 2, 2, 2],
+            "torn: {seen:?}"
+        );
         assert_eq!(v.load_u32(0), 0, "the lock word is not copied");
         finish(Arc::try_unwrap(f).ok().expect("joined"));
     });

@@ -130,7 +130,7 @@ pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, 
         && r.refcount_off >= 0
     {
         let off = r.refcount_off as u32;
-        let now = refcount_dec(&obj.mem, off);
+        let now = refcount_dec(rt, &obj.mem, off);
         let what = format!("refcount {}", obj.info.ty);
         emit(Event::Ref {
             what: &what,
@@ -148,11 +148,11 @@ pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, 
 }
 
 /// `refcount_dec_and_test` on a `bpf_refcount` inside an object; the count after.
-fn refcount_dec(mem: &Words, off: u32) -> i32 {
+fn refcount_dec(rt: &BpfRuntime, mem: &Words, off: u32) -> i32 {
     loop {
         let cur = mem.load_u32(off) as i32;
         if cur <= 0 {
-            crate::sync::warn::warn("refcount_t: underflow; use-after-free.");
+            rt.warn("refcount_t: underflow; use-after-free.");
             return -1;
         }
         if mem.cas_u32(off, cur as u32, (cur - 1) as u32).is_ok() {
