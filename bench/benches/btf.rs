@@ -321,6 +321,117 @@ fn parse_fields_all_structs(c: &mut Criterion) {
     g.finish();
 }
 
+/// Tearing down an ARRAY map of 1,000,000 values, each holding a local kptr to an
+/// object that itself has a special field (`bpf_refcount`), against freeing 1,000,000
+/// plain allocations of the same sizes, in the same run.
+fn teardown(c: &mut Criterion) {
+    use criterion::BatchSize;
+    use kernel_core::btf::builder::BtfBuilder;
+    use kernel_core::btf::uapi::BTF_INT_SIGNED;
+    use kernel_core::map::runtime::MapRt;
+    use kernel_core::map::{MapAttr, map_create};
+    use kernel_core::obj::{BpfRuntime, bpf_kptr_xchg, bpf_obj_new_impl};
+    use kernel_core::record::bpf_btf_load;
+    use kernel_core::sync::{Arc, Rcu};
+    const N: u32 = 1_000_000;
+    let sem = kernel_core::Semantics::V6_18;
+    let mut vb = BtfBuilder::new();
+    let vint = vb.int("int", 4, BTF_INT_SIGNED, 32);
+    vb.struct_("task_struct", 8, &[("pid", vint, 0)]);
+    let vm_blob = vb.build();
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
+    let rc = b.struct_("bpf_refcount", 4, &[("v", int, 0)]);
+    let node = b.struct_("node", 16, &[("key", long, 0), ("r", rc, 64)]);
+    let t = b.type_tag("kptr", node);
+    let p = b.ptr(t);
+    let v = b.struct_("value", 8, &[("n", p, 0)]);
+    let prog_blob = b.build();
+    let setup = || {
+        let vm = kernel_core::btf::btf_parse_vmlinux(&vm_blob, false, sem).expect("vm");
+        let rcu = Arc::new(Rcu::new());
+        let kernel = Arc::new(
+            kernel_core::btf::KernelBtfs::new(
+                kernel_core::btf::BtfIdr::new(Arc::clone(&rcu)),
+                Some(vm),
+            )
+            .expect("k"),
+        );
+        let (btf, _) = bpf_btf_load(&kernel, &prog_blob, 0, &sem).expect("prog");
+        let attr = MapAttr {
+            map_type: 2,
+            key_size: 4,
+            value_size: 8,
+            max_entries: N,
+            map_flags: 0,
+            btf: Some(&btf),
+            btf_key_type_id: int,
+            btf_value_type_id: v,
+            name: "big",
+        };
+        let map = MapRt::new(map_create(&kernel, &attr, &sem).expect("map"), &sem).expect("rt");
+        let rt = BpfRuntime::new(sem, kernel, rcu);
+        rt.migrate_disable();
+        for i in 0..N {
+            let o = bpf_obj_new_impl(&rt, &btf, node).expect("obj");
+            bpf_kptr_xchg(map.array_value(i, 0).expect("v"), 0, o).expect("xchg");
+        }
+        rt.migrate_enable();
+        (rt, map, btf)
+    };
+    let mut g = c.benchmark_group("teardown");
+    g.sample_size(10);
+    g.sampling_mode(SamplingMode::Flat);
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("kptr_map_free_1M_values_with_local_kptrs", |bch| {
+        bch.iter_batched(
+            setup,
+            |(rt, map, btf)| {
+                if let Some(f) = MapRt::bpf_map_put(map) {
+                    f.run(&rt);
+                }
+                rt.rcu.rcu_barrier();
+                assert!(rt.mem.live().is_empty());
+                (rt, btf)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("plain_free_1M_allocations", |bch| {
+        bch.iter_batched(
+            || (0..N).map(|_| Box::new([0u8; 16])).collect::<Vec<_>>(),
+            drop,
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("kptr_xchg");
+    let w = kernel_core::obj::Words::new(8);
+    let raw = std::sync::atomic::AtomicU64::new(0);
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("kptr_bpf_kptr_xchg_x1000", |bch| {
+        bch.iter(|| {
+            let mut x = 0u64;
+            for i in 1..=1000u64 {
+                x ^= bpf_kptr_xchg(&w, 0, i).unwrap_or(0);
+            }
+            x
+        })
+    });
+    g.bench_function("raw_atomic_swap_x1000", |bch| {
+        bch.iter(|| {
+            let mut x = 0u64;
+            for i in 1..=1000u64 {
+                x ^= raw.swap(i, std::sync::atomic::Ordering::AcqRel);
+            }
+            x
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -331,6 +442,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = load_vmlinux, lookup, parse_fields_all_structs
+    targets = load_vmlinux, lookup, parse_fields_all_structs, teardown
 }
 criterion_main!(benches);

@@ -82,6 +82,12 @@ pub fn set_trace_hook(h: Option<TraceHook>) {
     HOOK.store(p, Ordering::Release);
 }
 
+/// True when a hook is installed (callers skip building event text otherwise).
+#[inline]
+pub fn enabled() -> bool {
+    !HOOK.load(Ordering::Acquire).is_null()
+}
+
 /// Emits an event.
 #[inline]
 pub fn emit(ev: Event<'_>) {

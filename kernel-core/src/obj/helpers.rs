@@ -96,16 +96,16 @@ pub fn bpf_percpu_obj_new_impl(rt: &BpfRuntime, btf: &BtfRef, type_id: u32) -> O
     Some(addr)
 }
 
-fn free_obj(rt: &BpfRuntime, addr: u64, percpu: bool) {
-    let ty = rt
-        .mem
-        .get(addr)
-        .map(|o| o.info.ty.clone())
-        .unwrap_or_default();
+fn free_obj(rt: &BpfRuntime, obj: &crate::obj::Obj, percpu: bool) {
+    let addr = obj.addr;
     rt.check_migrate("bpf_mem_free without migrate_disable");
     let _ = percpu;
     let rcu = rt.sem.obj_drop_free_rcu;
-    emit(Event::Free { addr, ty: &ty, rcu });
+    emit(Event::Free {
+        addr,
+        ty: &obj.info.ty,
+        rcu,
+    });
     if rcu {
         crate::obj::BpfMemAlloc::free_rcu(&rt.mem, addr);
     } else {
@@ -144,7 +144,7 @@ pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, 
     if let Some(r) = rec {
         bpf_obj_free_fields(rt, r, &obj.mem);
     }
-    free_obj(rt, addr, percpu);
+    free_obj(rt, &obj, percpu);
 }
 
 /// `refcount_dec_and_test` on a `bpf_refcount` inside an object; the count after.

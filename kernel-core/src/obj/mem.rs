@@ -141,7 +141,7 @@ pub enum MemFault {
 struct MemInner {
     next: u64,
     live: HashMap<u64, Arc<Obj>>,
-    freed: HashMap<u64, String>,
+    freed: HashMap<u64, Arc<Obj>>,
     faults: Vec<MemFault>,
     allocs: usize,
     frees: usize,
@@ -212,7 +212,7 @@ impl BpfMemAlloc {
             return Some(Arc::clone(o));
         }
         let f = match g.freed.get(&addr) {
-            Some(ty) => MemFault::UseAfterFree(addr, ty.clone()),
+            Some(o) => MemFault::UseAfterFree(addr, o.info.ty.clone()),
             None => MemFault::Wild(addr),
         };
         g.faults.push(f);
@@ -228,12 +228,12 @@ impl BpfMemAlloc {
         let mut g = self.inner.lock();
         match g.live.remove(&addr) {
             Some(o) => {
-                g.freed.insert(addr, o.info.ty.clone());
+                g.freed.insert(addr, o);
                 g.frees += 1;
             }
             None => {
                 let f = match g.freed.get(&addr) {
-                    Some(ty) => MemFault::DoubleFree(addr, ty.clone()),
+                    Some(o) => MemFault::DoubleFree(addr, o.info.ty.clone()),
                     None => MemFault::Wild(addr),
                 };
                 g.faults.push(f);
