@@ -305,3 +305,40 @@ fn dup_with_module_going_leaks_one_btf_reference_as_the_kernel_does() {
     // put. Known kernel leak, modelled on purpose.
     assert_eq!((mbtf.refcount(), m.refcount()), (before.0 + 1, before.1));
 }
+
+/// A local object type holding a kptr to a local type: since v6.12 its struct meta's
+/// record points into the program BTF without a reference. Had the meta's field kept
+/// the older reference (the intermediate state fixed in v6.12), the BTF would hold
+/// itself alive: freed never.
+#[test]
+fn struct_meta_self_reference_leaks_the_btf_unless_unreferenced() {
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+    let inner = b.struct_("inner_obj", 8, &[("x", int, 0)]);
+    let t = b.type_tag("kptr", inner);
+    let p = b.ptr(t);
+    b.struct_("outer_obj", 8, &[("i", p, 0)]);
+    let blob = b.build();
+    let buggy = Semantics {
+        local_kptr_holds_btf: true,
+        ..Semantics::V6_12
+    };
+    for (sem, freed) in [(Semantics::V6_12, true), (buggy, false)] {
+        let k = kernel(&sem);
+        let (mut btf, _) = bpf_btf_load(&k, &blob, 0, &sem).expect("loads");
+        BtfIdr::publish(k.idr(), &mut btf).expect("id");
+        let addr = btf.addr();
+        let tab = btf.struct_metas().expect("outer_obj is a struct meta");
+        assert_eq!(tab.len(), 1);
+        drop(tab);
+        let refs = btf.refcount();
+        drop(btf);
+        k.idr().rcu().rcu_barrier();
+        assert_eq!(
+            k.idr().is_freed(addr),
+            freed,
+            "local_kptr_holds_btf={} (refcount was {refs})",
+            sem.local_kptr_holds_btf
+        );
+    }
+}

@@ -182,8 +182,9 @@ impl BtfRef {
     }
 
     pub(crate) fn set_idr(&mut self, idr: Arc<BtfIdr>) {
-        // SAFETY: only called by `BtfIdr::publish` on a reference that is the sole
-        // owner (refcount 1, checked there), so no other thread reads `idr` now.
+        // SAFETY: only called by `BtfIdr::publish` on an object not yet published (id 0,
+        // checked there), before any other thread can find it through the IDR; the
+        // callers publish right after parsing, as `btf_new_fd` does.
         unsafe { (*self.0.as_ptr()).idr = Some(idr) };
     }
 }

@@ -56,9 +56,9 @@ impl BtfIdr {
     }
 
     /// `btf_alloc_id`: publishes a new object under the next cyclic id (from 1).
-    /// The object must be fresh (one reference, unpublished).
+    /// The object must not be published yet (-EINVAL).
     pub fn publish(this: &Arc<Self>, b: &mut BtfRef) -> KResult<u32> {
-        if b.id() != 0 || b.refcount() != 1 {
+        if b.id() != 0 {
             return Err(Errno::EINVAL);
         }
         b.set_idr(Arc::clone(this));
