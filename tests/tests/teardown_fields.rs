@@ -431,3 +431,87 @@ fn v6_4_puts_the_map_btf_before_map_free_and_the_drain_uses_freed_btf() {
     assert!(warns.is_empty(), "v6.12: {warns:?}");
     assert_eq!(leaks, 0);
 }
+
+/// The field types the first test does not hold: bpf_wq, bpf_task_work, a per-CPU kptr,
+/// an rb_root with a node, and a uptr-free value of each.
+#[test]
+fn wq_task_work_percpu_kptr_and_rb_root_are_released() {
+    let sem = Semantics::V6_18;
+    let (k, rt) = runtime(sem);
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
+    let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
+    let wq = b.struct_("bpf_wq", 16, &[("a", long, 0), ("b", long, 64)]);
+    let tw = b.struct_("bpf_task_work", 8, &[("a", long, 0)]);
+    let root = b.struct_("bpf_rb_root", 16, &[("a", long, 0), ("b", long, 64)]);
+    let rbn = b.struct_(
+        "bpf_rb_node",
+        32,
+        &[
+            ("a", long, 0),
+            ("b", long, 64),
+            ("c", long, 128),
+            ("d", long, 192),
+        ],
+    );
+    let pc = b.struct_("pcpu_obj", 8, &[("c", long, 0)]);
+    let rnode = b.struct_("rnode", 40, &[("key", long, 0), ("n", rbn, 64)]);
+    let pt = b.type_tag("percpu_kptr", pc);
+    let pp = b.ptr(pt);
+    let v = b.struct_(
+        "value",
+        64,
+        &[
+            ("w", wq, 0),
+            ("t", tw, 128),
+            ("p", pp, 192),
+            ("l", lock, 256),
+            ("r", root, 320),
+        ],
+    );
+    b.decl_tag("contains:rnode:n", v, 4);
+    let (mut btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("loads");
+    BtfIdr::publish(k.idr(), &mut btf).expect("id");
+    let p = Prog {
+        btf,
+        value_id: v,
+        value_size: 64,
+        node_id: rnode,
+    };
+    let m = map(&k, &p, 2, 0, &sem);
+    let rec = m.record().expect("record");
+    let kinds: Vec<&str> = rec.fields.iter().map(|f| f.ty.name()).collect();
+    assert_eq!(
+        kinds,
+        ["wq", "task_work", "percpu_kptr", "spin_lock", "rb_root"]
+    );
+    let val = m.array_value(0, 0).expect("value");
+    rt.migrate_disable();
+    bpf_timer_init(&rt, val, 0, "bpf_work").expect("wq");
+    bpf_timer_init(&rt, val, 16, "bpf_task_work_ctx").expect("task_work");
+    let pobj = bpf_percpu_obj_new_impl(&rt, &p.btf, pc).expect("percpu obj");
+    bpf_kptr_xchg(val, 24, pobj).expect("stash percpu");
+    let n = bpf_obj_new_impl(&rt, &p.btf, rnode).expect("rb node obj");
+    bpf_spin_lock(val, 32);
+    let meta = find_meta(&p.btf, rnode);
+    bpf_graph_push(
+        &rt,
+        val,
+        40,
+        n,
+        8,
+        F::RB_NODE,
+        meta.as_ref().and_then(|m| m.rec()),
+    )
+    .expect("rbtree add");
+    drop(meta);
+    bpf_spin_unlock(val, 32);
+    rt.migrate_enable();
+    assert_eq!(rt.mem.live().len(), 4);
+    bpf_obj_free_fields(&rt, rec, val);
+    rt.rcu.rcu_barrier();
+    assert!(rt.mem.live().is_empty(), "{:?}", rt.mem.live());
+    assert_eq!(rt.mem.counts(), (4, 4));
+    assert!(rt.mem.faults().is_empty() && rt.warnings().is_empty());
+}
