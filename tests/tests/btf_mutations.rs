@@ -124,6 +124,16 @@ fn mutated_blobs_get_an_errno_never_a_panic() {
             seeds.push(o.btf);
         }
     }
+    let sem = Semantics::V6_18;
+    let vm =
+        kernel_core::btf::btf_parse_vmlinux(&shim_std::kernel_btf::embedded_vmlinux(), true, sem)
+            .expect("embedded vmlinux");
+    let kernel = kernel_core::btf::KernelBtfs::new(
+        kernel_core::btf::BtfIdr::new(kernel_core::sync::Arc::new(kernel_core::sync::Rcu::new())),
+        Some(vm),
+    )
+    .expect("kernel");
+    kernel_core::btf::dtors::register_kernel_dtors(&kernel, &sem);
     let mut rng = Rng(seed | 1);
     let (mut ok, mut rejected) = (0usize, 0usize);
     let mut max_ratio = 0f64;
@@ -133,6 +143,42 @@ fn mutated_blobs_get_an_errno_never_a_panic() {
         let base = reset_peak();
         let r = catch_unwind(AssertUnwindSafe(|| {
             let summary = |e: kernel_core::btf::BtfParseError| (e.errno, e.reason);
+            // The whole BPF_BTF_LOAD (struct metas, records), and a map over every
+            // struct the blob has, as map_create would parse it.
+            if let Ok((btf, _)) = kernel_core::record::bpf_btf_load(&kernel, &input, 0, &sem) {
+                let n = btf.data().nr_types().min(64);
+                let key = (1..n)
+                    .find(|&k| btf.data().type_id_size(k).is_some_and(|x| x.2 == 4))
+                    .unwrap_or(0);
+                for id in 1..n {
+                    let Some(t) = btf.data().type_by_id(id) else {
+                        continue;
+                    };
+                    if t.kind() != kernel_core::btf::BtfKind::Struct {
+                        continue;
+                    }
+                    let attr = kernel_core::map::MapAttr {
+                        map_type: 2,
+                        key_size: 4,
+                        value_size: t.size(),
+                        max_entries: 1,
+                        map_flags: 0,
+                        btf: Some(&btf),
+                        btf_key_type_id: key,
+                        btf_value_type_id: id,
+                        name: "fuzz",
+                    };
+                    let _ = kernel_core::map::map_create(&kernel, &attr, &sem);
+                    let _ = kernel_core::record::btf_parse_fields(
+                        &btf,
+                        &kernel,
+                        id,
+                        kernel_core::map::create::map_value_mask(&sem),
+                        t.size(),
+                        &Semantics::V6_4,
+                    );
+                }
+            }
             (
                 btf_parse(&input, (i % 7 == 0) as u32, Semantics::V6_18)
                     .map(|_| ())
