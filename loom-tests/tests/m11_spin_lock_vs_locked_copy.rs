@@ -29,7 +29,9 @@ fn spin_lock_vs_locked_copy() {
         });
         let mut bytes = [2u8; 24];
         bytes[0] = 0xff;
-        f.map.update_locked(0, &bytes).expect("BPF_F_LOCK update");
+        f.map
+            .update_locked(&f.rt, 0, &bytes)
+            .expect("BPF_F_LOCK update");
         prog.join().expect("join");
         let v = f.map.array_value(0, 0).expect("v");
         bpf_spin_lock(v, 0);

@@ -227,8 +227,9 @@ impl MapRt {
     }
 
     /// `map_update_elem` with `BPF_F_LOCK` on an array (`copy_map_value_locked`): the
-    /// copy happens under the value's `bpf_spin_lock`, special fields skipped.
-    pub fn update_locked(&self, key: u32, value: &[u8]) -> KResult<()> {
+    /// copy happens under the value's `bpf_spin_lock`, special fields skipped; then, as
+    /// `array_map_update_elem` does, the value's special fields are freed.
+    pub fn update_locked(&self, rt: &BpfRuntime, key: u32, value: &[u8]) -> KResult<()> {
         let rec = self.record().ok_or(Errno::EINVAL)?;
         if rec.spin_lock_off < 0 {
             return Err(Errno::EINVAL);
@@ -237,6 +238,7 @@ impl MapRt {
         crate::obj::bpf_spin_lock(v, rec.spin_lock_off as u32);
         copy_map_value(Some(rec), v, value);
         crate::obj::bpf_spin_unlock(v, rec.spin_lock_off as u32);
+        bpf_obj_free_fields(rt, rec, v);
         Ok(())
     }
 
