@@ -51,6 +51,8 @@ pub struct CheckReport {
     pub btf_errno: Option<Errno>,
     /// The verifier's message for a refused BTF (last log line), if it logs one.
     pub btf_log: Option<String>,
+    /// The kernel function that refused the BTF when it logs nothing (struct metas).
+    pub btf_stage: Option<&'static str>,
     /// Maps (empty when BTF load failed: libbpf stops there).
     pub maps: Vec<MapReport>,
 }
@@ -109,6 +111,7 @@ pub fn check_object(
         profile: sem.name,
         btf_errno: None,
         btf_log: None,
+        btf_stage: None,
         maps: Vec::new(),
     };
     let btf = match bpf_btf_load(kernel, &o.btf, 1, sem) {
@@ -120,6 +123,7 @@ pub fn check_object(
             // type dump.
             if e.reason.starts_with("btf_") {
                 rep.btf_log = None;
+                rep.btf_stage = Some(e.reason);
             } else {
                 rep.btf_log = Some(line);
             }
@@ -203,6 +207,9 @@ impl CheckReport {
                 s.push_str(&format!("BTF load ({}): {e}", self.profile));
                 if let Some(l) = &self.btf_log {
                     s.push_str(&format!(": {l}"));
+                }
+                if let Some(st) = self.btf_stage {
+                    s.push_str(&format!(" (refused by {st}; the kernel logs no message)"));
                 }
                 s.push('\n');
             }

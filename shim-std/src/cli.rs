@@ -233,21 +233,34 @@ pub fn cmd_btf(
         }
         None => None,
     };
-    let (btf, log) = btf_verify(
-        data.into_boxed_slice(),
-        base_ref.as_ref().map(btf_get),
-        &opts,
-    )
-    .map_err(|e| {
-        if !quiet {
-            let _ = out.write_all(e.log.as_bytes());
-            let _ = writeln!(out);
+    let verify = |level: u32| {
+        btf_verify(
+            data.clone().into_boxed_slice(),
+            base_ref.as_ref().map(btf_get),
+            &ParseOpts {
+                log_level: level,
+                ..opts
+            },
+        )
+    };
+    let (btf, log) = match verify(opts.log_level) {
+        Ok(x) => x,
+        Err(e) => {
+            if !quiet {
+                let _ = out.write_all(e.log.as_bytes());
+                let _ = writeln!(out);
+            }
+            // A quiet run keeps no log: verify again with one for the kernel's message.
+            let msg = match verify(1) {
+                Err(e1) => e1.message().to_string(),
+                Ok(_) => e.message().to_string(),
+            };
+            return Err(LoadError {
+                errno: e.errno,
+                reason: msg,
+            });
         }
-        LoadError {
-            errno: e.errno,
-            reason: e.message().to_string(),
-        }
-    })?;
+    };
     if !quiet {
         out.write_all(log.as_str().as_bytes()).map_err(io_err)?;
     }
