@@ -515,3 +515,23 @@ fn wq_task_work_percpu_kptr_and_rb_root_are_released() {
     assert_eq!(rt.mem.counts(), (4, 4));
     assert!(rt.mem.faults().is_empty() && rt.warnings().is_empty());
 }
+
+#[test]
+fn a_map_too_large_for_the_model_is_enomem_not_an_allocation() {
+    let sem = Semantics::V6_18;
+    let (k, _rt) = runtime(sem);
+    let p = prog(&k, &sem);
+    let attr = MapAttr {
+        map_type: 2,
+        key_size: 4,
+        value_size: p.value_size,
+        max_entries: 1 << 30,
+        map_flags: 0,
+        btf: Some(&p.btf),
+        btf_key_type_id: 1,
+        btf_value_type_id: p.value_id,
+        name: "huge",
+    };
+    let m = map_create(&k, &attr, &sem).expect("map_create itself succeeds");
+    assert_eq!(MapRt::new(m, &sem).err(), Some(kernel_core::Errno::ENOMEM));
+}

@@ -15,6 +15,9 @@ use crate::record::BtfRecord;
 use crate::sync::{Arc, Ordering, SpinLock};
 use crate::trace::{Event, emit};
 
+/// The largest map (values times CPUs, in bytes) the run-time model allocates.
+pub const MAP_MODEL_LIMIT: u64 = 1 << 30;
+
 /// Number of CPUs the per-CPU maps model.
 pub const NR_CPUS: usize = 2;
 
@@ -95,6 +98,13 @@ impl MapRt {
     /// `map_btf_put_after_free` decides when its BTF is put at the end.
     pub fn new(map: BpfMap, sem: &crate::profile::Semantics) -> KResult<Arc<MapRt>> {
         let ncpu = if percpu(map.map_type) { NR_CPUS } else { 1 };
+        // The model allocates every value up front (as a preallocated map does): refuse
+        // what would not fit, as the kernel's allocation would (-ENOMEM).
+        let bytes =
+            (map.max_entries as u64) * (map.value_size.div_ceil(8) as u64 * 8) * ncpu as u64;
+        if bytes > MAP_MODEL_LIMIT {
+            return Err(Errno::ENOMEM);
+        }
         let rec = map.record.as_ref();
         let mk = |n: u32| -> Vec<Words> {
             (0..ncpu)
