@@ -404,9 +404,12 @@ pub fn cmd_trace(
     if let Ok(mut g) = TRACE.lock() {
         g.clear();
     }
+    crate::warns::install();
+    let _ = crate::warns::take();
     kernel_core::trace::set_trace_hook(Some(trace_hook));
     let res = crate::scenario::c8e18754_example(kernel, &bytes, sem);
     kernel_core::trace::set_trace_hook(None);
+    let warns = crate::warns::take();
     let o = res?;
     writeln!(out, "trace of {name} under {}", sem.name).map_err(io_err)?;
     let lines = TRACE.lock().map(|g| g.clone()).unwrap_or_default();
@@ -416,7 +419,7 @@ pub fn cmd_trace(
     if let Some(r) = &o.refused {
         writeln!(out, "refused: {r}").map_err(io_err)?;
     }
-    for w in &o.warnings {
+    for w in &warns {
         writeln!(out, "WARN: {w}").map_err(io_err)?;
     }
     if let Some(p) = dot {

@@ -11,3 +11,4 @@ pub mod kernel_btf;
 pub mod maps;
 pub mod oracle;
 pub mod scenario;
+pub mod warns;

@@ -1,0 +1,42 @@
+//! The WARN collector: every kernel `WARN` the model raises (refcount saturation,
+//! verifier-bug checks, teardown WARNs) is kept in order, for the CLI and for tests.
+
+use std::sync::Mutex;
+
+static WARNS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+fn hook(msg: &'static str) {
+    if let Ok(mut g) = WARNS.lock() {
+        g.push(msg);
+    }
+}
+
+/// Installs the collector as `kernel-core`'s WARN hook.
+pub fn install() {
+    kernel_core::sync::warn::set_warn_hook(hook);
+}
+
+/// Takes the WARNs collected so far (process-wide, in order).
+pub fn take() -> Vec<&'static str> {
+    WARNS
+        .lock()
+        .map(|mut g| std::mem::take(&mut *g))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn collects_in_order() {
+        super::install();
+        let _ = super::take();
+        kernel_core::sync::warn::warn("first");
+        kernel_core::sync::warn::warn("second");
+        let got = super::take();
+        let ours: Vec<_> = got
+            .into_iter()
+            .filter(|w| *w == "first" || *w == "second")
+            .collect();
+        assert_eq!(ours, ["first", "second"]);
+    }
+}
