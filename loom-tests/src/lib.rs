@@ -62,8 +62,7 @@ pub fn fixture(sem: Semantics) -> Fix {
     let t = b.type_tag("kptr", node);
     let p = b.ptr(t);
     let v = b.struct_("value", 8, &[("n", p, 0)]);
-    let (mut btf, _) = bpf_btf_load(&kernel, &b.build(), 0, &sem).expect("program BTF");
-    BtfIdr::publish(kernel.idr(), &mut btf).expect("id");
+    let (btf, _) = bpf_btf_load(&kernel, &b.build(), 0, &sem).expect("program BTF");
     let attr = MapAttr {
         map_type: 2,
         key_size: 4,
@@ -141,8 +140,7 @@ pub fn fixture_graph(sem: Semantics) -> Fix {
     let node = b.struct_("gnode", 32, &[("key", long, 0), ("ln", ln, 64)]);
     let v = b.struct_("gvalue", 24, &[("l", lock, 0), ("h", head, 64)]);
     b.decl_tag("contains:gnode:ln", v, 1);
-    let (mut btf, _) = bpf_btf_load(&kernel, &b.build(), 0, &sem).expect("program BTF");
-    BtfIdr::publish(kernel.idr(), &mut btf).expect("id");
+    let (btf, _) = bpf_btf_load(&kernel, &b.build(), 0, &sem).expect("program BTF");
     let attr = MapAttr {
         map_type: 2,
         key_size: 4,

@@ -2,7 +2,7 @@
 //! a node, stash it with `bpf_kptr_xchg` into an array map value, close the map), for
 //! `kptr-model trace` and the tests.
 
-use kernel_core::btf::{BtfIdr, BtfRef, KernelBtfs};
+use kernel_core::btf::{BtfRef, KernelBtfs};
 use kernel_core::map::runtime::MapRt;
 use kernel_core::map::{MapAttr, map_create};
 use kernel_core::obj::{BpfRuntime, MemFault, bpf_kptr_xchg, bpf_obj_new_impl};
@@ -117,9 +117,8 @@ pub fn c8e18754_example(
     let rcu = Arc::clone(kernel.idr().rcu_arc());
     let rt = BpfRuntime::new(sem, Arc::clone(&kernel), rcu);
     let o = read_bpf_object(obj)?;
-    let (mut btf, _) =
+    let (btf, _) =
         bpf_btf_load(&kernel, &o.btf, 0, &sem).map_err(|e| err(e.errno, "BTF load refused"))?;
-    BtfIdr::publish(kernel.idr(), &mut btf).map_err(|e| err(e, "btf id"))?;
     let before = btf.refcount();
     let def = object_maps(btf.data(), &o.sections)
         .into_iter()

@@ -248,6 +248,8 @@ fn module_kptr_holds_module_and_its_btf() {
     assert_eq!(m.try_unload(), Err(Errno::EBUSY));
     drop(map);
     drop(btf);
+    // The program BTF (and the records of its struct metas) go after a grace period.
+    k.idr().rcu().rcu_barrier();
     assert_eq!((mbtf.refcount(), m.refcount()), (base, 0), "all returned");
     assert!(m.try_unload().is_ok());
 }
@@ -325,8 +327,7 @@ fn struct_meta_self_reference_leaks_the_btf_unless_unreferenced() {
     };
     for (sem, freed) in [(Semantics::V6_12, true), (buggy, false)] {
         let k = kernel(&sem);
-        let (mut btf, _) = bpf_btf_load(&k, &blob, 0, &sem).expect("loads");
-        BtfIdr::publish(k.idr(), &mut btf).expect("id");
+        let (btf, _) = bpf_btf_load(&k, &blob, 0, &sem).expect("loads");
         let addr = btf.addr();
         let tab = btf.struct_metas().expect("outer_obj is a struct meta");
         assert_eq!(tab.len(), 1);

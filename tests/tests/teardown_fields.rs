@@ -76,8 +76,7 @@ fn prog(k: &KernelBtfs, sem: &Semantics) -> Prog {
         ],
     );
     b.decl_tag("contains:node:ln", v, 5);
-    let (mut btf, _) = bpf_btf_load(k, &b.build(), 0, sem).expect("program BTF loads");
-    BtfIdr::publish(k.idr(), &mut btf).expect("id");
+    let (btf, _) = bpf_btf_load(k, &b.build(), 0, sem).expect("program BTF loads");
     Prog {
         btf,
         value_id: v,
@@ -383,8 +382,7 @@ fn graph_root_teardown(sem: Semantics) -> (Vec<&'static str>, usize) {
     let node = b.struct_("gnode", 32, &[("key", long, 0), ("ln", lnode, 64)]);
     let v = b.struct_("gvalue", 24, &[("l", lock, 0), ("h", head, 64)]);
     b.decl_tag("contains:gnode:ln", v, 1);
-    let (mut btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("loads");
-    BtfIdr::publish(k.idr(), &mut btf).expect("id");
+    let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("loads");
     let p = Prog {
         btf,
         value_id: v,
@@ -471,8 +469,7 @@ fn wq_task_work_percpu_kptr_and_rb_root_are_released() {
         ],
     );
     b.decl_tag("contains:rnode:n", v, 4);
-    let (mut btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("loads");
-    BtfIdr::publish(k.idr(), &mut btf).expect("id");
+    let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("loads");
     let p = Prog {
         btf,
         value_id: v,

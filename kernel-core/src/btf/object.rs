@@ -107,20 +107,29 @@ impl Btf {
         self.name_index.as_ref()
     }
 
-    /// `btf->struct_meta_tab`.
+    /// `btf->struct_meta_tab`, shared: the holder keeps the table alive even if the
+    /// BTF is freed meanwhile (a late reader of a freed BTF then reads a table the
+    /// model still owns).
     pub fn struct_metas(&self) -> Option<Arc<BtfStructMetas>> {
         self.struct_metas.lock().clone()
     }
 
-    pub(crate) fn set_struct_metas(
-        &self,
-        tab: Option<Arc<BtfStructMetas>>,
-    ) -> Option<Arc<BtfStructMetas>> {
-        core::mem::replace(&mut *self.struct_metas.lock(), tab)
+    /// Sets the table once, while the BTF is being loaded.
+    pub(crate) fn set_struct_metas(&self, tab: Arc<BtfStructMetas>) {
+        *self.struct_metas.lock() = Some(tab);
     }
 
     pub(crate) fn set_published(&self, id: u32) {
         self.id.store(id, Ordering::Release);
+    }
+}
+
+impl Btf {
+    /// `btf_free`'s releases: the struct-meta table, the base reference, the IDR link.
+    fn release_contents(&mut self) {
+        drop(self.struct_metas.lock().take());
+        drop(self.data.base.take());
+        drop(self.idr.take());
     }
 }
 
@@ -248,10 +257,16 @@ impl Drop for BtfRef {
                 let idr2 = Arc::clone(&idr);
                 idr.rcu().call_rcu(move || {
                     let p = p;
-                    idr2.note_freed(p.0.as_ptr() as usize);
                     // SAFETY: the count reached zero and the id was unpublished before
-                    // the grace period, so no reader can still hold the pointer.
-                    drop(unsafe { Box::from_raw(p.0.as_ptr()) });
+                    // the grace period: this callback is the object's only owner.
+                    let mut b = unsafe { Box::from_raw(p.0.as_ptr()) };
+                    // btf_free: what the object holds is released now (its struct-meta
+                    // records' references, its base, its IDR link); its memory is kept
+                    // in the IDR's quarantine, so a holder of an unreferenced pointer
+                    // that reads it later reads memory the model still owns and the
+                    // IDR reports as freed.
+                    b.release_contents();
+                    idr2.quarantine(b);
                 });
             }
             None => {

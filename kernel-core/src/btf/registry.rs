@@ -18,12 +18,16 @@ struct IdrInner {
     next: u32,
     map: HashMap<u32, NonNull<Btf>>,
     freed: Vec<usize>,
+    // Boxed on purpose: a freed object's address is its identity and must not move.
+    #[allow(clippy::vec_box)]
+    quarantine: Vec<alloc::boxed::Box<Btf>>,
 }
 
 /// `btf_idr` with `btf_idr_lock`, and the RCU domain BTFs are freed through.
 pub struct BtfIdr {
     inner: SpinLock<IdrInner>,
     rcu: Arc<Rcu>,
+    any_freed: crate::sync::AtomicBool,
 }
 
 // SAFETY: the raw pointers in the map are only dereferenced under RCU protection
@@ -40,8 +44,10 @@ impl BtfIdr {
                 next: 1,
                 map: HashMap::new(),
                 freed: Vec::new(),
+                quarantine: Vec::new(),
             }),
             rcu,
+            any_freed: crate::sync::AtomicBool::new(false),
         })
     }
 
@@ -85,14 +91,23 @@ impl BtfIdr {
         }
     }
 
-    /// Records that the object at `addr` was freed (its RCU callback ran).
-    pub(crate) fn note_freed(&self, addr: usize) {
-        self.inner.lock().freed.push(addr);
+    /// Takes a freed object's memory: its address is reported freed from now on, and
+    /// the memory is returned when the IDR itself goes (so a late reader of an
+    /// unreferenced pointer is caught instead of reading returned memory).
+    pub(crate) fn quarantine(&self, b: alloc::boxed::Box<Btf>) {
+        let addr = &*b as *const Btf as usize;
+        let mut g = self.inner.lock();
+        g.freed.push(addr);
+        g.quarantine.push(b);
+        self.any_freed.store(true, crate::sync::Ordering::Release);
     }
 
     /// True if a BTF published here has been freed at `addr`: a holder of an
     /// unreferenced pointer to it would now use freed memory.
     pub fn is_freed(&self, addr: usize) -> bool {
+        if !self.any_freed.load(crate::sync::Ordering::Acquire) {
+            return false;
+        }
         self.inner.lock().freed.contains(&addr)
     }
 

@@ -106,11 +106,15 @@ impl Words {
     }
 }
 
+/// A shared type name.
+pub type NameArc = alloc::sync::Arc<str>;
+
 /// What the allocator knows of one object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjInfo {
-    /// The object's type name.
-    pub ty: String,
+    /// The object's type name (shared by all objects of the type; a plain `Arc`, as
+    /// a name takes no part in the concurrency the loom models explore).
+    pub ty: NameArc,
     /// Size in bytes.
     pub size: u32,
     /// From the per-CPU allocator.
@@ -138,22 +142,33 @@ pub enum MemFault {
     Wild(u64),
 }
 
+enum Slot {
+    Live(Arc<Obj>),
+    Freed(Arc<Obj>),
+}
+
 struct MemInner {
-    next: u64,
-    live: HashMap<u64, Arc<Obj>>,
-    freed: HashMap<u64, Arc<Obj>>,
+    slots: Vec<Slot>,
+    types: HashMap<String, NameArc>,
     faults: Vec<MemFault>,
-    allocs: usize,
+    live: usize,
     frees: usize,
 }
 
+/// Base of the addresses handed out; object `i` is at `BASE + i * 64`.
+const BASE: u64 = 0x1000;
+const STRIDE: u64 = 64;
+
 /// The BPF allocator model (`bpf_mem_alloc`/`bpf_mem_free`/`bpf_mem_free_rcu`, the
-/// global and per-CPU caches), with accounting. Freed addresses are never reused, so
-/// every later use is seen.
+/// global and per-CPU caches), with accounting. Objects live in a slab indexed by
+/// address; freed addresses are never reused, so every later use is seen.
+/// `bpf_mem_free_rcu` batches: the objects freed before a grace period ends are
+/// reclaimed together when it does.
 pub struct BpfMemAlloc {
     inner: SpinLock<MemInner>,
     rcu: Arc<Rcu>,
     fail_next: AtomicUsize,
+    rcu_pending: SpinLock<Vec<u64>>,
 }
 
 impl BpfMemAlloc {
@@ -161,21 +176,29 @@ impl BpfMemAlloc {
     pub fn new(rcu: Arc<Rcu>) -> Arc<BpfMemAlloc> {
         Arc::new(BpfMemAlloc {
             inner: SpinLock::new(MemInner {
-                next: 0x1000,
-                live: HashMap::new(),
-                freed: HashMap::new(),
+                slots: Vec::new(),
+                types: HashMap::new(),
                 faults: Vec::new(),
-                allocs: 0,
+                live: 0,
                 frees: 0,
             }),
             rcu,
             fail_next: AtomicUsize::new(0),
+            rcu_pending: SpinLock::new(Vec::new()),
         })
     }
 
     /// Makes the next `n` allocations fail (as `bpf_mem_alloc` can under load).
     pub fn fail_next(&self, n: usize) {
         self.fail_next.store(n, Ordering::SeqCst);
+    }
+
+    fn index(addr: u64) -> Option<usize> {
+        let off = addr.checked_sub(BASE)?;
+        if off % STRIDE != 0 {
+            return None;
+        }
+        Some((off / STRIDE) as usize)
     }
 
     /// `bpf_mem_alloc`: zeroed memory for an object of type `ty`.
@@ -187,20 +210,24 @@ impl BpfMemAlloc {
         {
             return None;
         }
+        let mem = Words::new(size);
         let mut g = self.inner.lock();
-        let addr = g.next;
-        g.next += (size as u64).div_ceil(64).max(1) * 64;
+        let ty: NameArc = match g.types.get(ty) {
+            Some(t) => NameArc::clone(t),
+            None => {
+                let t: NameArc = NameArc::from(ty);
+                g.types.insert(String::from(ty), NameArc::clone(&t));
+                t
+            }
+        };
+        let addr = BASE + g.slots.len() as u64 * STRIDE;
         let obj = Arc::new(Obj {
             addr,
-            info: ObjInfo {
-                ty: String::from(ty),
-                size,
-                percpu,
-            },
-            mem: Words::new(size),
+            info: ObjInfo { ty, size, percpu },
+            mem,
         });
-        g.live.insert(addr, obj);
-        g.allocs += 1;
+        g.slots.push(Slot::Live(obj));
+        g.live += 1;
         Some(addr)
     }
 
@@ -208,11 +235,9 @@ impl BpfMemAlloc {
     /// fault and yields `None`.
     pub fn get(&self, addr: u64) -> Option<Arc<Obj>> {
         let mut g = self.inner.lock();
-        if let Some(o) = g.live.get(&addr) {
-            return Some(Arc::clone(o));
-        }
-        let f = match g.freed.get(&addr) {
-            Some(o) => MemFault::UseAfterFree(addr, o.info.ty.clone()),
+        let f = match Self::index(addr).and_then(|i| g.slots.get(i)) {
+            Some(Slot::Live(o)) => return Some(Arc::clone(o)),
+            Some(Slot::Freed(o)) => MemFault::UseAfterFree(addr, String::from(&*o.info.ty)),
             None => MemFault::Wild(addr),
         };
         g.faults.push(f);
@@ -221,43 +246,70 @@ impl BpfMemAlloc {
 
     /// True if `addr` is live (no fault recorded).
     pub fn is_live(&self, addr: u64) -> bool {
-        self.inner.lock().live.contains_key(&addr)
+        let g = self.inner.lock();
+        matches!(
+            Self::index(addr).and_then(|i| g.slots.get(i)),
+            Some(Slot::Live(_))
+        )
     }
 
-    fn free_now(&self, addr: u64) {
-        let mut g = self.inner.lock();
-        match g.live.remove(&addr) {
-            Some(o) => {
-                g.freed.insert(addr, o);
+    fn free_locked(g: &mut MemInner, addr: u64) {
+        let Some(i) = Self::index(addr).filter(|&i| i < g.slots.len()) else {
+            g.faults.push(MemFault::Wild(addr));
+            return;
+        };
+        let fault = match &g.slots[i] {
+            Slot::Live(o) => {
+                let o = Arc::clone(o);
+                g.slots[i] = Slot::Freed(o);
+                g.live -= 1;
                 g.frees += 1;
+                None
             }
-            None => {
-                let f = match g.freed.get(&addr) {
-                    Some(o) => MemFault::DoubleFree(addr, o.info.ty.clone()),
-                    None => MemFault::Wild(addr),
-                };
-                g.faults.push(f);
-            }
+            Slot::Freed(o) => Some(MemFault::DoubleFree(addr, String::from(&*o.info.ty))),
+        };
+        if let Some(f) = fault {
+            g.faults.push(f);
         }
     }
 
     /// `bpf_mem_free`: the memory may be reused at once.
     pub fn free(&self, addr: u64) {
-        self.free_now(addr);
+        Self::free_locked(&mut self.inner.lock(), addr);
     }
 
     /// `bpf_mem_free_rcu`: freed after an RCU grace period.
     pub fn free_rcu(this: &Arc<Self>, addr: u64) {
-        let me = Arc::clone(this);
-        this.rcu.call_rcu(move || me.free_now(addr));
+        let first = {
+            let mut p = this.rcu_pending.lock();
+            p.push(addr);
+            p.len() == 1
+        };
+        if first {
+            let me = Arc::clone(this);
+            this.rcu.call_rcu(move || {
+                let batch = core::mem::take(&mut *me.rcu_pending.lock());
+                let mut g = me.inner.lock();
+                for a in batch {
+                    Self::free_locked(&mut g, a);
+                }
+            });
+        }
     }
 
     /// Objects allocated and not freed.
     pub fn live(&self) -> Vec<(u64, ObjInfo)> {
         let g = self.inner.lock();
-        let mut v: Vec<(u64, ObjInfo)> = g.live.iter().map(|(a, o)| (*a, o.info.clone())).collect();
-        v.sort_by_key(|(a, _)| *a);
-        v
+        if g.live == 0 {
+            return Vec::new();
+        }
+        g.slots
+            .iter()
+            .filter_map(|s| match s {
+                Slot::Live(o) => Some((o.addr, o.info.clone())),
+                Slot::Freed(_) => None,
+            })
+            .collect()
     }
 
     /// Faults seen so far.
@@ -268,7 +320,7 @@ impl BpfMemAlloc {
     /// (allocations, frees) so far.
     pub fn counts(&self) -> (usize, usize) {
         let g = self.inner.lock();
-        (g.allocs, g.frees)
+        (g.slots.len(), g.frees)
     }
 
     /// The RCU domain frees are deferred through.

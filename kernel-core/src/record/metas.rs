@@ -192,8 +192,9 @@ pub fn btf_check_ownership_depth(btf: &BtfRef, tab: &BtfStructMetas) -> KResult<
     Ok(())
 }
 
-/// `BPF_BTF_LOAD` (`btf_parse`): the verifier, then struct metas, their fix-ups and
-/// (flag `ownership_depth`) the ownership-depth check. Struct-meta failures carry no
+/// `BPF_BTF_LOAD` (`btf_parse`, then `btf_new_fd`'s id in the kernel's IDR): the
+/// verifier, then struct metas, their fix-ups and (flag `ownership_depth`) the
+/// ownership-depth check. Struct-meta failures carry no
 /// log line of their own, as in the kernel: the log is the type dump. Profile flags:
 /// those of the verifier and of `btf_parse_fields`.
 pub fn bpf_btf_load(
@@ -209,7 +210,13 @@ pub fn bpf_btf_load(
     };
     let (d, log) = btf_verify(data.into(), None, &opts)?;
     let log = log.into_string();
-    let btf = Btf::new(d, "", BtfOrigin::User);
+    let mut btf = Btf::new(d, "", BtfOrigin::User);
+    // btf_new_fd: the object gets its id at once (btf_alloc_id).
+    crate::btf::BtfIdr::publish(kernel.idr(), &mut btf).map_err(|e| BtfParseError {
+        errno: e,
+        reason: "btf_alloc_id",
+        log: log.clone(),
+    })?;
     let fail = |errno: Errno, reason: &'static str, log: &String| BtfParseError {
         errno,
         reason,
@@ -239,7 +246,7 @@ pub fn bpf_btf_load(
             btf_check_ownership_depth(&btf, &tab)
                 .map_err(|e| fail(e, "btf_check_ownership_depth", &log))?;
         }
-        btf.set_struct_metas(Some(Arc::new(tab)));
+        btf.set_struct_metas(Arc::new(tab));
     }
     Ok((btf, log))
 }
