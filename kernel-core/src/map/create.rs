@@ -150,10 +150,10 @@ fn local_storage_alloc_check(a: &MapAttr<'_>) -> KResult<()> {
     {
         return Err(Errno::EINVAL);
     }
-    if a.btf_value_type_id == 0 {
+    if a.value_size == 0 || a.btf_key_type_id == 0 || a.btf_value_type_id == 0 {
         return Err(Errno::EINVAL);
     }
-    if a.value_size > (u16::MAX as u32) - 64 {
+    if a.value_size > (u16::MAX as u32) - 128 {
         return Err(Errno::E2BIG);
     }
     Ok(())
@@ -176,6 +176,149 @@ fn bloom_alloc_check(a: &MapAttr<'_>) -> KResult<()> {
     Ok(())
 }
 
+/// The other map types' `map_alloc_check` and the argument checks of their
+/// `map_alloc` (kernel/bpf/*.c, net/core/sock_map.c), in the kernel's order. `None` for
+/// the types whose checks depend on the process or the kernel's configuration
+/// (map-in-map inner fds, struct_ops value types).
+fn other_alloc_check(a: &MapAttr<'_>) -> Option<KResult<()>> {
+    let (ks, vs, me, f) = (a.key_size, a.value_size, a.max_entries, a.map_flags);
+    let numa_rw = BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY;
+    let einval = |c: bool| if c { Err(Errno::EINVAL) } else { Ok(()) };
+    Some(match a.map_type {
+        // fd_array_map_alloc_check, then array_map_alloc_check.
+        BPF_MAP_TYPE_PROG_ARRAY | BPF_MAP_TYPE_PERF_EVENT_ARRAY | BPF_MAP_TYPE_CGROUP_ARRAY => {
+            if vs != 4 || f & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != 0 {
+                Err(Errno::EINVAL)
+            } else {
+                array_alloc_check(a)
+            }
+        }
+        BPF_MAP_TYPE_REUSEPORT_SOCKARRAY => {
+            if vs != 4 && vs != 8 {
+                Err(Errno::EINVAL)
+            } else {
+                array_alloc_check(a)
+            }
+        }
+        // cgroup_storage_map_alloc.
+        BPF_MAP_TYPE_CGROUP_STORAGE | BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE => {
+            let max = if a.map_type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE {
+                32768
+            } else {
+                65407
+            };
+            if ks != 16 && ks != 8 || vs == 0 {
+                Err(Errno::EINVAL)
+            } else if vs > max {
+                Err(Errno::E2BIG)
+            } else {
+                einval(
+                    f & !(BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK) != 0
+                        || !flags_access_ok(f)
+                        || me != 0,
+                )
+            }
+        }
+        // queue_stack_map_alloc_check.
+        BPF_MAP_TYPE_QUEUE | BPF_MAP_TYPE_STACK => {
+            if me == 0
+                || ks != 0
+                || vs == 0
+                || f & !(BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK) != 0
+                || !flags_access_ok(f)
+            {
+                Err(Errno::EINVAL)
+            } else if vs as u64 > KMALLOC_MAX_SIZE {
+                // 6.12 also refused `max_entries >= U32_MAX / value_size` (-E2BIG); the
+                // running 6.18 does not (it allocates), nor does 7.2.
+                Err(Errno::E2BIG)
+            } else {
+                Ok(())
+            }
+        }
+        // ringbuf_map_alloc.
+        BPF_MAP_TYPE_RINGBUF | BPF_MAP_TYPE_USER_RINGBUF => einval(
+            f & !BPF_F_NUMA_NODE != 0
+                || ks != 0
+                || vs != 0
+                || !me.is_power_of_two()
+                || me % 4096 != 0,
+        ),
+        // stack_map_alloc.
+        BPF_MAP_TYPE_STACK_TRACE => {
+            let build_id = f & BPF_F_STACK_BUILD_ID != 0;
+            // perf_event_max_stack is 127 by default.
+            let too_deep = if build_id {
+                !vs.is_multiple_of(32) || vs / 32 > 127
+            } else {
+                vs / 8 > 127
+            };
+            if f & !(numa_rw | BPF_F_STACK_BUILD_ID) != 0
+                || me == 0
+                || ks != 4
+                || vs < 8
+                || !vs.is_multiple_of(8)
+                || too_deep
+            {
+                Err(Errno::EINVAL)
+            } else if me > 1 << 31 {
+                Err(Errno::E2BIG)
+            } else {
+                Ok(())
+            }
+        }
+        // trie_alloc (value limit of 6.18 and 7.2; 6.12 had 4,194,008).
+        BPF_MAP_TYPE_LPM_TRIE => einval(
+            me == 0
+                || f & BPF_F_NO_PREALLOC == 0
+                || f & !(BPF_F_NO_PREALLOC | BPF_F_NUMA_NODE | BPF_F_ACCESS_MASK) != 0
+                || !flags_access_ok(f)
+                || !(5..=260).contains(&ks)
+                || !(1..=4_194_024).contains(&vs),
+        ),
+        // dev_map_alloc_check.
+        BPF_MAP_TYPE_DEVMAP | BPF_MAP_TYPE_DEVMAP_HASH => {
+            if me == 0 || ks != 4 || vs != 4 && vs != 8 || f & !numa_rw != 0 {
+                Err(Errno::EINVAL)
+            } else {
+                einval(a.map_type == BPF_MAP_TYPE_DEVMAP_HASH && me > 1 << 31)
+            }
+        }
+        // cpu_map_alloc (the NR_CPUS bound is the kernel's configuration).
+        BPF_MAP_TYPE_CPUMAP => {
+            einval(me == 0 || ks != 4 || vs != 4 && vs != 8 || f & !BPF_F_NUMA_NODE != 0)
+        }
+        BPF_MAP_TYPE_XSKMAP => einval(me == 0 || ks != 4 || vs != 4 || f & !numa_rw != 0),
+        // sock_map_alloc, sock_hash_alloc.
+        BPF_MAP_TYPE_SOCKMAP => einval(
+            me == 0 || me > i32::MAX as u32 || ks != 4 || vs != 4 && vs != 8 || f & !numa_rw != 0,
+        ),
+        BPF_MAP_TYPE_SOCKHASH => {
+            if me == 0 || ks == 0 || vs != 4 && vs != 8 || f & !numa_rw != 0 {
+                Err(Errno::EINVAL)
+            } else if ks > 512 {
+                Err(Errno::E2BIG)
+            } else {
+                einval(me > 1 << 27)
+            }
+        }
+        // arena_map_alloc.
+        BPF_MAP_TYPE_ARENA => {
+            let ok = BPF_F_SEGV_ON_FAULT | BPF_F_MMAPABLE | BPF_F_NO_USER_CONV;
+            if ks != 0 || vs != 0 || me == 0 || f & BPF_F_MMAPABLE == 0 || f & !ok != 0 {
+                Err(Errno::EINVAL)
+            } else if me > 1 << 20 {
+                Err(Errno::E2BIG)
+            } else {
+                Ok(())
+            }
+        }
+        // bpf_struct_ops_map_alloc_check: needs a vmlinux value type id, never given here.
+        BPF_MAP_TYPE_STRUCT_OPS => Err(Errno::EINVAL),
+        _ => return None,
+    })
+}
+
 fn is_local_storage(t: u32) -> bool {
     matches!(
         t,
@@ -186,18 +329,14 @@ fn is_local_storage(t: u32) -> bool {
     )
 }
 
-/// The map types whose own checks the model implements.
+/// The map types whose own checks the model implements: all but the map-in-map types
+/// (their inner map fd) and INODE_STORAGE (the BPF LSM's presence).
 pub fn map_type_modelled(t: u32) -> bool {
-    matches!(
+    !matches!(
         t,
-        BPF_MAP_TYPE_HASH
-            | BPF_MAP_TYPE_ARRAY
-            | BPF_MAP_TYPE_PERCPU_HASH
-            | BPF_MAP_TYPE_PERCPU_ARRAY
-            | BPF_MAP_TYPE_LRU_HASH
-            | BPF_MAP_TYPE_LRU_PERCPU_HASH
-            | BPF_MAP_TYPE_BLOOM_FILTER
-    ) || is_local_storage(t)
+        BPF_MAP_TYPE_ARRAY_OF_MAPS | BPF_MAP_TYPE_HASH_OF_MAPS | BPF_MAP_TYPE_INODE_STORAGE
+    ) && t != BPF_MAP_TYPE_UNSPEC
+        && t <= BPF_MAP_TYPE_ARENA
 }
 
 /// `bpf_obj_name_cpy`: the kernel's (Latin-1) `isalnum`, `_` and `.` only, at most 15
@@ -449,7 +588,11 @@ pub fn map_create(kernel: &KernelBtfs, a: &MapAttr<'_>, sem: &Semantics) -> KRes
         | BPF_MAP_TYPE_LRU_PERCPU_HASH => htab_alloc_check(a)?,
         t if is_local_storage(t) => local_storage_alloc_check(a)?,
         BPF_MAP_TYPE_BLOOM_FILTER => bloom_alloc_check(a)?,
-        _ => {}
+        _ => {
+            if let Some(r) = other_alloc_check(a) {
+                r?;
+            }
+        }
     }
     if !name_ok(a.name) {
         return Err(Errno::EINVAL);
@@ -466,6 +609,10 @@ pub fn map_create(kernel: &KernelBtfs, a: &MapAttr<'_>, sem: &Semantics) -> KRes
         record_error: None,
         modelled: map_type_modelled(a.map_type),
     };
+    // dev_map_alloc marks the map read-only for programs.
+    if matches!(a.map_type, BPF_MAP_TYPE_DEVMAP | BPF_MAP_TYPE_DEVMAP_HASH) {
+        map.map_flags |= BPF_F_RDONLY_PROG;
+    }
     if a.btf_key_type_id != 0 || a.btf_value_type_id != 0 {
         let btf = a.btf.ok_or(Errno::EBADF)?;
         if btf.is_kernel() {
