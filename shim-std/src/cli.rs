@@ -59,6 +59,10 @@ pub enum Cmd {
         /// JSON output.
         #[arg(long)]
         json: bool,
+        /// Also ask the running kernel (BPF_BTF_LOAD, BPF_MAP_CREATE) and show where it
+        /// differs. Objects the model sees fire a kernel WARN are not sent.
+        #[arg(long)]
+        kernel: bool,
     },
     /// Run the c8e18754 scenario on the run-time model (allocate a node, stash it
     /// with bpf_kptr_xchg into an array map value, close the map) and print each
@@ -128,6 +132,7 @@ pub fn main_with(cli: Cli, out: &mut dyn Write) -> ExitCode {
         vmlinux: None,
         profile: "v6.18".into(),
         json: false,
+        kernel: false,
     });
     let res = match cmd {
         Cmd::Btf {
@@ -141,8 +146,14 @@ pub fn main_with(cli: Cli, out: &mut dyn Write) -> ExitCode {
             vmlinux,
             profile: p,
             json,
-        } => profile(&p)
-            .and_then(|sem| cmd_check(obj.as_deref(), vmlinux.as_deref(), sem, json, out)),
+            kernel,
+        } => profile(&p).and_then(|sem| {
+            cmd_check(obj.as_deref(), vmlinux.as_deref(), sem, json, out)?;
+            if kernel {
+                cmd_check_kernel(obj.as_deref(), sem, out)?;
+            }
+            Ok(())
+        }),
         Cmd::Trace {
             profile: p,
             obj,
@@ -437,5 +448,99 @@ pub fn cmd_trace(
         o.leaks, o.double_frees, o.use_after_free
     )
     .map_err(io_err)?;
+    Ok(())
+}
+
+/// `kptr-model check --kernel`: the running kernel's verdicts beside the model's.
+pub fn cmd_check_kernel(
+    obj: Option<&Path>,
+    sem: Semantics,
+    out: &mut dyn Write,
+) -> Result<(), LoadError> {
+    use std::os::fd::AsFd;
+    let (name, bytes) = object_bytes(obj, &sem)?;
+    if let Some(r) = crate::oracle::unavailable_reason() {
+        writeln!(out, "kernel: not asked ({r})").map_err(io_err)?;
+        return Ok(());
+    }
+    let (kernel, _) = crate::kernel_btf::load_kernel_btfs(None, false, Semantics::V6_18)?;
+    let warns = kernel_core::sync::warn::warn_count();
+    let model = crate::check::check_object(&kernel, &bytes, &Semantics::V6_18)?;
+    if kernel_core::sync::warn::warn_count() != warns {
+        writeln!(
+            out,
+            "kernel: not asked: the model raised a kernel WARN for {name}; the running kernel would WARN and taint"
+        )
+        .map_err(io_err)?;
+        return Ok(());
+    }
+    if sem.name != "v6.18" {
+        writeln!(
+            out,
+            "kernel: the running kernel is judged against the v6.18 profile"
+        )
+        .map_err(io_err)?;
+    }
+    let o = crate::elf::read_bpf_object(&bytes)?;
+    let k = crate::oracle::btf_load(&o.btf);
+    let same = k.errno == model.btf_errno.map(|e| e.raw());
+    writeln!(
+        out,
+        "kernel: BTF load {} ({})",
+        k.errno
+            .map_or("ok".to_string(), |e| Errno::from_raw(e).to_string()),
+        if same {
+            "same as the model"
+        } else {
+            "DIFFERS from the model"
+        }
+    )
+    .map_err(io_err)?;
+    let Ok(fd) = crate::oracle::btf_load_fd(&o.btf) else {
+        return Ok(());
+    };
+    for m in &model.maps {
+        // Closing a map whose graph root is guarded only by a bpf_res_spin_lock WARNs.
+        let tys: Vec<&str> = m.fields.iter().map(|f| f.ty).collect();
+        let risky = tys.contains(&"res_spin_lock")
+            && !tys.contains(&"spin_lock")
+            && (tys.contains(&"list_head") || tys.contains(&"rb_root"));
+        if risky {
+            writeln!(
+                out,
+                "kernel: map {} not created: closing it would WARN",
+                m.def.name
+            )
+            .map_err(io_err)?;
+            continue;
+        }
+        let kname = m.def.kernel_name();
+        let kr = crate::oracle::map_create(&crate::oracle::MapCreate {
+            map_type: m.def.map_type,
+            key_size: m.def.key_size,
+            value_size: m.def.value_size,
+            max_entries: m.def.max_entries,
+            map_flags: m.def.map_flags,
+            btf_fd: (m.def.btf_key_type_id != 0 || m.def.btf_value_type_id != 0)
+                .then(|| fd.as_fd()),
+            btf_key_type_id: m.def.btf_key_type_id,
+            btf_value_type_id: m.def.btf_value_type_id,
+            name: &kname,
+        })
+        .err();
+        let same = kr == m.errno.map(|e| e.raw());
+        writeln!(
+            out,
+            "kernel: map {} {} ({})",
+            m.def.name,
+            kr.map_or("created".to_string(), |e| Errno::from_raw(e).to_string()),
+            if same {
+                "same as the model"
+            } else {
+                "DIFFERS from the model"
+            }
+        )
+        .map_err(io_err)?;
+    }
     Ok(())
 }
