@@ -13,6 +13,42 @@ use kernel_core::obj::{BpfRuntime, MetaRec, find_meta};
 use kernel_core::record::bpf_btf_load;
 use kernel_core::sync::{Arc, Rcu};
 
+/// A kernel with a tiny vmlinux BTF (one int, `task_struct`) and its RCU domain.
+pub fn small_kernel(sem: Semantics) -> (Arc<KernelBtfs>, Arc<Rcu>) {
+    let mut vb = BtfBuilder::new();
+    let vint = vb.int("int", 4, BTF_INT_SIGNED, 32);
+    vb.struct_("task_struct", 8, &[("pid", vint, 0)]);
+    let vm = btf_parse_vmlinux(&vb.build(), true, sem).expect("vmlinux");
+    let rcu = Arc::new(Rcu::new());
+    let kernel =
+        Arc::new(KernelBtfs::new(BtfIdr::new(Arc::clone(&rcu)), Some(vm)).expect("kernel"));
+    (kernel, rcu)
+}
+
+/// An ARRAY map (int keys) of `value` over `btf`, at run time.
+pub fn array_map(
+    kernel: &KernelBtfs,
+    btf: &BtfRef,
+    key: u32,
+    value: u32,
+    size: u32,
+    entries: u32,
+    sem: &Semantics,
+) -> Arc<MapRt> {
+    let attr = MapAttr {
+        map_type: 2,
+        key_size: 4,
+        value_size: size,
+        max_entries: entries,
+        map_flags: 0,
+        btf: Some(btf),
+        btf_key_type_id: key,
+        btf_value_type_id: value,
+        name: "m",
+    };
+    MapRt::new(map_create(kernel, &attr, sem).expect("map"), sem).expect("rt")
+}
+
 static EXECUTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Runs a loom model and reports how many executions it explored.
@@ -46,13 +82,7 @@ pub struct Fix {
 
 /// `node { long key; struct bpf_refcount r; }`, `value { struct node __kptr *n; }`.
 pub fn fixture(sem: Semantics) -> Fix {
-    let mut vb = BtfBuilder::new();
-    let vint = vb.int("int", 4, BTF_INT_SIGNED, 32);
-    vb.struct_("task_struct", 8, &[("pid", vint, 0)]);
-    let vm = btf_parse_vmlinux(&vb.build(), false, sem).expect("vmlinux");
-    let rcu = Arc::new(Rcu::new());
-    let kernel =
-        Arc::new(KernelBtfs::new(BtfIdr::new(Arc::clone(&rcu)), Some(vm)).expect("kernel"));
+    let (kernel, rcu) = small_kernel(sem);
 
     let mut b = BtfBuilder::new();
     let int = b.int("int", 4, BTF_INT_SIGNED, 32);
@@ -63,18 +93,7 @@ pub fn fixture(sem: Semantics) -> Fix {
     let p = b.ptr(t);
     let v = b.struct_("value", 8, &[("n", p, 0)]);
     let (btf, _) = bpf_btf_load(&kernel, &b.build(), 0, &sem).expect("program BTF");
-    let attr = MapAttr {
-        map_type: 2,
-        key_size: 4,
-        value_size: 8,
-        max_entries: 2,
-        map_flags: 0,
-        btf: Some(&btf),
-        btf_key_type_id: int,
-        btf_value_type_id: v,
-        name: "m",
-    };
-    let map = MapRt::new(map_create(&kernel, &attr, &sem).expect("map"), &sem).expect("rt");
+    let map = array_map(&kernel, &btf, int, v, 8, 2, &sem);
     let rt = BpfRuntime::new(sem, kernel, rcu);
     let meta = find_meta(&btf, node);
     Fix {
@@ -120,13 +139,7 @@ pub fn check(f: &Fix) {
 /// __contains(gnode, ln); }`, `gnode { long key; bpf_list_node ln; }`. Offsets: lock
 /// 0, head 8; node at 8 in the object.
 pub fn fixture_graph(sem: Semantics) -> Fix {
-    let mut vb = BtfBuilder::new();
-    let vint = vb.int("int", 4, BTF_INT_SIGNED, 32);
-    vb.struct_("task_struct", 8, &[("pid", vint, 0)]);
-    let vm = btf_parse_vmlinux(&vb.build(), false, sem).expect("vmlinux");
-    let rcu = Arc::new(Rcu::new());
-    let kernel =
-        Arc::new(KernelBtfs::new(BtfIdr::new(Arc::clone(&rcu)), Some(vm)).expect("kernel"));
+    let (kernel, rcu) = small_kernel(sem);
     let mut b = BtfBuilder::new();
     let int = b.int("int", 4, BTF_INT_SIGNED, 32);
     let long = b.int("long", 8, BTF_INT_SIGNED, 64);
@@ -141,18 +154,7 @@ pub fn fixture_graph(sem: Semantics) -> Fix {
     let v = b.struct_("gvalue", 24, &[("l", lock, 0), ("h", head, 64)]);
     b.decl_tag("contains:gnode:ln", v, 1);
     let (btf, _) = bpf_btf_load(&kernel, &b.build(), 0, &sem).expect("program BTF");
-    let attr = MapAttr {
-        map_type: 2,
-        key_size: 4,
-        value_size: 24,
-        max_entries: 1,
-        map_flags: 0,
-        btf: Some(&btf),
-        btf_key_type_id: int,
-        btf_value_type_id: v,
-        name: "g",
-    };
-    let map = MapRt::new(map_create(&kernel, &attr, &sem).expect("map"), &sem).expect("rt");
+    let map = array_map(&kernel, &btf, int, v, 24, 1, &sem);
     let rt = BpfRuntime::new(sem, kernel, rcu);
     let meta = find_meta(&btf, node);
     Fix {
@@ -183,13 +185,7 @@ pub struct ModFix {
 
 /// See [`ModFix`].
 pub fn fixture_module(sem: Semantics) -> ModFix {
-    let mut vb = BtfBuilder::new();
-    let vint = vb.int("int", 4, BTF_INT_SIGNED, 32);
-    vb.struct_("task_struct", 8, &[("pid", vint, 0)]);
-    let vm = btf_parse_vmlinux(&vb.build(), true, sem).expect("vmlinux");
-    let rcu = Arc::new(Rcu::new());
-    let kernel =
-        Arc::new(KernelBtfs::new(BtfIdr::new(Arc::clone(&rcu)), Some(vm)).expect("kernel"));
+    let (kernel, rcu) = small_kernel(sem);
     let (nr, sl) = {
         let v = kernel.vmlinux().expect("vmlinux");
         (v.data().nr_types(), v.data().header().str_len)

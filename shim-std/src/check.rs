@@ -2,7 +2,7 @@
 //! BTF-load verdict, and per map the map-create verdict and the record.
 
 use kernel_core::btf::{BtfKind, BtfRef, KernelBtfs};
-use kernel_core::map::{MapAttr, map_create, map_type_name};
+use kernel_core::map::{map_create, map_type_name};
 use kernel_core::record::{BtfRecord, KptrBtf, KptrDtor, bpf_btf_load};
 use kernel_core::{Errno, Semantics};
 use serde_json::{Value, json};
@@ -132,17 +132,7 @@ pub fn check_object(
     };
     for def in object_maps(btf.data(), &o.sections) {
         let name = def.kernel_name();
-        let attr = MapAttr {
-            map_type: def.map_type,
-            key_size: def.key_size,
-            value_size: def.value_size,
-            max_entries: def.max_entries,
-            map_flags: def.map_flags,
-            btf: Some(&btf),
-            btf_key_type_id: def.btf_key_type_id,
-            btf_value_type_id: def.btf_value_type_id,
-            name: &name,
-        };
+        let attr = def.attr(&btf, &name);
         let (errno, fields, record_error, modelled) = match map_create(kernel, &attr, sem) {
             Ok(m) => (
                 None,

@@ -515,19 +515,7 @@ pub fn cmd_check_kernel(
             continue;
         }
         let kname = m.def.kernel_name();
-        let kr = crate::oracle::map_create(&crate::oracle::MapCreate {
-            map_type: m.def.map_type,
-            key_size: m.def.key_size,
-            value_size: m.def.value_size,
-            max_entries: m.def.max_entries,
-            map_flags: m.def.map_flags,
-            btf_fd: (m.def.btf_key_type_id != 0 || m.def.btf_value_type_id != 0)
-                .then(|| fd.as_fd()),
-            btf_key_type_id: m.def.btf_key_type_id,
-            btf_value_type_id: m.def.btf_value_type_id,
-            name: &kname,
-        })
-        .err();
+        let kr = crate::oracle::map_create(&m.def.oracle_request(fd.as_fd(), &kname)).err();
         let same = kr == m.errno.map(|e| e.raw());
         writeln!(
             out,

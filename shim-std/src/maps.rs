@@ -38,6 +38,44 @@ pub struct MapDef {
 }
 
 impl MapDef {
+    /// The model's `BPF_MAP_CREATE` attributes for this map over `btf`.
+    pub fn attr<'a>(
+        &self,
+        btf: &'a kernel_core::btf::BtfRef,
+        name: &'a str,
+    ) -> kernel_core::map::MapAttr<'a> {
+        kernel_core::map::MapAttr {
+            map_type: self.map_type,
+            key_size: self.key_size,
+            value_size: self.value_size,
+            max_entries: self.max_entries,
+            map_flags: self.map_flags,
+            btf: Some(btf),
+            btf_key_type_id: self.btf_key_type_id,
+            btf_value_type_id: self.btf_value_type_id,
+            name,
+        }
+    }
+
+    /// The same request for the running kernel, with the BTF fd when an id is given.
+    pub fn oracle_request<'a>(
+        &self,
+        btf_fd: std::os::fd::BorrowedFd<'a>,
+        name: &'a str,
+    ) -> crate::oracle::MapCreate<'a> {
+        crate::oracle::MapCreate {
+            map_type: self.map_type,
+            key_size: self.key_size,
+            value_size: self.value_size,
+            max_entries: self.max_entries,
+            map_flags: self.map_flags,
+            btf_fd: (self.btf_key_type_id != 0 || self.btf_value_type_id != 0).then_some(btf_fd),
+            btf_key_type_id: self.btf_key_type_id,
+            btf_value_type_id: self.btf_value_type_id,
+            name,
+        }
+    }
+
     /// A name the kernel accepts (`bpf_obj_name_cpy`: alphanumerics, `_`, `.`, at
     /// most 15 bytes), as libbpf shortens internal names.
     pub fn kernel_name(&self) -> String {

@@ -3,8 +3,8 @@
 //! `kptr-model trace` and the tests.
 
 use kernel_core::btf::{BtfRef, KernelBtfs};
+use kernel_core::map::map_create;
 use kernel_core::map::runtime::MapRt;
-use kernel_core::map::{MapAttr, map_create};
 use kernel_core::obj::{BpfRuntime, MemFault, bpf_kptr_xchg, bpf_obj_new_impl};
 use kernel_core::record::{BtfFieldType, bpf_btf_load};
 use kernel_core::sync::Arc;
@@ -124,17 +124,8 @@ pub fn c8e18754_example(
         .into_iter()
         .find(|m| !m.internal)
         .ok_or_else(|| err(Errno::ENOENT, "no map"))?;
-    let attr = MapAttr {
-        map_type: def.map_type,
-        key_size: def.key_size,
-        value_size: def.value_size,
-        max_entries: def.max_entries,
-        map_flags: def.map_flags,
-        btf: Some(&btf),
-        btf_key_type_id: def.btf_key_type_id,
-        btf_value_type_id: def.btf_value_type_id,
-        name: &def.kernel_name(),
-    };
+    let name = def.kernel_name();
+    let attr = def.attr(&btf, &name);
     let map = map_create(&kernel, &attr, &sem).map_err(|e| err(e, "map create refused"))?;
     let map = MapRt::new(map, &sem).map_err(|e| err(e, "map type"))?;
     let mut refused = None;

@@ -46,18 +46,7 @@ fn btf_load_and_map_create_match_the_kernel() {
         let fd = oracle::btf_load_fd(&obj.btf).expect("BTF loads");
         for mr in &rep.maps {
             let kname = mr.def.kernel_name();
-            let req = oracle::MapCreate {
-                map_type: mr.def.map_type,
-                key_size: mr.def.key_size,
-                value_size: mr.def.value_size,
-                max_entries: mr.def.max_entries,
-                map_flags: mr.def.map_flags,
-                btf_fd: (mr.def.btf_key_type_id != 0 || mr.def.btf_value_type_id != 0)
-                    .then(|| fd.as_fd()),
-                btf_key_type_id: mr.def.btf_key_type_id,
-                btf_value_type_id: mr.def.btf_value_type_id,
-                name: &kname,
-            };
+            let req = mr.def.oracle_request(fd.as_fd(), &kname);
             let kr = oracle::map_create(&req).err();
             let mr_e = mr.errno.map(|e| e.raw());
             maps += 1;

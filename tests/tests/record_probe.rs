@@ -129,17 +129,7 @@ fn recorded_fields_match_the_verifier() {
                 continue;
             }
             let kname = mr.def.kernel_name();
-            let req = oracle::MapCreate {
-                map_type: mr.def.map_type,
-                key_size: mr.def.key_size,
-                value_size: mr.def.value_size,
-                max_entries: mr.def.max_entries,
-                map_flags: mr.def.map_flags,
-                btf_fd: (mr.def.btf_value_type_id != 0).then(|| btf_fd.as_fd()),
-                btf_key_type_id: mr.def.btf_key_type_id,
-                btf_value_type_id: mr.def.btf_value_type_id,
-                name: &kname,
-            };
+            let req = mr.def.oracle_request(btf_fd.as_fd(), &kname);
             let Ok(mfd) = oracle::map_create(&req) else {
                 continue;
             };
