@@ -7,7 +7,7 @@ use kernel_core::btf::builder::BtfBuilder;
 use kernel_core::btf::uapi::*;
 use kernel_core::btf::{BtfIdr, BtfRef, KernelBtfs, btf_parse_vmlinux};
 use kernel_core::map::runtime::MapRt;
-use kernel_core::map::{BPF_F_NO_PREALLOC, MapAttr, map_create};
+use kernel_core::map::{BPF_F_NO_PREALLOC, BPF_MAP_TYPE_LRU_HASH, MapAttr, map_create};
 use kernel_core::obj::*;
 use kernel_core::record::{BtfFieldType as F, bpf_btf_load};
 use kernel_core::sync::{Arc, Rcu};
@@ -531,4 +531,58 @@ fn a_map_too_large_for_the_model_is_enomem_not_an_allocation() {
     };
     let m = map_create(&k, &attr, &sem).expect("map_create itself succeeds");
     assert_eq!(MapRt::new(m, &sem).err(), Some(kernel_core::Errno::ENOMEM));
+}
+
+#[test]
+fn lru_eviction_drops_the_evicted_elements_stashed_object() {
+    let sem = Semantics::V6_18;
+    let (k, rt) = runtime(sem);
+    // value { node __kptr *n @40 } in 64 bytes (LRU maps take no spin lock).
+    let mut b = BtfBuilder::new();
+    let _int = b.int("int", 4, BTF_INT_SIGNED, 32);
+    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
+    let node = b.struct_("lnode", 8, &[("key", long, 0)]);
+    let t = b.type_tag("kptr", node);
+    let np = b.ptr(t);
+    let v = b.struct_("lvalue", 64, &[("pad", long, 0), ("n", np, 320)]);
+    let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("loads");
+    let p = Prog {
+        btf,
+        value_id: v,
+        value_size: 64,
+        node_id: node,
+    };
+    // max_entries 4 (see `map`): fill it, stash into key 0, then insert a fifth key.
+    let m = map(&k, &p, BPF_MAP_TYPE_LRU_HASH, 0, &sem);
+    for key in 0u32..4 {
+        m.update(&rt, &key.to_ne_bytes(), &[0u8; 64], 0)
+            .expect("insert");
+    }
+    let n = bpf_obj_new_impl(&rt, &p.btf, p.node_id).expect("node");
+    let e = m.htab_lookup(&0u32.to_ne_bytes()).expect("key 0");
+    bpf_kptr_xchg(&e.values[0], 40, n).expect("stash");
+    drop(e);
+    // Use keys 1..4 so that key 0 is the least recently used.
+    for key in 1u32..4 {
+        assert!(m.htab_lookup(&key.to_ne_bytes()).is_some());
+    }
+    m.update(&rt, &9u32.to_ne_bytes(), &[0u8; 64], 0)
+        .expect("a fifth key evicts one");
+    rt.rcu.rcu_barrier();
+    assert!(
+        m.htab_lookup(&0u32.to_ne_bytes()).is_none(),
+        "key 0 evicted"
+    );
+    assert!(!rt.mem.is_live(n), "its node dropped");
+    assert!(rt.mem.faults().is_empty());
+    // A plain hash refuses the fifth key instead.
+    let h = map(&k, &p, 1, 0, &sem);
+    for key in 0u32..4 {
+        h.update(&rt, &key.to_ne_bytes(), &[0u8; 64], 0)
+            .expect("insert");
+    }
+    assert_eq!(
+        h.update(&rt, &9u32.to_ne_bytes(), &[0u8; 64], 0),
+        Err(kernel_core::Errno::E2BIG)
+    );
 }

@@ -54,6 +54,12 @@ pub fn check_and_init_map_value(rec: Option<&BtfRecord>, v: &Words) {
     bpf_obj_init(rec, v);
 }
 
+/// Moves `key` to the most recently used end.
+fn touch(lru: &mut Vec<Vec<u8>>, key: &[u8]) {
+    lru.retain(|k| k.as_slice() != key);
+    lru.push(key.to_vec());
+}
+
 /// One hash element's value (one per CPU for per-CPU hashes).
 pub struct HtabElem {
     /// The value (one per CPU for per-CPU maps).
@@ -66,6 +72,8 @@ struct Htab {
     all: Vec<Arc<HtabElem>>,
     /// Deleted elements of a non-preallocated map, waiting for their grace period.
     retired: Vec<Arc<HtabElem>>,
+    /// LRU maps: keys from least to most recently used.
+    lru: Vec<Vec<u8>>,
 }
 
 enum Storage {
@@ -128,6 +136,7 @@ impl MapRt {
                     freelist: Vec::new(),
                     all: Vec::new(),
                     retired: Vec::new(),
+                    lru: Vec::new(),
                 };
                 if prealloc(&map) {
                     for _ in 0..map.max_entries {
@@ -166,8 +175,51 @@ impl MapRt {
     /// Hash lookup: the element (held as an RCU reader would hold it).
     pub fn htab_lookup(&self, key: &[u8]) -> Option<Arc<HtabElem>> {
         match &self.storage {
-            Storage::Htab(h) => h.lock().table.get(key).cloned(),
+            Storage::Htab(h) => {
+                let mut g = h.lock();
+                let e = g.table.get(key).cloned();
+                if e.is_some() && self.is_lru() {
+                    touch(&mut g.lru, key);
+                }
+                e
+            }
             Storage::Array(_) => None,
+        }
+    }
+
+    fn is_lru(&self) -> bool {
+        matches!(
+            self.map.map_type,
+            BPF_MAP_TYPE_LRU_HASH | BPF_MAP_TYPE_LRU_PERCPU_HASH
+        )
+    }
+
+    /// An LRU map that is full gives up its least recently used element (its special
+    /// fields are freed as on a delete) to make room for a new key. The kernel's LRU is
+    /// approximate (per-CPU lists, reference bits); the model evicts in strict order.
+    fn lru_evict_if_full(&self, rt: &BpfRuntime, key: &[u8]) {
+        let Storage::Htab(h) = &self.storage else {
+            return;
+        };
+        let victim = {
+            let mut g = h.lock();
+            if !self.is_lru()
+                || g.table.contains_key(key)
+                || g.table.len() < self.map.max_entries as usize
+            {
+                return;
+            }
+            if g.lru.is_empty() {
+                return;
+            }
+            let k = g.lru.remove(0);
+            g.table.remove(&k)
+        };
+        if let Some(v) = victim {
+            emit(Event::Map {
+                what: "LRU eviction",
+            });
+            self.free_htab_elem(rt, v);
         }
     }
 
@@ -198,6 +250,9 @@ impl MapRt {
                 Ok(())
             }
             Storage::Htab(h) => {
+                if flags != BPF_EXIST {
+                    self.lru_evict_if_full(rt, key);
+                }
                 let new = {
                     let mut g = h.lock();
                     let exists = g.table.contains_key(key);
@@ -227,7 +282,13 @@ impl MapRt {
                     check_and_init_map_value(rec, w);
                     copy_map_value(rec, w, value);
                 }
-                let old = h.lock().table.insert(key.to_vec(), Arc::clone(&new));
+                let old = {
+                    let mut g = h.lock();
+                    if self.is_lru() {
+                        touch(&mut g.lru, key);
+                    }
+                    g.table.insert(key.to_vec(), Arc::clone(&new))
+                };
                 if let Some(old) = old {
                     self.free_htab_elem(rt, old);
                 }
@@ -259,7 +320,11 @@ impl MapRt {
         match &self.storage {
             Storage::Array(_) => Err(Errno::EINVAL),
             Storage::Htab(h) => {
-                let old = h.lock().table.remove(key).ok_or(Errno::ENOENT)?;
+                let old = {
+                    let mut g = h.lock();
+                    g.lru.retain(|k| k.as_slice() != key);
+                    g.table.remove(key).ok_or(Errno::ENOENT)?
+                };
                 self.free_htab_elem(rt, old);
                 Ok(())
             }
