@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Every test: set-up, formatting and lints, the workspace tests (kernel comparisons
-# included; KPTR_REQUIRE_KERNEL=1 makes a comparison that cannot run a failure), then
-# the loom models in their own target directory.
+# included; KPTR_REQUIRE_KERNEL=1 makes a comparison that cannot run a failure) under
+# the suite-wide allocator tally, then the loom models in their own target directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
-cargo test --release --workspace
+# Every allocator model of the workspace tests adds its counts to one tally file;
+# the suite passes only with zero leaks, double frees and uses after free in it.
+tally="$(mktemp -t kptr-tally.XXXXXX)"
+trap 'rm -f "$tally"' EXIT
+KPTR_TALLY_FILE="$tally" cargo test --release --workspace
+cargo run -q --release -p shim-std --bin kptr-tally -- "$tally" \
+  teardown_fields teardown_example cli
 RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}" \
   cargo test --release -p loom-tests --target-dir target-loom -- --test-threads=1

@@ -11,4 +11,5 @@ pub mod kernel_btf;
 pub mod maps;
 pub mod oracle;
 pub mod scenario;
+pub mod tally;
 pub mod warns;

@@ -113,6 +113,7 @@ pub fn c8e18754_example(
     obj: &[u8],
     sem: Semantics,
 ) -> Result<Outcome, LoadError> {
+    crate::tally::install();
     let kernel = Arc::new(kernel);
     let rcu = Arc::clone(kernel.idr().rcu_arc());
     let rt = BpfRuntime::new(sem, Arc::clone(&kernel), rcu);

@@ -135,6 +135,7 @@ fn fill(rt: &BpfRuntime, p: &Prog, v: &Words) -> u64 {
 }
 
 fn runtime(sem: Semantics) -> (Arc<KernelBtfs>, Arc<BpfRuntime>) {
+    shim_std::tally::install();
     let k = kernel(&sem);
     let rt = BpfRuntime::new(sem, Arc::clone(&k), Arc::clone(k.idr().rcu_arc()));
     (k, rt)
@@ -274,6 +275,40 @@ fn refcount_acquire_on_a_dying_object_differs_by_profile() {
         let _ = obj.mem.cas_u32(off, 1, 0);
         let got = bpf_refcount_acquire_impl(&rt, n, rec);
         assert_eq!(got.is_some(), expect_some, "{}", sem.name);
+        if got.is_some() {
+            // v6.4: refcount_inc on 0 WARNs and saturates the count; the object can
+            // never be freed. The leak is the kernel's; acknowledged for the tally.
+            assert!(
+                rt.warnings().iter().any(|w| w.contains("addition on 0")),
+                "{}: {:?}",
+                sem.name,
+                rt.warnings()
+            );
+            assert_eq!(obj.mem.load_u32(off), 0xc000_0000, "saturated");
+            assert_eq!(rt.mem.live().len(), 1);
+            rt.mem.acknowledge();
+            continue;
+        }
+        // v6.6+: the owner's drop completes; the object is freed after the grace period.
+        let _ = obj.mem.cas_u32(off, 0, 1);
+        drop(obj);
+        rt.migrate_disable();
+        __bpf_obj_drop_impl(&rt, n, rec, false);
+        rt.migrate_enable();
+        rt.rcu.rcu_barrier();
+        assert!(rt.mem.live().is_empty(), "{}", sem.name);
+        assert!(
+            rt.mem.faults().is_empty(),
+            "{}: {:?}",
+            sem.name,
+            rt.mem.faults()
+        );
+        assert!(
+            rt.warnings().is_empty(),
+            "{}: {:?}",
+            sem.name,
+            rt.warnings()
+        );
     }
 }
 
@@ -338,6 +373,7 @@ fn deleted_non_preallocated_hash_element_leaks_what_is_stashed_after_delete() {
             "htab_elem_dtor={}",
             sem.htab_elem_dtor
         );
+        rt.mem.acknowledge();
     }
 }
 
@@ -414,7 +450,10 @@ fn graph_root_teardown(sem: Semantics) -> (Vec<&'static str>, usize) {
     rt.rcu.rcu_barrier();
     free.run(&rt);
     rt.rcu.rcu_barrier();
-    (rt.warnings(), rt.mem.live().len())
+    let leaks = rt.mem.live().len();
+    // The callers assert the leak; the suite tally counts only what goes beyond it.
+    rt.mem.acknowledge();
+    (rt.warnings(), leaks)
 }
 
 #[test]

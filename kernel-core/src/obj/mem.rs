@@ -153,6 +153,8 @@ struct MemInner {
     faults: Vec<MemFault>,
     live: usize,
     frees: usize,
+    /// (live objects, faults) acknowledged by [`BpfMemAlloc::acknowledge`].
+    acked: (usize, usize),
 }
 
 /// Base of the addresses handed out; object `i` is at `BASE + i * 64`.
@@ -174,6 +176,7 @@ pub struct BpfMemAlloc {
 impl BpfMemAlloc {
     /// An allocator deferring through `rcu`.
     pub fn new(rcu: Arc<Rcu>) -> Arc<BpfMemAlloc> {
+        super::tally::created();
         Arc::new(BpfMemAlloc {
             inner: SpinLock::new(MemInner {
                 slots: Vec::new(),
@@ -181,6 +184,7 @@ impl BpfMemAlloc {
                 faults: Vec::new(),
                 live: 0,
                 frees: 0,
+                acked: (0, 0),
             }),
             rcu,
             fail_next: AtomicUsize::new(0),
@@ -323,8 +327,39 @@ impl BpfMemAlloc {
         (g.slots.len(), g.frees)
     }
 
+    /// Marks the objects live now and the faults seen so far as expected: a test that
+    /// reproduces a kernel leak or misuse calls this once it has asserted them, and
+    /// the process-wide [`mem_tally`](super::tally::mem_tally) counts only what
+    /// happens beyond them.
+    pub fn acknowledge(&self) {
+        let mut g = self.inner.lock();
+        g.acked = (g.live, g.faults.len());
+    }
+
     /// The RCU domain frees are deferred through.
     pub fn rcu(&self) -> &Arc<Rcu> {
         &self.rcu
+    }
+}
+
+impl Drop for BpfMemAlloc {
+    fn drop(&mut self) {
+        let g = self.inner.lock();
+        let (acked_live, acked_faults) = g.acked;
+        let mut unexpected = [g.live.saturating_sub(acked_live), 0, 0, 0];
+        for f in g.faults.iter().skip(acked_faults) {
+            let k = match f {
+                MemFault::DoubleFree(..) => 1,
+                MemFault::UseAfterFree(..) => 2,
+                MemFault::Wild(_) => 3,
+            };
+            unexpected[k] += 1;
+        }
+        super::tally::dropped(
+            g.slots.len(),
+            g.frees,
+            unexpected,
+            acked_live.min(g.live) + acked_faults.min(g.faults.len()),
+        );
     }
 }

@@ -5,8 +5,10 @@ pub mod free_fields;
 pub mod helpers;
 pub mod mem;
 pub mod runtime;
+pub mod tally;
 
 pub use free_fields::bpf_obj_free_fields;
 pub use helpers::*;
 pub use mem::{BpfMemAlloc, MemFault, Obj, ObjInfo, Words};
 pub use runtime::{BpfRuntime, KernelObj};
+pub use tally::{MemTally, mem_tally};
