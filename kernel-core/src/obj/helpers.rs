@@ -131,12 +131,14 @@ pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, 
     {
         let off = r.refcount_off as u32;
         let now = refcount_dec(rt, &obj.mem, off);
-        let what = format!("refcount {}", obj.info.ty);
-        emit(Event::Ref {
-            what: &what,
-            addr,
-            now,
-        });
+        if crate::trace::enabled() {
+            let what = format!("refcount {}", obj.info.ty);
+            emit(Event::Ref {
+                what: &what,
+                addr,
+                now,
+            });
+        }
         if now != 0 {
             return;
         }

@@ -13,19 +13,40 @@ use hashbrown::HashMap;
 
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, Rcu, SpinLock};
 
+/// Words held inline: objects and values up to 32 bytes need no second allocation.
+const INLINE_WORDS: usize = 4;
+
+enum Store {
+    Inline([AtomicU64; INLINE_WORDS]),
+    Heap(alloc::boxed::Box<[AtomicU64]>),
+}
+
 /// Memory as 8-byte atomic words.
 pub struct Words {
-    words: alloc::boxed::Box<[AtomicU64]>,
+    store: Store,
     size: u32,
 }
 
 impl Words {
     /// `size` zeroed bytes.
     pub fn new(size: u32) -> Words {
-        let n = (size as usize).div_ceil(8).max(1);
-        Words {
-            words: (0..n).map(|_| AtomicU64::new(0)).collect(),
-            size,
+        let n = Self::count(size);
+        let store = if n <= INLINE_WORDS {
+            Store::Inline(core::array::from_fn(|_| AtomicU64::new(0)))
+        } else {
+            Store::Heap((0..n).map(|_| AtomicU64::new(0)).collect())
+        };
+        Words { store, size }
+    }
+
+    fn count(size: u32) -> usize {
+        (size as usize).div_ceil(8).max(1)
+    }
+
+    fn words(&self) -> &[AtomicU64] {
+        match &self.store {
+            Store::Inline(a) => &a[..Self::count(self.size)],
+            Store::Heap(b) => b,
         }
     }
 
@@ -40,12 +61,12 @@ impl Words {
         if !off.is_multiple_of(8) || off + 8 > self.size.div_ceil(8) * 8 {
             return None;
         }
-        self.words.get(off as usize / 8)
+        self.words().get(off as usize / 8)
     }
 
     /// Reads byte `i`.
     pub fn byte(&self, i: u32) -> u8 {
-        let w = self.words[i as usize / 8].load(Ordering::Relaxed);
+        let w = self.words()[i as usize / 8].load(Ordering::Relaxed);
         (w >> ((i % 8) * 8)) as u8
     }
 
@@ -53,7 +74,7 @@ impl Words {
     /// bytes of the word are not lost).
     pub fn set_byte(&self, i: u32, b: u8) {
         let sh = (i % 8) * 8;
-        let w = &self.words[i as usize / 8];
+        let w = &self.words()[i as usize / 8];
         let mut cur = w.load(Ordering::Relaxed);
         loop {
             let new = (cur & !(0xffu64 << sh)) | ((b as u64) << sh);
@@ -69,7 +90,7 @@ impl Words {
         if !off.is_multiple_of(4) || off + 4 > self.size {
             return None;
         }
-        Some((&self.words[off as usize / 8], (off % 8) * 8))
+        Some((&self.words()[off as usize / 8], (off % 8) * 8))
     }
 
     /// Reads a u32 at a 4-aligned offset.
@@ -145,6 +166,8 @@ pub enum MemFault {
 enum Slot {
     Live(Arc<Obj>),
     Freed(Arc<Obj>),
+    /// Only between the two halves of a free, under the lock.
+    Vacant,
 }
 
 struct MemInner {
@@ -242,7 +265,7 @@ impl BpfMemAlloc {
         let f = match Self::index(addr).and_then(|i| g.slots.get(i)) {
             Some(Slot::Live(o)) => return Some(Arc::clone(o)),
             Some(Slot::Freed(o)) => MemFault::UseAfterFree(addr, String::from(&*o.info.ty)),
-            None => MemFault::Wild(addr),
+            Some(Slot::Vacant) | None => MemFault::Wild(addr),
         };
         g.faults.push(f);
         None
@@ -262,15 +285,17 @@ impl BpfMemAlloc {
             g.faults.push(MemFault::Wild(addr));
             return;
         };
-        let fault = match &g.slots[i] {
-            Slot::Live(o) => {
-                let o = Arc::clone(o);
-                g.slots[i] = Slot::Freed(o);
+        let fault = match &mut g.slots[i] {
+            s @ Slot::Live(_) => {
+                if let Slot::Live(o) = core::mem::replace(s, Slot::Vacant) {
+                    *s = Slot::Freed(o);
+                }
                 g.live -= 1;
                 g.frees += 1;
                 None
             }
             Slot::Freed(o) => Some(MemFault::DoubleFree(addr, String::from(&*o.info.ty))),
+            Slot::Vacant => None,
         };
         if let Some(f) = fault {
             g.faults.push(f);
@@ -311,7 +336,7 @@ impl BpfMemAlloc {
             .iter()
             .filter_map(|s| match s {
                 Slot::Live(o) => Some((o.addr, o.info.clone())),
-                Slot::Freed(_) => None,
+                Slot::Freed(_) | Slot::Vacant => None,
             })
             .collect()
     }
@@ -361,5 +386,33 @@ impl Drop for BpfMemAlloc {
             unexpected,
             acked_live.min(g.live) + acked_faults.min(g.faults.len()),
         );
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Words;
+
+    #[test]
+    fn slots_and_bytes_end_at_the_size_inline_and_on_the_heap() {
+        for size in [1u32, 8, 24, 32, 33, 40, 64] {
+            let w = Words::new(size);
+            let last = size.div_ceil(8) * 8;
+            assert!(w.slot(last - 8).is_some(), "size {size}");
+            assert!(w.slot(last).is_none(), "size {size}");
+            assert!(w.slot(4).is_none(), "unaligned, size {size}");
+            assert!(w.u32_at(size).is_none());
+            if size >= 8 {
+                let off = size / 4 * 4 - 4;
+                assert_eq!(w.cas_u32(off, 0, 7), Ok(0));
+                assert_eq!(w.load_u32(off), 7);
+                w.zero(0, size);
+                assert_eq!(w.load_u32(off), 0);
+            }
+            w.set_byte(size - 1, 0xab);
+            assert_eq!(w.byte(size - 1), 0xab);
+            w.zero(size - 1, 1);
+            assert_eq!(w.byte(size - 1), 0);
+        }
     }
 }
