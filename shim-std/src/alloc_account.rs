@@ -11,6 +11,15 @@ thread_local! {
     static LIVE: Cell<isize> = const { Cell::new(0) };
     static PEAK: Cell<isize> = const { Cell::new(0) };
     static ALLOCS: Cell<usize> = const { Cell::new(0) };
+    static LARGEST: Cell<usize> = const { Cell::new(0) };
+}
+
+fn largest(n: usize) {
+    let _ = LARGEST.try_with(|l| {
+        if n > l.get() {
+            l.set(n)
+        }
+    });
 }
 
 /// The counting allocator (delegates to the system allocator).
@@ -34,12 +43,14 @@ fn add(n: isize) {
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         add(layout.size() as isize);
+        largest(layout.size());
         let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
         // SAFETY: forwarded with the caller's layout.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         add(layout.size() as isize);
+        largest(layout.size());
         let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
         // SAFETY: forwarded with the caller's layout.
         unsafe { System.alloc_zeroed(layout) }
@@ -51,6 +62,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         add(new_size as isize - layout.size() as isize);
+        largest(new_size);
         // SAFETY: `ptr` came from `System` with this layout.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -61,11 +73,19 @@ pub fn live_bytes() -> isize {
     LIVE.with(|l| l.get())
 }
 
-/// Starts a new peak measurement on this thread; returns the live bytes now.
+/// Starts a new peak measurement on this thread (peak live bytes and the largest
+/// single allocation); returns the live bytes now.
 pub fn reset_peak() -> isize {
     let now = live_bytes();
     PEAK.with(|p| p.set(now));
+    LARGEST.with(|l| l.set(0));
     now
+}
+
+/// The largest single allocation (or reallocation) on this thread since
+/// [`reset_peak`].
+pub fn largest_alloc() -> usize {
+    LARGEST.with(|l| l.get())
 }
 
 /// Peak live bytes on this thread since [`reset_peak`].

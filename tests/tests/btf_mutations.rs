@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use kernel_core::Semantics;
 use kernel_core::btf::{btf_parse, btf_parse_vmlinux};
 use kptr_tests::btf_corpus::{all_kinds, blobs};
-use shim_std::alloc_account::{CountingAlloc, live_bytes, peak_bytes, reset_peak};
+use shim_std::alloc_account::{CountingAlloc, largest_alloc, live_bytes, peak_bytes, reset_peak};
 
 #[global_allocator]
 static A: CountingAlloc = CountingAlloc;
@@ -146,6 +146,8 @@ fn mutated_blobs_get_an_errno_never_a_panic() {
     let mut rng = Rng(seed | 1);
     let (mut ok, mut rejected) = (0usize, 0usize);
     let mut max_ratio = 0f64;
+    let mut max_single = 0f64;
+    let mut over: Vec<(usize, usize)> = Vec::new();
     for i in 0..count {
         let s = &seeds[rng.below(seeds.len())];
         let input = mutate(&mut rng, s);
@@ -162,6 +164,7 @@ fn mutated_blobs_get_an_errno_never_a_panic() {
             )
         }));
         let peak = (peak_bytes() - base).max(0) as f64;
+        let largest = largest_alloc();
         assert_eq!(live_bytes(), base, "case {i}: memory left behind");
         // The whole BPF_BTF_LOAD (struct metas, records) and map creation: the loaded
         // BTFs go to the kernel's IDR (and its quarantine once freed), so they are
@@ -231,6 +234,18 @@ fn mutated_blobs_get_an_errno_never_a_panic() {
         if i % 7 != 0 {
             let ratio = peak / (input.len().max(64) as f64);
             max_ratio = max_ratio.max(ratio);
+            if largest > input.len() {
+                over.push((input.len(), largest));
+            }
+            // No allocation beyond the input's size, but for the fixed-size `struct
+            // btf` itself (the kernel's kzalloc of it does not depend on the input).
+            let fixed = std::mem::size_of::<kernel_core::btf::Btf>();
+            assert!(
+                largest <= input.len().max(fixed),
+                "case {i}: a {largest}-byte allocation for a {}-byte input",
+                input.len()
+            );
+            max_single = max_single.max(largest as f64 / input.len().max(1) as f64);
             assert!(
                 peak <= 8.0 * input.len() as f64 + 8192.0,
                 "case {i}: peak {peak} bytes for a {}-byte input",
@@ -238,8 +253,11 @@ fn mutated_blobs_get_an_errno_never_a_panic() {
             );
         }
     }
+    over.sort_by_key(|&(n, l)| core::cmp::Reverse(l.saturating_sub(n)));
     eprintln!(
-        "{count} mutated blobs: {ok} accepted, {rejected} rejected, peak allocation up to {max_ratio:.1}x the input"
+        "{count} mutated blobs: {ok} accepted, {rejected} rejected, peak allocation up to {max_ratio:.1}x the input, largest single allocation up to {max_single:.2}x; {} cases with one allocation larger than the input, e.g. {:?}",
+        over.len(),
+        &over[..over.len().min(8)]
     );
     assert!(ok > 0 && rejected > count / 2);
 }
