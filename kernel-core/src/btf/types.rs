@@ -32,7 +32,7 @@ impl<'a> TypeRef<'a> {
         TypeRef { raw, id }
     }
 
-    /// The implicit `void` type (`btf_void`).
+    /// The implicit `void` type (`btf_void` (kernel/bpf/btf.c)).
     pub fn void() -> TypeRef<'static> {
         TypeRef { raw: &VOID, id: 0 }
     }
@@ -41,11 +41,11 @@ impl<'a> TypeRef<'a> {
     pub fn id(&self) -> u32 {
         self.id
     }
-    /// `name_off`.
+    /// `name_off` (include/uapi/linux/btf.h).
     pub fn name_off(&self) -> u32 {
         rd32(self.raw, 0)
     }
-    /// `info`.
+    /// `info` (include/uapi/linux/btf.h).
     pub fn info(&self) -> u32 {
         rd32(self.raw, 4)
     }
@@ -69,11 +69,11 @@ impl<'a> TypeRef<'a> {
     pub fn kind(&self) -> BtfKind {
         BtfKind::from_u8(self.kind_raw()).unwrap_or(BtfKind::Unkn)
     }
-    /// `btf_type_vlen`.
+    /// `btf_type_vlen` (include/linux/btf.h).
     pub fn vlen(&self) -> u16 {
         btf_info_vlen(self.info())
     }
-    /// `btf_type_kflag`.
+    /// `btf_type_kflag` (include/linux/btf.h).
     pub fn kflag(&self) -> bool {
         btf_info_kflag(self.info())
     }
@@ -86,11 +86,11 @@ impl<'a> TypeRef<'a> {
         rd32(self.raw, BTF_TYPE_SIZE + off)
     }
 
-    /// `btf_type_is_void`.
+    /// `btf_type_is_void` (kernel/bpf/btf.c).
     pub fn is_void(&self) -> bool {
         core::ptr::eq(self.raw.as_ptr(), VOID.as_ptr())
     }
-    /// `btf_type_is_modifier`: TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG.
+    /// `btf_type_is_modifier` (include/linux/btf.h): TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG.
     pub fn is_modifier(&self) -> bool {
         matches!(
             self.kind(),
@@ -101,11 +101,11 @@ impl<'a> TypeRef<'a> {
                 | BtfKind::TypeTag
         )
     }
-    /// `btf_type_is_struct`: STRUCT or UNION.
+    /// `btf_type_is_struct` (include/linux/btf.h): STRUCT or UNION.
     pub fn is_struct(&self) -> bool {
         matches!(self.kind(), BtfKind::Struct | BtfKind::Union)
     }
-    /// `__btf_type_is_struct`: STRUCT only.
+    /// `__btf_type_is_struct` (kernel/bpf/btf.c): STRUCT only.
     pub fn is_struct_only(&self) -> bool {
         self.kind() == BtfKind::Struct
     }
@@ -114,11 +114,11 @@ impl<'a> TypeRef<'a> {
         self.kind() == k
     }
 
-    /// `btf_type_int` data word.
+    /// `btf_type_int` (kernel/bpf/btf.c) data word.
     pub fn int_data(&self) -> u32 {
         self.tr32(0)
     }
-    /// `btf_type_array`: (elem type, index type, nelems).
+    /// `btf_type_array` (kernel/bpf/btf.c): (elem type, index type, nelems).
     pub fn array(&self) -> (u32, u32, u32) {
         (self.tr32(0), self.tr32(4), self.tr32(8))
     }
@@ -136,7 +136,8 @@ impl<'a> TypeRef<'a> {
         let t = *self;
         (0..self.vlen()).map(move |i| t.member(i))
     }
-    /// `__btf_member_bit_offset`: the bit offset, decoded with this struct's kflag.
+    /// `__btf_member_bit_offset` (include/linux/btf.h): the bit offset, decoded with this
+    /// struct's kflag.
     pub fn member_bit_offset(&self, m: &BtfMember) -> u32 {
         if self.kflag() {
             btf_member_bit_offset(m.offset)
@@ -144,7 +145,7 @@ impl<'a> TypeRef<'a> {
             m.offset
         }
     }
-    /// `__btf_member_bitfield_size`.
+    /// `__btf_member_bitfield_size` (include/linux/btf.h).
     pub fn member_bitfield_size(&self, m: &BtfMember) -> u32 {
         if self.kflag() {
             btf_member_bitfield_size(m.offset)
@@ -187,7 +188,8 @@ impl<'a> TypeRef<'a> {
         self.tr32(0) as i32
     }
 
-    /// Size of the kind-specific data after the header, from `info` alone.
+    /// Size of the kind-specific data after the header, from `info` (include/uapi/linux/btf.h)
+    /// alone.
     pub fn trailing_len(&self) -> usize {
         let vlen = self.vlen() as usize;
         match self.kind() {
@@ -256,7 +258,7 @@ pub struct View<'a> {
 }
 
 impl<'a> View<'a> {
-    /// `btf_type_by_id`: `None` past the last type.
+    /// `btf_type_by_id` (kernel/bpf/btf.c): `None` past the last type.
     pub fn type_by_id(&self, id: u32) -> Option<TypeRef<'a>> {
         if id < self.start_id {
             return self.base?.view().type_by_id(id);
@@ -269,7 +271,7 @@ impl<'a> View<'a> {
         Some(TypeRef::new(raw, id))
     }
 
-    /// `btf_str_by_offset`: the NUL-terminated string at `off`, without its NUL.
+    /// `btf_str_by_offset` (kernel/bpf/btf.c): the NUL-terminated string at `off`, without its NUL.
     pub fn str_by_offset(&self, off: u32) -> Option<&'a [u8]> {
         if off < self.start_str_off {
             return self.base?.view().str_by_offset(off);
@@ -285,7 +287,7 @@ impl<'a> View<'a> {
         Some(&s[..n])
     }
 
-    /// `btf_name_offset_valid`.
+    /// `btf_name_offset_valid` (kernel/bpf/btf.c).
     pub fn name_offset_valid(&self, off: u32) -> bool {
         if off > BTF_MAX_NAME_OFFSET {
             return false;
@@ -299,7 +301,7 @@ impl<'a> View<'a> {
         off - self.start_str_off < self.str_len
     }
 
-    /// `__btf_name_by_offset`: "(anon)" for 0, "(invalid-name-offset)" when bad.
+    /// `__btf_name_by_offset` (kernel/bpf/btf.c): "(anon)" for 0, "(invalid-name-offset)" when bad.
     pub fn name_by_offset(&self, off: u32) -> &'a str {
         if off == 0 {
             return "(anon)";
@@ -310,7 +312,7 @@ impl<'a> View<'a> {
         }
     }
 
-    /// `btf_nr_types`: types in the whole chain, void included.
+    /// `btf_nr_types` (kernel/bpf/btf.c): types in the whole chain, void included.
     pub fn nr_types(&self) -> u32 {
         self.start_id + self.types.len() as u32
     }
@@ -420,7 +422,7 @@ impl BtfData {
     pub fn nr_types_local(&self) -> u32 {
         self.types.len() as u32
     }
-    /// `btf_nr_types`: types in the whole chain, void included.
+    /// `btf_nr_types` (kernel/bpf/btf.c): types in the whole chain, void included.
     pub fn nr_types(&self) -> u32 {
         self.start_id + self.types.len() as u32
     }
@@ -428,19 +430,20 @@ impl BtfData {
     pub fn is_resolved(&self) -> bool {
         !self.resolved_ids.is_empty() || self.types.len() <= 1
     }
-    /// `btf_type_by_id`.
+    /// `btf_type_by_id` (kernel/bpf/btf.c).
     pub fn type_by_id(&self, id: u32) -> Option<TypeRef<'_>> {
         self.view().type_by_id(id)
     }
-    /// `btf_str_by_offset`.
+    /// `btf_str_by_offset` (kernel/bpf/btf.c).
     pub fn str_by_offset(&self, off: u32) -> Option<&[u8]> {
         self.view().str_by_offset(off)
     }
-    /// `__btf_name_by_offset`.
+    /// `__btf_name_by_offset` (kernel/bpf/btf.c).
     pub fn name_by_offset(&self, off: u32) -> &str {
         self.view().name_by_offset(off)
     }
-    /// Name of a type as raw bytes (`btf_name_by_offset`, empty when anonymous or bad).
+    /// Name of a type as raw bytes (`btf_name_by_offset` (kernel/bpf/btf.c), empty when
+    /// anonymous or bad).
     pub fn type_name(&self, t: &TypeRef<'_>) -> &[u8] {
         self.str_by_offset(t.name_off()).unwrap_or(&[])
     }
@@ -456,22 +459,22 @@ impl BtfData {
         b
     }
 
-    /// `btf_resolved_type_id`.
+    /// `btf_resolved_type_id` (kernel/bpf/btf.c).
     pub fn resolved_type_id(&self, id: u32) -> u32 {
         let b = self.level(id);
         let i = id.wrapping_sub(b.start_id) as usize;
         b.resolved_ids.get(i).copied().unwrap_or(0)
     }
 
-    /// `btf_resolved_type_size`.
+    /// `btf_resolved_type_size` (kernel/bpf/btf.c).
     pub fn resolved_type_size(&self, id: u32) -> u32 {
         let b = self.level(id);
         let i = id.wrapping_sub(b.start_id) as usize;
         b.resolved_sizes.get(i).copied().unwrap_or(0)
     }
 
-    /// `btf_type_skip_modifiers`: follows modifiers; returns the first other type and
-    /// its id. Bounded by the chain limit the loader enforces.
+    /// `btf_type_skip_modifiers` (kernel/bpf/btf.c): follows modifiers; returns the first
+    /// other type and its id. Bounded by the chain limit the loader enforces.
     pub fn skip_modifiers(&self, mut id: u32) -> (Option<TypeRef<'_>>, u32) {
         let mut t = self.type_by_id(id);
         let mut n = 0;
@@ -486,8 +489,8 @@ impl BtfData {
         (t, id)
     }
 
-    /// `btf_type_id_size`: the sized type behind `id` (following a resolved modifier or
-    /// VAR), its id and its size; `None` for a type without size.
+    /// `btf_type_id_size` (kernel/bpf/btf.c): the sized type behind `id` (following a resolved
+    /// modifier or VAR), its id and its size; `None` for a type without size.
     pub fn type_id_size(&self, id: u32) -> Option<(TypeRef<'_>, u32, u32)> {
         type_id_size_with(
             &self.view(),
@@ -504,7 +507,7 @@ impl BtfData {
     }
 }
 
-/// `btf_type_has_size`.
+/// `btf_type_has_size` (kernel/bpf/btf.c).
 pub fn has_size(k: BtfKind) -> bool {
     matches!(
         k,
@@ -518,7 +521,7 @@ pub fn has_size(k: BtfKind) -> bool {
     )
 }
 
-/// `btf_type_nosize`: void, FWD, FUNC, FUNC_PROTO, DECL_TAG.
+/// `btf_type_nosize` (kernel/bpf/btf.c): void, FWD, FUNC, FUNC_PROTO, DECL_TAG.
 pub fn nosize(t: &TypeRef<'_>) -> bool {
     t.is_void()
         || matches!(

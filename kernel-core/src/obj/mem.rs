@@ -215,7 +215,8 @@ impl BpfMemAlloc {
         })
     }
 
-    /// Makes the next `n` allocations fail (as `bpf_mem_alloc` can under load).
+    /// Makes the next `n` allocations fail (as `bpf_mem_alloc` (kernel/bpf/memalloc.c) can
+    /// under load).
     pub fn fail_next(&self, n: usize) {
         self.fail_next.store(n, Ordering::SeqCst);
     }
@@ -228,7 +229,7 @@ impl BpfMemAlloc {
         Some((off / STRIDE) as usize)
     }
 
-    /// `bpf_mem_alloc`: zeroed memory for an object of type `ty`.
+    /// `bpf_mem_alloc` (kernel/bpf/memalloc.c): zeroed memory for an object of type `ty`.
     pub fn alloc(&self, ty: &str, size: u32, percpu: bool) -> Option<u64> {
         if self
             .fail_next
@@ -302,12 +303,12 @@ impl BpfMemAlloc {
         }
     }
 
-    /// `bpf_mem_free`: the memory may be reused at once.
+    /// `bpf_mem_free` (kernel/bpf/memalloc.c): the memory may be reused at once.
     pub fn free(&self, addr: u64) {
         Self::free_locked(&mut self.inner.lock(), addr);
     }
 
-    /// `bpf_mem_free_rcu`: freed after an RCU grace period.
+    /// `bpf_mem_free_rcu` (kernel/bpf/memalloc.c): freed after an RCU grace period.
     pub fn free_rcu(this: &Arc<Self>, addr: u64) {
         let first = {
             let mut p = this.rcu_pending.lock();

@@ -59,12 +59,12 @@ impl BpfRuntime {
         })
     }
 
-    /// `migrate_disable`.
+    /// `migrate_disable` (kernel/sched/core.c).
     pub fn migrate_disable(&self) {
         self.migrate_disabled.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// `migrate_enable`.
+    /// `migrate_enable` (kernel/sched/core.c).
     pub fn migrate_enable(&self) {
         self.migrate_disabled.fetch_sub(1, Ordering::SeqCst);
     }
@@ -93,7 +93,8 @@ impl BpfRuntime {
         self.warns.lock().clone()
     }
 
-    /// A kernel object with one reference (what `bpf_task_acquire` and friends return).
+    /// A kernel object with one reference (what `bpf_task_acquire` (kernel/bpf/helpers.c) and
+    /// friends return).
     pub fn kernel_obj_new(&self, ty: &str) -> u64 {
         let n = self.kobj_next.fetch_add(1, Ordering::SeqCst) as u64;
         let addr = 0xffff_8880_0000_0000 + n * 0x1000;
@@ -107,7 +108,7 @@ impl BpfRuntime {
         addr
     }
 
-    /// Another reference on a kernel object (`bpf_task_acquire`).
+    /// Another reference on a kernel object (`bpf_task_acquire` (kernel/bpf/helpers.c)).
     pub fn kernel_obj_get(&self, addr: u64) -> bool {
         let mut g = self.kobjs.lock();
         match g.get_mut(&addr) {

@@ -41,13 +41,13 @@ impl Rcu {
         }
     }
 
-    /// `rcu_read_lock`.
+    /// `rcu_read_lock` (include/linux/rcupdate.h).
     pub fn read_lock(&self) -> RcuReadGuard<'_> {
         self.readers.fetch_add(1, Ordering::SeqCst);
         RcuReadGuard { rcu: self }
     }
 
-    /// `call_rcu`: runs `f` after a later grace period.
+    /// `call_rcu` (kernel/rcu/tree.c): runs `f` after a later grace period.
     pub fn call_rcu(&self, f: impl FnOnce() + Send + 'static) {
         self.pending.lock().push(Box::new(f));
     }
@@ -68,8 +68,8 @@ impl Rcu {
         }
     }
 
-    /// `synchronize_rcu`: waits for the readers present now to leave, then runs the
-    /// callbacks that were queued before the call. Must not be called from inside a
+    /// `synchronize_rcu` (kernel/rcu/tree.c): waits for the readers present now to leave, then
+    /// runs the callbacks that were queued before the call. Must not be called from inside a
     /// read-side section of the same domain (it would wait for itself, as in the kernel).
     pub fn synchronize_rcu(&self) {
         let batch: Vec<Callback> = core::mem::take(&mut *self.pending.lock());
@@ -77,8 +77,8 @@ impl Rcu {
         self.run(batch);
     }
 
-    /// `rcu_barrier`: waits until every callback queued so far, and every callback
-    /// those callbacks queue, has run.
+    /// `rcu_barrier` (kernel/rcu/tree.c): waits until every callback queued so far, and every
+    /// callback those callbacks queue, has run.
     pub fn rcu_barrier(&self) {
         loop {
             let batch: Vec<Callback> = core::mem::take(&mut *self.pending.lock());

@@ -20,7 +20,7 @@ pub struct SpinLockGuard<'a, T> {
 }
 
 impl<T> SpinLock<T> {
-    /// `spin_lock_init`.
+    /// `spin_lock_init` (include/linux/spinlock.h).
     pub fn new(v: T) -> Self {
         SpinLock {
             #[cfg(not(loom))]
@@ -30,7 +30,7 @@ impl<T> SpinLock<T> {
         }
     }
 
-    /// `spin_lock`.
+    /// `spin_lock` (include/linux/spinlock.h).
     pub fn lock(&self) -> SpinLockGuard<'_, T> {
         #[cfg(not(loom))]
         let inner = self.inner.lock();
