@@ -163,21 +163,26 @@ pub enum MemFault {
     Wild(u64),
 }
 
-enum Slot {
-    Live(Arc<Obj>),
-    Freed(Arc<Obj>),
-    /// Only between the two halves of a free, under the lock.
-    Vacant,
+/// One object the allocator handed out; a freed one stays, so later uses are seen.
+struct Slot {
+    obj: Arc<Obj>,
+    live: bool,
 }
 
 struct MemInner {
     slots: Vec<Slot>,
     types: HashMap<String, NameArc>,
     faults: Vec<MemFault>,
-    live: usize,
     frees: usize,
     /// (live objects, faults) acknowledged by [`BpfMemAlloc::acknowledge`].
     acked: (usize, usize),
+}
+
+impl MemInner {
+    /// Objects allocated and not freed.
+    fn live(&self) -> usize {
+        self.slots.len() - self.frees
+    }
 }
 
 /// Base of the addresses handed out; object `i` is at `BASE + i * 64`.
@@ -205,7 +210,6 @@ impl BpfMemAlloc {
                 slots: Vec::new(),
                 types: HashMap::new(),
                 faults: Vec::new(),
-                live: 0,
                 frees: 0,
                 acked: (0, 0),
             }),
@@ -254,8 +258,7 @@ impl BpfMemAlloc {
             info: ObjInfo { ty, size, percpu },
             mem,
         });
-        g.slots.push(Slot::Live(obj));
-        g.live += 1;
+        g.slots.push(Slot { obj, live: true });
         Some(addr)
     }
 
@@ -264,9 +267,9 @@ impl BpfMemAlloc {
     pub fn get(&self, addr: u64) -> Option<Arc<Obj>> {
         let mut g = self.inner.lock();
         let f = match Self::index(addr).and_then(|i| g.slots.get(i)) {
-            Some(Slot::Live(o)) => return Some(Arc::clone(o)),
-            Some(Slot::Freed(o)) => MemFault::UseAfterFree(addr, String::from(&*o.info.ty)),
-            Some(Slot::Vacant) | None => MemFault::Wild(addr),
+            Some(s) if s.live => return Some(Arc::clone(&s.obj)),
+            Some(s) => MemFault::UseAfterFree(addr, String::from(&*s.obj.info.ty)),
+            None => MemFault::Wild(addr),
         };
         g.faults.push(f);
         None
@@ -277,7 +280,7 @@ impl BpfMemAlloc {
         let g = self.inner.lock();
         matches!(
             Self::index(addr).and_then(|i| g.slots.get(i)),
-            Some(Slot::Live(_))
+            Some(Slot { live: true, .. })
         )
     }
 
@@ -286,17 +289,13 @@ impl BpfMemAlloc {
             g.faults.push(MemFault::Wild(addr));
             return;
         };
-        let fault = match &mut g.slots[i] {
-            s @ Slot::Live(_) => {
-                if let Slot::Live(o) = core::mem::replace(s, Slot::Vacant) {
-                    *s = Slot::Freed(o);
-                }
-                g.live -= 1;
-                g.frees += 1;
-                None
-            }
-            Slot::Freed(o) => Some(MemFault::DoubleFree(addr, String::from(&*o.info.ty))),
-            Slot::Vacant => None,
+        let s = &mut g.slots[i];
+        let fault = if s.live {
+            s.live = false;
+            g.frees += 1;
+            None
+        } else {
+            Some(MemFault::DoubleFree(addr, String::from(&*s.obj.info.ty)))
         };
         if let Some(f) = fault {
             g.faults.push(f);
@@ -330,15 +329,13 @@ impl BpfMemAlloc {
     /// Objects allocated and not freed.
     pub fn live(&self) -> Vec<(u64, ObjInfo)> {
         let g = self.inner.lock();
-        if g.live == 0 {
+        if g.live() == 0 {
             return Vec::new();
         }
         g.slots
             .iter()
-            .filter_map(|s| match s {
-                Slot::Live(o) => Some((o.addr, o.info.clone())),
-                Slot::Freed(_) | Slot::Vacant => None,
-            })
+            .filter(|s| s.live)
+            .map(|s| (s.obj.addr, s.obj.info.clone()))
             .collect()
     }
 
@@ -359,7 +356,7 @@ impl BpfMemAlloc {
     /// happens beyond them.
     pub fn acknowledge(&self) {
         let mut g = self.inner.lock();
-        g.acked = (g.live, g.faults.len());
+        g.acked = (g.live(), g.faults.len());
     }
 
     /// The RCU domain frees are deferred through.
@@ -372,7 +369,8 @@ impl Drop for BpfMemAlloc {
     fn drop(&mut self) {
         let g = self.inner.lock();
         let (acked_live, acked_faults) = g.acked;
-        let mut unexpected = [g.live.saturating_sub(acked_live), 0, 0, 0];
+        let live = g.live();
+        let mut unexpected = [live.saturating_sub(acked_live), 0, 0, 0];
         for f in g.faults.iter().skip(acked_faults) {
             let k = match f {
                 MemFault::DoubleFree(..) => 1,
@@ -385,7 +383,7 @@ impl Drop for BpfMemAlloc {
             g.slots.len(),
             g.frees,
             unexpected,
-            acked_live.min(g.live) + acked_faults.min(g.faults.len()),
+            acked_live.min(live) + acked_faults.min(g.faults.len()),
         );
     }
 }
