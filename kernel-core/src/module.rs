@@ -94,10 +94,21 @@ pub fn try_module_get(m: &Module) -> bool {
     }
 }
 
-/// `module_put`.
+/// `module_put` (kernel/module/main.c): `atomic_dec_if_positive`, WARN when the count
+/// was not positive (it is left unchanged, so an unloaded module's -1 stays).
 pub fn module_put(m: &Module) {
-    let old = m.refcnt.fetch_sub(1, Ordering::AcqRel);
-    if old <= 0 {
-        crate::sync::warn::warn("module_put: refcount underflow");
+    let mut cur = m.refcnt.load(Ordering::Acquire);
+    loop {
+        if cur <= 0 {
+            crate::sync::warn::warn("module_put: refcount underflow");
+            return;
+        }
+        match m
+            .refcnt
+            .compare_exchange_weak(cur, cur - 1, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => return,
+            Err(c) => cur = c,
+        }
     }
 }

@@ -54,6 +54,18 @@ fn the_tally_counts_what_each_allocator_leaked_and_misused() {
     assert_eq!(t3.uses_after_free - t2.uses_after_free, 0);
     assert_eq!(t3.acknowledged - t2.acknowledged, 3);
 
+    // Acknowledging is per object: an acknowledged leak freed later, and another
+    // object leaked instead, is one unexpected leak.
+    let m = BpfMemAlloc::new(Arc::clone(&rcu));
+    let a = m.alloc("node", 16, false).expect("alloc");
+    m.acknowledge();
+    m.free(a);
+    let _b = m.alloc("node", 16, false).expect("alloc");
+    drop(m);
+    let t3b = mem_tally();
+    assert_eq!(t3b.leaks - t3.leaks, 1);
+    assert_eq!(t3b.acknowledged - t3.acknowledged, 0);
+
     // An allocator never dropped (kept alive by a pending RCU callback of its own).
     let m = BpfMemAlloc::new(Arc::clone(&rcu));
     let a = m.alloc("node", 16, false).expect("alloc");

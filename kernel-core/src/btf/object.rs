@@ -257,14 +257,21 @@ impl Drop for BtfRef {
                 let idr2 = Arc::clone(&idr);
                 idr.rcu().call_rcu(move || {
                     let p = p;
+                    // The address is reported freed before anything is released, so a
+                    // holder of an unreferenced pointer that checks `is_freed` first
+                    // does not read what is being released.
+                    idr2.mark_freed(p.0.as_ptr() as usize);
                     // SAFETY: the count reached zero and the id was unpublished before
-                    // the grace period: this callback is the object's only owner.
+                    // the grace period, so no counted reference and no IDR lookup can
+                    // reach the object; unreferenced holders check `is_freed` (above)
+                    // before reading it. A lookup that raced the last put by taking a
+                    // reference on a zero count is the kernel bug the model reports
+                    // (refcount_t WARN), not a supported reader.
                     let mut b = unsafe { Box::from_raw(p.0.as_ptr()) };
                     // btf_free: what the object holds is released now (its struct-meta
                     // records' references, its base, its IDR link); its memory is kept
-                    // in the IDR's quarantine, so a holder of an unreferenced pointer
-                    // that reads it later reads memory the model still owns and the
-                    // IDR reports as freed.
+                    // in the IDR's quarantine, so a late reader reads memory the model
+                    // still owns and the IDR reports as freed.
                     b.release_contents();
                     idr2.quarantine(b);
                 });

@@ -91,15 +91,18 @@ impl BtfIdr {
         }
     }
 
-    /// Takes a freed object's memory: its address is reported freed from now on, and
-    /// the memory is returned when the IDR itself goes (so a late reader of an
-    /// unreferenced pointer is caught instead of reading returned memory).
-    pub(crate) fn quarantine(&self, b: alloc::boxed::Box<Btf>) {
-        let addr = &*b as *const Btf as usize;
-        let mut g = self.inner.lock();
-        g.freed.push(addr);
-        g.quarantine.push(b);
+    /// Reports `addr` as freed from now on: called before a freed object's contents
+    /// are released, so a reader that checks [`is_freed`](Self::is_freed) first never
+    /// reads contents being released.
+    pub(crate) fn mark_freed(&self, addr: usize) {
+        self.inner.lock().freed.push(addr);
         self.any_freed.store(true, crate::sync::Ordering::Release);
+    }
+
+    /// Takes a freed object's memory, returned when the IDR itself goes (so a late
+    /// reader of an unreferenced pointer is caught instead of reading returned memory).
+    pub(crate) fn quarantine(&self, b: alloc::boxed::Box<Btf>) {
+        self.inner.lock().quarantine.push(b);
     }
 
     /// True if a BTF published here has been freed at `addr`: a holder of an

@@ -514,9 +514,11 @@ pub fn map_check_btf(
     sem: &Semantics,
 ) -> KResult<()> {
     let d = btf.data();
-    if key_id != 0 {
+    // btf_type_id_size resolves typedefs and modifiers in place: the map type's own
+    // check sees the resolved key and value types.
+    let key_id = if key_id != 0 {
         match d.type_id_size(key_id) {
-            Some((_, _, size)) if size == map.key_size => {}
+            Some((_, id, size)) if size == map.key_size => id,
             _ => return Err(Errno::EINVAL),
         }
     } else if matches!(
@@ -524,7 +526,9 @@ pub fn map_check_btf(
         CheckBtfOp::None | CheckBtfOp::Hash
     ) {
         return Err(Errno::EINVAL);
-    }
+    } else {
+        0
+    };
     let value_id = match d.type_id_size(value_id) {
         Some((_, id, size)) if size == map.value_size => id,
         _ => return Err(Errno::EINVAL),

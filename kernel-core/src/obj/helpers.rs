@@ -11,6 +11,7 @@ use super::runtime::BpfRuntime;
 use crate::btf::{Btf, BtfRef};
 use crate::errno::{Errno, KResult};
 use crate::record::{BtfFieldType as F, BtfRecord, BtfStructMetas, KptrBtf};
+use crate::sync::refcount::REFCOUNT_SATURATED;
 use crate::sync::{Arc, Ordering};
 use crate::trace::{Event, emit};
 
@@ -46,9 +47,12 @@ pub(crate) fn kptr_btf<'a>(rt: &BpfRuntime, k: &'a KptrBtf) -> Option<&'a Btf> {
                 rt.warn("use after free: an unreferenced program BTF was freed");
                 return None;
             }
-            // SAFETY: the address is not on the IDR's freed list, and BTFs published
-            // there are freed only by an RCU callback that records the address first;
-            // the record's owner (a map holding `map->btf`) keeps it published.
+            // SAFETY: the address is not on the IDR's freed list; a published BTF is
+            // freed only by an RCU callback that marks the address freed before it
+            // releases anything, and its memory stays in the IDR's quarantine until
+            // the IDR goes. The record's owner (a map holding `map->btf`) keeps it
+            // published; a profile that drops that reference early (v6.4) is the
+            // kernel's use after free, reported on the next check.
             Some(unsafe { p.as_ref() })
         }
     }
@@ -149,13 +153,25 @@ pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, 
     free_obj(rt, &obj, percpu);
 }
 
-/// `refcount_dec_and_test` on a `bpf_refcount` inside an object; the count after.
+/// Saturates a `bpf_refcount` inside an object (`refcount_warn_saturate`, lib/refcount.c).
+fn refcount_saturate(rt: &BpfRuntime, mem: &Words, off: u32, msg: &'static str) {
+    rt.warn(msg);
+    let sat = REFCOUNT_SATURATED as u32;
+    while let Err(cur) = mem.cas_u32(off, mem.load_u32(off), sat) {
+        if cur == sat || mem.u32_at(off).is_none() {
+            break;
+        }
+    }
+}
+
+/// `refcount_dec_and_test` on a `bpf_refcount` inside an object; the count after (an
+/// underflow WARNs and saturates, so the object is never freed).
 fn refcount_dec(rt: &BpfRuntime, mem: &Words, off: u32) -> i32 {
     loop {
         let cur = mem.load_u32(off) as i32;
         if cur <= 0 {
-            rt.warn("refcount_t: underflow; use-after-free.");
-            return -1;
+            refcount_saturate(rt, mem, off, "refcount_t: underflow; use-after-free.");
+            return REFCOUNT_SATURATED;
         }
         if mem.cas_u32(off, cur as u32, (cur - 1) as u32).is_ok() {
             return cur - 1;
@@ -191,17 +207,27 @@ pub fn bpf_refcount_acquire_impl(
             if rt.sem.refcount_acquire_not_zero {
                 return None;
             }
-            rt.warn("refcount_t: addition on 0; use-after-free.");
-            let _ = obj.mem.cas_u32(off, 0, (i32::MIN / 2) as u32);
+            refcount_saturate(
+                rt,
+                &obj.mem,
+                off,
+                "refcount_t: addition on 0; use-after-free.",
+            );
+            return Some(addr);
+        }
+        if cur < 0 || cur == i32::MAX {
+            refcount_saturate(rt, &obj.mem, off, "refcount_t: saturated; leaking memory.");
             return Some(addr);
         }
         if obj.mem.cas_u32(off, cur as u32, (cur + 1) as u32).is_ok() {
-            let what = format!("refcount {}", obj.info.ty);
-            emit(Event::Ref {
-                what: &what,
-                addr,
-                now: cur + 1,
-            });
+            if crate::trace::enabled() {
+                let what = format!("refcount {}", obj.info.ty);
+                emit(Event::Ref {
+                    what: &what,
+                    addr,
+                    now: cur + 1,
+                });
+            }
             return Some(addr);
         }
     }

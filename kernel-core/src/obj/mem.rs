@@ -174,8 +174,9 @@ struct MemInner {
     types: HashMap<String, NameArc>,
     faults: Vec<MemFault>,
     frees: usize,
-    /// (live objects, faults) acknowledged by [`BpfMemAlloc::acknowledge`].
-    acked: (usize, usize),
+    /// The slab indexes of the objects live, and the number of faults seen, when
+    /// [`BpfMemAlloc::acknowledge`] was called.
+    acked: (Vec<usize>, usize),
 }
 
 impl MemInner {
@@ -192,8 +193,9 @@ const STRIDE: u64 = 64;
 /// The BPF allocator model (`bpf_mem_alloc`/`bpf_mem_free`/`bpf_mem_free_rcu`, the
 /// global and per-CPU caches), with accounting. Objects live in a slab indexed by
 /// address; freed addresses are never reused, so every later use is seen.
-/// `bpf_mem_free_rcu` batches: the objects freed before a grace period ends are
-/// reclaimed together when it does.
+/// `bpf_mem_free_rcu` batches: a batch closes a grace period after its first object
+/// and is reclaimed a full grace period after it closes, so no object is reclaimed
+/// before every reader that could have seen it has left.
 pub struct BpfMemAlloc {
     inner: SpinLock<MemInner>,
     rcu: Arc<Rcu>,
@@ -211,7 +213,7 @@ impl BpfMemAlloc {
                 types: HashMap::new(),
                 faults: Vec::new(),
                 frees: 0,
-                acked: (0, 0),
+                acked: (Vec::new(), 0),
             }),
             rcu,
             fail_next: AtomicUsize::new(0),
@@ -317,11 +319,18 @@ impl BpfMemAlloc {
         if first {
             let me = Arc::clone(this);
             this.rcu.call_rcu(move || {
+                // The batch closes here, after a grace period. Objects freed after that
+                // grace period began are in it too, so the whole batch waits for one
+                // more full grace period (do_call_rcu_ttrace moves the list to
+                // waiting_for_gp when it queues the callback).
                 let batch = core::mem::take(&mut *me.rcu_pending.lock());
-                let mut g = me.inner.lock();
-                for a in batch {
-                    Self::free_locked(&mut g, a);
-                }
+                let me2 = Arc::clone(&me);
+                me.rcu.call_rcu(move || {
+                    let mut g = me2.inner.lock();
+                    for a in batch {
+                        Self::free_locked(&mut g, a);
+                    }
+                });
             });
         }
     }
@@ -356,7 +365,8 @@ impl BpfMemAlloc {
     /// happens beyond them.
     pub fn acknowledge(&self) {
         let mut g = self.inner.lock();
-        g.acked = (g.live(), g.faults.len());
+        let live: Vec<usize> = (0..g.slots.len()).filter(|&i| g.slots[i].live).collect();
+        g.acked = (live, g.faults.len());
     }
 
     /// The RCU domain frees are deferred through.
@@ -368,9 +378,12 @@ impl BpfMemAlloc {
 impl Drop for BpfMemAlloc {
     fn drop(&mut self) {
         let g = self.inner.lock();
-        let (acked_live, acked_faults) = g.acked;
+        let (acked_live, acked_faults) = (&g.acked.0, g.acked.1);
+        // Objects acknowledged as leaked and still live are expected; any other live
+        // object is a leak, even when an acknowledged one was freed meanwhile.
+        let expected = acked_live.iter().filter(|&&i| g.slots[i].live).count();
         let live = g.live();
-        let mut unexpected = [live.saturating_sub(acked_live), 0, 0, 0];
+        let mut unexpected = [live - expected, 0, 0, 0];
         for f in g.faults.iter().skip(acked_faults) {
             let k = match f {
                 MemFault::DoubleFree(..) => 1,
@@ -383,7 +396,7 @@ impl Drop for BpfMemAlloc {
             g.slots.len(),
             g.frees,
             unexpected,
-            acked_live.min(live) + acked_faults.min(g.faults.len()),
+            expected + acked_faults.min(g.faults.len()),
         );
     }
 }

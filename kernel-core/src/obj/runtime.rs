@@ -141,7 +141,10 @@ impl BpfRuntime {
                     now,
                 });
             }
-            _ => self.warn("kptr destructor on a released kernel object"),
+            _ => {
+                drop(g);
+                self.warn("kptr destructor on a released kernel object");
+            }
         }
     }
 

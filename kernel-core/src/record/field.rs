@@ -170,7 +170,9 @@ pub enum KptrBtf {
     Borrowed(NonNull<Btf>),
 }
 
-// SAFETY: the pointer is used for identity only (never dereferenced by the model).
+// SAFETY: the pointer is read only through `obj::helpers::kptr_btf`, which checks the
+// IDR's freed list first; a published BTF's memory is kept (quarantined) until the IDR
+// itself goes, so sharing the pointer across threads never exposes returned memory.
 unsafe impl Send for KptrBtf {}
 // SAFETY: see `Send`.
 unsafe impl Sync for KptrBtf {}

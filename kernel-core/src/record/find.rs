@@ -165,7 +165,7 @@ impl Walk<'_> {
             (F::LIST_NODE, false),
             (F::RB_ROOT, false),
             (F::RB_NODE, false),
-            (F::REFCOUNT, true),
+            (F::REFCOUNT, false),
         ];
         for (ty, unique) in table {
             if !self.mask.intersects(ty) || ty.struct_name().map(str::as_bytes) != Some(n) {
@@ -256,7 +256,7 @@ impl Walk<'_> {
             if expected != 0 && expected != sz.wrapping_mul(nelems) {
                 return Ok(0);
             }
-            return self.nested_struct(&vt, off, nelems, seen, infos, level);
+            return self.nested_struct(&vt, off, nelems, infos, level);
         }
         if ty.0 == 0 {
             return Ok(0);
@@ -331,7 +331,6 @@ impl Walk<'_> {
         t: &TypeRef<'_>,
         off: u32,
         nelems: u32,
-        seen: &mut u32,
         infos: &mut Vec<FieldInfo>,
         level: u32,
     ) -> KResult<usize> {
@@ -340,7 +339,7 @@ impl Walk<'_> {
             return Err(Errno::E2BIG);
         }
         let base = infos.len();
-        let ret = self.struct_field(t, seen, infos, level)?;
+        let ret = self.struct_field(t, infos, level)?;
         if ret == 0 {
             return Ok(0);
         }
@@ -354,14 +353,15 @@ impl Walk<'_> {
         Ok(ret)
     }
 
-    /// `btf_find_struct_field`.
+    /// `btf_find_struct_field`: unique field types are unique per struct (its own
+    /// `seen_mask`; a nested struct starts afresh).
     fn struct_field(
         &self,
         t: &TypeRef<'_>,
-        seen: &mut u32,
         infos: &mut Vec<FieldInfo>,
         level: u32,
     ) -> KResult<usize> {
+        let mut seen = 0u32;
         let mut n = 0;
         for (i, m) in t.members().enumerate() {
             let mt = self.d.type_by_id(m.type_id);
@@ -374,18 +374,14 @@ impl Walk<'_> {
             } else {
                 bits
             };
-            n += self.field_one(t, mt, i as i32, off, 0, seen, infos, level)?;
+            n += self.field_one(t, mt, i as i32, off, 0, &mut seen, infos, level)?;
         }
         Ok(n)
     }
 
-    /// `btf_find_datasec_var`.
-    fn datasec_var(
-        &self,
-        t: &TypeRef<'_>,
-        seen: &mut u32,
-        infos: &mut Vec<FieldInfo>,
-    ) -> KResult<usize> {
+    /// `btf_find_datasec_var` (its own `seen_mask`).
+    fn datasec_var(&self, t: &TypeRef<'_>, infos: &mut Vec<FieldInfo>) -> KResult<usize> {
+        let mut seen = 0u32;
         let mut n = 0;
         for i in 0..t.vlen() {
             let vsi = t.var_secinfo(i);
@@ -398,7 +394,7 @@ impl Walk<'_> {
             } else {
                 vsi.offset * 8
             };
-            n += self.field_one(&var, vt, -1, off, vsi.size, seen, infos, 0)?;
+            n += self.field_one(&var, vt, -1, off, vsi.size, &mut seen, infos, 0)?;
         }
         Ok(n)
     }
@@ -420,12 +416,11 @@ pub fn btf_find_field(
         sem: *sem,
         cap: sem.btf_fields_max(),
     };
-    let mut seen = 0u32;
     let mut infos = Vec::with_capacity(w.cap);
     if t.is_struct_only() {
-        w.struct_field(t, &mut seen, &mut infos, 0)?;
+        w.struct_field(t, &mut infos, 0)?;
     } else if t.kind() == BtfKind::Datasec {
-        w.datasec_var(t, &mut seen, &mut infos)?;
+        w.datasec_var(t, &mut infos)?;
     } else {
         return Err(Errno::EINVAL);
     }

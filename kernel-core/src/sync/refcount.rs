@@ -77,6 +77,7 @@ impl Refcount {
     pub fn dec_and_test(&self) -> bool {
         let old = self.0.fetch_sub(1, Ordering::Release);
         if old == 1 {
+            #[cfg(not(loom))]
             core::sync::atomic::fence(Ordering::Acquire);
             #[cfg(loom)]
             loom::sync::atomic::fence(Ordering::Acquire);
@@ -86,13 +87,6 @@ impl Refcount {
             self.saturate("refcount_t: underflow; use-after-free.");
         }
         false
-    }
-
-    /// `refcount_dec`: a decrement that must not be the last one (WARNs if it is).
-    pub fn dec(&self) {
-        if self.dec_and_test() {
-            warn("refcount_t: decrement hit 0; leaking memory.");
-        }
     }
 }
 

@@ -1,0 +1,136 @@
+//! Map keys described through typedefs and modifiers: `map_check_btf` resolves the key
+//! type (`btf_type_id_size`) before the map type's own check sees it, so an ARRAY map
+//! keyed by `typedef unsigned int __u32` is accepted. The running kernel decides.
+//!
+//! Also the per-struct uniqueness of `btf_find_struct_field` (each struct, nested ones
+//! included, has its own `seen_mask`; `bpf_refcount` is not unique): those layouts fire
+//! a kernel WARN, so only the model is asked, against the kernel source's rules.
+
+use std::os::fd::AsFd;
+
+use kernel_core::Semantics;
+use kernel_core::btf::builder::BtfBuilder;
+use kernel_core::btf::uapi::*;
+use kernel_core::map::{BPF_MAP_TYPE_ARRAY, MapAttr, map_create};
+use kernel_core::record::{BtfFieldType as F, bpf_btf_load, btf_parse_fields};
+use shim_std::kernel_btf::load_kernel_btfs;
+use shim_std::oracle;
+
+#[test]
+fn typedef_and_const_keys_resolve_as_the_kernel_does() {
+    if kptr_tests::kernel_skip("map key types") {
+        return;
+    }
+    let sem = Semantics::V6_18;
+    let (kernel, _) = load_kernel_btfs(None, false, sem).expect("kernel BTF");
+    let mut b = BtfBuilder::new();
+    let uint = b.int("unsigned int", 4, 0, 32);
+    let u32t = b.typedef("__u32", uint);
+    let cst = b.const_(uint);
+    let td2 = b.typedef("key_t", u32t);
+    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
+    let blob = b.build();
+    let fd = oracle::btf_load_fd(&blob).expect("the kernel loads the blob");
+    let (btf, _) = bpf_btf_load(&kernel, &blob, 0, &sem).expect("the model loads it");
+    let mut compared = 0;
+    let mut accepted_through_typedef = false;
+    for map_type in [BPF_MAP_TYPE_ARRAY, 1 /* HASH */] {
+        for (what, key) in [
+            ("int", uint),
+            ("typedef", u32t),
+            ("const", cst),
+            ("typedef of typedef", td2),
+            ("long", long),
+        ] {
+            let key_size = if key == long { 8 } else { 4 };
+            let kr = oracle::map_create(&oracle::MapCreate {
+                map_type,
+                key_size,
+                value_size: 4,
+                max_entries: 1,
+                map_flags: 0,
+                btf_fd: Some(fd.as_fd()),
+                btf_key_type_id: key,
+                btf_value_type_id: uint,
+                name: "keys",
+            })
+            .err();
+            let attr = MapAttr {
+                map_type,
+                key_size,
+                value_size: 4,
+                max_entries: 1,
+                map_flags: 0,
+                btf: Some(&btf),
+                btf_key_type_id: key,
+                btf_value_type_id: uint,
+                name: "keys",
+            };
+            let mr = map_create(&kernel, &attr, &sem).err().map(|e| e.raw());
+            assert_eq!(kr, mr, "map type {map_type}, key {what}");
+            compared += 1;
+            if map_type == BPF_MAP_TYPE_ARRAY && key == td2 && kr.is_none() {
+                accepted_through_typedef = true;
+            }
+        }
+    }
+    assert_eq!(compared, 10);
+    assert!(
+        accepted_through_typedef,
+        "the kernel accepts an ARRAY key behind two typedefs"
+    );
+}
+
+fn kernel(sem: Semantics) -> std::sync::Arc<kernel_core::btf::KernelBtfs> {
+    let (k, _) = load_kernel_btfs(None, false, sem).expect("kernel BTF");
+    std::sync::Arc::new(k)
+}
+
+/// The record of the one struct `build` adds after `bpf_spin_lock` and `bpf_refcount`,
+/// or the errno of the BTF load (struct metas parse the same fields).
+fn record_of(
+    sem: Semantics,
+    k: &kernel_core::btf::KernelBtfs,
+    build: impl Fn(&mut BtfBuilder, u32, u32) -> u32,
+) -> Result<usize, kernel_core::Errno> {
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+    let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
+    let rc = b.struct_("bpf_refcount", 4, &[("v", int, 0)]);
+    let id = build(&mut b, lock, rc);
+    let (btf, _) = bpf_btf_load(k, &b.build(), 0, &sem).map_err(|e| e.errno)?;
+    btf_parse_fields(&btf, k, id, F::SPIN_LOCK.or(F::REFCOUNT), 8, &sem)
+        .map(|r| r.map_or(0, |r| r.fields.len()))
+}
+
+#[test]
+fn unique_fields_are_unique_per_struct_and_bpf_refcount_is_not_unique() {
+    for sem in [Semantics::V6_4, Semantics::V6_18] {
+        let k = kernel(sem);
+        // Two locks in one struct: -E2BIG in every profile.
+        let flat = record_of(sem, &k, |b, lock, _| {
+            b.struct_("flat", 8, &[("a", lock, 0), ("b", lock, 32)])
+        });
+        assert_eq!(flat, Err(kernel_core::Errno::E2BIG), "{}", sem.name);
+        // Two bpf_refcount: found; the kernel WARNs in btf_parse_fields and keeps
+        // the second offset.
+        let warns = kernel_core::sync::warn::warn_count();
+        let rcs = record_of(sem, &k, |b, _, rc| {
+            b.struct_("rcs", 8, &[("a", rc, 0), ("b", rc, 32)])
+        });
+        assert_eq!(rcs, Ok(2), "{}", sem.name);
+        assert!(
+            kernel_core::sync::warn::warn_count() > warns,
+            "{}",
+            sem.name
+        );
+        // A lock in a nested struct: the nested struct has its own seen_mask (v6.10+
+        // walks nested structs; before, the nested lock is not seen at all).
+        let nested = record_of(sem, &k, |b, lock, _| {
+            let inner = b.struct_("inner", 4, &[("l", lock, 0)]);
+            b.struct_("nested", 8, &[("l", lock, 0), ("n", inner, 32)])
+        });
+        let expect = if sem.nested_fields { 2 } else { 1 };
+        assert_eq!(nested, Ok(expect), "{}", sem.name);
+    }
+}
