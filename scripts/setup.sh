@@ -3,6 +3,12 @@
 # llvm-19 (to rebuild the BPF fixtures), libbpf-dev (the benchmark peer), bpftool (the
 # type-dump comparison), pkg-config. Idempotent; installs only what is missing.
 set -euo pipefail
+for tool in cargo cc; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    echo "setup: '$tool' is missing; install the Rust toolchain of rust-toolchain.toml and a C compiler" >&2
+    exit 1
+  }
+done
 need=()
 for p in clang-19 llvm-19 libbpf-dev bpftool pkg-config; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")

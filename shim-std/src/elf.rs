@@ -150,6 +150,11 @@ fn finalize(
         if btf_info_kind(info) != BtfKind::Datasec as u8 {
             continue;
         }
+        // The variables must end inside the type section: past it they would be
+        // the string section, which the fix-up must not write.
+        if t + 12 + 12 * btf_info_vlen(info) as usize > tend {
+            return Err(bad());
+        }
         let sec = name(rd32(btf, t).ok_or_else(bad)?);
         let size = match sizes.get(&sec) {
             Some(s) => *s as u32,

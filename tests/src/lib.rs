@@ -10,16 +10,16 @@ pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
-/// Compiled BPF objects, sorted by name.
+/// Compiled BPF objects, sorted by name; a missing or empty `obj/` fails the test.
 pub fn fixture_objects() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures_dir().join("obj"))
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "o"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let dir = fixtures_dir().join("obj");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "o"))
+        .collect();
+    assert!(!v.is_empty(), "no fixture objects in {}", dir.display());
     v.sort();
     v
 }

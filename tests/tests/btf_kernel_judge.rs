@@ -10,9 +10,13 @@ use shim_std::oracle;
 #[test]
 fn corpus_is_large_enough() {
     let blobs = blobs();
-    assert!(blobs.len() >= 40, "only {} blobs", blobs.len());
+    assert!(blobs.len() >= 95, "only {} blobs", blobs.len());
     let valid = blobs.iter().filter(|b| b.name.starts_with("valid")).count();
-    assert!(valid >= 5 && blobs.len() - valid >= 35);
+    assert!(
+        valid >= 8 && blobs.len() - valid >= 85,
+        "{valid} valid of {}",
+        blobs.len()
+    );
 }
 
 #[test]

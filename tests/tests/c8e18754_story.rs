@@ -240,7 +240,12 @@ fn module_kptr_holds_module_and_its_btf() {
         kp.dtor,
         KptrDtor::Kfunc {
             name: "mod_obj_release_dtor".into(),
-            btf_id: kp_dtor_id(kp)
+            btf_id: kernel_core::btf::btf_find_by_name_kind(
+                &mbtf,
+                "mod_obj_release_dtor",
+                kernel_core::btf::BtfKind::Func as u8
+            )
+            .expect("the destructor FUNC in the module BTF")
         }
     );
     assert_eq!((mbtf.refcount(), m.refcount()), (base + 2, 2));
@@ -252,13 +257,6 @@ fn module_kptr_holds_module_and_its_btf() {
     k.idr().rcu().rcu_barrier();
     assert_eq!((mbtf.refcount(), m.refcount()), (base, 0), "all returned");
     assert!(m.try_unload().is_ok());
-}
-
-fn kp_dtor_id(kp: &kernel_core::record::BtfFieldKptr) -> u32 {
-    match &kp.dtor {
-        KptrDtor::Kfunc { btf_id, .. } => *btf_id,
-        _ => 0,
-    }
 }
 
 #[test]

@@ -159,9 +159,13 @@ fn every_field_is_released_once_and_a_second_teardown_frees_nothing() {
     rt.rcu.rcu_barrier();
     assert!(rt.mem.live().is_empty(), "left: {:?}", rt.mem.live());
     assert!(rt.mem.faults().is_empty());
+    let tobj = rt
+        .kernel_objs()
+        .into_iter()
+        .find(|(a, _)| *a == task)
+        .expect("the task object");
     assert_eq!(
-        rt.kernel_objs()[0].1.refcnt,
-        1,
+        tobj.1.refcnt, 1,
         "the dtor dropped the map's task reference"
     );
     for off in [8, 24, 32, 40, 48] {
@@ -182,7 +186,6 @@ fn every_field_is_released_once_and_a_second_teardown_frees_nothing() {
         "{:?}",
         rt.warnings()
     );
-    let _ = task;
 }
 
 #[test]
@@ -194,13 +197,10 @@ fn update_drops_the_stashed_objects_of_the_overwritten_value() {
         let m = map(&k, &p, ty, flags, &sem);
         m.update(&rt, &0u32.to_ne_bytes(), &[0u8; 64], 0)
             .expect("insert");
-        let v: Words;
         let slot_value = match ty {
             2 => m.array_value(0, 0).expect("value"),
             _ => {
                 let e = m.htab_lookup(&0u32.to_ne_bytes()).expect("elem");
-                v = Words::new(1);
-                let _ = &v;
                 let n = bpf_obj_new_impl(&rt, &p.btf, p.node_id).expect("node");
                 bpf_kptr_xchg(&e.values[0], 40, n).expect("stash");
                 m.update(&rt, &0u32.to_ne_bytes(), &[0xffu8; 64], 0)
@@ -272,7 +272,11 @@ fn refcount_acquire_on_a_dying_object_differs_by_profile() {
         // under v6.6+ it waits for a grace period, so an RCU reader still sees it.
         let obj = rt.mem.get(n).expect("live");
         let off = rec.expect("rec").refcount_off as u32;
-        let _ = obj.mem.cas_u32(off, 1, 0);
+        assert_eq!(
+            obj.mem.cas_u32(off, 1, 0),
+            Ok(1),
+            "the object held one reference"
+        );
         let got = bpf_refcount_acquire_impl(&rt, n, rec);
         assert_eq!(got.is_some(), expect_some, "{}", sem.name);
         if got.is_some() {
@@ -290,7 +294,11 @@ fn refcount_acquire_on_a_dying_object_differs_by_profile() {
             continue;
         }
         // v6.6+: the owner's drop completes; the object is freed after the grace period.
-        let _ = obj.mem.cas_u32(off, 0, 1);
+        assert_eq!(
+            obj.mem.cas_u32(off, 0, 1),
+            Ok(0),
+            "the dying object is at 0"
+        );
         drop(obj);
         rt.migrate_disable();
         __bpf_obj_drop_impl(&rt, n, rec, false);

@@ -241,8 +241,13 @@ pub fn bpf_kptr_xchg(mem: &Words, off: u32, new: u64) -> KResult<u64> {
     Ok(old)
 }
 
-/// `bpf_spin_lock` on the lock word of a value.
+/// `bpf_spin_lock` on the lock word of a value (a lock word outside the value WARNs
+/// instead of spinning forever).
 pub fn bpf_spin_lock(mem: &Words, off: u32) {
+    if mem.u32_at(off).is_none() {
+        crate::sync::warn::warn("bpf_spin_lock: lock outside the value");
+        return;
+    }
     while mem.cas_u32(off, 0, 1).is_err() {
         crate::sync::cpu_relax();
     }

@@ -58,7 +58,7 @@ impl Words {
     /// The 8-byte slot at `off` (a kptr, a timer's pointer word); `off` must be
     /// 8-aligned and in range.
     pub fn slot(&self, off: u32) -> Option<&AtomicU64> {
-        if !off.is_multiple_of(8) || off + 8 > self.size.div_ceil(8) * 8 {
+        if !off.is_multiple_of(8) || off as u64 + 8 > (self.size as u64).div_ceil(8) * 8 {
             return None;
         }
         self.words().get(off as usize / 8)
@@ -87,7 +87,7 @@ impl Words {
 
     /// The 4-byte word at `off` (4-aligned): the atomic word and the shift.
     pub fn u32_at(&self, off: u32) -> Option<(&AtomicU64, u32)> {
-        if !off.is_multiple_of(4) || off + 4 > self.size {
+        if !off.is_multiple_of(4) || off as u64 + 4 > self.size as u64 {
             return None;
         }
         Some((&self.words()[off as usize / 8], (off % 8) * 8))
@@ -121,7 +121,7 @@ impl Words {
 
     /// Zeroes bytes `[off, off + len)`.
     pub fn zero(&self, off: u32, len: u32) {
-        for i in off..(off + len).min(self.size) {
+        for i in off..off.saturating_add(len).min(self.size) {
             self.set_byte(i, 0);
         }
     }
