@@ -200,6 +200,18 @@ pub struct KernelBtfs {
     dtors: SpinLock<Vec<DtorKfunc>>,
 }
 
+impl Drop for KernelBtfs {
+    /// The kernel goes: its BTFs are put, then the RCU callbacks that free them run, so
+    /// nothing stays queued (the queue would otherwise keep the IDR, and with it every
+    /// freed BTF, alive).
+    fn drop(&mut self) {
+        drop(core::mem::take(&mut *self.dtors.lock()));
+        drop(core::mem::take(&mut *self.modules.lock()));
+        drop(self.vmlinux.take());
+        self.idr.rcu().rcu_barrier();
+    }
+}
+
 impl KernelBtfs {
     /// A kernel with the given vmlinux BTF (`None` models a kernel without
     /// CONFIG_DEBUG_INFO_BTF). vmlinux is published first, as at boot.

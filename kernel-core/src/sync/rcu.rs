@@ -68,9 +68,11 @@ impl Rcu {
         }
     }
 
-    /// `synchronize_rcu` (kernel/rcu/tree.c): waits for the readers present now to leave, then
-    /// runs the callbacks that were queued before the call. Must not be called from inside a
-    /// read-side section of the same domain (it would wait for itself, as in the kernel).
+    /// `synchronize_rcu` (kernel/rcu/tree.c): waits until no reader is inside a read-side
+    /// section, then runs the callbacks that were queued before the call. This waits
+    /// longer than the kernel, which waits only for the readers present at the call:
+    /// readers arriving meanwhile are waited for too (never shorter, so never unsafe).
+    /// Must not be called from inside a read-side section of the same domain.
     pub fn synchronize_rcu(&self) {
         let batch: Vec<Callback> = core::mem::take(&mut *self.pending.lock());
         self.wait_for_readers();
