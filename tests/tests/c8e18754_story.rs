@@ -186,6 +186,43 @@ fn kernel_with_module(sem: &Semantics) -> (KernelBtfs, Arc<Module>) {
     (k, m)
 }
 
+/// btf_check_dtor_kfuncs: the destructor's one argument must be a PTR itself; a
+/// pointer behind a typedef, two arguments, or a return value are -EINVAL.
+#[test]
+fn destructor_prototypes_are_checked_as_the_kernel_does() {
+    let sem = Semantics::V6_18;
+    let k = kernel(&sem);
+    let vm = k.vmlinux().expect("vmlinux");
+    let mut b = BtfBuilder::new_split(vm.data().nr_types(), vm.data().header().str_len);
+    b.struct_("mod_obj", 8, &[("x", 1, 0)]);
+    let p = b.ptr(0);
+    let td = b.typedef("mod_ptr_t", p);
+    let good = b.func_proto(0, &[("p", p)]);
+    let via_typedef = b.func_proto(0, &[("p", td)]);
+    let two = b.func_proto(0, &[("p", p), ("q", p)]);
+    let returns = b.func_proto(1, &[("p", p)]);
+    b.func("good_dtor", good, 1);
+    b.func("typedef_dtor", via_typedef, 1);
+    b.func("two_dtor", two, 1);
+    b.func("ret_dtor", returns, 1);
+    let mb = btf_parse_module("dtormod", &b.build(), vm, true, sem).expect("module BTF");
+    k.add_module(mb, Module::new("dtormod")).expect("add");
+    let mbtf = k.modules().pop().expect("module btf");
+    for (f, want) in [
+        ("typedef_dtor", Err(Errno::EINVAL)),
+        ("two_dtor", Err(Errno::EINVAL)),
+        ("ret_dtor", Err(Errno::EINVAL)),
+        ("no_such_dtor", Err(Errno::ENOENT)),
+        ("good_dtor", Ok(())),
+    ] {
+        assert_eq!(
+            k.register_btf_id_dtor_kfuncs(&mbtf, &[("mod_obj", f)]),
+            want,
+            "{f}"
+        );
+    }
+}
+
 fn prog_with_module_kptr() -> (Vec<u8>, u32) {
     let mut b = BtfBuilder::new();
     let int = b.int("int", 4, BTF_INT_SIGNED, 32);

@@ -314,7 +314,8 @@ impl KernelBtfs {
 
     /// `register_btf_id_dtor_kfuncs`: registers destructors on `owner` by name (the
     /// kernel resolves the names at build time with `BTF_ID`). Each destructor must be
-    /// a FUNC returning void with one pointer argument (-EINVAL); a name missing from
+    /// a FUNC returning void with one argument whose type is a PTR itself, not behind a
+    /// typedef or modifier (btf_check_dtor_kfuncs, kernel/bpf/btf.c; -EINVAL); a name missing from
     /// the BTF is -ENOENT; 256 or more at once is -E2BIG.
     pub fn register_btf_id_dtor_kfuncs(
         &self,
@@ -330,13 +331,13 @@ impl KernelBtfs {
             let tid = btf_find_by_name_kind(owner, ty, BtfKind::Struct as u8)?;
             let fid = btf_find_by_name_kind(owner, func, BtfKind::Func as u8)?;
             let f = d.type_by_id(fid).ok_or(Errno::ENOENT)?;
+            // btf_check_dtor_kfuncs: 'void func(type *)', the argument a PTR itself.
             let proto = d.type_by_id(f.type_id()).ok_or(Errno::EINVAL)?;
+            if proto.kind() != BtfKind::FuncProto || proto.type_id() != 0 || proto.vlen() != 1 {
+                return Err(Errno::EINVAL);
+            }
             let (_, arg) = proto.param(0);
-            let arg_ok = proto.vlen() == 1
-                && d.skip_modifiers(arg)
-                    .0
-                    .is_some_and(|a| a.kind() == BtfKind::Ptr);
-            if proto.kind() != BtfKind::FuncProto || proto.type_id() != 0 || !arg_ok {
+            if !d.type_by_id(arg).is_some_and(|a| a.kind() == BtfKind::Ptr) {
                 return Err(Errno::EINVAL);
             }
             add.push(DtorKfunc {
