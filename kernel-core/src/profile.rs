@@ -43,6 +43,11 @@ pub struct Semantics {
     pub task_work: bool,
     /// `btf_find_kptr` ignores TYPE_TAGs with kind_flag (attributes), v6.14+.
     pub kptr_skips_attr_tags: bool,
+    /// The kptr tag names after 03b77e17aeb2 "bpf: Rename __kptr_ref -> __kptr and
+    /// __kptr -> __kptr_untrusted" (v6.4, before c8e18754): `kptr` is referenced and
+    /// `kptr_untrusted` unreferenced. Before it (v6.3), `kptr` is unreferenced and
+    /// `kptr_ref` referenced.
+    pub kptr_untrusted_tag: bool,
     /// Ownership between local types is bounded by depth (`btf_check_ownership_depth`,
     /// `BTF_MAX_OWNERSHIP_DEPTH` 8, kptrs count as edges) instead of the older rule that
     /// a type both owning and owned may own only pure nodes (-ELOOP). Found in a
@@ -89,6 +94,7 @@ impl Semantics {
         res_spin_lock: false,
         task_work: false,
         kptr_skips_attr_tags: false,
+        kptr_untrusted_tag: false,
         ownership_depth: false,
         free_fields_null_check: false,
         free_fields_migrate_disable: false,
@@ -101,6 +107,7 @@ impl Semantics {
     /// c8e18754 "bpf: Support __kptr to local kptrs" as merged.
     pub const C8E18754: Semantics = Semantics {
         name: "c8e18754",
+        kptr_untrusted_tag: true,
         local_kptr: true,
         local_kptr_holds_btf: true,
         local_kptr_dtor_obj_drop: true,

@@ -186,6 +186,33 @@ fn kernel_with_module(sem: &Semantics) -> (KernelBtfs, Arc<Module>) {
     (k, m)
 }
 
+/// The kptr tag names: v6.3 knows `kptr` (unreferenced) and `kptr_ref`; from the
+/// rename before c8e18754, `kptr` is referenced and `kptr_untrusted` unreferenced.
+#[test]
+fn kptr_tag_names_per_profile() {
+    use kernel_core::record::{BtfFieldType as F, btf_find_field};
+    let field = |tag: &str, sem: Semantics| {
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+        let obj = b.struct_("task_struct", 8, &[("x", int, 0)]);
+        let t = b.type_tag(tag, obj);
+        let p = b.ptr(t);
+        let v = b.struct_("val", 8, &[("p", p, 0)]);
+        let btf = kernel_core::btf::btf_parse(&b.build(), 0, sem).expect("parses");
+        let d = btf.data();
+        let vt = d.type_by_id(v).expect("val");
+        btf_find_field(d, &vt, F::KPTR, &sem).map(|f| f.iter().map(|i| i.ty).collect::<Vec<_>>())
+    };
+    let old = Semantics::V6_3;
+    let new = Semantics::C8E18754;
+    assert_eq!(field("kptr", old), Ok(vec![F::KPTR_UNREF]));
+    assert_eq!(field("kptr_ref", old), Ok(vec![F::KPTR_REF]));
+    assert_eq!(field("kptr_untrusted", old), Err(Errno::EINVAL));
+    assert_eq!(field("kptr", new), Ok(vec![F::KPTR_REF]));
+    assert_eq!(field("kptr_untrusted", new), Ok(vec![F::KPTR_UNREF]));
+    assert_eq!(field("kptr_ref", new), Err(Errno::EINVAL));
+}
+
 /// btf_check_dtor_kfuncs: the destructor's one argument must be a PTR itself; a
 /// pointer behind a typedef, two arguments, or a return value are -EINVAL.
 #[test]

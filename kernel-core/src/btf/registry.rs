@@ -337,7 +337,7 @@ impl KernelBtfs {
                 return Err(Errno::EINVAL);
             }
             let (_, arg) = proto.param(0);
-            if !d.type_by_id(arg).is_some_and(|a| a.kind() == BtfKind::Ptr) {
+            if d.type_by_id(arg).is_none_or(|a| a.kind() != BtfKind::Ptr) {
                 return Err(Errno::EINVAL);
             }
             add.push(DtorKfunc {

@@ -62,8 +62,8 @@ fn name<'a>(d: &'a BtfData, t: &TypeRef<'_>) -> &'a [u8] {
 }
 
 /// `btf_find_kptr`: classifies a pointer member. Profile flags: `percpu_kptr`,
-/// `uptr`, `kptr_skips_attr_tags` (tags with kind_flag are attributes, and types
-/// outside `mask` are ignored, as since v6.13).
+/// `uptr`, `kptr_untrusted_tag` (the tag names), `kptr_skips_attr_tags` (tags with
+/// kind_flag are attributes, and types outside `mask` are ignored, as since v6.13).
 pub(crate) fn find_kptr(
     d: &BtfData,
     t: TypeRef<'_>,
@@ -93,8 +93,10 @@ pub(crate) fn find_kptr(
         return Err(Errno::EINVAL);
     }
     let ty = match name(d, &tag) {
-        b"kptr_untrusted" => F::KPTR_UNREF,
-        b"kptr" => F::KPTR_REF,
+        b"kptr_untrusted" if sem.kptr_untrusted_tag => F::KPTR_UNREF,
+        b"kptr" if sem.kptr_untrusted_tag => F::KPTR_REF,
+        b"kptr" => F::KPTR_UNREF,
+        b"kptr_ref" if !sem.kptr_untrusted_tag => F::KPTR_REF,
         b"percpu_kptr" if sem.percpu_kptr => F::KPTR_PERCPU,
         b"uptr" if sem.uptr => F::UPTR,
         _ => return Err(Errno::EINVAL),
