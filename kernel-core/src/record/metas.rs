@@ -211,12 +211,6 @@ pub fn bpf_btf_load(
     let (d, log) = btf_verify(data.into(), None, &opts)?;
     let log = log.into_string();
     let mut btf = Btf::new(d, "", BtfOrigin::User);
-    // btf_new_fd: the object gets its id at once (btf_alloc_id).
-    crate::btf::BtfIdr::publish(kernel.idr(), &mut btf).map_err(|e| BtfParseError {
-        errno: e,
-        reason: "btf_alloc_id",
-        log: log.clone(),
-    })?;
     let fail = |errno: Errno, reason: &'static str, log: &String| BtfParseError {
         errno,
         reason,
@@ -248,5 +242,12 @@ pub fn bpf_btf_load(
         }
         btf.set_struct_metas(Arc::new(tab));
     }
+    // btf_new_fd: the id is allocated only once btf_parse (struct metas and their
+    // fix-ups included) has succeeded (btf_alloc_id).
+    crate::btf::BtfIdr::publish(kernel.idr(), &mut btf).map_err(|e| BtfParseError {
+        errno: e,
+        reason: "btf_alloc_id",
+        log: log.clone(),
+    })?;
     Ok((btf, log))
 }
