@@ -532,3 +532,100 @@ pub fn blobs() -> Vec<Blob> {
     ]);
     v
 }
+
+/// xorshift64: the mutation tests' reproducible random source (seed must be non-zero).
+pub struct Rng(pub u64);
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// A number below `n` (0 for `n` of 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+const INTERESTING: [u32; 12] = [
+    0,
+    1,
+    2,
+    3,
+    4,
+    7,
+    8,
+    0x7f,
+    0xffff,
+    0x000f_ffff,
+    0x7fff_ffff,
+    0xffff_ffff,
+];
+
+/// `seed` with one to four random edits: bit flips, bytes, aligned u32 edge values,
+/// truncation, appended bytes, a duplicated chunk, or a header re-fitted to the size.
+pub fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+    let mut v = seed.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        if v.is_empty() {
+            v.push(rng.next_u64() as u8);
+            continue;
+        }
+        match rng.below(8) {
+            0 => {
+                let i = rng.below(v.len());
+                v[i] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let i = rng.below(v.len());
+                v[i] = rng.next_u64() as u8;
+            }
+            2 | 3 => {
+                // An aligned u32 field (header fields, type words) set to an edge value.
+                let i = rng.below(v.len() / 4) * 4;
+                if i + 4 <= v.len() {
+                    let x = if rng.below(2) == 0 {
+                        INTERESTING[rng.below(INTERESTING.len())]
+                    } else {
+                        rng.next_u64() as u32
+                    };
+                    v[i..i + 4].copy_from_slice(&x.to_ne_bytes());
+                }
+            }
+            4 => {
+                let n = rng.below(v.len());
+                v.truncate(n);
+            }
+            5 => {
+                let extra = 1 + rng.below(32);
+                for _ in 0..extra {
+                    v.push(rng.next_u64() as u8);
+                }
+            }
+            6 => {
+                // Duplicate a chunk (repeated type records).
+                let a = rng.below(v.len());
+                let len = (1 + rng.below(48)).min(v.len() - a);
+                let chunk: Vec<u8> = v[a..a + len].to_vec();
+                let at = rng.below(v.len());
+                v.splice(at..at, chunk);
+            }
+            _ => {
+                // Keep the header consistent with a changed size, so the type and string
+                // sections get exercised rather than the header checks alone.
+                if v.len() >= 24 {
+                    let total = (v.len() - 24) as u32;
+                    let str_len = u32::from_ne_bytes([v[20], v[21], v[22], v[23]]).min(total);
+                    let type_len = total - str_len;
+                    v[8..12].copy_from_slice(&0u32.to_ne_bytes());
+                    v[12..16].copy_from_slice(&type_len.to_ne_bytes());
+                    v[16..20].copy_from_slice(&type_len.to_ne_bytes());
+                    v[20..24].copy_from_slice(&str_len.to_ne_bytes());
+                }
+            }
+        }
+    }
+    v
+}

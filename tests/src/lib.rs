@@ -54,3 +54,19 @@ pub fn kernel_safe(obj: &std::path::Path) -> bool {
         Err(_) => false,
     }
 }
+
+/// The mutation tests' starting points: the kernel-judged corpus, every kind, and the
+/// BTF of every fixture object.
+pub fn mutation_seeds() -> Vec<Vec<u8>> {
+    let mut seeds: Vec<Vec<u8>> = btf_corpus::blobs().into_iter().map(|b| b.bytes).collect();
+    seeds.push(btf_corpus::all_kinds());
+    for p in fixture_objects() {
+        if let Ok(o) = std::fs::read(&p)
+            .map_err(|_| ())
+            .and_then(|d| shim_std::elf::read_bpf_object(&d).map_err(|_| ()))
+        {
+            seeds.push(o.btf);
+        }
+    }
+    seeds
+}

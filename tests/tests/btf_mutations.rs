@@ -6,103 +6,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use kernel_core::Semantics;
 use kernel_core::btf::{btf_parse, btf_parse_vmlinux};
-use kptr_tests::btf_corpus::{all_kinds, blobs};
+use kptr_tests::btf_corpus::{Rng, mutate};
 use shim_std::alloc_account::{CountingAlloc, largest_alloc, live_bytes, peak_bytes, reset_peak};
 
 #[global_allocator]
 static A: CountingAlloc = CountingAlloc;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-const INTERESTING: [u32; 12] = [
-    0,
-    1,
-    2,
-    3,
-    4,
-    7,
-    8,
-    0x7f,
-    0xffff,
-    0x000f_ffff,
-    0x7fff_ffff,
-    0xffff_ffff,
-];
-
-fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
-    let mut v = seed.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        if v.is_empty() {
-            v.push(rng.next() as u8);
-            continue;
-        }
-        match rng.below(8) {
-            0 => {
-                let i = rng.below(v.len());
-                v[i] ^= 1 << rng.below(8);
-            }
-            1 => {
-                let i = rng.below(v.len());
-                v[i] = rng.next() as u8;
-            }
-            2 | 3 => {
-                // An aligned u32 field (header fields, type words) set to an edge value.
-                let i = rng.below(v.len() / 4) * 4;
-                if i + 4 <= v.len() {
-                    let x = if rng.below(2) == 0 {
-                        INTERESTING[rng.below(INTERESTING.len())]
-                    } else {
-                        rng.next() as u32
-                    };
-                    v[i..i + 4].copy_from_slice(&x.to_ne_bytes());
-                }
-            }
-            4 => {
-                let n = rng.below(v.len());
-                v.truncate(n);
-            }
-            5 => {
-                let extra = 1 + rng.below(32);
-                for _ in 0..extra {
-                    v.push(rng.next() as u8);
-                }
-            }
-            6 => {
-                // Duplicate a chunk (repeated type records).
-                let a = rng.below(v.len());
-                let len = (1 + rng.below(48)).min(v.len() - a);
-                let chunk: Vec<u8> = v[a..a + len].to_vec();
-                let at = rng.below(v.len());
-                v.splice(at..at, chunk);
-            }
-            _ => {
-                // Keep the header consistent with a changed size, so the type and string
-                // sections get exercised rather than the header checks alone.
-                if v.len() >= 24 {
-                    let total = (v.len() - 24) as u32;
-                    let str_len = u32::from_ne_bytes([v[20], v[21], v[22], v[23]]).min(total);
-                    let type_len = total - str_len;
-                    v[8..12].copy_from_slice(&0u32.to_ne_bytes());
-                    v[12..16].copy_from_slice(&type_len.to_ne_bytes());
-                    v[16..20].copy_from_slice(&type_len.to_ne_bytes());
-                    v[20..24].copy_from_slice(&str_len.to_ne_bytes());
-                }
-            }
-        }
-    }
-    v
-}
 
 #[test]
 fn mutated_blobs_get_an_errno_never_a_panic() {
@@ -114,16 +22,7 @@ fn mutated_blobs_get_an_errno_never_a_panic() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
-    let mut seeds: Vec<Vec<u8>> = blobs().into_iter().map(|b| b.bytes).collect();
-    seeds.push(all_kinds());
-    for p in kptr_tests::fixture_objects() {
-        if let Ok(o) = std::fs::read(&p)
-            .map_err(|_| ())
-            .and_then(|d| shim_std::elf::read_bpf_object(&d).map_err(|_| ()))
-        {
-            seeds.push(o.btf);
-        }
-    }
+    let seeds = kptr_tests::mutation_seeds();
     let sem = Semantics::V6_18;
     let new_kernel = || {
         let vm = kernel_core::btf::btf_parse_vmlinux(

@@ -3,6 +3,7 @@
 
 pub mod builder;
 pub mod dtors;
+mod fast;
 pub mod log;
 pub mod name_index;
 pub mod object;
@@ -18,4 +19,4 @@ pub use object::{
 pub use registry::{BtfIdr, KernelBtfs, btf_find_by_name_kind};
 pub use types::{BtfData, BtfMember, BtfVarSecinfo, TypeRef};
 pub use uapi::BtfKind;
-pub use verifier::{BtfParseError, ParseOpts, btf_verify};
+pub use verifier::{BtfParseError, ParseOpts, btf_verify, btf_verify_exact, btf_verify_fast};
