@@ -299,7 +299,6 @@ fn refcount_acquire_on_a_dying_object_differs_by_profile() {
             Ok(0),
             "the dying object is at 0"
         );
-        drop(obj);
         rt.migrate_disable();
         __bpf_obj_drop_impl(&rt, n, rec, false);
         rt.migrate_enable();

@@ -77,7 +77,12 @@ struct Htab {
 }
 
 enum Storage {
-    Array(Vec<Vec<Words>>),
+    /// Every element's values in one allocation, as the kernel's array map keeps them
+    /// (`ncpu` consecutive values per element for a per-CPU array).
+    Array {
+        ncpu: usize,
+        vals: Vec<Words>,
+    },
     Htab(SpinLock<Htab>),
 }
 
@@ -114,18 +119,19 @@ impl MapRt {
             return Err(Errno::ENOMEM);
         }
         let rec = map.record.as_ref();
-        let mk = |n: u32| -> Vec<Words> {
-            (0..ncpu)
-                .map(|_| {
-                    let w = Words::new(n);
-                    check_and_init_map_value(rec, &w);
-                    w
-                })
-                .collect()
+        let one = |n: u32| {
+            let w = Words::new(n);
+            check_and_init_map_value(rec, &w);
+            w
         };
+        let mk = |n: u32| -> Vec<Words> { (0..ncpu).map(|_| one(n)).collect() };
         let storage = match map.map_type {
             BPF_MAP_TYPE_ARRAY | BPF_MAP_TYPE_PERCPU_ARRAY => {
-                Storage::Array((0..map.max_entries).map(|_| mk(map.value_size)).collect())
+                let n = map.max_entries as usize * ncpu;
+                Storage::Array {
+                    ncpu,
+                    vals: (0..n).map(|_| one(map.value_size)).collect(),
+                }
             }
             BPF_MAP_TYPE_HASH
             | BPF_MAP_TYPE_PERCPU_HASH
@@ -167,7 +173,18 @@ impl MapRt {
     /// Array lookup (`array_map_lookup_elem`, CPU 0 for per-CPU arrays).
     pub fn array_value(&self, key: u32, cpu: usize) -> Option<&Words> {
         match &self.storage {
-            Storage::Array(v) => v.get(key as usize)?.get(cpu),
+            Storage::Array { .. } => self.array_elem(key)?.get(cpu),
+            Storage::Htab(_) => None,
+        }
+    }
+
+    /// An array element's values (one per CPU for a per-CPU array).
+    fn array_elem(&self, key: u32) -> Option<&[Words]> {
+        match &self.storage {
+            Storage::Array { ncpu, vals } => {
+                let at = (key as usize).checked_mul(*ncpu)?;
+                vals.get(at..at.checked_add(*ncpu)?)
+            }
             Storage::Htab(_) => None,
         }
     }
@@ -183,7 +200,7 @@ impl MapRt {
                 }
                 e
             }
-            Storage::Array(_) => None,
+            Storage::Array { .. } => None,
         }
     }
 
@@ -230,14 +247,14 @@ impl MapRt {
     pub fn update(&self, rt: &BpfRuntime, key: &[u8], value: &[u8], flags: u64) -> KResult<()> {
         let rec = self.record();
         match &self.storage {
-            Storage::Array(v) => {
+            Storage::Array { .. } => {
                 let idx = u32::from_ne_bytes(
                     key.get(..4)
                         .ok_or(Errno::EINVAL)?
                         .try_into()
                         .map_err(|_| Errno::EINVAL)?,
                 );
-                let vals = v.get(idx as usize).ok_or(Errno::E2BIG)?;
+                let vals = self.array_elem(idx).ok_or(Errno::E2BIG)?;
                 if flags == BPF_NOEXIST {
                     return Err(Errno::EEXIST);
                 }
@@ -318,7 +335,7 @@ impl MapRt {
     /// or returned to the allocator after a grace period.
     pub fn delete(&self, rt: &BpfRuntime, key: &[u8]) -> KResult<()> {
         match &self.storage {
-            Storage::Array(_) => Err(Errno::EINVAL),
+            Storage::Array { .. } => Err(Errno::EINVAL),
             Storage::Htab(h) => {
                 let old = {
                     let mut g = h.lock();
@@ -344,7 +361,7 @@ impl MapRt {
                 // program still holding the element may write into it meanwhile.
                 h.lock().retired.push(e);
             }
-            Storage::Array(_) => {}
+            Storage::Array { .. } => {}
         }
     }
 
@@ -411,11 +428,9 @@ impl MapFree {
         emit(Event::Map { what: "map_free" });
         if let Some(r) = m.map.record.as_ref() {
             match &m.storage {
-                Storage::Array(v) => {
-                    for vals in v {
-                        for w in vals {
-                            bpf_obj_free_fields(rt, r, w);
-                        }
+                Storage::Array { vals, .. } => {
+                    for w in vals {
+                        bpf_obj_free_fields(rt, r, w);
                     }
                 }
                 Storage::Htab(h) => {

@@ -113,9 +113,14 @@ fn graph_root_free(rt: &BpfRuntime, rec: &BtfRecord, f: &BtfField, mem: &Words) 
 /// `free_fields_null_check` (c8e18754 releases NULL too), `free_fields_migrate_disable`,
 /// `warn_missing_pointee_meta`, and those of `__bpf_obj_drop_impl`.
 pub fn bpf_obj_free_fields(rt: &BpfRuntime, rec: &BtfRecord, mem: &Words) {
+    // The types the kernel's switch passes over.
+    const NOTHING: u32 =
+        F::SPIN_LOCK.0 | F::RES_SPIN_LOCK.0 | F::LIST_NODE.0 | F::RB_NODE.0 | F::REFCOUNT.0;
     for f in &rec.fields {
+        if f.ty.0 & NOTHING != 0 && f.ty.0.is_power_of_two() {
+            continue;
+        }
         match f.ty {
-            F::SPIN_LOCK | F::RES_SPIN_LOCK | F::LIST_NODE | F::RB_NODE | F::REFCOUNT => {}
             F::TIMER | F::WORKQUEUE | F::TASK_WORK => async_cancel_and_free(rt, mem, f.offset),
             F::KPTR_UNREF => {
                 if let Some(s) = mem.slot(f.offset) {

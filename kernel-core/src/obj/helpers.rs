@@ -19,21 +19,21 @@ use crate::trace::{Event, emit};
 #[derive(Clone)]
 pub struct MetaRec {
     tab: Arc<BtfStructMetas>,
-    id: u32,
+    at: usize,
 }
 
 impl MetaRec {
     /// The record (`btf_find_struct_meta(btf, id)->record`).
     pub fn rec(&self) -> Option<&BtfRecord> {
-        self.tab.find(self.id)
+        self.tab.get(self.at)
     }
 }
 
 /// `btf_find_struct_meta` as a handle.
 pub fn find_meta(btf: &Btf, id: u32) -> Option<MetaRec> {
     let tab = btf.struct_metas()?;
-    tab.find(id)?;
-    Some(MetaRec { tab, id })
+    let at = tab.position(id)?;
+    Some(MetaRec { tab, at })
 }
 
 /// The BTF behind a kptr field, if it is still alive: a held reference always is; an
@@ -150,7 +150,7 @@ pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, 
     if let Some(r) = rec {
         bpf_obj_free_fields(rt, r, &obj.mem);
     }
-    free_obj(rt, &obj, percpu);
+    free_obj(rt, obj, percpu);
 }
 
 /// Saturates a `bpf_refcount` inside an object (`refcount_warn_saturate`, lib/refcount.c).

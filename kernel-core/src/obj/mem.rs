@@ -164,8 +164,9 @@ pub enum MemFault {
 }
 
 /// One object the allocator handed out; a freed one stays, so later uses are seen.
+/// The box keeps the object at one address while the slab grows.
 struct Slot {
-    obj: Arc<Obj>,
+    obj: alloc::boxed::Box<Obj>,
     live: bool,
 }
 
@@ -255,7 +256,7 @@ impl BpfMemAlloc {
             }
         };
         let addr = BASE + g.slots.len() as u64 * STRIDE;
-        let obj = Arc::new(Obj {
+        let obj = alloc::boxed::Box::new(Obj {
             addr,
             info: ObjInfo { ty, size, percpu },
             mem,
@@ -266,10 +267,19 @@ impl BpfMemAlloc {
 
     /// The object at `addr`; a use of a freed or unknown address is recorded as a
     /// fault and yields `None`.
-    pub fn get(&self, addr: u64) -> Option<Arc<Obj>> {
+    pub fn get(&self, addr: u64) -> Option<&Obj> {
         let mut g = self.inner.lock();
         let f = match Self::index(addr).and_then(|i| g.slots.get(i)) {
-            Some(s) if s.live => return Some(Arc::clone(&s.obj)),
+            Some(s) if s.live => {
+                let p: *const Obj = &*s.obj;
+                drop(g);
+                // SAFETY: slots are only ever appended, and a slot's box is dropped only
+                // with the allocator (a free clears `live`); growing the slab moves the
+                // boxes, not the objects. The reference borrows `self`, so it cannot
+                // outlive the allocator, and `Obj` is only read through `&` (its
+                // words are atomics).
+                return Some(unsafe { &*p });
+            }
             Some(s) => MemFault::UseAfterFree(addr, String::from(&*s.obj.info.ty)),
             None => MemFault::Wild(addr),
         };

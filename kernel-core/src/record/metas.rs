@@ -23,10 +23,17 @@ pub struct BtfStructMetas {
 impl BtfStructMetas {
     /// `btf_find_struct_meta`.
     pub fn find(&self, btf_id: u32) -> Option<&BtfRecord> {
-        self.types
-            .binary_search_by_key(&btf_id, |(id, _)| *id)
-            .ok()
-            .map(|i| &self.types[i].1)
+        self.get(self.position(btf_id)?)
+    }
+
+    /// Where `btf_id`'s record is in the table.
+    pub fn position(&self, btf_id: u32) -> Option<usize> {
+        self.types.binary_search_by_key(&btf_id, |(id, _)| *id).ok()
+    }
+
+    /// The record at a position from [`Self::position`].
+    pub fn get(&self, at: usize) -> Option<&BtfRecord> {
+        self.types.get(at).map(|(_, r)| r)
     }
 
     /// The entries.
