@@ -179,7 +179,7 @@ pub(crate) fn verify(b: &BtfData, resolve: bool, sem: Semantics) -> Option<Accep
     })
 }
 
-impl Fast<'_> {
+impl<'a> Fast<'a> {
     // -----------------------------------------------------------------------------
     // access
     // -----------------------------------------------------------------------------
@@ -198,7 +198,7 @@ impl Fast<'_> {
 
     /// The words of `id`'s record after its 12-byte header, `n` of them.
     #[inline(always)]
-    fn data(&self, id: u32, n: usize) -> &[u32] {
+    fn data(&self, id: u32, n: usize) -> &'a [u32] {
         let r = self.word_index(id) + 3;
         self.w.get(r..r + n).unwrap_or(&[])
     }
@@ -859,19 +859,17 @@ impl Fast<'_> {
             self.resolve_sized(ret)?;
         }
         let vlen = btf_info_vlen(self.info(id)) as usize;
-        let mut n = vlen;
-        if n == 0 {
-            return YES;
+        let mut ps = self.data(id, 2 * vlen);
+        if ps.len() != 2 * vlen {
+            return NO;
         }
-        let last = self.data(id, 2 * vlen).get(2 * (n - 1)..2 * n)?;
-        if last[1] == 0 {
-            if last[0] != 0 {
+        if let [.., name, 0] = ps {
+            if *name != 0 {
                 return NO;
             }
-            n -= 1;
+            ps = ps.get(..ps.len() - 2)?;
         }
-        for i in 0..n {
-            let p = self.data(id, 2 * vlen).get(2 * i..2 * i + 2)?;
+        for p in ps.chunks_exact(2) {
             let (no, aid) = (p[0], p[1]);
             if is(SOURCE_ONLY, self.kind(aid)?) {
                 return NO;
