@@ -48,6 +48,11 @@ pub struct Semantics {
     /// `kptr_untrusted` unreferenced. Before it (v6.3), `kptr` is unreferenced and
     /// `kptr_ref` referenced.
     pub kptr_untrusted_tag: bool,
+    /// Kptrs are allowed in per-CPU and LRU per-CPU hash maps and in the local storages
+    /// ("bpf: Support kptrs in percpu hashmap and percpu LRU hashmap" and "bpf: Support
+    /// kptrs in local storage maps", v6.4 cycle, merged before c8e18754). Before them
+    /// `map_check_btf` allows kptrs only in HASH, LRU_HASH, ARRAY and PERCPU_ARRAY.
+    pub kptr_more_maps: bool,
     /// Ownership between local types is bounded by depth (`btf_check_ownership_depth`,
     /// `BTF_MAX_OWNERSHIP_DEPTH` 8, kptrs count as edges) instead of the older rule that
     /// a type both owning and owned may own only pure nodes (-ELOOP). Found in a
@@ -95,6 +100,7 @@ impl Semantics {
         task_work: false,
         kptr_skips_attr_tags: false,
         kptr_untrusted_tag: false,
+        kptr_more_maps: false,
         ownership_depth: false,
         free_fields_null_check: false,
         free_fields_migrate_disable: false,
@@ -108,6 +114,7 @@ impl Semantics {
     pub const C8E18754: Semantics = Semantics {
         name: "c8e18754",
         kptr_untrusted_tag: true,
+        kptr_more_maps: true,
         local_kptr: true,
         local_kptr_holds_btf: true,
         local_kptr_dtor_obj_drop: true,

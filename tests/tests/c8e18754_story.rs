@@ -405,3 +405,61 @@ fn struct_meta_self_reference_leaks_the_btf_unless_unreferenced() {
         );
     }
 }
+
+/// Kptrs in per-CPU hashes and local storage: refused (-EOPNOTSUPP) before the series
+/// that allowed them (v6.3), allowed from c8e18754 on; HASH and PERCPU_ARRAY take
+/// them under both.
+#[test]
+fn kptr_map_types_per_profile() {
+    const HASH: u32 = 1;
+    const PERCPU_HASH: u32 = 5;
+    const PERCPU_ARRAY: u32 = 6;
+    const LRU_PERCPU_HASH: u32 = 10;
+    const TASK_STORAGE: u32 = 29;
+    for (sem, tag, more) in [
+        (Semantics::V6_3, "kptr", false),
+        (Semantics::C8E18754, "kptr_untrusted", true),
+        (Semantics::V6_18, "kptr_untrusted", true),
+    ] {
+        let k = kernel(&sem);
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+        let task = b.struct_("task_struct", 8, &[("x", int, 0)]);
+        let t = b.type_tag(tag, task);
+        let p = b.ptr(t);
+        let v = b.struct_("val", 8, &[("p", p, 0)]);
+        let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("BTF loads");
+        for (map_type, allowed) in [
+            (HASH, true),
+            (PERCPU_ARRAY, true),
+            (PERCPU_HASH, more),
+            (LRU_PERCPU_HASH, more),
+            (TASK_STORAGE, more),
+        ] {
+            let local = map_type == TASK_STORAGE;
+            let attr = MapAttr {
+                map_type,
+                key_size: 4,
+                value_size: 8,
+                max_entries: if local { 0 } else { 1 },
+                map_flags: if local { 1 } else { 0 },
+                btf: Some(&btf),
+                btf_key_type_id: int,
+                btf_value_type_id: v,
+                name: "kptrs",
+            };
+            let r = map_create(&k, &attr, &sem);
+            let what = format!("{} map type {map_type}", sem.name);
+            if allowed {
+                let m = r.unwrap_or_else(|e| panic!("{what}: {e:?}"));
+                let rec = m
+                    .record
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{what}: no record"));
+                assert_eq!(rec.fields[0].ty, BtfFieldType::KPTR_UNREF, "{what}");
+            } else {
+                assert_eq!(r.err(), Some(Errno::EOPNOTSUPP), "{what}");
+            }
+        }
+    }
+}

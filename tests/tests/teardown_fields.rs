@@ -119,6 +119,20 @@ fn fill(rt: &BpfRuntime, p: &Prog, v: &Words) -> u64 {
     let l = bpf_obj_new_impl(rt, &p.btf, p.node_id).expect("list node");
     bpf_spin_lock(v, 0);
     let meta = find_meta(&p.btf, p.node_id);
+    // A root outside the value is refused before the node is claimed: the same node
+    // can then be pushed where it belongs.
+    assert_eq!(
+        bpf_graph_push(
+            rt,
+            v,
+            4096,
+            l,
+            16,
+            F::LIST_NODE,
+            meta.as_ref().and_then(|m| m.rec()),
+        ),
+        Err(kernel_core::Errno::EINVAL)
+    );
     bpf_graph_push(
         rt,
         v,

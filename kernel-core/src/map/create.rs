@@ -345,8 +345,9 @@ fn name_ok(name: &str) -> bool {
     name.len() < 16 && name.bytes().all(crate::btf::verifier::name_char_rest_ok)
 }
 
-/// The map types a special field may live in (`map_check_btf`'s matrix).
-fn field_allowed(ty: F, map_type: u32) -> bool {
+/// The map types a special field may live in (`map_check_btf`'s matrix). Profile flag:
+/// `kptr_more_maps`.
+fn field_allowed(ty: F, map_type: u32, sem: &Semantics) -> bool {
     use BPF_MAP_TYPE_ARRAY as A;
     match ty {
         F::SPIN_LOCK | F::RES_SPIN_LOCK => {
@@ -358,6 +359,10 @@ fn field_allowed(ty: F, map_type: u32) -> bool {
         F::TIMER | F::WORKQUEUE | F::TASK_WORK => {
             matches!(map_type, BPF_MAP_TYPE_HASH | BPF_MAP_TYPE_LRU_HASH | A)
         }
+        F::KPTR_UNREF | F::KPTR_REF if !sem.kptr_more_maps => matches!(
+            map_type,
+            BPF_MAP_TYPE_HASH | BPF_MAP_TYPE_LRU_HASH | A | BPF_MAP_TYPE_PERCPU_ARRAY
+        ),
         F::KPTR_UNREF | F::KPTR_REF | F::KPTR_PERCPU | F::REFCOUNT => {
             matches!(
                 map_type,
@@ -504,7 +509,8 @@ fn type_check_btf(map: &BpfMap, btf: &BtfRef, key_id: u32, value_id: u32) -> KRe
 /// `map_check_btf`: key and value sizes against the BTF, the record
 /// (`btf_parse_fields` errors are kept, not returned), the field x map-type and flag
 /// rules (-EOPNOTSUPP, -EACCES), `btf_check_and_fixup_fields`, then the map type's own
-/// check. Profile flags: those of `btf_parse_fields`.
+/// check. Profile flags: those of `btf_parse_fields`, and `kptr_more_maps` (the map
+/// types a kptr may live in).
 pub fn map_check_btf(
     kernel: &KernelBtfs,
     map: &mut BpfMap,
@@ -563,7 +569,7 @@ fn check_record(map: &mut BpfMap, btf: &BtfRef, sem: &Semantics) -> KResult<()> 
         return Err(Errno::EACCES);
     }
     for ty in F::ALL {
-        if rec.field_mask.intersects(ty) && !field_allowed(ty, map.map_type) {
+        if rec.field_mask.intersects(ty) && !field_allowed(ty, map.map_type, sem) {
             return Err(Errno::EOPNOTSUPP);
         }
     }

@@ -276,6 +276,9 @@ pub fn bpf_graph_push(
     let o = rt.mem.get(obj).ok_or(Errno::EINVAL)?;
     let owner_off = node_off + if node_ty == F::RB_NODE { 24 } else { 16 };
     let owner = o.mem.slot(owner_off).ok_or(Errno::EINVAL)?;
+    // The verifier guarantees the root; a model caller's bad offset is refused before
+    // the node is claimed, so the object stays the caller's.
+    let head = value.slot(root_off).ok_or(Errno::EINVAL)?;
     // BPF_PTR_POISON while inserting.
     if owner
         .compare_exchange(0, 0xeb9f_eb9f, Ordering::AcqRel, Ordering::Acquire)
@@ -284,7 +287,6 @@ pub fn bpf_graph_push(
         __bpf_obj_drop_impl(rt, obj, rec, false);
         return Err(Errno::EINVAL);
     }
-    let head = value.slot(root_off).ok_or(Errno::EINVAL)?;
     let mut id = head.load(Ordering::Acquire);
     if id == 0 {
         id = rt.new_list();
