@@ -2,6 +2,7 @@
 //! `btf_find_by_name_kind` on a kernel BTF is a probe instead of the kernel's scan.
 //! It returns exactly what the scan returns: the smallest matching id of this level.
 
+use hashbrown::hash_table::Entry;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use core::hash::BuildHasher;
@@ -23,22 +24,27 @@ impl NameIndex {
     pub fn build(data: &BtfData) -> NameIndex {
         let hasher = DefaultHashBuilder::default();
         let mut table = HashTable::with_capacity(data.nr_types_local() as usize);
-        for t in data.local_types() {
-            let name = data.type_name(&t);
+        let v = data.view();
+        for t in data.local_types_in(&v) {
+            let name = v.str_by_offset(t.name_off()).unwrap_or(&[]);
             if name.is_empty() {
                 continue;
             }
             let kind = t.kind_raw();
             let h = key_hash(&hasher, kind, name);
             let eq = |id: &u32| {
-                data.type_by_id(*id)
-                    .is_some_and(|o| o.kind_raw() == kind && data.type_name(&o) == name)
+                v.type_by_id(*id).is_some_and(|o| {
+                    o.kind_raw() == kind && v.str_by_offset(o.name_off()) == Some(name)
+                })
             };
-            if table.find(h, eq).is_none() {
-                table.insert_unique(h, t.id(), |id| {
-                    let o = data.type_by_id(*id);
-                    o.map_or(0, |o| key_hash(&hasher, o.kind_raw(), data.type_name(&o)))
-                });
+            let rehash = |id: &u32| {
+                v.type_by_id(*id).map_or(0, |o| {
+                    let n = v.str_by_offset(o.name_off()).unwrap_or(&[]);
+                    key_hash(&hasher, o.kind_raw(), n)
+                })
+            };
+            if let Entry::Vacant(e) = table.entry(h, eq, rehash) {
+                e.insert(t.id());
             }
         }
         NameIndex { table, hasher }

@@ -20,6 +20,27 @@ pub(crate) fn rd32(b: &[u8], off: usize) -> u32 {
     }
 }
 
+/// Bytes before the first NUL of `s` (all of `s` without one); eight at a time.
+pub(crate) fn cstr_len(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = s.chunks_exact(8);
+    let mut i = 0;
+    for c in chunks.by_ref() {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        let x = u64::from_le_bytes(b);
+        // The lowest flagged byte is exactly the first zero byte.
+        let z = x.wrapping_sub(ONES) & !x & HIGH;
+        if z != 0 {
+            return i + (z.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    let rest = chunks.remainder();
+    i + rest.iter().position(|&c| c == 0).unwrap_or(rest.len())
+}
+
 /// One type of a BTF, borrowed from its blob.
 #[derive(Clone, Copy)]
 pub struct TypeRef<'a> {
@@ -283,8 +304,7 @@ impl<'a> View<'a> {
         let s = self
             .data
             .get(self.str_start + off as usize..self.str_start + self.str_len as usize)?;
-        let n = s.iter().position(|&c| c == 0).unwrap_or(s.len());
-        Some(&s[..n])
+        Some(&s[..cstr_len(s)])
     }
 
     /// `btf_name_offset_valid` (kernel/bpf/btf.c).
@@ -504,6 +524,16 @@ impl BtfData {
     pub fn local_types(&self) -> impl Iterator<Item = TypeRef<'_>> + '_ {
         let first = if self.base.is_some() { 0 } else { 1 };
         (first..self.types.len() as u32).filter_map(move |i| self.type_by_id(self.start_id + i))
+    }
+
+    /// [`Self::local_types`] through a view made once.
+    pub(crate) fn local_types_in<'v>(
+        &self,
+        v: &'v View<'v>,
+    ) -> impl Iterator<Item = TypeRef<'v>> + 'v {
+        let first = if self.base.is_some() { 0 } else { 1 };
+        let start = self.start_id;
+        (first..self.types.len() as u32).filter_map(move |i| v.type_by_id(start + i))
     }
 }
 
