@@ -1187,4 +1187,36 @@ mod tests {
         long.push(0);
         assert!(valid_identifier_bytes(&long));
     }
+
+    /// The 16-byte classifier in use (SSE2 on x86_64) agrees with the byte loop for
+    /// every byte value at every position.
+    #[test]
+    fn classify16_matches_bytes() {
+        for pos in 0..16 {
+            for c in 0..=255u8 {
+                let mut b = *b"abc_.09XYZ\0zz_qr";
+                b[10] = 0;
+                b[pos] = c;
+                assert_eq!(
+                    classify16(&b),
+                    classify16_bytes(&b),
+                    "pos {pos} byte {c:#x}"
+                );
+            }
+        }
+    }
+
+    /// A name next to a non-identifier byte, and strings too long for the window,
+    /// are decided by the byte check.
+    #[test]
+    fn names_window_falls_back_near_dirty_bytes() {
+        let mut s = b"\0good\0a b\0".to_vec();
+        let n = Names::new(&s);
+        assert!(n.ident(1) && !n.ident(6));
+        s.extend(core::iter::repeat_n(b'x', 600));
+        s.push(0);
+        let n = Names::new(&s);
+        assert!(!n.all_short);
+        assert!(n.ident(1) && !n.ident(6) && !n.ident(10));
+    }
 }

@@ -559,3 +559,25 @@ pub fn nosize(t: &TypeRef<'_>) -> bool {
             BtfKind::Fwd | BtfKind::Func | BtfKind::FuncProto | BtfKind::DeclTag
         )
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::cstr_len;
+
+    #[test]
+    fn cstr_len_finds_the_first_nul() {
+        for len in 0..40usize {
+            for nul in 0..=len {
+                let mut s = alloc::vec![0x01u8; len];
+                if nul < len {
+                    s[nul] = 0;
+                    if nul + 1 < len {
+                        s[nul + 1] = 0;
+                    }
+                }
+                let want = s.iter().position(|&c| c == 0).unwrap_or(len);
+                assert_eq!(cstr_len(&s), want, "len {len} nul {nul}");
+            }
+        }
+    }
+}
