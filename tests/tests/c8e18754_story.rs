@@ -250,6 +250,69 @@ fn destructor_prototypes_are_checked_as_the_kernel_does() {
     }
 }
 
+/// The registration limits: a module registers once (a second call WARNs and fails),
+/// a BTF's table stays under 256 across calls, and a failed call frees the BTF's
+/// whole table, earlier destructors included.
+#[test]
+fn destructor_registration_limits_and_failures_free_the_table() {
+    let sem = Semantics::V6_18;
+    let (k, _m) = kernel_with_module(&sem);
+    let mbtf = k.modules().pop().expect("module btf");
+    let mod_obj = mbtf
+        .data()
+        .local_types()
+        .find(|t| mbtf.data().type_name(t) == b"mod_obj")
+        .expect("mod_obj")
+        .id();
+    assert!(
+        k.btf_find_dtor_kfunc(&mbtf, mod_obj).is_ok(),
+        "registered once"
+    );
+    let warns = kernel_core::sync::warn::warn_count();
+    assert_eq!(
+        k.register_btf_id_dtor_kfuncs(&mbtf, &[("mod_obj", "mod_obj_release_dtor")]),
+        Err(Errno::EINVAL),
+        "a module's second call"
+    );
+    assert!(
+        kernel_core::sync::warn::warn_count() > warns,
+        "WARN_ON_ONCE"
+    );
+    assert_eq!(
+        k.btf_find_dtor_kfunc(&mbtf, mod_obj),
+        Err(Errno::ENOENT),
+        "the failed call freed the module's table"
+    );
+
+    let vm = k.vmlinux().map(kernel_core::btf::btf_get).expect("vmlinux");
+    let task = kernel_core::btf::btf_find_by_name_kind(&vm, "task_struct", 4).expect("task");
+    assert!(
+        k.btf_find_dtor_kfunc(&vm, task).is_ok(),
+        "boot registrations"
+    );
+    let before = (0..vm.data().nr_types())
+        .filter(|&id| k.btf_find_dtor_kfunc(&vm, id).is_ok())
+        .count();
+    let many = vec![("task_struct", "bpf_task_release_dtor"); 255 - before];
+    assert_eq!(
+        k.register_btf_id_dtor_kfuncs(&vm, &many),
+        Ok(()),
+        "255 in all"
+    );
+    assert_eq!(
+        k.register_btf_id_dtor_kfuncs(&vm, &[("task_struct", "bpf_task_release_dtor")]),
+        Err(Errno::E2BIG),
+        "the 256th"
+    );
+    assert_eq!(
+        k.btf_find_dtor_kfunc(&vm, task),
+        Err(Errno::ENOENT),
+        "the failed call freed vmlinux's table"
+    );
+    let all = vec![("task_struct", "bpf_task_release_dtor"); 256];
+    assert_eq!(k.register_btf_id_dtor_kfuncs(&vm, &all), Err(Errno::E2BIG));
+}
+
 fn prog_with_module_kptr() -> (Vec<u8>, u32) {
     let mut b = BtfBuilder::new();
     let int = b.int("int", 4, BTF_INT_SIGNED, 32);

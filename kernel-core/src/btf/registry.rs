@@ -14,6 +14,9 @@ use crate::errno::{Errno, KResult};
 use crate::module::{Module, ModuleState, try_module_get};
 use crate::sync::{Arc, Rcu, SpinLock};
 
+/// `BTF_DTOR_KFUNC_MAX_CNT` (kernel/bpf/btf.c).
+const BTF_DTOR_KFUNC_MAX_CNT: usize = 256;
+
 struct IdrInner {
     next: u32,
     map: HashMap<u32, NonNull<Btf>>,
@@ -312,25 +315,29 @@ impl KernelBtfs {
         Some(Arc::clone(&e.module))
     }
 
-    /// `register_btf_id_dtor_kfuncs`: registers destructors on `owner` by name (the
-    /// kernel resolves the names at build time with `BTF_ID`). Each destructor must be
-    /// a FUNC returning void with one argument whose type is a PTR itself, not behind a
-    /// typedef or modifier (btf_check_dtor_kfuncs, kernel/bpf/btf.c; -EINVAL); a name missing from
-    /// the BTF is -ENOENT; 256 or more at once is -E2BIG.
+    /// `register_btf_id_dtor_kfuncs` (kernel/bpf/btf.c): registers destructors on
+    /// `owner` by name (the kernel resolves the names at build time with `BTF_ID`; a
+    /// name missing from the BTF is the caller's error, -ENOENT, before the kernel's
+    /// steps). Then, as the kernel: 256 or more at once is -E2BIG; each destructor must
+    /// be a FUNC returning void with one argument whose type is a PTR itself, not
+    /// behind a typedef or modifier (`btf_check_dtor_kfuncs`, -EINVAL); a module
+    /// registers once (a second call WARNs, -EINVAL); the BTF's table may not reach
+    /// 256 (-E2BIG). Any of these failures frees the BTF's whole table
+    /// (`btf_free_dtor_kfunc_tab`), earlier registrations included.
     pub fn register_btf_id_dtor_kfuncs(
         &self,
         owner: &BtfRef,
         pairs: &[(&str, &str)],
     ) -> KResult<()> {
-        if pairs.len() >= 256 {
-            return Err(Errno::E2BIG);
-        }
         let d = owner.data();
-        let mut add = Vec::new();
-        for (ty, func) in pairs {
+        let mut ids = Vec::with_capacity(pairs.len().min(BTF_DTOR_KFUNC_MAX_CNT));
+        for (ty, func) in pairs.iter().take(BTF_DTOR_KFUNC_MAX_CNT) {
             let tid = btf_find_by_name_kind(owner, ty, BtfKind::Struct as u8)?;
             let fid = btf_find_by_name_kind(owner, func, BtfKind::Func as u8)?;
-            let f = d.type_by_id(fid).ok_or(Errno::ENOENT)?;
+            ids.push((tid, fid));
+        }
+        let check_dtor = |fid: u32| -> KResult<()> {
+            let f = d.type_by_id(fid).ok_or(Errno::EINVAL)?;
             // btf_check_dtor_kfuncs: 'void func(type *)', the argument a PTR itself.
             let proto = d.type_by_id(f.type_id()).ok_or(Errno::EINVAL)?;
             if proto.kind() != BtfKind::FuncProto || proto.type_id() != 0 || proto.vlen() != 1 {
@@ -340,16 +347,37 @@ impl KernelBtfs {
             if d.type_by_id(arg).is_none_or(|a| a.kind() != BtfKind::Ptr) {
                 return Err(Errno::EINVAL);
             }
-            add.push(DtorKfunc {
-                btf_addr: owner.addr(),
-                btf_id: tid,
-                kfunc_btf_id: fid,
-            });
-        }
+            Ok(())
+        };
         let mut g = self.dtors.lock();
-        g.extend(add);
-        g.sort_by_key(|d| (d.btf_addr, d.btf_id));
-        Ok(())
+        let tab_cnt = g.iter().filter(|x| x.btf_addr == owner.addr()).count();
+        let res = if pairs.len() >= BTF_DTOR_KFUNC_MAX_CNT {
+            Err(Errno::E2BIG)
+        } else if let Err(e) = ids.iter().try_for_each(|&(_, fid)| check_dtor(fid)) {
+            Err(e)
+        } else if tab_cnt > 0 && owner.is_module() {
+            crate::sync::warn::warn("register_btf_id_dtor_kfuncs: a module registers once");
+            Err(Errno::EINVAL)
+        } else if tab_cnt + ids.len() >= BTF_DTOR_KFUNC_MAX_CNT {
+            Err(Errno::E2BIG)
+        } else {
+            Ok(())
+        };
+        match res {
+            Ok(()) => {
+                g.extend(ids.iter().map(|&(tid, fid)| DtorKfunc {
+                    btf_addr: owner.addr(),
+                    btf_id: tid,
+                    kfunc_btf_id: fid,
+                }));
+                g.sort_by_key(|x| (x.btf_addr, x.btf_id));
+                Ok(())
+            }
+            Err(e) => {
+                g.retain(|x| x.btf_addr != owner.addr());
+                Err(e)
+            }
+        }
     }
 
     /// `btf_find_dtor_kfunc`: the destructor registered in `btf` for its type
