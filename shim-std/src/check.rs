@@ -1,7 +1,7 @@
 //! `kptr-model check`: what the kernel does with a BPF object under a profile: the
 //! BTF-load verdict, and per map the map-create verdict and the record.
 
-use kernel_core::btf::{BtfKind, BtfRef, KernelBtfs};
+use kernel_core::btf::{BtfRef, KernelBtfs};
 use kernel_core::map::{map_create, map_type_name};
 use kernel_core::record::{BtfRecord, KptrBtf, KptrDtor, bpf_btf_load};
 use kernel_core::{Errno, Semantics};
@@ -246,9 +246,4 @@ impl CheckReport {
         }
         s
     }
-}
-
-/// Pointee kind name, for diffs.
-pub fn kind_name(k: u8) -> &'static str {
-    BtfKind::from_u8(k).map_or("?", |k| k.as_str())
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use kernel_core::Errno;
-use kernel_core::btf::uapi::{BtfKind, btf_info_kind, btf_info_vlen};
+use kernel_core::btf::uapi::{BtfKind, btf_info_kind, btf_info_vlen, btf_type_trailing_len};
 use object::{Object, ObjectSection, ObjectSymbol};
 
 /// An error reading an object or BTF file: the errno the kernel (or libbpf) would
@@ -133,17 +133,7 @@ fn finalize(
     while cur + 12 <= tend {
         offs.push(cur);
         let info = rd32(btf, cur + 4).ok_or_else(bad)?;
-        let vlen = btf_info_vlen(info) as usize;
-        let extra = match BtfKind::from_u8(btf_info_kind(info)) {
-            Some(BtfKind::Int) | Some(BtfKind::Var) | Some(BtfKind::DeclTag) => 4,
-            Some(BtfKind::Array) => 12,
-            Some(BtfKind::Struct) | Some(BtfKind::Union) | Some(BtfKind::Datasec) => 12 * vlen,
-            Some(BtfKind::Enum) | Some(BtfKind::FuncProto) => 8 * vlen,
-            Some(BtfKind::Enum64) => 12 * vlen,
-            Some(_) => 0,
-            None => return Err(bad()),
-        };
-        cur += 12 + extra;
+        cur += 12 + btf_type_trailing_len(info).ok_or_else(bad)?;
     }
     for &t in offs.iter().skip(1) {
         let info = rd32(btf, t + 4).ok_or_else(bad)?;
@@ -174,4 +164,48 @@ fn finalize(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kernel_core::btf::builder::BtfBuilder;
+    use kernel_core::btf::uapi::BTF_INT_SIGNED;
+
+    /// A `.data` DATASEC with one VAR `x`: (blob, offset of the DATASEC record).
+    fn datasec_blob() -> (Vec<u8>, usize) {
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+        let x = b.var("x", int, 1);
+        b.datasec(".data", 0, &[(x, 0, 4)]);
+        let blob = b.build();
+        // int (16 bytes) and VAR (16 bytes) precede the DATASEC.
+        let hdr_len = u32::from_ne_bytes([blob[4], blob[5], blob[6], blob[7]]) as usize;
+        (blob, hdr_len + 32)
+    }
+
+    #[test]
+    fn finalize_sets_section_size_and_var_offsets() {
+        let (mut blob, ds) = datasec_blob();
+        let sizes = HashMap::from([(".data".to_string(), 64u64)]);
+        let syms = HashMap::from([((".data".to_string(), "x".to_string()), 12u64)]);
+        finalize(&mut blob, &sizes, &syms).expect("finalized");
+        assert_eq!(rd32(&blob, ds + 8), Some(64), "section size");
+        assert_eq!(rd32(&blob, ds + 12 + 4), Some(12), "x's offset");
+    }
+
+    /// A DATASEC whose entries would run past the type section is refused before
+    /// anything is written (the string section stays as it was).
+    #[test]
+    fn finalize_refuses_entries_past_the_type_section() {
+        let (mut blob, ds) = datasec_blob();
+        let info = rd32(&blob, ds + 4).expect("info");
+        wr32(&mut blob, ds + 4, (info & !0xffff) | 40).expect("vlen 40");
+        let before = blob.clone();
+        let sizes = HashMap::from([(".data".to_string(), 64u64)]);
+        let syms = HashMap::new();
+        let e = finalize(&mut blob, &sizes, &syms).expect_err("refused");
+        assert_eq!(e.errno, Errno::EINVAL);
+        assert_eq!(blob, before, "nothing written");
+    }
 }

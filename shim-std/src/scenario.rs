@@ -186,12 +186,3 @@ pub fn c8e18754_example(
         dot,
     })
 }
-
-/// Reads the program BTF's name for display.
-pub fn btf_label(b: &BtfRef) -> String {
-    if b.name().is_empty() {
-        format!("program BTF #{}", b.id())
-    } else {
-        b.name().to_string()
-    }
-}

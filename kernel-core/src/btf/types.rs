@@ -212,19 +212,7 @@ impl<'a> TypeRef<'a> {
     /// Size of the kind-specific data after the header, from `info` (include/uapi/linux/btf.h)
     /// alone.
     pub fn trailing_len(&self) -> usize {
-        let vlen = self.vlen() as usize;
-        match self.kind() {
-            BtfKind::Int => 4,
-            BtfKind::Array => BTF_ARRAY_SIZE,
-            BtfKind::Struct | BtfKind::Union => vlen * BTF_MEMBER_SIZE,
-            BtfKind::Enum => vlen * BTF_ENUM_SIZE,
-            BtfKind::Enum64 => vlen * BTF_ENUM64_SIZE,
-            BtfKind::FuncProto => vlen * BTF_PARAM_SIZE,
-            BtfKind::Var => BTF_VAR_SIZE,
-            BtfKind::Datasec => vlen * BTF_VAR_SECINFO_SIZE,
-            BtfKind::DeclTag => BTF_DECL_TAG_SIZE,
-            _ => 0,
-        }
+        btf_type_trailing_len(self.info()).unwrap_or(0)
     }
 }
 

@@ -178,6 +178,27 @@ pub const fn btf_info_vlen(info: u32) -> u16 {
 pub const fn btf_info_kflag(info: u32) -> bool {
     info >> 31 != 0
 }
+/// Bytes of kind-specific data after a type's 12-byte header, from its `info` alone
+/// (include/uapi/linux/btf.h); `None` for a kind number the format does not define.
+pub const fn btf_type_trailing_len(info: u32) -> Option<usize> {
+    let vlen = btf_info_vlen(info) as usize;
+    let Some(kind) = BtfKind::from_u8(btf_info_kind(info)) else {
+        return None;
+    };
+    Some(match kind {
+        BtfKind::Int => 4,
+        BtfKind::Array => BTF_ARRAY_SIZE,
+        BtfKind::Struct | BtfKind::Union => vlen * BTF_MEMBER_SIZE,
+        BtfKind::Enum => vlen * BTF_ENUM_SIZE,
+        BtfKind::Enum64 => vlen * BTF_ENUM64_SIZE,
+        BtfKind::FuncProto => vlen * BTF_PARAM_SIZE,
+        BtfKind::Var => BTF_VAR_SIZE,
+        BtfKind::Datasec => vlen * BTF_VAR_SECINFO_SIZE,
+        BtfKind::DeclTag => BTF_DECL_TAG_SIZE,
+        _ => 0,
+    })
+}
+
 /// `BTF_INFO_ENC(kind, kind_flag, vlen)`.
 #[inline]
 pub const fn btf_info_enc(kind: u8, kflag: bool, vlen: u16) -> u32 {
