@@ -213,3 +213,56 @@ fn kernel_btf_skips_resolve_unless_asked() {
         .expect("loop");
     assert_eq!(e.errno, Errno::EEXIST);
 }
+
+/// A local struct whose list head names a type the BTF lacks fails its struct meta
+/// (-ENOENT, the kernel's BPF_BTF_LOAD verdict, compared below); the failed load takes
+/// no BTF id, so the next load gets the id right after the last successful one
+/// (btf_new_fd allocates the id only after btf_parse succeeded).
+#[test]
+fn a_failed_struct_meta_takes_no_btf_id() {
+    let sem = Semantics::V6_18;
+    let blob = |contains: &str| {
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+        let long = b.int("long", 8, BTF_INT_SIGNED, 64);
+        let lock = b.struct_("bpf_spin_lock", 4, &[("val", int, 0)]);
+        let head = b.struct_("bpf_list_head", 16, &[("a", long, 0), ("b", long, 64)]);
+        let node = b.struct_(
+            "bpf_list_node",
+            24,
+            &[("a", long, 0), ("b", long, 64), ("c", long, 128)],
+        );
+        b.struct_("elem", 24, &[("n", node, 0)]);
+        let holder = b.struct_("holder", 24, &[("head", head, 0), ("lock", lock, 128)]);
+        b.decl_tag(contains, holder, 0);
+        b.build()
+    };
+    let (good, bad) = (blob("contains:elem:n"), blob("contains:missing:n"));
+    let k = kernel();
+    let (first, _) = kernel_core::record::bpf_btf_load(&k, &good, 0, &sem).expect("good loads");
+    let Err(e) = kernel_core::record::bpf_btf_load(&k, &bad, 0, &sem) else {
+        panic!("bad is refused");
+    };
+    assert_eq!(
+        (e.errno, e.reason),
+        (Errno::ENOENT, "btf_parse_struct_metas")
+    );
+    let (second, _) = kernel_core::record::bpf_btf_load(&k, &good, 0, &sem).expect("good loads");
+    assert_eq!(
+        second.id(),
+        first.id() + 1,
+        "no id spent on the failed load"
+    );
+    if kptr_tests::kernel_skip("BPF_BTF_LOAD of the struct-meta blobs") {
+        return;
+    }
+    assert!(
+        shim_std::oracle::btf_load_fd(&good).is_ok(),
+        "the kernel loads the good blob"
+    );
+    assert_eq!(
+        shim_std::oracle::btf_load_fd(&bad).err(),
+        Some(e.errno.raw()),
+        "the kernel refuses the bad blob with the model's errno"
+    );
+}
