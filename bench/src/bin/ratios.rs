@@ -1,7 +1,8 @@
 //! Prints the Markdown table of the last `cargo bench -p kptr-bench` run: for each
-//! group (`load_vmlinux`, `lookup`) and bench, criterion's mean point estimate, the
-//! time per element when the group has an element throughput (per lookup), and the
-//! ratio to the group's libbpf bench (above 1 = slower than libbpf).
+//! group and bench, criterion's mean point estimate, the time per element when the
+//! group has an element throughput, and the ratio to the group's baseline bench
+//! (libbpf for loading and lookups, plain frees for teardown, a raw atomic swap for
+//! `bpf_kptr_xchg`; above 1 = slower than the baseline).
 //!
 //! Usage: `cargo run -p kptr-bench --bin ratios [CRITERION_DIR]`. The directory
 //! defaults to `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`, else the
@@ -12,8 +13,15 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-/// The groups in table order.
-const GROUPS: [&str; 2] = ["load_vmlinux", "lookup"];
+/// The groups in table order, each with the name prefix of its baseline bench (the
+/// peer or plain operation the group's ratios are to).
+const GROUPS: [(&str, Option<&str>); 5] = [
+    ("load_vmlinux", Some("libbpf")),
+    ("lookup", Some("libbpf")),
+    ("parse_fields", None),
+    ("teardown", Some("plain")),
+    ("kptr_xchg", Some("raw")),
+];
 
 struct Row {
     bench: String,
@@ -98,10 +106,10 @@ fn fmt_ratio(r: f64) -> String {
 fn main() -> ExitCode {
     let dir = criterion_dir();
     let mut out = String::new();
-    out.push_str("| group | bench | mean | per element | ratio to libbpf |\n");
+    out.push_str("| group | bench | mean | per element | ratio to baseline |\n");
     out.push_str("| --- | --- | ---: | ---: | ---: |\n");
     let mut found = 0;
-    for group in GROUPS {
+    for (group, baseline) in GROUPS {
         let gdir = dir.join(group);
         if !gdir.is_dir() {
             eprintln!("ratios: {}: no such group (bench not run?)", gdir.display());
@@ -114,16 +122,17 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let libbpf = rows
-            .iter()
-            .find(|r| r.bench.starts_with("libbpf"))
-            .map(|r| r.mean_ns);
+        let base = baseline.and_then(|b| {
+            rows.iter()
+                .find(|r| r.bench.starts_with(b))
+                .map(|r| r.mean_ns)
+        });
         for r in &rows {
             let per = r
                 .elements
                 .filter(|&n| n > 1)
                 .map_or_else(|| "—".to_owned(), |n| fmt_time(r.mean_ns / n as f64));
-            let ratio = libbpf.map_or_else(|| "n/a".to_owned(), |l| fmt_ratio(r.mean_ns / l));
+            let ratio = base.map_or_else(|| "—".to_owned(), |l| fmt_ratio(r.mean_ns / l));
             out.push_str(&format!(
                 "| {group} | {} | {} | {per} | {ratio} |\n",
                 r.bench,
