@@ -60,17 +60,3 @@ fn tail(s: &str) -> &str {
     }
     &s[i..]
 }
-
-#[test]
-#[ignore]
-fn show() {
-    for b in blobs() {
-        let k = oracle::btf_load(&b.bytes);
-        println!(
-            "{:50} {:?} | {:?}",
-            b.name,
-            k.errno,
-            tail(&k.log).rsplit('\n').find(|l| !l.is_empty())
-        );
-    }
-}
