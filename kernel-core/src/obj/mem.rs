@@ -13,30 +13,46 @@ use hashbrown::HashMap;
 
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, Rcu, SpinLock};
 
-/// Words held inline: objects and values up to 32 bytes need no second allocation.
-const INLINE_WORDS: usize = 4;
+/// Words held inline: objects and values up to 16 bytes need no second allocation.
+const INLINE_WORDS: usize = 2;
 
+/// The words and the byte size, the size in each variant so that the variant's tag
+/// fits the size's padding: a `Words` is 24 bytes (an array map keeps one per value).
 enum Store {
-    Inline([AtomicU64; INLINE_WORDS]),
-    Heap(alloc::boxed::Box<[AtomicU64]>),
+    Inline {
+        words: [AtomicU64; INLINE_WORDS],
+        size: u32,
+    },
+    Heap {
+        words: alloc::boxed::Box<[AtomicU64]>,
+        size: u32,
+    },
 }
 
 /// Memory as 8-byte atomic words.
 pub struct Words {
     store: Store,
-    size: u32,
 }
+
+#[cfg(not(loom))]
+static_assertions::assert_eq_size!(Words, [u64; 3]);
 
 impl Words {
     /// `size` zeroed bytes.
     pub fn new(size: u32) -> Words {
         let n = Self::count(size);
         let store = if n <= INLINE_WORDS {
-            Store::Inline(core::array::from_fn(|_| AtomicU64::new(0)))
+            Store::Inline {
+                words: core::array::from_fn(|_| AtomicU64::new(0)),
+                size,
+            }
         } else {
-            Store::Heap((0..n).map(|_| AtomicU64::new(0)).collect())
+            Store::Heap {
+                words: (0..n).map(|_| AtomicU64::new(0)).collect(),
+                size,
+            }
         };
-        Words { store, size }
+        Words { store }
     }
 
     fn count(size: u32) -> usize {
@@ -45,20 +61,22 @@ impl Words {
 
     fn words(&self) -> &[AtomicU64] {
         match &self.store {
-            Store::Inline(a) => &a[..Self::count(self.size)],
-            Store::Heap(b) => b,
+            Store::Inline { words, size } => &words[..Self::count(*size)],
+            Store::Heap { words, .. } => words,
         }
     }
 
     /// Size in bytes.
     pub fn size(&self) -> u32 {
-        self.size
+        match self.store {
+            Store::Inline { size, .. } | Store::Heap { size, .. } => size,
+        }
     }
 
     /// The 8-byte slot at `off` (a kptr, a timer's pointer word); `off` must be
     /// 8-aligned and in range.
     pub fn slot(&self, off: u32) -> Option<&AtomicU64> {
-        if !off.is_multiple_of(8) || off as u64 + 8 > (self.size as u64).div_ceil(8) * 8 {
+        if !off.is_multiple_of(8) || off as u64 + 8 > (self.size() as u64).div_ceil(8) * 8 {
             return None;
         }
         self.words().get(off as usize / 8)
@@ -87,7 +105,7 @@ impl Words {
 
     /// The 4-byte word at `off` (4-aligned): the atomic word and the shift.
     pub fn u32_at(&self, off: u32) -> Option<(&AtomicU64, u32)> {
-        if !off.is_multiple_of(4) || off as u64 + 4 > self.size as u64 {
+        if !off.is_multiple_of(4) || off as u64 + 4 > self.size() as u64 {
             return None;
         }
         Some((&self.words()[off as usize / 8], (off % 8) * 8))
@@ -121,7 +139,7 @@ impl Words {
 
     /// Zeroes bytes `[off, off + len)`.
     pub fn zero(&self, off: u32, len: u32) {
-        for i in off..off.saturating_add(len).min(self.size) {
+        for i in off..off.saturating_add(len).min(self.size()) {
             self.set_byte(i, 0);
         }
     }
