@@ -1,0 +1,135 @@
+//! The committed fixture objects are what their sources compile to: every
+//! `tests/fixtures/bpf/*.c` is rebuilt with `build.sh`'s exact command (`clang-19 -g -O2
+//! -target bpf -c`, from the source directory) into a temporary directory and compared
+//! with `tests/fixtures/obj/` section by section. Debug sections are left out: they
+//! record the absolute directory of the build. Every source has an object and every
+//! object a source.
+//!
+//! Without clang-19 the test says so and counts as not run; where the kernel
+//! comparisons are required (`KPTR_REQUIRE_KERNEL`, as CI sets it) a missing clang-19
+//! fails instead, since `scripts/setup.sh` installs it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use object::{Object, ObjectSection};
+
+const CLANG: &str = "clang-19";
+
+/// (section name, bytes) of every non-debug section with file contents.
+fn sections(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
+    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = BTreeMap::new();
+    for s in file.sections() {
+        let name = s.name().map_err(|e| format!("{}: {e}", path.display()))?;
+        if name.contains("debug") {
+            continue;
+        }
+        let bytes = s
+            .data()
+            .map_err(|e| format!("{}: {name}: {e}", path.display()))?;
+        out.insert(name.to_owned(), bytes.to_vec());
+    }
+    Ok(out)
+}
+
+fn names(dir: &Path, ext: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let p = e.path();
+            (p.extension()? == ext).then(|| p.file_stem()?.to_str().map(str::to_owned))?
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn fixture_objects_are_what_their_sources_compile_to() {
+    if Command::new(CLANG).arg("--version").output().is_err() {
+        assert!(
+            !shim_std::oracle::kernel_required(),
+            "{CLANG} is missing where the comparisons are required (scripts/setup.sh installs it)"
+        );
+        eprintln!("NOT RUN: {CLANG} not found; the fixture objects were not rebuilt");
+        return;
+    }
+    let dir = kptr_tests::fixtures_dir();
+    let (src_dir, obj_dir) = (dir.join("bpf"), dir.join("obj"));
+    let srcs = names(&src_dir, "c");
+    let objs = names(&obj_dir, "o");
+    assert!(srcs.len() >= 100, "{} sources", srcs.len());
+    assert_eq!(
+        srcs, objs,
+        "every source has an object and every object a source"
+    );
+
+    let out = std::env::temp_dir().join(format!("kptr-fixtures-{}", std::process::id()));
+    std::fs::create_dir_all(&out).expect("temporary directory");
+    // Two compilers at a time (the machines have two cores).
+    let halves: Vec<Vec<String>> = vec![
+        srcs.iter().step_by(2).cloned().collect(),
+        srcs.iter().skip(1).step_by(2).cloned().collect(),
+    ];
+    let failures: Vec<String> = std::thread::scope(|sc| {
+        let jobs: Vec<_> = halves
+            .iter()
+            .map(|part| {
+                let (src_dir, obj_dir, out) = (&src_dir, &obj_dir, &out);
+                sc.spawn(move || {
+                    let mut bad = Vec::new();
+                    for n in part {
+                        let built: PathBuf = out.join(format!("{n}.o"));
+                        let st = Command::new(CLANG)
+                            .current_dir(src_dir)
+                            .args(["-g", "-O2", "-target", "bpf", "-c"])
+                            .arg(format!("{n}.c"))
+                            .arg("-o")
+                            .arg(&built)
+                            .status();
+                        if !st.is_ok_and(|s| s.success()) {
+                            bad.push(format!("{n}.c does not compile"));
+                            continue;
+                        }
+                        match (sections(&built), sections(&obj_dir.join(format!("{n}.o")))) {
+                            (Ok(a), Ok(b)) if a == b => {}
+                            (Ok(a), Ok(b)) => {
+                                let differ: std::collections::BTreeSet<&String> = a
+                                    .keys()
+                                    .chain(b.keys())
+                                    .filter(|k| a.get(*k) != b.get(*k))
+                                    .collect();
+                                bad.push(format!("{n}.o: sections differ: {differ:?}"));
+                            }
+                            (Err(e), _) | (_, Err(e)) => bad.push(e),
+                        }
+                    }
+                    bad
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .flat_map(|j| {
+                j.join()
+                    .unwrap_or_else(|_| vec!["a compile thread panicked".into()])
+            })
+            .collect()
+    });
+    let _ = std::fs::remove_dir_all(&out);
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures differ from their sources (run tests/fixtures/build.sh):\n{}",
+        failures.len(),
+        srcs.len(),
+        failures.join("\n")
+    );
+    eprintln!(
+        "{} fixture objects rebuilt and equal to the committed ones",
+        srcs.len()
+    );
+}
