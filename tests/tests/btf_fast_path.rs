@@ -201,3 +201,21 @@ fn mutations_agree() {
     eprintln!("{count} mutations, {accepted} accepted by both paths");
     assert!(accepted > count / 20, "only {accepted} of {count} accepted");
 }
+
+/// A header longer than `struct btf_header` (its tail zero, as the kernel allows) puts
+/// the type section at an odd address: the fast path reads a copy of its words and
+/// still agrees with the exact path.
+#[test]
+fn unaligned_type_section_agrees() {
+    let mut accepted = 0;
+    for extra in [1usize, 2, 3, 4] {
+        let base = all_kinds();
+        let hdr_len = u32::from_ne_bytes([base[4], base[5], base[6], base[7]]) as usize;
+        let mut v = base[..hdr_len].to_vec();
+        v.extend(std::iter::repeat_n(0u8, extra));
+        v.extend_from_slice(&base[hdr_len..]);
+        v[4..8].copy_from_slice(&((hdr_len + extra) as u32).to_ne_bytes());
+        accepted += check_all_modes(&v, &format!("header + {extra}"));
+    }
+    assert_eq!(accepted, 16, "every layout accepted in every mode");
+}
