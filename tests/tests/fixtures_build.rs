@@ -1,9 +1,11 @@
 //! The committed fixture objects are what their sources compile to: every
 //! `tests/fixtures/bpf/*.c` is rebuilt with `build.sh`'s exact command (`clang-19 -g -O2
 //! -target bpf -c`, from the source directory) into a temporary directory and compared
-//! with `tests/fixtures/obj/` section by section. Debug sections are left out: they
-//! record the absolute directory of the build. Every source has an object and every
-//! object a source.
+//! with `tests/fixtures/obj/` section by section. The build directory is part of the
+//! output (DWARF, and the file names of `.BTF.ext`'s line info in `.BTF`'s strings), so
+//! the rebuild names the directory the committed object was built in
+//! (`-fdebug-compilation-dir`, read back from the object's own `.BTF` strings) and debug
+//! sections are left out. Every source has an object and every object a source.
 //!
 //! Without clang-19 the test says so and counts as not run; where the kernel
 //! comparisons are required (`KPTR_REQUIRE_KERNEL`, as CI sets it) a missing clang-19
@@ -33,6 +35,20 @@ fn sections(path: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
         out.insert(name.to_owned(), bytes.to_vec());
     }
     Ok(out)
+}
+
+/// The directory `name.c` was compiled in, from the path `.BTF`'s strings record for
+/// it (line info keeps the absolute source path).
+fn build_dir(obj: &Path, name: &str) -> Option<String> {
+    let secs = sections(obj).ok()?;
+    let btf = secs.get(".BTF")?;
+    let rd = |o: usize| Some(u32::from_ne_bytes(btf.get(o..o + 4)?.try_into().ok()?) as usize);
+    let (hdr_len, str_off, str_len) = (rd(4)?, rd(16)?, rd(20)?);
+    let strs = btf.get(hdr_len + str_off..hdr_len + str_off + str_len)?;
+    let suffix = format!("/{name}.c");
+    strs.split(|&c| c == 0)
+        .filter_map(|s| std::str::from_utf8(s).ok())
+        .find_map(|s| s.strip_suffix(&suffix).map(str::to_owned))
 }
 
 fn names(dir: &Path, ext: &str) -> Vec<String> {
@@ -85,7 +101,12 @@ fn fixture_objects_are_what_their_sources_compile_to() {
                     let mut bad = Vec::new();
                     for n in part {
                         let built: PathBuf = out.join(format!("{n}.o"));
-                        let st = Command::new(CLANG)
+                        let committed = obj_dir.join(format!("{n}.o"));
+                        let mut cmd = Command::new(CLANG);
+                        if let Some(d) = build_dir(&committed, n) {
+                            cmd.arg(format!("-fdebug-compilation-dir={d}"));
+                        }
+                        let st = cmd
                             .current_dir(src_dir)
                             .args(["-g", "-O2", "-target", "bpf", "-c"])
                             .arg(format!("{n}.c"))
@@ -96,7 +117,7 @@ fn fixture_objects_are_what_their_sources_compile_to() {
                             bad.push(format!("{n}.c does not compile"));
                             continue;
                         }
-                        match (sections(&built), sections(&obj_dir.join(format!("{n}.o")))) {
+                        match (sections(&built), sections(&committed)) {
                             (Ok(a), Ok(b)) if a == b => {}
                             (Ok(a), Ok(b)) => {
                                 let differ: std::collections::BTreeSet<&String> = a
