@@ -471,9 +471,10 @@ fn struct_meta_self_reference_leaks_the_btf_unless_unreferenced() {
 
 /// Kptrs in per-CPU hashes and local storage: refused (-EOPNOTSUPP) before the series
 /// that allowed them (v6.3), allowed from c8e18754 on; HASH and PERCPU_ARRAY take
-/// them under both.
+/// them under both. The v6.18 verdicts are the running kernel's too.
 #[test]
 fn kptr_map_types_per_profile() {
+    let ask_kernel = !kptr_tests::kernel_skip("kptr map types under v6.18");
     const HASH: u32 = 1;
     const PERCPU_HASH: u32 = 5;
     const PERCPU_ARRAY: u32 = 6;
@@ -491,7 +492,10 @@ fn kptr_map_types_per_profile() {
         let t = b.type_tag(tag, task);
         let p = b.ptr(t);
         let v = b.struct_("val", 8, &[("p", p, 0)]);
-        let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("BTF loads");
+        let blob = b.build();
+        let (btf, _) = bpf_btf_load(&k, &blob, 0, &sem).expect("BTF loads");
+        let kbtf = (ask_kernel && sem == Semantics::V6_18)
+            .then(|| shim_std::oracle::btf_load_fd(&blob).expect("the kernel loads the BTF"));
         for (map_type, allowed) in [
             (HASH, true),
             (PERCPU_ARRAY, true),
@@ -513,6 +517,25 @@ fn kptr_map_types_per_profile() {
             };
             let r = map_create(&k, &attr, &sem);
             let what = format!("{} map type {map_type}", sem.name);
+            if let Some(fd) = &kbtf {
+                use std::os::fd::AsFd;
+                let kr = shim_std::oracle::map_create(&shim_std::oracle::MapCreate {
+                    map_type,
+                    key_size: attr.key_size,
+                    value_size: attr.value_size,
+                    max_entries: attr.max_entries,
+                    map_flags: attr.map_flags,
+                    btf_fd: Some(fd.as_fd()),
+                    btf_key_type_id: int,
+                    btf_value_type_id: v,
+                    name: "kptrs",
+                });
+                assert_eq!(
+                    kr.err(),
+                    r.as_ref().err().map(|e| e.raw()),
+                    "{what}: the kernel's verdict"
+                );
+            }
             if allowed {
                 let m = r.unwrap_or_else(|e| panic!("{what}: {e:?}"));
                 let rec = m
