@@ -955,11 +955,15 @@ impl<'a> Fast<'a> {
 /// whether every string is shorter than the identifier limit.
 struct Names<'a> {
     s: &'a [u8],
-    /// One bit per 64-byte block.
-    dirty: Vec<u64>,
+    /// One bit per 64-byte block: the block or one of the `WINDOW - 1` after it holds
+    /// a byte that cannot be in an identifier.
+    dirty_near: Vec<u64>,
     /// Every run of non-NUL bytes is shorter than `SHORT`.
     all_short: bool,
 }
+
+/// Blocks a name of up to `SHORT` bytes can touch from its first byte.
+const WINDOW: u32 = (SHORT as u32).div_ceil(64) + 1;
 
 /// Longest string (without its NUL) for which a clean window proves a name valid.
 const SHORT: usize = KSYM_NAME_LEN - 16;
@@ -1000,9 +1004,16 @@ impl<'a> Names<'a> {
             }
         }
         longest = longest.max(run);
+        // Spread each dirty block back over the WINDOW - 1 blocks before it.
+        let dirty_near = (0..dirty.len())
+            .map(|w| {
+                let (x, y) = (dirty[w], dirty.get(w + 1).copied().unwrap_or(0));
+                (1..WINDOW).fold(x, |acc, k| acc | (x >> k) | (y << (64 - k)))
+            })
+            .collect();
         Names {
             s,
-            dirty,
+            dirty_near,
             all_short: longest < SHORT,
         }
     }
@@ -1019,13 +1030,9 @@ impl<'a> Names<'a> {
         }
         if self.all_short {
             // The name ends before i + SHORT; clean blocks up to there prove it.
-            let (b0, sh) = (i / 64 / 64, (i / 64) % 64);
-            let span = (i + SHORT) / 64 - i / 64 + 1;
-            let mut x = self.dirty.get(b0).copied().unwrap_or(0) >> sh;
-            if sh + span > 64 {
-                x |= self.dirty.get(b0 + 1).copied().unwrap_or(0) << (64 - sh);
-            }
-            if x & ((1u64 << span) - 1) == 0 {
+            let b = i / 64;
+            let near = self.dirty_near.get(b / 64).copied().unwrap_or(u64::MAX);
+            if near & (1 << (b % 64)) == 0 {
                 return true;
             }
         }
