@@ -1,10 +1,14 @@
 //! The RCU model: readers, `call_rcu`, `synchronize_rcu`, `rcu_barrier`.
 //!
-//! A grace period ends when no reader is inside a read-side critical section. Callbacks
-//! queued with [`Rcu::call_rcu`] run only after a grace period, when the host asks for
-//! one ([`Rcu::synchronize_rcu`], [`Rcu::rcu_barrier`]); the shim's deterministic
-//! executor decides when, so tests can hold objects in the "freed but not yet
-//! reclaimed" window on purpose.
+//! A grace period ends when every reader that was inside a read-side critical section
+//! when it began has left; readers that arrive meanwhile are not waited for, as in the
+//! kernel. Readers count themselves in one of two counters, chosen by an epoch that a
+//! grace period flips (the scheme of SRCU, kernel/rcu/srcutree.c): the grace period
+//! waits for the other counter (stragglers from before the last flip), flips, then waits
+//! for the counter the present readers used. Callbacks queued with [`Rcu::call_rcu`] run
+//! only after a grace period, when the host asks for one ([`Rcu::synchronize_rcu`],
+//! [`Rcu::rcu_barrier`]); the shim's deterministic executor decides when, so tests can
+//! hold objects in the "freed but not yet reclaimed" window on purpose.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -15,7 +19,8 @@ type Callback = Box<dyn FnOnce() + Send>;
 
 /// One RCU domain.
 pub struct Rcu {
-    readers: AtomicUsize,
+    epoch: AtomicUsize,
+    readers: [AtomicUsize; 2],
     pending: SpinLock<Vec<Callback>>,
     completed: AtomicUsize,
 }
@@ -23,6 +28,7 @@ pub struct Rcu {
 /// An `rcu_read_lock` section; `rcu_read_unlock` on drop.
 pub struct RcuReadGuard<'a> {
     rcu: &'a Rcu,
+    slot: usize,
 }
 
 impl Default for Rcu {
@@ -35,7 +41,8 @@ impl Rcu {
     /// A domain with no readers and no callbacks.
     pub fn new() -> Self {
         Rcu {
-            readers: AtomicUsize::new(0),
+            epoch: AtomicUsize::new(0),
+            readers: [AtomicUsize::new(0), AtomicUsize::new(0)],
             pending: SpinLock::new(Vec::new()),
             completed: AtomicUsize::new(0),
         }
@@ -43,8 +50,9 @@ impl Rcu {
 
     /// `rcu_read_lock` (include/linux/rcupdate.h).
     pub fn read_lock(&self) -> RcuReadGuard<'_> {
-        self.readers.fetch_add(1, Ordering::SeqCst);
-        RcuReadGuard { rcu: self }
+        let slot = self.epoch.load(Ordering::SeqCst) & 1;
+        self.readers[slot].fetch_add(1, Ordering::SeqCst);
+        RcuReadGuard { rcu: self, slot }
     }
 
     /// `call_rcu` (kernel/rcu/tree.c): runs `f` after a later grace period.
@@ -62,17 +70,25 @@ impl Rcu {
         self.completed.load(Ordering::SeqCst)
     }
 
+    /// A grace period: returns once every reader present at the call has left.
     fn wait_for_readers(&self) {
-        while self.readers.load(Ordering::SeqCst) != 0 {
-            cpu_relax();
-        }
+        let wait = |slot: usize| {
+            while self.readers[slot].load(Ordering::SeqCst) != 0 {
+                cpu_relax();
+            }
+        };
+        let cur = self.epoch.load(Ordering::SeqCst) & 1;
+        // Readers still counted under the previous epoch began before this call.
+        wait(cur ^ 1);
+        // From here new readers count under the other slot; the present ones drain.
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        wait(cur);
     }
 
-    /// `synchronize_rcu` (kernel/rcu/tree.c): waits until no reader is inside a read-side
-    /// section, then runs the callbacks that were queued before the call. This waits
-    /// longer than the kernel, which waits only for the readers present at the call:
-    /// readers arriving meanwhile are waited for too (never shorter, so never unsafe).
-    /// Must not be called from inside a read-side section of the same domain.
+    /// `synchronize_rcu` (kernel/rcu/tree.c): waits for a grace period (every reader
+    /// present at the call has left; later readers are not waited for), then runs the
+    /// callbacks that were queued before the call. Must not be called from inside a
+    /// read-side section of the same domain.
     pub fn synchronize_rcu(&self) {
         let batch: Vec<Callback> = core::mem::take(&mut *self.pending.lock());
         self.wait_for_readers();
@@ -102,7 +118,7 @@ impl Rcu {
 
 impl Drop for RcuReadGuard<'_> {
     fn drop(&mut self) {
-        self.rcu.readers.fetch_sub(1, Ordering::SeqCst);
+        self.rcu.readers[self.slot].fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -124,5 +140,31 @@ mod tests {
         rcu.rcu_barrier();
         assert_eq!(hits.load(Ordering::SeqCst), 1);
         assert_eq!(rcu.completed(), 1);
+    }
+
+    /// A grace period waits for the readers present when it begins, not for readers
+    /// that arrive while it waits.
+    #[test]
+    fn grace_period_waits_for_present_readers_only() {
+        extern crate std;
+        let rcu = Arc::new(Rcu::new());
+        let old = rcu.read_lock();
+        let done = Arc::new(AtomicUsize::new(0));
+        let (r, d) = (Arc::clone(&rcu), Arc::clone(&done));
+        let gp = std::thread::spawn(move || {
+            r.synchronize_rcu();
+            d.store(1, Ordering::SeqCst);
+        });
+        // Wait until the grace period has flipped the epoch (it is draining `old`).
+        while rcu.epoch.load(Ordering::SeqCst) == 0 {
+            std::hint::spin_loop();
+        }
+        let late = rcu.read_lock();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(done.load(Ordering::SeqCst), 0, "the present reader holds it");
+        drop(old);
+        gp.join().expect("grace period");
+        assert_eq!(done.load(Ordering::SeqCst), 1, "the late reader does not hold it");
+        drop(late);
     }
 }
