@@ -161,10 +161,18 @@ mod tests {
         }
         let late = rcu.read_lock();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        assert_eq!(done.load(Ordering::SeqCst), 0, "the present reader holds it");
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            0,
+            "the present reader holds it"
+        );
         drop(old);
         gp.join().expect("grace period");
-        assert_eq!(done.load(Ordering::SeqCst), 1, "the late reader does not hold it");
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            1,
+            "the late reader does not hold it"
+        );
         drop(late);
     }
 }
