@@ -6,6 +6,7 @@ pub mod dtors;
 mod fast;
 pub mod log;
 pub mod name_index;
+mod names;
 pub mod object;
 pub mod registry;
 pub mod types;
