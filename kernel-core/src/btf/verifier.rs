@@ -1801,8 +1801,9 @@ pub fn btf_verify(
     verify_with(data, base, opts, true)
 }
 
-/// [`btf_verify`] on the exact path only, the one that keeps the kernel's log; what
-/// the tests hold the fast path to.
+/// [`btf_verify`] on the exact path only (`btf_parse`, kernel/bpf/btf.c, check by
+/// check, with the kernel's log); what the tests hold the fast path to. Profile flag:
+/// `btf_tag_kflag`.
 pub fn btf_verify_exact(
     data: Box<[u8]>,
     base: Option<BtfRef>,
@@ -1811,9 +1812,10 @@ pub fn btf_verify_exact(
     verify_with(data, base, opts, false)
 }
 
-/// The accepting path alone, for base BTF: `Some` with what [`btf_verify_exact`] would
-/// return when it accepts, `None` whenever the exact path must decide (a rejection,
-/// split BTF, or a case the fast path leaves to it). What the tests compare.
+/// The accepting path of `btf_parse` (kernel/bpf/btf.c) alone, for base BTF: `Some`
+/// with what [`btf_verify_exact`] would return when it accepts, `None` whenever the
+/// exact path must decide (a rejection, split BTF, or a case the fast path leaves to
+/// it). What the tests compare. Profile flag: `btf_tag_kflag`.
 pub fn btf_verify_fast(data: Box<[u8]>, opts: &ParseOpts) -> Option<BtfData> {
     if data.len() > BTF_MAX_SIZE as usize {
         return None;
