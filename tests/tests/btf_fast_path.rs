@@ -219,3 +219,50 @@ fn unaligned_type_section_agrees() {
     }
     assert_eq!(accepted, 16, "every layout accepted in every mode");
 }
+
+/// This machine's vmlinux, mutated: one aligned word of the type section set to an
+/// edge value or random bits, or one byte of the string section changed. Each blob
+/// (100 by default, `KPTR_VMLINUX_MUTATIONS` for more) goes through both paths under
+/// v6.18 with the resolve pass.
+#[test]
+fn vmlinux_mutations_agree() {
+    let Ok(base) = std::fs::read("/sys/kernel/btf/vmlinux") else {
+        eprintln!("NOT RUN: /sys/kernel/btf/vmlinux unreadable; no vmlinux mutations");
+        return;
+    };
+    let count: usize = std::env::var("KPTR_VMLINUX_MUTATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
+    let rd = |o: usize| u32::from_ne_bytes([base[o], base[o + 1], base[o + 2], base[o + 3]]);
+    let hdr_len = rd(4) as usize;
+    let (type_off, type_len) = (rd(8) as usize, rd(12) as usize);
+    let (str_off, str_len) = (rd(16) as usize, rd(20) as usize);
+    let types = hdr_len + type_off..hdr_len + type_off + type_len;
+    let strs = hdr_len + str_off..hdr_len + str_off + str_len;
+    const EDGES: [u32; 8] = [0, 1, 2, 0xff, 0xffff, 0x000f_ffff, 0x8000_0000, 0xffff_ffff];
+    let mut rng = Rng(0x766d_6c78 | 1);
+    let o = opts(Semantics::V6_18, true);
+    let mut accepted = 0;
+    for i in 0..count {
+        let mut v = base.clone();
+        if i % 4 == 3 {
+            let at = strs.start + rng.below(strs.len());
+            v[at] = rng.next_u64() as u8;
+        } else {
+            let at = types.start + rng.below(types.len() / 4) * 4;
+            let x = if i % 2 == 0 {
+                EDGES[rng.below(EDGES.len())]
+            } else {
+                rng.next_u64() as u32
+            };
+            v[at..at + 4].copy_from_slice(&x.to_ne_bytes());
+        }
+        accepted += check(&v, &o, &format!("vmlinux mutation {i}")) as usize;
+    }
+    eprintln!("{count} vmlinux mutations, {accepted} accepted by both paths");
+    assert!(
+        accepted > 0 && accepted < count,
+        "{accepted} of {count} accepted"
+    );
+}
