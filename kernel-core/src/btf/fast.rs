@@ -21,7 +21,8 @@ use super::names::Names;
 use super::types::{BtfData, VOID_OFF, View};
 use super::uapi::*;
 use super::verifier::{
-    NOT_VISITED, RESOLVED, ResolveMode as Mode, TypesCap, VISITED, name_valid_section,
+    NOT_VISITED, RESOLVED, ResolveMode as Mode, TypesCap, VISITED, int_data_is_regular,
+    int_member_fits, name_valid_section,
 };
 use crate::profile::Semantics;
 
@@ -530,10 +531,7 @@ impl<'a> Fast<'a> {
 
     /// `btf_type_int_is_regular` of an INT id.
     fn int_is_regular(&self, id: u32) -> bool {
-        let d = self.at(id, 0);
-        let nr_bits = btf_int_bits(d) as u8;
-        let nr_bytes = nr_bits.div_ceil(8);
-        !(nr_bits & 7 != 0 || btf_int_offset(d) != 0 || !matches!(nr_bytes, 1 | 2 | 4 | 8 | 16))
+        int_data_is_regular(self.at(id, 0))
     }
 
     /// `btf_*_check_member` without kind_flag: `off` is the member's `offset` word.
@@ -545,12 +543,7 @@ impl<'a> Fast<'a> {
                 if u32::MAX - off < btf_int_offset(d) {
                     return NO;
                 }
-                let bits_off = off + btf_int_offset(d);
-                let bytes_offset = bits_off / 8;
-                let nr_copy_bits = btf_int_bits(d) + (bits_off & 7);
-                nr_copy_bits <= 128
-                    && size >= bytes_offset
-                    && size - bytes_offset >= nr_copy_bits.div_ceil(8)
+                int_member_fits(size, off + btf_int_offset(d), btf_int_bits(d)).is_ok()
             }
             TYPEDEF | VOLATILE | CONST | RESTRICT | TYPE_TAG => {
                 let (rid, _, rk) = self.type_id_size(mt)?;
@@ -591,11 +584,7 @@ impl<'a> Fast<'a> {
                 } else {
                     bf
                 };
-                let bytes_offset = bits_off / 8;
-                let nr_copy_bits = nr_bits + (bits_off & 7);
-                nr_copy_bits <= 128
-                    && size >= bytes_offset
-                    && size - bytes_offset >= nr_copy_bits.div_ceil(8)
+                int_member_fits(size, bits_off, nr_bits).is_ok()
             }
             ENUM | ENUM64 => {
                 let nr_bits = if bf == 0 {

@@ -883,10 +883,34 @@ fn needs_resolve(t: &TypeRef<'_>) -> bool {
 
 /// `btf_type_int_is_regular`.
 fn int_is_regular(t: &TypeRef<'_>) -> bool {
-    let d = t.int_data();
+    int_data_is_regular(t.int_data())
+}
+
+/// `btf_type_int_is_regular` on an INT's data word: whole bytes, no bit offset, 1, 2,
+/// 4, 8 or 16 bytes.
+pub(crate) fn int_data_is_regular(d: u32) -> bool {
     let nr_bits = btf_int_bits(d) as u8;
     let nr_bytes = nr_bits.div_ceil(8);
     !(nr_bits & 7 != 0 || btf_int_offset(d) != 0 || !matches!(nr_bytes, 1 | 2 | 4 | 8 | 16))
+}
+
+/// The common end of `btf_int_check_member` and `btf_int_check_kflag_member`:
+/// `nr_bits` bits at bit offset `bits_off` need at most 128 copy bits and must lie
+/// inside `struct_size` bytes; the failing check's message otherwise.
+pub(crate) fn int_member_fits(
+    struct_size: u32,
+    bits_off: u32,
+    nr_bits: u32,
+) -> Result<(), &'static str> {
+    let bytes_offset = bits_off / 8;
+    let nr_copy_bits = nr_bits + (bits_off & 7);
+    if nr_copy_bits > 128 {
+        return Err("nr_copy_bits exceeds 128");
+    }
+    if struct_size < bytes_offset || struct_size - bytes_offset < nr_copy_bits.div_ceil(8) {
+        return Err("Member exceeds struct_size");
+    }
+    Ok(())
 }
 
 impl<'a> Env<'a, '_> {
@@ -987,15 +1011,8 @@ impl<'a> Env<'a, '_> {
                     return Err(self.member_fail(st, m, "bits_offset exceeds U32_MAX"));
                 }
                 let bits_off = off + btf_int_offset(d);
-                let bytes_offset = bits_off / 8;
-                let nr_copy_bits = btf_int_bits(d) + (bits_off & 7);
-                if nr_copy_bits > 128 {
-                    return Err(self.member_fail(st, m, "nr_copy_bits exceeds 128"));
-                }
-                if st.size() < bytes_offset || st.size() - bytes_offset < nr_copy_bits.div_ceil(8) {
-                    return Err(self.member_fail(st, m, "Member exceeds struct_size"));
-                }
-                Ok(())
+                int_member_fits(st.size(), bits_off, btf_int_bits(d))
+                    .map_err(|msg| self.member_fail(st, m, msg))
             }
             BtfKind::Typedef
             | BtfKind::Volatile
@@ -1075,15 +1092,8 @@ impl<'a> Env<'a, '_> {
                 } else if nr_bits > int_bits {
                     return Err(self.member_fail(st, m, "Invalid member bitfield_size"));
                 }
-                let bytes_offset = bits_off / 8;
-                let nr_copy_bits = nr_bits + (bits_off & 7);
-                if nr_copy_bits > 128 {
-                    return Err(self.member_fail(st, m, "nr_copy_bits exceeds 128"));
-                }
-                if st.size() < bytes_offset || st.size() - bytes_offset < nr_copy_bits.div_ceil(8) {
-                    return Err(self.member_fail(st, m, "Member exceeds struct_size"));
-                }
-                Ok(())
+                int_member_fits(st.size(), bits_off, nr_bits)
+                    .map_err(|msg| self.member_fail(st, m, msg))
             }
             BtfKind::Enum | BtfKind::Enum64 => {
                 let bits_off = btf_member_bit_offset(m.offset);
