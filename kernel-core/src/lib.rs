@@ -7,6 +7,9 @@
 #![no_std]
 #![deny(missing_docs)]
 
+#[cfg(any(loom, feature = "std"))]
+extern crate std;
+
 extern crate alloc;
 
 pub mod btf;

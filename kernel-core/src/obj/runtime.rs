@@ -10,6 +10,7 @@ use hashbrown::HashMap;
 use super::mem::BpfMemAlloc;
 use crate::btf::KernelBtfs;
 use crate::profile::Semantics;
+use crate::sync::task;
 use crate::sync::warn::warn;
 use crate::sync::{Arc, AtomicUsize, Ordering, Rcu, SpinLock};
 use crate::trace::{Event, emit};
@@ -36,7 +37,6 @@ pub struct BpfRuntime {
     pub rcu: Arc<Rcu>,
     kobjs: SpinLock<HashMap<u64, KernelObj>>,
     kobj_next: AtomicUsize,
-    migrate_disabled: AtomicUsize,
     pub(crate) lists: SpinLock<HashMap<u64, Vec<u64>>>,
     list_next: AtomicUsize,
     warns: SpinLock<Vec<&'static str>>,
@@ -52,26 +52,30 @@ impl BpfRuntime {
             rcu,
             kobjs: SpinLock::new(HashMap::new()),
             kobj_next: AtomicUsize::new(0),
-            migrate_disabled: AtomicUsize::new(0),
             lists: SpinLock::new(HashMap::new()),
             list_next: AtomicUsize::new(1),
             warns: SpinLock::new(Vec::new()),
         })
     }
 
-    /// `migrate_disable` (kernel/sched/core.c).
+    /// `migrate_disable` (kernel/sched/core.c) for the calling task
+    /// ([`task::migrate_disable`]).
     pub fn migrate_disable(&self) {
-        self.migrate_disabled.fetch_add(1, Ordering::SeqCst);
+        task::migrate_disable();
     }
 
-    /// `migrate_enable` (kernel/sched/core.c).
+    /// `migrate_enable` (kernel/sched/core.c) for the calling task; one without a
+    /// matching disable WARNs and changes nothing.
     pub fn migrate_enable(&self) {
-        self.migrate_disabled.fetch_sub(1, Ordering::SeqCst);
+        if !task::migrate_enable() {
+            self.warn("migrate_enable without migrate_disable");
+        }
     }
 
-    /// True inside a migrate-disabled section (a BPF program runs in one).
+    /// True while the calling task is in a migrate-disabled section (a BPF program
+    /// runs in one).
     pub fn migration_disabled(&self) -> bool {
-        self.migrate_disabled.load(Ordering::SeqCst) > 0
+        task::migration_disabled()
     }
 
     /// Checks the BPF allocator's requirement: freeing to the per-CPU caches needs

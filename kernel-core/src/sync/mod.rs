@@ -7,6 +7,7 @@
 pub mod rcu;
 pub mod refcount;
 pub mod spinlock;
+pub mod task;
 pub mod warn;
 
 #[cfg(loom)]
