@@ -9,7 +9,7 @@ use kernel_core::btf::uapi::*;
 use kernel_core::btf::{BtfIdr, BtfRef, KernelBtfs, btf_parse_vmlinux};
 use kernel_core::map::runtime::MapRt;
 use kernel_core::map::{MapAttr, map_create};
-use kernel_core::obj::{BpfRuntime, MetaRec, find_meta};
+use kernel_core::obj::{BpfRuntime, MemFault, MetaRec, find_meta};
 use kernel_core::record::bpf_btf_load;
 use kernel_core::sync::{Arc, Rcu};
 
@@ -124,11 +124,16 @@ pub fn finish(f: Fix) {
 /// The invariants alone.
 pub fn check(f: &Fix) {
     f.rt.rcu.rcu_barrier();
-    assert!(
-        f.rt.mem.faults().is_empty(),
-        "faults: {:?}",
-        f.rt.mem.faults()
-    );
+    let faults = f.rt.mem.faults();
+    let kinds: Vec<&str> = faults
+        .iter()
+        .map(|m| match m {
+            MemFault::UseAfterFree(..) => "use-after-free",
+            MemFault::DoubleFree(..) => "double free",
+            MemFault::Wild(_) => "wild address",
+        })
+        .collect();
+    assert!(faults.is_empty(), "faults {kinds:?}: {faults:?}");
     assert!(f.rt.mem.live().is_empty(), "leaked: {:?}", f.rt.mem.live());
     let (a, fr) = f.rt.mem.counts();
     assert_eq!(a, fr, "allocations and frees");

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 
 use hashbrown::HashMap;
 
-use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, Rcu, SpinLock};
+use crate::sync::{Arc, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, Rcu, SpinLock};
 
 /// Words held inline: objects and values up to 16 bytes need no second allocation.
 const INLINE_WORDS: usize = 2;
@@ -181,15 +181,30 @@ pub enum MemFault {
     Wild(u64),
 }
 
+/// Objects per slab chunk, and chunks per allocator (loom's models allocate a few
+/// objects; its atomics are costly to create).
+#[cfg(not(loom))]
+const CHUNK: usize = 4096;
+#[cfg(not(loom))]
+const CHUNKS: usize = 4096;
+#[cfg(loom)]
+const CHUNK: usize = 8;
+#[cfg(loom)]
+const CHUNKS: usize = 8;
+
 /// One object the allocator handed out; a freed one stays, so later uses are seen.
-/// The box keeps the object at one address while the slab grows.
+/// `obj` is set once, before the address is handed out, and never changes until the
+/// allocator is dropped; `live` is read without the lock and written only under it.
 struct Slot {
-    obj: alloc::boxed::Box<Obj>,
-    live: bool,
+    obj: AtomicPtr<Obj>,
+    live: AtomicBool,
 }
 
+type Chunk = alloc::boxed::Box<[Slot]>;
+
 struct MemInner {
-    slots: Vec<Slot>,
+    /// Objects handed out (slab indexes `0..len`).
+    len: usize,
     types: HashMap<String, NameArc>,
     faults: Vec<MemFault>,
     frees: usize,
@@ -201,7 +216,7 @@ struct MemInner {
 impl MemInner {
     /// Objects allocated and not freed.
     fn live(&self) -> usize {
-        self.slots.len() - self.frees
+        self.len - self.frees
     }
 }
 
@@ -211,12 +226,15 @@ const STRIDE: u64 = 64;
 
 /// The BPF allocator model (`bpf_mem_alloc`/`bpf_mem_free`/`bpf_mem_free_rcu`, the
 /// global and per-CPU caches), with accounting. Objects live in a slab indexed by
-/// address; freed addresses are never reused, so every later use is seen.
+/// address; freed addresses are never reused, so every later use is seen. A lookup
+/// takes no lock (the slab only grows, one chunk at a time); allocation and every
+/// change of an object's state take the allocator's lock.
 /// `bpf_mem_free_rcu` batches: a batch closes a grace period after its first object
 /// and is reclaimed a full grace period after it closes, so no object is reclaimed
 /// before every reader that could have seen it has left.
 pub struct BpfMemAlloc {
     inner: SpinLock<MemInner>,
+    chunks: alloc::boxed::Box<[AtomicPtr<Slot>]>,
     rcu: Arc<Rcu>,
     fail_next: AtomicUsize,
     rcu_pending: SpinLock<Vec<u64>>,
@@ -228,16 +246,40 @@ impl BpfMemAlloc {
         super::tally::created();
         Arc::new(BpfMemAlloc {
             inner: SpinLock::new(MemInner {
-                slots: Vec::new(),
+                len: 0,
                 types: HashMap::new(),
                 faults: Vec::new(),
                 frees: 0,
                 acked: (Vec::new(), 0),
             }),
+            chunks: (0..CHUNKS)
+                .map(|_| AtomicPtr::new(core::ptr::null_mut()))
+                .collect(),
             rcu,
             fail_next: AtomicUsize::new(0),
             rcu_pending: SpinLock::new(Vec::new()),
         })
+    }
+
+    /// The slot of slab index `i`, if its chunk exists.
+    fn slot(&self, i: usize) -> Option<&Slot> {
+        let c = self.chunks.get(i / CHUNK)?.load(Ordering::Acquire);
+        if c.is_null() {
+            return None;
+        }
+        // SAFETY: a chunk pointer, once published (with Release, after the chunk was
+        // built), points to a leaked `Box<[Slot]>` of `CHUNK` slots that is freed only
+        // by `Drop` (`&mut self`), so it is valid for `&self`'s lifetime.
+        Some(unsafe { &*c.add(i % CHUNK) })
+    }
+
+    /// The object in a slot, if one was published there.
+    fn obj_in(slot: &Slot) -> Option<&Obj> {
+        let p = slot.obj.load(Ordering::Acquire);
+        // SAFETY: a non-null `obj` was published (Release) after the boxed object was
+        // built and is dropped only by `Drop` (`&mut self`); `Obj` is only read through
+        // `&` (its words are atomics).
+        (!p.is_null()).then(|| unsafe { &*p })
     }
 
     /// Makes the next `n` allocations fail (as `bpf_mem_alloc` (kernel/bpf/memalloc.c) can
@@ -254,7 +296,9 @@ impl BpfMemAlloc {
         Some((off / STRIDE) as usize)
     }
 
-    /// `bpf_mem_alloc` (kernel/bpf/memalloc.c): zeroed memory for an object of type `ty`.
+    /// `bpf_mem_alloc` (kernel/bpf/memalloc.c): zeroed memory for an object of type `ty`;
+    /// `None` when told to fail or when the slab is full (`CHUNKS * CHUNK` objects,
+    /// 16,777,216 on a host).
     pub fn alloc(&self, ty: &str, size: u32, percpu: bool) -> Option<u64> {
         if self
             .fail_next
@@ -265,6 +309,20 @@ impl BpfMemAlloc {
         }
         let mem = Words::new(size);
         let mut g = self.inner.lock();
+        let i = g.len;
+        let chunk = self.chunks.get(i / CHUNK)?;
+        if i.is_multiple_of(CHUNK) {
+            let c: Chunk = (0..CHUNK)
+                .map(|_| Slot {
+                    obj: AtomicPtr::new(core::ptr::null_mut()),
+                    live: AtomicBool::new(false),
+                })
+                .collect();
+            chunk.store(
+                alloc::boxed::Box::into_raw(c).cast::<Slot>(),
+                Ordering::Release,
+            );
+        }
         let ty: NameArc = match g.types.get(ty) {
             Some(t) => NameArc::clone(t),
             None => {
@@ -273,68 +331,63 @@ impl BpfMemAlloc {
                 t
             }
         };
-        let addr = BASE + g.slots.len() as u64 * STRIDE;
+        let addr = BASE + i as u64 * STRIDE;
         let obj = alloc::boxed::Box::new(Obj {
             addr,
             info: ObjInfo { ty, size, percpu },
             mem,
         });
-        g.slots.push(Slot { obj, live: true });
+        let slot = self.slot(i)?;
+        slot.live.store(true, Ordering::Relaxed);
+        slot.obj
+            .store(alloc::boxed::Box::into_raw(obj), Ordering::Release);
+        g.len = i + 1;
         Some(addr)
     }
 
     /// The object at `addr`; a use of a freed or unknown address is recorded as a
     /// fault and yields `None`.
     pub fn get(&self, addr: u64) -> Option<&Obj> {
-        let mut g = self.inner.lock();
-        let f = match Self::index(addr).and_then(|i| g.slots.get(i)) {
-            Some(s) if s.live => {
-                let p: *const Obj = &*s.obj;
-                drop(g);
-                // SAFETY: slots are only ever appended, and a slot's box is dropped only
-                // with the allocator (a free clears `live`); growing the slab moves the
-                // boxes, not the objects. The reference borrows `self`, so it cannot
-                // outlive the allocator, and `Obj` is only read through `&` (its
-                // words are atomics).
-                return Some(unsafe { &*p });
-            }
-            Some(s) => MemFault::UseAfterFree(addr, String::from(&*s.obj.info.ty)),
-            None => MemFault::Wild(addr),
+        let slot = Self::index(addr).and_then(|i| self.slot(i));
+        let obj = slot.and_then(Self::obj_in);
+        let f = match (slot, obj) {
+            (Some(s), Some(o)) if s.live.load(Ordering::Acquire) => return Some(o),
+            (Some(_), Some(o)) => MemFault::UseAfterFree(addr, String::from(&*o.info.ty)),
+            _ => MemFault::Wild(addr),
         };
-        g.faults.push(f);
+        self.inner.lock().faults.push(f);
         None
     }
 
     /// True if `addr` is live (no fault recorded).
     pub fn is_live(&self, addr: u64) -> bool {
-        let g = self.inner.lock();
-        matches!(
-            Self::index(addr).and_then(|i| g.slots.get(i)),
-            Some(Slot { live: true, .. })
-        )
+        Self::index(addr)
+            .and_then(|i| self.slot(i))
+            .is_some_and(|s| {
+                !s.obj.load(Ordering::Acquire).is_null() && s.live.load(Ordering::Acquire)
+            })
     }
 
-    fn free_locked(g: &mut MemInner, addr: u64) {
-        let Some(i) = Self::index(addr).filter(|&i| i < g.slots.len()) else {
+    /// Frees `addr` under the allocator's lock (`g`), which serialises every change of
+    /// `live`: a double free is seen even when two frees race.
+    fn free_locked(&self, g: &mut MemInner, addr: u64) {
+        let slot = Self::index(addr).and_then(|i| self.slot(i));
+        let Some((s, o)) = slot.and_then(|s| Some((s, Self::obj_in(s)?))) else {
             g.faults.push(MemFault::Wild(addr));
             return;
         };
-        let s = &mut g.slots[i];
-        let fault = if s.live {
-            s.live = false;
+        if s.live.load(Ordering::Relaxed) {
+            s.live.store(false, Ordering::Release);
             g.frees += 1;
-            None
         } else {
-            Some(MemFault::DoubleFree(addr, String::from(&*s.obj.info.ty)))
-        };
-        if let Some(f) = fault {
-            g.faults.push(f);
+            g.faults
+                .push(MemFault::DoubleFree(addr, String::from(&*o.info.ty)));
         }
     }
 
     /// `bpf_mem_free` (kernel/bpf/memalloc.c): the memory may be reused at once.
     pub fn free(&self, addr: u64) {
-        Self::free_locked(&mut self.inner.lock(), addr);
+        self.free_locked(&mut self.inner.lock(), addr);
     }
 
     /// `bpf_mem_free_rcu` (kernel/bpf/memalloc.c): freed after an RCU grace period.
@@ -356,7 +409,7 @@ impl BpfMemAlloc {
                 me.rcu.call_rcu(move || {
                     let mut g = me2.inner.lock();
                     for a in batch {
-                        Self::free_locked(&mut g, a);
+                        me2.free_locked(&mut g, a);
                     }
                 });
             });
@@ -369,10 +422,11 @@ impl BpfMemAlloc {
         if g.live() == 0 {
             return Vec::new();
         }
-        g.slots
-            .iter()
-            .filter(|s| s.live)
-            .map(|s| (s.obj.addr, s.obj.info.clone()))
+        (0..g.len)
+            .filter_map(|i| self.slot(i))
+            .filter(|s| s.live.load(Ordering::Relaxed))
+            .filter_map(Self::obj_in)
+            .map(|o| (o.addr, o.info.clone()))
             .collect()
     }
 
@@ -384,7 +438,7 @@ impl BpfMemAlloc {
     /// (allocations, frees) so far.
     pub fn counts(&self) -> (usize, usize) {
         let g = self.inner.lock();
-        (g.slots.len(), g.frees)
+        (g.len, g.frees)
     }
 
     /// Marks the objects live now and the faults seen so far as expected: a test that
@@ -393,7 +447,9 @@ impl BpfMemAlloc {
     /// happens beyond them.
     pub fn acknowledge(&self) {
         let mut g = self.inner.lock();
-        let live: Vec<usize> = (0..g.slots.len()).filter(|&i| g.slots[i].live).collect();
+        let live: Vec<usize> = (0..g.len)
+            .filter(|&i| self.slot(i).is_some_and(|s| s.live.load(Ordering::Relaxed)))
+            .collect();
         g.acked = (live, g.faults.len());
     }
 
@@ -407,9 +463,10 @@ impl Drop for BpfMemAlloc {
     fn drop(&mut self) {
         let g = self.inner.lock();
         let (acked_live, acked_faults) = (&g.acked.0, g.acked.1);
+        let is_live = |i: usize| self.slot(i).is_some_and(|s| s.live.load(Ordering::Relaxed));
         // Objects acknowledged as leaked and still live are expected; any other live
         // object is a leak, even when an acknowledged one was freed meanwhile.
-        let expected = acked_live.iter().filter(|&&i| g.slots[i].live).count();
+        let expected = acked_live.iter().filter(|&&i| is_live(i)).count();
         let live = g.live();
         let mut unexpected = [live - expected, 0, 0, 0];
         for f in g.faults.iter().skip(acked_faults) {
@@ -421,17 +478,72 @@ impl Drop for BpfMemAlloc {
             unexpected[k] += 1;
         }
         super::tally::dropped(
-            g.slots.len(),
+            g.len,
             g.frees,
             unexpected,
             expected + acked_faults.min(g.faults.len()),
         );
+        drop(g);
+        for c in self.chunks.iter() {
+            let c = c.load(Ordering::Acquire);
+            if c.is_null() {
+                continue;
+            }
+            // SAFETY: published chunks are leaked `Box<[Slot]>`s of `CHUNK` slots (see
+            // `alloc`); `&mut self` means no reference into them is left, and each is
+            // rebuilt and dropped once here.
+            let chunk: Chunk = unsafe {
+                alloc::boxed::Box::from_raw(core::ptr::slice_from_raw_parts_mut(c, CHUNK))
+            };
+            for s in chunk.iter() {
+                let p = s.obj.load(Ordering::Acquire);
+                if !p.is_null() {
+                    // SAFETY: published objects are leaked boxes (see `alloc`), each
+                    // dropped once here, with no reference left (`&mut self`).
+                    drop(unsafe { alloc::boxed::Box::from_raw(p) });
+                }
+            }
+        }
     }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::Words;
+    use super::{BpfMemAlloc, CHUNK, MemFault, Words};
+    use crate::sync::{Arc, Rcu};
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn the_slab_grows_by_chunks_and_keeps_every_freed_address() {
+        let a = BpfMemAlloc::new(Arc::new(Rcu::new()));
+        let addrs: Vec<u64> = (0..=CHUNK)
+            .map(|_| a.alloc("node", 16, false).expect("room"))
+            .collect();
+        let (last, before) = (addrs[CHUNK], addrs[CHUNK - 1]);
+        assert_eq!(last - before, 64, "one stride across the chunk boundary");
+        assert_eq!(a.get(last).map(|o| o.addr), Some(last));
+        a.free(last);
+        a.free(before);
+        assert!(a.get(last).is_none() && !a.is_live(last));
+        a.free(last);
+        assert!(a.get(last + 64).is_none(), "never handed out");
+        assert_eq!(
+            a.faults(),
+            vec![
+                MemFault::UseAfterFree(last, "node".into()),
+                MemFault::DoubleFree(last, "node".into()),
+                MemFault::Wild(last + 64),
+            ]
+        );
+        assert_eq!(a.counts(), (CHUNK + 1, 2));
+        assert_eq!(a.live().len(), CHUNK - 1);
+        for &x in &addrs[..CHUNK - 1] {
+            a.free(x);
+        }
+        assert!(a.live().is_empty());
+        a.acknowledge();
+    }
 
     #[test]
     fn slots_and_bytes_end_at_the_size_inline_and_on_the_heap() {
