@@ -646,3 +646,79 @@ fn lru_eviction_drops_the_evicted_elements_stashed_object() {
         Err(kernel_core::Errno::E2BIG)
     );
 }
+
+/// A map's record keeps its local kptr's pointee struct meta (the answer every release
+/// would look up) only where the BTF outlives the record: the field holds the BTF
+/// (c8e18754, v6.4) or the map puts its BTF after freeing its record (v6.12+). A copy
+/// of the record, and a profile with neither, look it up at each release instead.
+#[test]
+fn a_map_record_keeps_the_pointee_meta_only_while_the_btf_outlives_it() {
+    let unheld_early_put = Semantics {
+        local_kptr_holds_btf: false,
+        ..Semantics::V6_4
+    };
+    for (sem, kept) in [
+        (Semantics::C8E18754, true),
+        (Semantics::V6_4, true),
+        (Semantics::V6_12, true),
+        (Semantics::V6_18, true),
+        (unheld_early_put, false),
+    ] {
+        let (k, rt) = runtime(sem);
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+        let long = b.int("long", 8, BTF_INT_SIGNED, 64);
+        let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
+        let node = b.struct_("node", 16, &[("key", long, 0), ("l", lock, 64)]);
+        let t = b.type_tag("kptr", node);
+        let ptr = b.ptr(t);
+        let value = b.struct_("value", 8, &[("n", ptr, 0)]);
+        let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("program BTF loads");
+        let p = Prog {
+            btf,
+            value_id: value,
+            value_size: 8,
+            node_id: node,
+        };
+        let m = map(&k, &p, 2, 0, &sem);
+        let rec = m.record().expect("record");
+        let field = rec.fields[0].kptr.as_ref().expect("local kptr field");
+        let looked_up = find_meta(&p.btf, node).expect("node is a struct meta");
+        match &field.pointee_meta {
+            Some(m) => assert!(
+                kept && std::ptr::eq(
+                    m.rec().expect("rec") as *const _,
+                    looked_up.rec().expect("rec") as *const _
+                ),
+                "{}: the kept meta is the table's own record",
+                sem.name
+            ),
+            None => assert!(!kept, "{}: pointee meta not kept", sem.name),
+        }
+        let dup = kernel_core::record::parse::btf_record_dup(rec).expect("dup");
+        let copy = dup.fields[0].kptr.as_ref().expect("copied field");
+        assert!(
+            copy.pointee_meta.is_none(),
+            "{}: a copy looks the meta up itself",
+            sem.name
+        );
+        // Either way the stashed node is dropped once, through its struct meta.
+        let v = m.array_value(0, 0).expect("value");
+        rt.migrate_disable();
+        let n = bpf_obj_new_impl(&rt, &p.btf, node).expect("node");
+        bpf_kptr_xchg(v, 0, n).expect("stash");
+        rt.migrate_enable();
+        for r in [&dup, rec] {
+            bpf_obj_free_fields(&rt, r, v);
+        }
+        rt.rcu.rcu_barrier();
+        assert!(
+            rt.mem.live().is_empty(),
+            "{}: {:?}",
+            sem.name,
+            rt.mem.live()
+        );
+        assert!(rt.mem.faults().is_empty(), "{}", sem.name);
+        assert_eq!(rt.mem.counts(), (1, 1), "{}: freed once", sem.name);
+    }
+}

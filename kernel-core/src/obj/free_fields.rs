@@ -49,19 +49,21 @@ fn release_kptr(rt: &BpfRuntime, f: &BtfField, mem: &Words) {
         return;
     };
     if !btf.is_kernel() {
-        let meta = find_meta(btf, k.btf_id);
+        let looked_up;
+        let meta = match &k.pointee_meta {
+            Some(m) => Some(m),
+            None => {
+                looked_up = find_meta(btf, k.btf_id);
+                looked_up.as_ref()
+            }
+        };
         if meta.is_none() && rt.sem.warn_missing_pointee_meta {
             rt.warn("bpf_obj_free_fields: local kptr pointee without struct meta");
         }
         if rt.sem.free_fields_migrate_disable {
             rt.migrate_disable();
         }
-        __bpf_obj_drop_impl(
-            rt,
-            old,
-            meta.as_ref().and_then(|m| m.rec()),
-            f.ty == F::KPTR_PERCPU,
-        );
+        __bpf_obj_drop_impl(rt, old, meta.and_then(|m| m.rec()), f.ty == F::KPTR_PERCPU);
         if rt.sem.free_fields_migrate_disable {
             rt.migrate_enable();
         }

@@ -10,31 +10,12 @@ use super::mem::Words;
 use super::runtime::BpfRuntime;
 use crate::btf::{Btf, BtfRef};
 use crate::errno::{Errno, KResult};
-use crate::record::{BtfFieldType as F, BtfRecord, BtfStructMetas, KptrBtf};
+use crate::record::{BtfFieldType as F, BtfRecord, KptrBtf};
+use crate::sync::Ordering;
 use crate::sync::refcount::REFCOUNT_SATURATED;
-use crate::sync::{Arc, Ordering};
 use crate::trace::{Event, emit};
 
-/// A local type's record: the struct-meta table it lives in and the type id.
-#[derive(Clone)]
-pub struct MetaRec {
-    tab: Arc<BtfStructMetas>,
-    at: usize,
-}
-
-impl MetaRec {
-    /// The record (`btf_find_struct_meta(btf, id)->record`).
-    pub fn rec(&self) -> Option<&BtfRecord> {
-        self.tab.get(self.at)
-    }
-}
-
-/// `btf_find_struct_meta` as a handle.
-pub fn find_meta(btf: &Btf, id: u32) -> Option<MetaRec> {
-    let tab = btf.struct_metas()?;
-    let at = tab.position(id)?;
-    Some(MetaRec { tab, at })
-}
+pub use crate::record::metas::{MetaRec, find_meta};
 
 /// The BTF behind a kptr field, if it is still alive: a held reference always is; an
 /// unreferenced program BTF (v6.12+) is checked against the IDR's freed list, and a

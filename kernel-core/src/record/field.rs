@@ -4,6 +4,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 
+use super::metas::MetaRec;
 use crate::btf::{Btf, BtfRef};
 use crate::module::{Module, module_put};
 use crate::profile::Semantics;
@@ -227,6 +228,10 @@ pub struct BtfFieldKptr {
     pub dtor: KptrDtor,
     /// The module reference taken for a module destructor.
     pub module: Option<Arc<Module>>,
+    /// A local pointee's struct meta, looked up once when a map's record is checked
+    /// (see `btf_check_and_fixup_record`); `None` elsewhere, where each release looks
+    /// it up (`btf_find_struct_meta`) as the kernel does every time.
+    pub pointee_meta: Option<MetaRec>,
 }
 
 impl Drop for BtfFieldKptr {

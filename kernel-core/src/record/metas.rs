@@ -52,6 +52,33 @@ impl BtfStructMetas {
     }
 }
 
+/// A local type's record: the struct-meta table it lives in and its position there.
+#[derive(Clone)]
+pub struct MetaRec {
+    tab: Arc<BtfStructMetas>,
+    at: usize,
+}
+
+impl MetaRec {
+    /// The record (`btf_find_struct_meta(btf, id)->record`).
+    pub fn rec(&self) -> Option<&BtfRecord> {
+        self.tab.get(self.at)
+    }
+}
+
+impl core::fmt::Debug for MetaRec {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MetaRec").field("at", &self.at).finish()
+    }
+}
+
+/// `btf_find_struct_meta` (kernel/bpf/btf.c) as a handle that keeps the table alive.
+pub fn find_meta(btf: &Btf, id: u32) -> Option<MetaRec> {
+    let tab = btf.struct_metas()?;
+    let at = tab.position(id)?;
+    Some(MetaRec { tab, at })
+}
+
 /// `alloc_obj_fields`: the special structs that make a program struct an allocatable
 /// object. Profile flag `refcount` adds `bpf_refcount`.
 fn alloc_obj_fields(sem: &Semantics) -> &'static [&'static str] {

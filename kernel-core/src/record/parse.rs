@@ -9,7 +9,7 @@ use super::field::{
     BtfField, BtfFieldGraphRoot, BtfFieldKptr, BtfFieldType as F, BtfRecord, KptrBtf, KptrDtor,
 };
 use super::find::{FieldInfo, btf_find_field};
-use super::metas::BtfStructMetas;
+use super::metas::{BtfStructMetas, find_meta};
 use crate::btf::{BtfRef, KernelBtfs, btf_get};
 use crate::errno::{Errno, KResult};
 use crate::module::try_module_get;
@@ -59,6 +59,7 @@ pub fn btf_parse_kptr(
                     KptrDtor::None
                 },
                 module: None,
+                pointee_meta: None,
             })
         }
         Err(e) => Err(e),
@@ -88,6 +89,7 @@ pub fn btf_parse_kptr(
                 local: false,
                 dtor,
                 module,
+                pointee_meta: None,
             })
         }
     }
@@ -284,7 +286,21 @@ pub fn btf_check_and_fixup_record(
             .and_then(|t| t.find(id))
             .map(|r| r.has_field(F::GRAPH_ROOT))
     };
-    btf_check_and_fixup_fields(btf, &lookup, rec, sem)
+    btf_check_and_fixup_fields(btf, &lookup, rec, sem)?;
+    // The struct meta a release of a local kptr looks up is fixed from BTF load until
+    // the BTF is freed. Keep it in the field when the BTF outlives the record (the
+    // field holds the BTF, or the map puts its BTF after freeing its record), so
+    // holding the table here never delays the references it releases at btf_free.
+    for f in &mut rec.fields {
+        if let Some(k) = f.kptr.as_mut()
+            && k.local
+            && k.btf.addr() == btf.addr()
+            && (k.btf.is_held() || sem.map_btf_put_after_free)
+        {
+            k.pointee_meta = find_meta(btf, k.btf_id);
+        }
+    }
+    Ok(())
 }
 
 /// `btf_record_free`: releases each field's module and held BTF reference, then the
@@ -321,6 +337,9 @@ pub fn btf_record_dup(rec: &BtfRecord) -> KResult<BtfRecord> {
                     local: k.local,
                     dtor: k.dtor.clone(),
                     module: k.module.clone(),
+                    // A copy may outlive the BTF reference that made the original's
+                    // cache safe to keep: it looks the struct meta up at each release.
+                    pointee_meta: None,
                 })
             }
         };
