@@ -266,3 +266,29 @@ fn a_failed_struct_meta_takes_no_btf_id() {
         "the kernel refuses the bad blob with the model's errno"
     );
 }
+
+/// `btf_free` of a module BTF puts its base reference once the grace period has passed,
+/// while the object's memory stays in the IDR's quarantine: a late reader of an
+/// unreferenced pointer (after checking `is_freed`) still reads a module, not a BTF
+/// that lost its base.
+#[test]
+fn a_freed_module_puts_its_base_and_stays_readable_as_a_module() {
+    let k = kernel();
+    let vm = k.vmlinux().expect("vmlinux");
+    let before = vm.refcount();
+    let m =
+        btf_parse_module("mod", &module_blob(vm.data()), vm, true, Semantics::V6_18).expect("m");
+    assert_eq!(vm.refcount(), before + 1, "the module holds its base");
+    let raw = m.raw();
+    k.add_module(m, kernel_core::module::Module::new("mod"))
+        .expect("add");
+    k.remove_module("mod").expect("remove");
+    k.idr().rcu().rcu_barrier();
+    assert!(k.idr().is_freed(raw.as_ptr() as usize), "btf_free ran");
+    assert_eq!(vm.refcount(), before, "btf_free put the base");
+    // SAFETY: a published BTF's memory is kept until the IDR goes (`k` is alive), and
+    // the read below is what the model's late readers do after `is_freed`.
+    let late = unsafe { raw.as_ref() };
+    assert!(late.is_module() && !late.is_vmlinux() && late.is_kernel());
+    assert_eq!(late.data().start_id(), vm.data().nr_types());
+}

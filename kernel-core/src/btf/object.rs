@@ -3,6 +3,7 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
 use super::name_index::NameIndex;
@@ -11,16 +12,18 @@ use super::types::BtfData;
 use super::verifier::{BtfParseError, ParseOpts, btf_verify};
 use crate::profile::Semantics;
 use crate::record::BtfStructMetas;
-use crate::sync::{Arc, AtomicU32, Ordering, Refcount, SpinLock};
+use crate::sync::{Arc, AtomicBool, AtomicU32, Ordering, Refcount, SpinLock};
 
 /// `struct btf`.
 ///
 /// # Invariants
 ///
-/// Lives in its own heap allocation, reached only through [`BtfRef`]s, each of which
-/// owns one count of `refcnt`. The allocation is freed when the count reaches zero:
-/// after an RCU grace period if the object was published in a [`BtfIdr`], at once
-/// otherwise.
+/// Lives in its own heap allocation, reached through [`BtfRef`]s, each of which owns
+/// one count of `refcnt`, and through unreferenced pointers that check the IDR's freed
+/// list first. When the count reaches zero, an unpublished object is freed at once; a
+/// published one releases what it holds (`btf_free`) after an RCU grace period, through
+/// `&self` only, and its memory stays in the [`BtfIdr`]'s quarantine until the IDR goes.
+/// No `&mut Btf` or `Box<Btf>` is made while another reference may exist.
 pub struct Btf {
     refcnt: Refcount,
     id: AtomicU32,
@@ -28,7 +31,10 @@ pub struct Btf {
     kernel_btf: bool,
     data: BtfData,
     name_index: Option<NameIndex>,
-    idr: Option<Arc<BtfIdr>>,
+    /// The IDR the object is published in; its count is put once, by
+    /// `release_contents` (`btf_free`) or by `Drop`, as `idr_put` records.
+    idr: ManuallyDrop<Option<Arc<BtfIdr>>>,
+    idr_put: AtomicBool,
     struct_metas: SpinLock<Option<Arc<BtfStructMetas>>>,
 }
 
@@ -68,7 +74,8 @@ impl Btf {
             kernel_btf,
             data,
             name_index,
-            idr: None,
+            idr: ManuallyDrop::new(None),
+            idr_put: AtomicBool::new(false),
             struct_metas: SpinLock::new(None),
         }
         .into_ref()
@@ -126,10 +133,27 @@ impl Btf {
 
 impl Btf {
     /// `btf_free`'s releases: the struct-meta table, the base reference, the IDR link.
-    fn release_contents(&mut self) {
+    /// Through a shared reference: a late reader (the v6.4 race the model reports) may
+    /// still hold one, so nothing it can read is written; the memory itself stays in
+    /// the IDR's quarantine.
+    fn release_contents(&self) {
         drop(self.struct_metas.lock().take());
-        drop(self.data.base.take());
-        drop(self.idr.take());
+        self.data.put_base();
+        if !self.idr_put.swap(true, Ordering::AcqRel) {
+            // SAFETY: the swap makes this the only place that takes the `Arc` out, and
+            // `Drop` skips it once `idr_put` is set; reading it copies the pointer
+            // without writing the field.
+            drop(unsafe { core::ptr::read(&*self.idr) });
+        }
+    }
+}
+
+impl Drop for Btf {
+    fn drop(&mut self) {
+        if !self.idr_put.load(Ordering::Acquire) {
+            // SAFETY: not taken out by `release_contents` (flag unset); `drop` runs once.
+            unsafe { ManuallyDrop::drop(&mut self.idr) };
+        }
     }
 }
 
@@ -194,7 +218,7 @@ impl BtfRef {
         // SAFETY: only called by `BtfIdr::publish` on an object not yet published (id 0,
         // checked there), before any other thread can find it through the IDR; the
         // callers publish right after parsing, as `btf_new_fd` does.
-        unsafe { (*self.0.as_ptr()).idr = Some(idr) };
+        unsafe { (*self.0.as_ptr()).idr = ManuallyDrop::new(Some(idr)) };
     }
 }
 
@@ -251,7 +275,7 @@ impl Drop for BtfRef {
             return;
         }
         let p = SendPtr(self.0);
-        match b.idr.clone() {
+        match (*b.idr).clone() {
             Some(idr) => {
                 idr.free_id(b);
                 let idr2 = Arc::clone(&idr);
@@ -261,19 +285,19 @@ impl Drop for BtfRef {
                     // holder of an unreferenced pointer that checks `is_freed` first
                     // does not read what is being released.
                     idr2.mark_freed(p.0.as_ptr() as usize);
-                    // SAFETY: the count reached zero and the id was unpublished before
-                    // the grace period, so no counted reference and no IDR lookup can
-                    // reach the object; unreferenced holders check `is_freed` (above)
-                    // before reading it. A lookup that raced the last put by taking a
-                    // reference on a zero count is the kernel bug the model reports
-                    // (refcount_t WARN), not a supported reader.
-                    let mut b = unsafe { Box::from_raw(p.0.as_ptr()) };
+                    // SAFETY: the memory stays allocated until the IDR's quarantine
+                    // frees it, when the IDR itself goes. The count reached zero and the
+                    // id was unpublished before the grace period, so no counted
+                    // reference and no IDR lookup reaches the object; a late reader of
+                    // an unreferenced pointer (the v6.4 race) may still hold `&Btf`,
+                    // which is why only a shared reference is made here.
+                    let b = unsafe { p.0.as_ref() };
                     // btf_free: what the object holds is released now (its struct-meta
                     // records' references, its base, its IDR link); its memory is kept
                     // in the IDR's quarantine, so a late reader reads memory the model
                     // still owns and the IDR reports as freed.
                     b.release_contents();
-                    idr2.quarantine(b);
+                    idr2.quarantine(p.0);
                 });
             }
             None => {

@@ -21,9 +21,21 @@ struct IdrInner {
     next: u32,
     map: HashMap<u32, NonNull<Btf>>,
     freed: Vec<usize>,
-    // Boxed on purpose: a freed object's address is its identity and must not move.
-    #[allow(clippy::vec_box)]
-    quarantine: Vec<alloc::boxed::Box<Btf>>,
+    /// Freed objects' memory (leaked boxes), returned when the IDR goes: a freed
+    /// object's address is its identity, and a late reader may still hold `&Btf`.
+    quarantine: Vec<NonNull<Btf>>,
+}
+
+impl Drop for IdrInner {
+    fn drop(&mut self) {
+        for p in self.quarantine.drain(..) {
+            // SAFETY: each entry is a `Box<Btf>` leaked by `Btf::new` whose count reached
+            // zero and whose contents were released; it is pushed once and returned once,
+            // here. A late reader checks `is_freed` through the runtime's kernel BTFs,
+            // which hold this IDR, so none is left when the IDR goes.
+            drop(unsafe { alloc::boxed::Box::from_raw(p.as_ptr()) });
+        }
+    }
 }
 
 /// `btf_idr` with `btf_idr_lock`, and the RCU domain BTFs are freed through.
@@ -104,7 +116,7 @@ impl BtfIdr {
 
     /// Takes a freed object's memory, returned when the IDR itself goes (so a late
     /// reader of an unreferenced pointer is caught instead of reading returned memory).
-    pub(crate) fn quarantine(&self, b: alloc::boxed::Box<Btf>) {
+    pub(crate) fn quarantine(&self, b: NonNull<Btf>) {
         self.inner.lock().quarantine.push(b);
     }
 

@@ -3,9 +3,11 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::mem::ManuallyDrop;
 
 use super::object::BtfRef;
 use super::uapi::*;
+use crate::sync::{AtomicBool, Ordering};
 
 static VOID: [u8; BTF_TYPE_SIZE] = [0; BTF_TYPE_SIZE];
 
@@ -249,7 +251,33 @@ pub struct BtfData {
     pub(crate) start_id: u32,
     pub(crate) start_str_off: u32,
     pub(crate) str_start: usize,
-    pub(crate) base: Option<BtfRef>,
+    /// The base BTF (split BTF). Its count is put once, by [`BtfData::put_base`] when
+    /// `btf_free` runs, else when the data is dropped; the pointer stays readable.
+    pub(crate) base: ManuallyDrop<Option<BtfRef>>,
+    base_put: AtomicBool,
+}
+
+impl BtfData {
+    /// Puts the base reference (`btf_free`'s release of what the object holds) through
+    /// a shared reference: a late reader may still hold one, and the field's bytes do
+    /// not change (the pointer to the base stays, its count is no longer ours).
+    pub(crate) fn put_base(&self) {
+        if !self.base_put.swap(true, Ordering::AcqRel) {
+            // SAFETY: the swap makes this the only place that takes the reference out,
+            // and `Drop` skips it once `base_put` is set, so the `BtfRef` is dropped
+            // exactly once; reading it copies the pointer without writing the field.
+            drop(unsafe { core::ptr::read(&*self.base) });
+        }
+    }
+}
+
+impl Drop for BtfData {
+    fn drop(&mut self) {
+        if !self.base_put.load(Ordering::Acquire) {
+            // SAFETY: not taken out by `put_base` (flag unset), and `drop` runs once.
+            unsafe { ManuallyDrop::drop(&mut self.base) };
+        }
+    }
 }
 
 /// A borrowed view of one BTF level (blob, type offsets, string section) with the
@@ -385,7 +413,8 @@ impl BtfData {
             start_id,
             start_str_off,
             str_start: 0,
-            base,
+            base: ManuallyDrop::new(base),
+            base_put: AtomicBool::new(false),
         }
     }
 
@@ -459,7 +488,7 @@ impl BtfData {
     fn level(&self, id: u32) -> &BtfData {
         let mut b = self;
         while id < b.start_id {
-            match &b.base {
+            match &*b.base {
                 Some(base) => b = base.data(),
                 None => break,
             }
