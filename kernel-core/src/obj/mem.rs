@@ -220,6 +220,9 @@ impl MemInner {
     }
 }
 
+/// Addresses per chunk of an open `bpf_mem_free_rcu` batch.
+const PENDING_CHUNK: usize = 4096;
+
 /// Base of the addresses handed out; object `i` is at `BASE + i * 64`.
 const BASE: u64 = 0x1000;
 const STRIDE: u64 = 64;
@@ -237,7 +240,9 @@ pub struct BpfMemAlloc {
     chunks: alloc::boxed::Box<[AtomicPtr<Slot>]>,
     rcu: Arc<Rcu>,
     fail_next: AtomicUsize,
-    rcu_pending: SpinLock<Vec<u64>>,
+    /// The open `bpf_mem_free_rcu` batch, in chunks of `PENDING_CHUNK` addresses, so a
+    /// large batch never copies what it already holds as it grows.
+    rcu_pending: SpinLock<Vec<Vec<u64>>>,
 }
 
 impl BpfMemAlloc {
@@ -394,8 +399,16 @@ impl BpfMemAlloc {
     pub fn free_rcu(this: &Arc<Self>, addr: u64) {
         let first = {
             let mut p = this.rcu_pending.lock();
-            p.push(addr);
-            p.len() == 1
+            let first = p.is_empty();
+            match p.last_mut() {
+                Some(c) if c.len() < c.capacity() => c.push(addr),
+                _ => {
+                    let mut c = Vec::with_capacity(PENDING_CHUNK);
+                    c.push(addr);
+                    p.push(c);
+                }
+            }
+            first
         };
         if first {
             let me = Arc::clone(this);
@@ -408,7 +421,7 @@ impl BpfMemAlloc {
                 let me2 = Arc::clone(&me);
                 me.rcu.call_rcu(move || {
                     let mut g = me2.inner.lock();
-                    for a in batch {
+                    for a in batch.into_iter().flatten() {
                         me2.free_locked(&mut g, a);
                     }
                 });
@@ -509,10 +522,35 @@ impl Drop for BpfMemAlloc {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::{BpfMemAlloc, CHUNK, MemFault, Words};
+    use super::{BpfMemAlloc, CHUNK, MemFault, PENDING_CHUNK, Words};
     use crate::sync::{Arc, Rcu};
     use alloc::vec;
     use alloc::vec::Vec;
+
+    #[test]
+    fn a_free_rcu_batch_longer_than_a_chunk_is_reclaimed_whole_and_once() {
+        let rcu = Arc::new(Rcu::new());
+        let a = BpfMemAlloc::new(Arc::clone(&rcu));
+        let addrs: Vec<u64> = (0..PENDING_CHUNK + 2)
+            .map(|_| a.alloc("node", 16, false).expect("room"))
+            .collect();
+        for &x in &addrs {
+            BpfMemAlloc::free_rcu(&a, x);
+        }
+        BpfMemAlloc::free_rcu(&a, addrs[PENDING_CHUNK]);
+        assert!(
+            a.is_live(addrs[PENDING_CHUNK + 1]),
+            "readable until reclaimed"
+        );
+        rcu.rcu_barrier();
+        assert!(a.live().is_empty());
+        assert_eq!(a.counts(), (PENDING_CHUNK + 2, PENDING_CHUNK + 2));
+        assert_eq!(
+            a.faults(),
+            vec![MemFault::DoubleFree(addrs[PENDING_CHUNK], "node".into())]
+        );
+        a.acknowledge();
+    }
 
     #[test]
     fn the_slab_grows_by_chunks_and_keeps_every_freed_address() {
