@@ -5,8 +5,6 @@
 use std::sync::Barrier;
 
 use kernel_core::Semantics;
-use kernel_core::btf::builder::BtfBuilder;
-use kernel_core::btf::uapi::BTF_INT_SIGNED;
 use kernel_core::btf::{BtfIdr, KernelBtfs, btf_parse_vmlinux};
 use kernel_core::map::runtime::MapRt;
 use kernel_core::map::{MapAttr, map_create};
@@ -17,25 +15,23 @@ use shim_std::kernel_btf::embedded_vmlinux;
 
 const NO_MIGRATE: &str = "bpf_mem_free without migrate_disable";
 
-/// An array map whose value holds a local kptr to a node (with a spin lock), one node
-/// stashed;
-/// `bpf_obj_free_fields` of that value runs while another thread sits in a
-/// migrate-disabled section. Returns the WARNs of the runtime.
-fn free_while_another_task_is_pinned(sem: Semantics) -> Vec<&'static str> {
+/// The kernel BTFs (the embedded vmlinux) and a runtime over them.
+fn runtime(sem: Semantics) -> (Arc<KernelBtfs>, Arc<BpfRuntime>) {
     shim_std::tally::install();
     let vm = btf_parse_vmlinux(&embedded_vmlinux(), true, sem).expect("vmlinux");
     let rcu = Arc::new(Rcu::new());
     let k = Arc::new(KernelBtfs::new(BtfIdr::new(Arc::clone(&rcu)), Some(vm)).expect("kernel"));
-    let mut b = BtfBuilder::new();
-    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
-    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
-    let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
-    // A special field makes the node a struct meta (a local kptr's pointee has one).
-    let node = b.struct_("node", 16, &[("key", long, 0), ("l", lock, 64)]);
-    let t = b.type_tag("kptr", node);
-    let p = b.ptr(t);
-    let v = b.struct_("value", 8, &[("n", p, 0)]);
-    let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("program BTF loads");
+    let rt = BpfRuntime::new(sem, Arc::clone(&k), rcu);
+    (k, rt)
+}
+
+/// An array map whose value holds a local kptr to a node, one node stashed;
+/// `bpf_obj_free_fields` of that value runs while another thread sits in a
+/// migrate-disabled section. Returns the WARNs of the runtime.
+fn free_while_another_task_is_pinned(sem: Semantics) -> Vec<&'static str> {
+    let (k, rt) = runtime(sem);
+    let prog = kptr_tests::local_kptr_btf();
+    let (btf, _) = bpf_btf_load(&k, &prog.blob, 0, &sem).expect("program BTF loads");
     let attr = MapAttr {
         map_type: 2,
         key_size: 4,
@@ -43,14 +39,13 @@ fn free_while_another_task_is_pinned(sem: Semantics) -> Vec<&'static str> {
         max_entries: 1,
         map_flags: 0,
         btf: Some(&btf),
-        btf_key_type_id: int,
-        btf_value_type_id: v,
+        btf_key_type_id: prog.int,
+        btf_value_type_id: prog.value,
         name: "m",
     };
     let map = MapRt::new(map_create(&k, &attr, &sem).expect("map"), &sem).expect("rt");
-    let rt = BpfRuntime::new(sem, Arc::clone(&k), rcu);
     rt.migrate_disable();
-    let obj = bpf_obj_new_impl(&rt, &btf, node).expect("node");
+    let obj = bpf_obj_new_impl(&rt, &btf, prog.node).expect("node");
     let value = map.array_value(0, 0).expect("value");
     bpf_kptr_xchg(value, 0, obj).expect("stash");
     rt.migrate_enable();
@@ -97,12 +92,7 @@ fn a_free_is_checked_against_its_own_task_not_another_cpu_s_program() {
 
 #[test]
 fn migrate_enable_without_disable_warns_and_stays_at_zero() {
-    shim_std::tally::install();
-    let sem = Semantics::V6_18;
-    let vm = btf_parse_vmlinux(&embedded_vmlinux(), true, sem).expect("vmlinux");
-    let rcu = Arc::new(Rcu::new());
-    let k = Arc::new(KernelBtfs::new(BtfIdr::new(Arc::clone(&rcu)), Some(vm)).expect("kernel"));
-    let rt = BpfRuntime::new(sem, k, rcu);
+    let (_k, rt) = runtime(Semantics::V6_18);
     rt.migrate_enable();
     assert_eq!(
         rt.warnings(),

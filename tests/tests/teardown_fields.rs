@@ -665,18 +665,12 @@ fn a_map_record_keeps_the_pointee_meta_only_while_the_btf_outlives_it() {
         (unheld_early_put, false),
     ] {
         let (k, rt) = runtime(sem);
-        let mut b = BtfBuilder::new();
-        let int = b.int("int", 4, BTF_INT_SIGNED, 32);
-        let long = b.int("long", 8, BTF_INT_SIGNED, 64);
-        let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
-        let node = b.struct_("node", 16, &[("key", long, 0), ("l", lock, 64)]);
-        let t = b.type_tag("kptr", node);
-        let ptr = b.ptr(t);
-        let value = b.struct_("value", 8, &[("n", ptr, 0)]);
-        let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("program BTF loads");
+        let b = kptr_tests::local_kptr_btf();
+        let node = b.node;
+        let (btf, _) = bpf_btf_load(&k, &b.blob, 0, &sem).expect("program BTF loads");
         let p = Prog {
             btf,
-            value_id: value,
+            value_id: b.value,
             value_size: 8,
             node_id: node,
         };

@@ -366,11 +366,19 @@ impl BpfMemAlloc {
 
     /// True if `addr` is live (no fault recorded).
     pub fn is_live(&self, addr: u64) -> bool {
-        Self::index(addr)
-            .and_then(|i| self.slot(i))
-            .is_some_and(|s| {
-                !s.obj.load(Ordering::Acquire).is_null() && s.live.load(Ordering::Acquire)
-            })
+        Self::index(addr).is_some_and(|i| self.live_at(i))
+    }
+
+    /// The live object at slab index `i`, if any.
+    fn live_obj_at(&self, i: usize) -> Option<&Obj> {
+        let s = self.slot(i)?;
+        let o = Self::obj_in(s)?;
+        s.live.load(Ordering::Acquire).then_some(o)
+    }
+
+    /// True if slab index `i` holds a live object.
+    fn live_at(&self, i: usize) -> bool {
+        self.live_obj_at(i).is_some()
     }
 
     /// Frees `addr` under the allocator's lock (`g`), which serialises every change of
@@ -436,9 +444,7 @@ impl BpfMemAlloc {
             return Vec::new();
         }
         (0..g.len)
-            .filter_map(|i| self.slot(i))
-            .filter(|s| s.live.load(Ordering::Relaxed))
-            .filter_map(Self::obj_in)
+            .filter_map(|i| self.live_obj_at(i))
             .map(|o| (o.addr, o.info.clone()))
             .collect()
     }
@@ -460,9 +466,7 @@ impl BpfMemAlloc {
     /// happens beyond them.
     pub fn acknowledge(&self) {
         let mut g = self.inner.lock();
-        let live: Vec<usize> = (0..g.len)
-            .filter(|&i| self.slot(i).is_some_and(|s| s.live.load(Ordering::Relaxed)))
-            .collect();
+        let live: Vec<usize> = (0..g.len).filter(|&i| self.live_at(i)).collect();
         g.acked = (live, g.faults.len());
     }
 
@@ -476,10 +480,9 @@ impl Drop for BpfMemAlloc {
     fn drop(&mut self) {
         let g = self.inner.lock();
         let (acked_live, acked_faults) = (&g.acked.0, g.acked.1);
-        let is_live = |i: usize| self.slot(i).is_some_and(|s| s.live.load(Ordering::Relaxed));
         // Objects acknowledged as leaked and still live are expected; any other live
         // object is a leak, even when an acknowledged one was freed meanwhile.
-        let expected = acked_live.iter().filter(|&&i| is_live(i)).count();
+        let expected = acked_live.iter().filter(|&&i| self.live_at(i)).count();
         let live = g.live();
         let mut unexpected = [live - expected, 0, 0, 0];
         for f in g.faults.iter().skip(acked_faults) {
