@@ -88,7 +88,12 @@ fn ownership_dot(
                 d += &format!("  {sid} [label=\"value[0] +{} = {:#x}\"];\n", f.offset, p);
                 d += &format!("  map -> {sid} [label=\"value\"];\n");
                 if p != 0 {
-                    let ty = rt.mem.get(p).map(|o| o.info.ty.clone()).unwrap_or_default();
+                    let ty = rt
+                        .mem
+                        .get(p)
+                        .and_then(|_| rt.mem.info(p))
+                        .map(|i| i.ty)
+                        .unwrap_or_default();
                     d += &format!("  obj_{p:x} [label=\"{ty} @{p:#x}\", shape=ellipse];\n");
                     d += &format!("  {sid} -> obj_{p:x} [label=\"owns (kptr)\"];\n");
                 }

@@ -20,7 +20,8 @@ fn async_cancel_and_free(rt: &BpfRuntime, mem: &Words, off: u32) {
         let ty = rt
             .mem
             .get(cb)
-            .map(|o| o.info.ty.clone())
+            .and_then(|_| rt.mem.info(cb))
+            .map(|i| i.ty)
             .unwrap_or_default();
         emit(Event::Free {
             addr: cb,

@@ -81,16 +81,14 @@ pub fn bpf_percpu_obj_new_impl(rt: &BpfRuntime, btf: &BtfRef, type_id: u32) -> O
     Some(addr)
 }
 
-fn free_obj(rt: &BpfRuntime, obj: &crate::obj::Obj, percpu: bool) {
-    let addr = obj.addr;
+fn free_obj(rt: &BpfRuntime, addr: u64, percpu: bool) {
     rt.check_migrate("bpf_mem_free without migrate_disable");
     let _ = percpu;
     let rcu = rt.sem.obj_drop_free_rcu;
-    emit(Event::Free {
-        addr,
-        ty: &obj.info.ty,
-        rcu,
-    });
+    if crate::trace::enabled() {
+        let ty = rt.mem.info(addr).map(|i| i.ty).unwrap_or_default();
+        emit(Event::Free { addr, ty: &ty, rcu });
+    }
     if rcu {
         crate::obj::BpfMemAlloc::free_rcu(&rt.mem, addr);
     } else {
@@ -117,7 +115,8 @@ pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, 
         let off = r.refcount_off as u32;
         let now = refcount_dec(rt, &obj.mem, off);
         if crate::trace::enabled() {
-            let what = format!("refcount {}", obj.info.ty);
+            let ty = rt.mem.info(addr).map(|i| i.ty).unwrap_or_default();
+            let what = format!("refcount {ty}");
             emit(Event::Ref {
                 what: &what,
                 addr,
@@ -131,7 +130,7 @@ pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, 
     if let Some(r) = rec {
         bpf_obj_free_fields(rt, r, &obj.mem);
     }
-    free_obj(rt, obj, percpu);
+    free_obj(rt, addr, percpu);
 }
 
 /// Saturates a `bpf_refcount` inside an object (`refcount_warn_saturate`, lib/refcount.c).
@@ -202,7 +201,8 @@ pub fn bpf_refcount_acquire_impl(
         }
         if obj.mem.cas_u32(off, cur as u32, (cur + 1) as u32).is_ok() {
             if crate::trace::enabled() {
-                let what = format!("refcount {}", obj.info.ty);
+                let ty = rt.mem.info(addr).map(|i| i.ty).unwrap_or_default();
+                let what = format!("refcount {ty}");
                 emit(Event::Ref {
                     what: &what,
                     addr,

@@ -11,7 +11,10 @@ use alloc::vec::Vec;
 
 use hashbrown::HashMap;
 
-use crate::sync::{Arc, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering, Rcu, SpinLock};
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+
+use crate::sync::{Arc, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering, Rcu, SpinLock};
 
 /// Words held inline: objects and values up to 16 bytes need no second allocation.
 const INLINE_WORDS: usize = 2;
@@ -160,14 +163,30 @@ pub struct ObjInfo {
     pub percpu: bool,
 }
 
-/// An object from the BPF allocator.
+/// An object from the BPF allocator: its bytes, and what the allocator keeps beside
+/// them (32 bytes, held in the allocator's slab).
 pub struct Obj {
-    /// Its address (what kptr slots hold).
-    pub addr: u64,
-    /// Type and size.
-    pub info: ObjInfo,
     /// Its bytes.
     pub mem: Words,
+    /// Its type: an index into the allocator's table of names.
+    ty: u32,
+    /// From the per-CPU allocator.
+    percpu: bool,
+}
+
+#[cfg(not(loom))]
+static_assertions::assert_eq_size!(Obj, [u64; 4]);
+
+impl Obj {
+    /// Size in bytes.
+    pub fn size(&self) -> u32 {
+        self.mem.size()
+    }
+
+    /// From the per-CPU allocator.
+    pub fn percpu(&self) -> bool {
+        self.percpu
+    }
 }
 
 /// A misuse the allocator saw.
@@ -192,20 +211,50 @@ const CHUNK: usize = 8;
 #[cfg(loom)]
 const CHUNKS: usize = 8;
 
-/// One object the allocator handed out; a freed one stays, so later uses are seen.
-/// `obj` is set once, before the address is handed out, and never changes until the
-/// allocator is dropped; `live` is read without the lock and written only under it.
-struct Slot {
-    obj: AtomicPtr<Obj>,
-    live: AtomicBool,
+/// A slab index never handed out.
+const EMPTY: u8 = 0;
+/// Handed out and not freed.
+const LIVE: u8 = 1;
+/// Freed; the object stays, so later uses are seen.
+const FREED: u8 = 2;
+
+/// `CHUNK` objects and their states. An object is written once, before its state
+/// leaves `EMPTY` (a Release store), and never again until the allocator is dropped;
+/// states are read without the lock and written only under it.
+struct Chunk {
+    state: alloc::boxed::Box<[AtomicU8]>,
+    objs: alloc::boxed::Box<[UnsafeCell<MaybeUninit<Obj>>]>,
 }
 
-type Chunk = alloc::boxed::Box<[Slot]>;
+impl Chunk {
+    fn new() -> alloc::boxed::Box<Chunk> {
+        alloc::boxed::Box::new(Chunk {
+            state: (0..CHUNK).map(|_| AtomicU8::new(EMPTY)).collect(),
+            objs: (0..CHUNK)
+                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+                .collect(),
+        })
+    }
+
+    /// The object at `k`, once its state (`s`, loaded with Acquire) left `EMPTY`.
+    fn obj(&self, k: usize, s: u8) -> Option<&Obj> {
+        if s == EMPTY {
+            return None;
+        }
+        let cell = self.objs.get(k)?;
+        // SAFETY: a state other than EMPTY was stored with Release after the object
+        // was written into this cell, and the Acquire load of `s` synchronises with
+        // it; the cell is not written again until `Drop` (`&mut self`).
+        Some(unsafe { (*cell.get()).assume_init_ref() })
+    }
+}
 
 struct MemInner {
     /// Objects handed out (slab indexes `0..len`).
     len: usize,
-    types: HashMap<String, NameArc>,
+    /// Type names, interned: an object keeps its name's index.
+    names: Vec<NameArc>,
+    types: HashMap<String, u32>,
     faults: Vec<MemFault>,
     frees: usize,
     /// The slab indexes of the objects live, and the number of faults seen, when
@@ -218,6 +267,13 @@ impl MemInner {
     fn live(&self) -> usize {
         self.len - self.frees
     }
+
+    fn name(&self, o: &Obj) -> NameArc {
+        self.names
+            .get(o.ty as usize)
+            .cloned()
+            .unwrap_or_else(|| NameArc::from(""))
+    }
 }
 
 /// Addresses per chunk of an open `bpf_mem_free_rcu` batch.
@@ -229,15 +285,15 @@ const STRIDE: u64 = 64;
 
 /// The BPF allocator model (`bpf_mem_alloc`/`bpf_mem_free`/`bpf_mem_free_rcu`, the
 /// global and per-CPU caches), with accounting. Objects live in a slab indexed by
-/// address; freed addresses are never reused, so every later use is seen. A lookup
-/// takes no lock (the slab only grows, one chunk at a time); allocation and every
-/// change of an object's state take the allocator's lock.
+/// address, each beside a one-byte state; freed addresses are never reused, so every
+/// later use is seen. A lookup takes no lock (the slab only grows, one chunk at a
+/// time); allocation and every change of an object's state take the allocator's lock.
 /// `bpf_mem_free_rcu` batches: a batch closes a grace period after its first object
 /// and is reclaimed a full grace period after it closes, so no object is reclaimed
 /// before every reader that could have seen it has left.
 pub struct BpfMemAlloc {
     inner: SpinLock<MemInner>,
-    chunks: alloc::boxed::Box<[AtomicPtr<Slot>]>,
+    chunks: alloc::boxed::Box<[AtomicPtr<Chunk>]>,
     rcu: Arc<Rcu>,
     fail_next: AtomicUsize,
     /// The open `bpf_mem_free_rcu` batch, in chunks of `PENDING_CHUNK` addresses, so a
@@ -252,6 +308,7 @@ impl BpfMemAlloc {
         Arc::new(BpfMemAlloc {
             inner: SpinLock::new(MemInner {
                 len: 0,
+                names: Vec::new(),
                 types: HashMap::new(),
                 faults: Vec::new(),
                 frees: 0,
@@ -266,25 +323,23 @@ impl BpfMemAlloc {
         })
     }
 
-    /// The slot of slab index `i`, if its chunk exists.
-    fn slot(&self, i: usize) -> Option<&Slot> {
+    /// The chunk of slab index `i`, if it exists.
+    fn chunk(&self, i: usize) -> Option<&Chunk> {
         let c = self.chunks.get(i / CHUNK)?.load(Ordering::Acquire);
-        if c.is_null() {
-            return None;
-        }
         // SAFETY: a chunk pointer, once published (with Release, after the chunk was
-        // built), points to a leaked `Box<[Slot]>` of `CHUNK` slots that is freed only
-        // by `Drop` (`&mut self`), so it is valid for `&self`'s lifetime.
-        Some(unsafe { &*c.add(i % CHUNK) })
+        // built), points to a leaked `Box<Chunk>` that is freed only by `Drop`
+        // (`&mut self`), so it is valid for `&self`'s lifetime.
+        (!c.is_null()).then(|| unsafe { &*c })
     }
 
-    /// The object in a slot, if one was published there.
-    fn obj_in(slot: &Slot) -> Option<&Obj> {
-        let p = slot.obj.load(Ordering::Acquire);
-        // SAFETY: a non-null `obj` was published (Release) after the boxed object was
-        // built and is dropped only by `Drop` (`&mut self`); `Obj` is only read through
-        // `&` (its words are atomics).
-        (!p.is_null()).then(|| unsafe { &*p })
+    /// The state of slab index `i` (loaded with Acquire), its value, and its object
+    /// once the state left `EMPTY`; `None` past the slab.
+    fn at(&self, i: usize) -> Option<(&AtomicU8, u8, Option<&Obj>)> {
+        let c = self.chunk(i)?;
+        let k = i % CHUNK;
+        let st = c.state.get(k)?;
+        let s = st.load(Ordering::Acquire);
+        Some((st, s, c.obj(k, s)))
     }
 
     /// Makes the next `n` allocations fail (as `bpf_mem_alloc` (kernel/bpf/memalloc.c) can
@@ -315,53 +370,54 @@ impl BpfMemAlloc {
         let mem = Words::new(size);
         let mut g = self.inner.lock();
         let i = g.len;
-        let chunk = self.chunks.get(i / CHUNK)?;
+        let cp = self.chunks.get(i / CHUNK)?;
         if i.is_multiple_of(CHUNK) {
-            let c: Chunk = (0..CHUNK)
-                .map(|_| Slot {
-                    obj: AtomicPtr::new(core::ptr::null_mut()),
-                    live: AtomicBool::new(false),
-                })
-                .collect();
-            chunk.store(
-                alloc::boxed::Box::into_raw(c).cast::<Slot>(),
-                Ordering::Release,
-            );
+            cp.store(alloc::boxed::Box::into_raw(Chunk::new()), Ordering::Release);
         }
-        let ty: NameArc = match g.types.get(ty) {
-            Some(t) => NameArc::clone(t),
+        let ty = match g.types.get(ty) {
+            Some(&t) => t,
             None => {
-                let t: NameArc = NameArc::from(ty);
-                g.types.insert(String::from(ty), NameArc::clone(&t));
+                let t = u32::try_from(g.names.len()).ok()?;
+                g.names.push(NameArc::from(ty));
+                g.types.insert(String::from(ty), t);
                 t
             }
         };
-        let addr = BASE + i as u64 * STRIDE;
-        let obj = alloc::boxed::Box::new(Obj {
-            addr,
-            info: ObjInfo { ty, size, percpu },
-            mem,
-        });
-        let slot = self.slot(i)?;
-        slot.live.store(true, Ordering::Relaxed);
-        slot.obj
-            .store(alloc::boxed::Box::into_raw(obj), Ordering::Release);
+        let c = self.chunk(i)?;
+        let k = i % CHUNK;
+        let (st, cell) = (c.state.get(k)?, c.objs.get(k)?);
+        // SAFETY: slab index `i` is `g.len`, so its state is EMPTY: no reader reads
+        // the cell, and the allocator's lock (held) makes this the only writer.
+        unsafe { (*cell.get()).write(Obj { mem, ty, percpu }) };
+        st.store(LIVE, Ordering::Release);
         g.len = i + 1;
-        Some(addr)
+        Some(BASE + i as u64 * STRIDE)
     }
 
     /// The object at `addr`; a use of a freed or unknown address is recorded as a
     /// fault and yields `None`.
     pub fn get(&self, addr: u64) -> Option<&Obj> {
-        let slot = Self::index(addr).and_then(|i| self.slot(i));
-        let obj = slot.and_then(Self::obj_in);
-        let f = match (slot, obj) {
-            (Some(s), Some(o)) if s.live.load(Ordering::Acquire) => return Some(o),
-            (Some(_), Some(o)) => MemFault::UseAfterFree(addr, String::from(&*o.info.ty)),
+        let at = Self::index(addr).and_then(|i| self.at(i));
+        if let Some((_, LIVE, Some(o))) = at {
+            return Some(o);
+        }
+        let mut g = self.inner.lock();
+        let f = match at {
+            Some((_, _, Some(o))) => MemFault::UseAfterFree(addr, String::from(&*g.name(o))),
             _ => MemFault::Wild(addr),
         };
-        self.inner.lock().faults.push(f);
+        g.faults.push(f);
         None
+    }
+
+    /// What the allocator knows of the object ever handed out at `addr`, live or freed.
+    pub fn info(&self, addr: u64) -> Option<ObjInfo> {
+        let o = Self::index(addr).and_then(|i| self.at(i)?.2)?;
+        Some(ObjInfo {
+            ty: self.inner.lock().name(o),
+            size: o.size(),
+            percpu: o.percpu,
+        })
     }
 
     /// True if `addr` is live (no fault recorded).
@@ -369,32 +425,24 @@ impl BpfMemAlloc {
         Self::index(addr).is_some_and(|i| self.live_at(i))
     }
 
-    /// The live object at slab index `i`, if any.
-    fn live_obj_at(&self, i: usize) -> Option<&Obj> {
-        let s = self.slot(i)?;
-        let o = Self::obj_in(s)?;
-        s.live.load(Ordering::Acquire).then_some(o)
-    }
-
     /// True if slab index `i` holds a live object.
     fn live_at(&self, i: usize) -> bool {
-        self.live_obj_at(i).is_some()
+        matches!(self.at(i), Some((_, LIVE, _)))
     }
 
     /// Frees `addr` under the allocator's lock (`g`), which serialises every change of
-    /// `live`: a double free is seen even when two frees race.
+    /// a state: a double free is seen even when two frees race.
     fn free_locked(&self, g: &mut MemInner, addr: u64) {
-        let slot = Self::index(addr).and_then(|i| self.slot(i));
-        let Some((s, o)) = slot.and_then(|s| Some((s, Self::obj_in(s)?))) else {
-            g.faults.push(MemFault::Wild(addr));
-            return;
-        };
-        if s.live.load(Ordering::Relaxed) {
-            s.live.store(false, Ordering::Release);
-            g.frees += 1;
-        } else {
-            g.faults
-                .push(MemFault::DoubleFree(addr, String::from(&*o.info.ty)));
+        match Self::index(addr).and_then(|i| self.at(i)) {
+            Some((s, LIVE, Some(_))) => {
+                s.store(FREED, Ordering::Release);
+                g.frees += 1;
+            }
+            Some((_, _, Some(o))) => {
+                let ty = String::from(&*g.name(o));
+                g.faults.push(MemFault::DoubleFree(addr, ty));
+            }
+            _ => g.faults.push(MemFault::Wild(addr)),
         }
     }
 
@@ -444,8 +492,17 @@ impl BpfMemAlloc {
             return Vec::new();
         }
         (0..g.len)
-            .filter_map(|i| self.live_obj_at(i))
-            .map(|o| (o.addr, o.info.clone()))
+            .filter_map(|i| {
+                let Some((_, LIVE, Some(o))) = self.at(i) else {
+                    return None;
+                };
+                let info = ObjInfo {
+                    ty: g.name(o),
+                    size: o.size(),
+                    percpu: o.percpu,
+                };
+                Some((BASE + i as u64 * STRIDE, info))
+            })
             .collect()
     }
 
@@ -505,18 +562,16 @@ impl Drop for BpfMemAlloc {
             if c.is_null() {
                 continue;
             }
-            // SAFETY: published chunks are leaked `Box<[Slot]>`s of `CHUNK` slots (see
-            // `alloc`); `&mut self` means no reference into them is left, and each is
-            // rebuilt and dropped once here.
-            let chunk: Chunk = unsafe {
-                alloc::boxed::Box::from_raw(core::ptr::slice_from_raw_parts_mut(c, CHUNK))
-            };
-            for s in chunk.iter() {
-                let p = s.obj.load(Ordering::Acquire);
-                if !p.is_null() {
-                    // SAFETY: published objects are leaked boxes (see `alloc`), each
-                    // dropped once here, with no reference left (`&mut self`).
-                    drop(unsafe { alloc::boxed::Box::from_raw(p) });
+            // SAFETY: published chunks are leaked boxes (see `alloc`); `&mut self`
+            // means no reference into them is left, and each is rebuilt and dropped
+            // once here.
+            let mut chunk = unsafe { alloc::boxed::Box::from_raw(c) };
+            let Chunk { state, objs } = &mut *chunk;
+            for (s, o) in state.iter().zip(objs.iter_mut()) {
+                if s.load(Ordering::Acquire) != EMPTY {
+                    // SAFETY: a state other than EMPTY means the object was written
+                    // (see `alloc`); it is dropped once, here, with no reference left.
+                    unsafe { o.get_mut().assume_init_drop() };
                 }
             }
         }
@@ -563,7 +618,7 @@ mod tests {
             .collect();
         let (last, before) = (addrs[CHUNK], addrs[CHUNK - 1]);
         assert_eq!(last - before, 64, "one stride across the chunk boundary");
-        assert_eq!(a.get(last).map(|o| o.addr), Some(last));
+        assert_eq!(a.get(last).map(|o| o.size()), Some(16));
         a.free(last);
         a.free(before);
         assert!(a.get(last).is_none() && !a.is_live(last));
