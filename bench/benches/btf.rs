@@ -449,7 +449,7 @@ fn teardown(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("kptr_xchg");
-    let w = kernel_core::obj::Words::new(8);
+    let w = kernel_core::obj::WordsBuf::new(8);
     let raw = std::sync::atomic::AtomicU64::new(0);
     g.throughput(Throughput::Elements(1000));
     g.bench_function("kptr_bpf_kptr_xchg_x1000", |bch| {

@@ -10,8 +10,9 @@ use hashbrown::HashMap;
 use super::create::BpfMap;
 use super::types::*;
 use crate::errno::{Errno, KResult};
-use crate::obj::{BpfRuntime, Words, bpf_obj_free_fields, bpf_obj_init};
+use crate::obj::{BpfRuntime, Words, WordsBuf, bpf_obj_free_fields, bpf_obj_init};
 use crate::record::BtfRecord;
+use crate::sync::AtomicU64;
 use crate::sync::{Arc, Ordering, SpinLock};
 use crate::trace::{Event, emit};
 
@@ -63,7 +64,7 @@ fn touch(lru: &mut Vec<Vec<u8>>, key: &[u8]) {
 /// One hash element's value (one per CPU for per-CPU hashes).
 pub struct HtabElem {
     /// The value (one per CPU for per-CPU maps).
-    pub values: Vec<Words>,
+    pub values: Vec<WordsBuf>,
 }
 
 struct Htab {
@@ -78,10 +79,13 @@ struct Htab {
 
 enum Storage {
     /// Every element's values in one allocation, as the kernel's array map keeps them
-    /// (`ncpu` consecutive values per element for a per-CPU array).
+    /// (`array->value`, `elem_size` = the value size rounded up to 8); `ncpu`
+    /// consecutive values per element for a per-CPU array.
     Array {
         ncpu: usize,
-        vals: Vec<Words>,
+        /// Words per value.
+        elem: usize,
+        vals: alloc::boxed::Box<[AtomicU64]>,
     },
     Htab(SpinLock<Htab>),
 }
@@ -120,18 +124,21 @@ impl MapRt {
         }
         let rec = map.record.as_ref();
         let one = |n: u32| {
-            let w = Words::new(n);
+            let w = WordsBuf::new(n);
             check_and_init_map_value(rec, &w);
             w
         };
-        let mk = |n: u32| -> Vec<Words> { (0..ncpu).map(|_| one(n)).collect() };
+        let mk = |n: u32| -> Vec<WordsBuf> { (0..ncpu).map(|_| one(n)).collect() };
         let storage = match map.map_type {
             BPF_MAP_TYPE_ARRAY | BPF_MAP_TYPE_PERCPU_ARRAY => {
-                let n = map.max_entries as usize * ncpu;
-                Storage::Array {
-                    ncpu,
-                    vals: (0..n).map(|_| one(map.value_size)).collect(),
+                let elem = Words::count(map.value_size);
+                let n = map.max_entries as usize * ncpu * elem;
+                let vals: alloc::boxed::Box<[AtomicU64]> =
+                    (0..n).map(|_| AtomicU64::new(0)).collect();
+                for v in vals.chunks_exact(elem) {
+                    check_and_init_map_value(rec, Words::of(v));
                 }
+                Storage::Array { ncpu, elem, vals }
             }
             BPF_MAP_TYPE_HASH
             | BPF_MAP_TYPE_PERCPU_HASH
@@ -170,23 +177,28 @@ impl MapRt {
         self.map.record.as_ref()
     }
 
-    /// Array lookup (`array_map_lookup_elem`, CPU 0 for per-CPU arrays).
+    /// Array lookup (`array_map_lookup_elem`; `cpu` picks a per-CPU array's copy).
     pub fn array_value(&self, key: u32, cpu: usize) -> Option<&Words> {
-        match &self.storage {
-            Storage::Array { .. } => self.array_elem(key)?.get(cpu),
-            Storage::Htab(_) => None,
+        let Storage::Array { ncpu, elem, .. } = &self.storage else {
+            return None;
+        };
+        if cpu >= *ncpu {
+            return None;
         }
+        self.array_elem(key)?
+            .chunks_exact(*elem)
+            .nth(cpu)
+            .map(Words::of)
     }
 
-    /// An array element's values (one per CPU for a per-CPU array).
-    fn array_elem(&self, key: u32) -> Option<&[Words]> {
-        match &self.storage {
-            Storage::Array { ncpu, vals } => {
-                let at = (key as usize).checked_mul(*ncpu)?;
-                vals.get(at..at.checked_add(*ncpu)?)
-            }
-            Storage::Htab(_) => None,
-        }
+    /// An array element's words: its `ncpu` values, one after another.
+    fn array_elem(&self, key: u32) -> Option<&[AtomicU64]> {
+        let Storage::Array { ncpu, elem, vals } = &self.storage else {
+            return None;
+        };
+        let len = ncpu.checked_mul(*elem)?;
+        let at = (key as usize).checked_mul(len)?;
+        vals.get(at..at.checked_add(len)?)
     }
 
     /// Hash lookup: the element (held as an RCU reader would hold it).
@@ -254,11 +266,14 @@ impl MapRt {
                         .try_into()
                         .map_err(|_| Errno::EINVAL)?,
                 );
+                let Storage::Array { elem, .. } = &self.storage else {
+                    return Err(Errno::EINVAL);
+                };
                 let vals = self.array_elem(idx).ok_or(Errno::E2BIG)?;
                 if flags == BPF_NOEXIST {
                     return Err(Errno::EEXIST);
                 }
-                for w in vals {
+                for w in vals.chunks_exact(*elem).map(Words::of) {
                     copy_map_value(rec, w, value);
                     if let Some(r) = rec {
                         bpf_obj_free_fields(rt, r, w);
@@ -291,7 +306,9 @@ impl MapRt {
                         } else {
                             1
                         };
-                        let vals = (0..ncpu).map(|_| Words::new(self.map.value_size)).collect();
+                        let vals = (0..ncpu)
+                            .map(|_| WordsBuf::new(self.map.value_size))
+                            .collect();
                         Arc::new(HtabElem { values: vals })
                     }
                 };
@@ -365,6 +382,39 @@ impl MapRt {
         }
     }
 
+    /// `map_free`'s walk over the values: every value's special fields
+    /// (`array_map_free`; `htab_free_prealloced_fields`, every element, free ones too;
+    /// `htab_free_malloced_fields`).
+    fn free_values(&self, rt: &BpfRuntime) {
+        let Some(r) = self.map.record.as_ref() else {
+            return;
+        };
+        match &self.storage {
+            Storage::Array { elem, vals, .. } => {
+                for w in vals.chunks_exact(*elem) {
+                    bpf_obj_free_fields(rt, r, Words::of(w));
+                }
+            }
+            Storage::Htab(h) => {
+                let g = h.lock();
+                if prealloc(&self.map) {
+                    // htab_free_prealloced_fields: every element, free ones too.
+                    for e in &g.all {
+                        for w in &e.values {
+                            bpf_obj_free_fields(rt, r, w);
+                        }
+                    }
+                } else {
+                    for e in g.table.values() {
+                        for w in &e.values {
+                            bpf_obj_free_fields(rt, r, w);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The grace period of the hash map's element allocator ends: retired elements are
     /// freed. With an element destructor (flag `htab_elem_dtor`, newest kernels) their
     /// special fields are freed again first; without one (6.18) whatever a program
@@ -426,32 +476,8 @@ impl MapFree {
         let MapFree { mut map } = self;
         let m = &mut map;
         emit(Event::Map { what: "map_free" });
-        if let Some(r) = m.map.record.as_ref() {
-            match &m.storage {
-                Storage::Array { vals, .. } => {
-                    for w in vals {
-                        bpf_obj_free_fields(rt, r, w);
-                    }
-                }
-                Storage::Htab(h) => {
-                    let g = h.lock();
-                    if prealloc(&m.map) {
-                        // htab_free_prealloced_fields: every element, free ones too.
-                        for e in &g.all {
-                            for w in &e.values {
-                                bpf_obj_free_fields(rt, r, w);
-                            }
-                        }
-                    } else {
-                        for e in g.table.values() {
-                            for w in &e.values {
-                                bpf_obj_free_fields(rt, r, w);
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        // One task runs the whole teardown: its objects gather on its own list.
+        crate::obj::BpfMemAlloc::with_local_frees(&rt.mem, || m.free_values(rt));
         m.rcu_reclaim(rt);
         emit(Event::Map {
             what: "btf_record_free(map->record)",

@@ -13,6 +13,7 @@ use crate::trace::{Event, emit};
 
 /// `bpf_timer_cancel_and_free` / `bpf_wq_cancel_and_free`: detaches the callback
 /// object and frees it after a grace period.
+#[inline(never)]
 fn async_cancel_and_free(rt: &BpfRuntime, mem: &Words, off: u32) {
     let Some(slot) = mem.slot(off) else { return };
     let cb = slot.swap(0, Ordering::AcqRel);
@@ -75,6 +76,7 @@ fn release_kptr(rt: &BpfRuntime, f: &BtfField, mem: &Words) {
 
 /// `bpf_list_head_free` / `bpf_rb_root_free`: detaches every node under the value's
 /// lock, then drops the objects outside it with the contained type's record.
+#[inline(never)]
 fn graph_root_free(rt: &BpfRuntime, rec: &BtfRecord, f: &BtfField, mem: &Words) {
     let Some(g) = &f.graph_root else { return };
     if rec.spin_lock_off < 0 {
@@ -111,14 +113,23 @@ fn graph_root_free(rt: &BpfRuntime, rec: &BtfRecord, f: &BtfField, mem: &Words) 
     }
 }
 
+/// The types the kernel's switch in `bpf_obj_free_fields` passes over.
+const NOTHING: u32 =
+    F::SPIN_LOCK.0 | F::RES_SPIN_LOCK.0 | F::LIST_NODE.0 | F::RB_NODE.0 | F::REFCOUNT.0;
+
 /// `bpf_obj_free_fields`: releases every special field of the value or object `mem`
 /// per `rec`; running it twice releases nothing the second time. Profile flags:
 /// `free_fields_null_check` (c8e18754 releases NULL too), `free_fields_migrate_disable`,
 /// `warn_missing_pointee_meta`, and those of `__bpf_obj_drop_impl`.
+#[inline]
 pub fn bpf_obj_free_fields(rt: &BpfRuntime, rec: &BtfRecord, mem: &Words) {
-    // The types the kernel's switch passes over.
-    const NOTHING: u32 =
-        F::SPIN_LOCK.0 | F::RES_SPIN_LOCK.0 | F::LIST_NODE.0 | F::RB_NODE.0 | F::REFCOUNT.0;
+    if rec.field_mask.0 & !NOTHING != 0 {
+        free_each_field(rt, rec, mem);
+    }
+}
+
+/// The loop of `bpf_obj_free_fields` over a record with a field to release.
+fn free_each_field(rt: &BpfRuntime, rec: &BtfRecord, mem: &Words) {
     for f in &rec.fields {
         if f.ty.0 & NOTHING != 0 && f.ty.0.is_power_of_two() {
             continue;

@@ -20,6 +20,7 @@ pub use crate::record::metas::{MetaRec, find_meta};
 /// The BTF behind a kptr field, if it is still alive: a held reference always is; an
 /// unreferenced program BTF (v6.12+) is checked against the IDR's freed list, and a
 /// use of a freed one is reported (WARN) instead of performed.
+#[inline(always)]
 pub(crate) fn kptr_btf<'a>(rt: &BpfRuntime, k: &'a KptrBtf) -> Option<&'a Btf> {
     match k {
         KptrBtf::Held(b) => Some(b),
@@ -147,14 +148,11 @@ fn refcount_saturate(rt: &BpfRuntime, mem: &Words, off: u32, msg: &'static str) 
 /// `refcount_dec_and_test` on a `bpf_refcount` inside an object; the count after (an
 /// underflow WARNs and saturates, so the object is never freed).
 fn refcount_dec(rt: &BpfRuntime, mem: &Words, off: u32) -> i32 {
-    loop {
-        let cur = mem.load_u32(off) as i32;
-        if cur <= 0 {
+    match mem.update_u32(off, |cur| (cur as i32 > 0).then(|| cur - 1)) {
+        Ok(old) => old as i32 - 1,
+        Err(_) => {
             refcount_saturate(rt, mem, off, "refcount_t: underflow; use-after-free.");
-            return REFCOUNT_SATURATED;
-        }
-        if mem.cas_u32(off, cur as u32, (cur - 1) as u32).is_ok() {
-            return cur - 1;
+            REFCOUNT_SATURATED
         }
     }
 }

@@ -14,13 +14,14 @@ use hashbrown::HashMap;
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 
+use super::local_frees;
 use crate::sync::{Arc, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering, Rcu, SpinLock};
 
 /// Words held inline: objects and values up to 16 bytes need no second allocation.
 const INLINE_WORDS: usize = 2;
 
 /// The words and the byte size, the size in each variant so that the variant's tag
-/// fits the size's padding: a `Words` is 24 bytes (an array map keeps one per value).
+/// fits the size's padding: a `WordsBuf` is 24 bytes.
 enum Store {
     Inline {
         words: [AtomicU64; INLINE_WORDS],
@@ -32,18 +33,18 @@ enum Store {
     },
 }
 
-/// Memory as 8-byte atomic words.
-pub struct Words {
+/// Owned memory as 8-byte atomic words: an object's, a hash element's value.
+pub struct WordsBuf {
     store: Store,
 }
 
 #[cfg(not(loom))]
-static_assertions::assert_eq_size!(Words, [u64; 3]);
+static_assertions::assert_eq_size!(WordsBuf, [u64; 3]);
 
-impl Words {
-    /// `size` zeroed bytes.
-    pub fn new(size: u32) -> Words {
-        let n = Self::count(size);
+impl WordsBuf {
+    /// `size` zeroed bytes (whole words: the kernel's allocations round up to 8).
+    pub fn new(size: u32) -> WordsBuf {
+        let n = Words::count(size);
         let store = if n <= INLINE_WORDS {
             Store::Inline {
                 words: core::array::from_fn(|_| AtomicU64::new(0)),
@@ -55,31 +56,61 @@ impl Words {
                 size,
             }
         };
-        Words { store }
+        WordsBuf { store }
     }
 
-    fn count(size: u32) -> usize {
+    /// The size asked for, in bytes.
+    pub fn size_bytes(&self) -> u32 {
+        match self.store {
+            Store::Inline { size, .. } | Store::Heap { size, .. } => size,
+        }
+    }
+}
+
+impl core::ops::Deref for WordsBuf {
+    type Target = Words;
+
+    #[inline]
+    fn deref(&self) -> &Words {
+        match &self.store {
+            Store::Inline { words, size } if *size > 8 => Words::of(words),
+            Store::Inline { words, .. } => Words::of(&words[..1]),
+            Store::Heap { words, .. } => Words::of(words),
+        }
+    }
+}
+
+/// Memory as 8-byte atomic words, seen in place: a value inside an array map's one
+/// allocation, an object's bytes. Its size is its whole words.
+#[repr(transparent)]
+pub struct Words([AtomicU64]);
+
+impl Words {
+    /// The words `w` as one value's memory.
+    pub fn of(w: &[AtomicU64]) -> &Words {
+        // SAFETY: `Words` is a `repr(transparent)` wrapper of `[AtomicU64]`, so the
+        // two have the same layout and pointer metadata; the lifetime is kept.
+        unsafe { &*(w as *const [AtomicU64] as *const Words) }
+    }
+
+    /// Words for `size` bytes (at least one).
+    pub fn count(size: u32) -> usize {
         (size as usize).div_ceil(8).max(1)
     }
 
     fn words(&self) -> &[AtomicU64] {
-        match &self.store {
-            Store::Inline { words, size } => &words[..Self::count(*size)],
-            Store::Heap { words, .. } => words,
-        }
+        &self.0
     }
 
-    /// Size in bytes.
+    /// Size in bytes: its whole words.
     pub fn size(&self) -> u32 {
-        match self.store {
-            Store::Inline { size, .. } | Store::Heap { size, .. } => size,
-        }
+        u32::try_from(self.0.len() * 8).unwrap_or(u32::MAX)
     }
 
     /// The 8-byte slot at `off` (a kptr, a timer's pointer word); `off` must be
     /// 8-aligned and in range.
     pub fn slot(&self, off: u32) -> Option<&AtomicU64> {
-        if !off.is_multiple_of(8) || off as u64 + 8 > (self.size() as u64).div_ceil(8) * 8 {
+        if !off.is_multiple_of(8) {
             return None;
         }
         self.words().get(off as usize / 8)
@@ -140,6 +171,28 @@ impl Words {
         }
     }
 
+    /// Replaces the u32 at a 4-aligned offset with `f(current)` until that holds (one
+    /// compare-and-exchange when nobody else writes the word); `Err(current)` once `f`
+    /// gives `None`, or `Err(0)` out of range.
+    #[inline]
+    pub fn update_u32(&self, off: u32, mut f: impl FnMut(u32) -> Option<u32>) -> Result<u32, u32> {
+        let Some((w, sh)) = self.u32_at(off) else {
+            return Err(0);
+        };
+        let mut cur = w.load(Ordering::Acquire);
+        loop {
+            let old = (cur >> sh) as u32;
+            let Some(new) = f(old) else {
+                return Err(old);
+            };
+            let new_w = (cur & !(0xffff_ffffu64 << sh)) | ((new as u64) << sh);
+            match w.compare_exchange_weak(cur, new_w, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(old),
+                Err(c) => cur = c,
+            }
+        }
+    }
+
     /// Zeroes bytes `[off, off + len)`.
     pub fn zero(&self, off: u32, len: u32) {
         for i in off..off.saturating_add(len).min(self.size()) {
@@ -167,7 +220,7 @@ pub struct ObjInfo {
 /// them (32 bytes, held in the allocator's slab).
 pub struct Obj {
     /// Its bytes.
-    pub mem: Words,
+    pub mem: WordsBuf,
     /// Its type: an index into the allocator's table of names.
     ty: u32,
     /// From the per-CPU allocator.
@@ -178,9 +231,9 @@ pub struct Obj {
 static_assertions::assert_eq_size!(Obj, [u64; 4]);
 
 impl Obj {
-    /// Size in bytes.
+    /// Size in bytes, as asked for.
     pub fn size(&self) -> u32 {
-        self.mem.size()
+        self.mem.size_bytes()
     }
 
     /// From the per-CPU allocator.
@@ -276,9 +329,6 @@ impl MemInner {
     }
 }
 
-/// Addresses per chunk of an open `bpf_mem_free_rcu` batch.
-const PENDING_CHUNK: usize = 4096;
-
 /// Base of the addresses handed out; object `i` is at `BASE + i * 64`.
 const BASE: u64 = 0x1000;
 const STRIDE: u64 = 64;
@@ -296,9 +346,10 @@ pub struct BpfMemAlloc {
     chunks: alloc::boxed::Box<[AtomicPtr<Chunk>]>,
     rcu: Arc<Rcu>,
     fail_next: AtomicUsize,
-    /// The open `bpf_mem_free_rcu` batch, in chunks of `PENDING_CHUNK` addresses, so a
-    /// large batch never copies what it already holds as it grows.
-    rcu_pending: SpinLock<Vec<Vec<u64>>>,
+    /// The open `bpf_mem_free_rcu` batch (slab indexes), in chunks
+    /// (`local_frees::FREE_CHUNK` each), so a large batch never copies what it already
+    /// holds as it grows.
+    rcu_pending: SpinLock<Vec<Vec<u32>>>,
 }
 
 impl BpfMemAlloc {
@@ -367,7 +418,7 @@ impl BpfMemAlloc {
         {
             return None;
         }
-        let mem = Words::new(size);
+        let mem = WordsBuf::new(size);
         let mut g = self.inner.lock();
         let i = g.len;
         let cp = self.chunks.get(i / CHUNK)?;
@@ -397,10 +448,33 @@ impl BpfMemAlloc {
     /// The object at `addr`; a use of a freed or unknown address is recorded as a
     /// fault and yields `None`.
     pub fn get(&self, addr: u64) -> Option<&Obj> {
-        let at = Self::index(addr).and_then(|i| self.at(i));
-        if let Some((_, LIVE, Some(o))) = at {
-            return Some(o);
+        match self.live_obj(addr) {
+            Some(o) => Some(o),
+            None => self.get_fault(addr),
         }
+    }
+
+    /// The live object at `addr`, if any: one state load.
+    #[inline]
+    fn live_obj(&self, addr: u64) -> Option<&Obj> {
+        let off = addr.wrapping_sub(BASE);
+        if !off.is_multiple_of(STRIDE) {
+            return None;
+        }
+        let i = usize::try_from(off / STRIDE).ok()?;
+        let c = self.chunk(i)?;
+        let k = i % CHUNK;
+        let s = c.state.get(k)?.load(Ordering::Acquire);
+        if s != LIVE {
+            return None;
+        }
+        c.obj(k, s)
+    }
+
+    /// [`get`](Self::get) of an address that is not live: the fault it records.
+    #[cold]
+    fn get_fault(&self, addr: u64) -> Option<&Obj> {
+        let at = Self::index(addr).and_then(|i| self.at(i));
         let mut g = self.inner.lock();
         let f = match at {
             Some((_, _, Some(o))) => MemFault::UseAfterFree(addr, String::from(&*g.name(o))),
@@ -433,11 +507,31 @@ impl BpfMemAlloc {
     /// Frees `addr` under the allocator's lock (`g`), which serialises every change of
     /// a state: a double free is seen even when two frees race.
     fn free_locked(&self, g: &mut MemInner, addr: u64) {
-        match Self::index(addr).and_then(|i| self.at(i)) {
-            Some((s, LIVE, Some(_))) => {
-                s.store(FREED, Ordering::Release);
-                g.frees += 1;
-            }
+        match Self::index(addr) {
+            Some(i) => self.free_index_locked(g, i),
+            None => g.faults.push(MemFault::Wild(addr)),
+        }
+    }
+
+    /// [`free_locked`](Self::free_locked) of slab index `i`.
+    #[inline]
+    fn free_index_locked(&self, g: &mut MemInner, i: usize) {
+        if let Some(c) = self.chunk(i)
+            && let Some(s) = c.state.get(i % CHUNK)
+            && s.load(Ordering::Relaxed) == LIVE
+        {
+            s.store(FREED, Ordering::Release);
+            g.frees += 1;
+            return;
+        }
+        self.free_fault(g, i);
+    }
+
+    /// The fault of freeing slab index `i` that is not live.
+    #[cold]
+    fn free_fault(&self, g: &mut MemInner, i: usize) {
+        let addr = BASE + i as u64 * STRIDE;
+        match self.at(i) {
             Some((_, _, Some(o))) => {
                 let ty = String::from(&*g.name(o));
                 g.faults.push(MemFault::DoubleFree(addr, ty));
@@ -452,37 +546,99 @@ impl BpfMemAlloc {
     }
 
     /// `bpf_mem_free_rcu` (kernel/bpf/memalloc.c): freed after an RCU grace period.
+    /// Inside [`with_local_frees`](Self::with_local_frees) the address goes to the
+    /// task's own list (the per-CPU `free_by_rcu`), otherwise to the open batch.
+    #[inline]
     pub fn free_rcu(this: &Arc<Self>, addr: u64) {
+        let i = addr.wrapping_sub(BASE);
+        if i.is_multiple_of(STRIDE)
+            && let Ok(i) = u32::try_from(i / STRIDE)
+            && local_frees::push(Arc::as_ptr(this) as usize, i)
+        {
+            return;
+        }
+        Self::free_rcu_to_batch(this, addr);
+    }
+
+    /// [`free_rcu`](Self::free_rcu) outside the task's own list: into the open batch.
+    #[inline(never)]
+    fn free_rcu_to_batch(this: &Arc<Self>, addr: u64) {
+        let Some(i) = Self::index(addr).and_then(|i| u32::try_from(i).ok()) else {
+            this.inner.lock().faults.push(MemFault::Wild(addr));
+            return;
+        };
         let first = {
             let mut p = this.rcu_pending.lock();
             let first = p.is_empty();
-            match p.last_mut() {
-                Some(c) if c.len() < c.capacity() => c.push(addr),
-                _ => {
-                    let mut c = Vec::with_capacity(PENDING_CHUNK);
-                    c.push(addr);
-                    p.push(c);
-                }
-            }
+            local_frees::push_chunked(&mut p, i);
             first
         };
         if first {
-            let me = Arc::clone(this);
-            this.rcu.call_rcu(move || {
-                // The batch closes here, after a grace period. Objects freed after that
-                // grace period began are in it too, so the whole batch waits for one
-                // more full grace period (do_call_rcu_ttrace moves the list to
-                // waiting_for_gp when it queues the callback).
-                let batch = core::mem::take(&mut *me.rcu_pending.lock());
-                let me2 = Arc::clone(&me);
-                me.rcu.call_rcu(move || {
-                    let mut g = me2.inner.lock();
-                    for a in batch.into_iter().flatten() {
-                        me2.free_locked(&mut g, a);
-                    }
-                });
-            });
+            Self::close_batch_after_gp(this);
         }
+    }
+
+    /// Runs `f` with the calling task's own `bpf_mem_free_rcu` list for this
+    /// allocator, filled without a lock and moved to the open batch in one step when
+    /// `f` returns (or unwinds): the kernel's per-CPU `free_by_rcu` list, which
+    /// `unit_free_rcu` fills with interrupts off and irq_work moves on
+    /// (`check_free_by_rcu`). The objects are reclaimed no earlier than if each had
+    /// joined the batch when freed. Lists nest: an inner one is moved when its `f`
+    /// returns and the outer one is the task's again.
+    pub fn with_local_frees<R>(this: &Arc<Self>, f: impl FnOnce() -> R) -> R {
+        struct Scope<'a> {
+            alloc: &'a Arc<BpfMemAlloc>,
+            prev: Option<local_frees::LocalFrees>,
+        }
+        impl Drop for Scope<'_> {
+            fn drop(&mut self) {
+                if let Some(mine) = local_frees::replace(self.prev.take()) {
+                    BpfMemAlloc::join_batch(self.alloc, mine.objs);
+                }
+            }
+        }
+        let prev = local_frees::replace(Some(local_frees::LocalFrees {
+            alloc: Arc::as_ptr(this) as usize,
+            objs: Vec::new(),
+        }));
+        let _scope = Scope { alloc: this, prev };
+        f()
+    }
+
+    /// Moves a task's list into the open batch.
+    fn join_batch(this: &Arc<Self>, objs: Vec<Vec<u32>>) {
+        if objs.is_empty() {
+            return;
+        }
+        let first = {
+            let mut p = this.rcu_pending.lock();
+            let first = p.is_empty();
+            p.extend(objs);
+            first
+        };
+        if first {
+            Self::close_batch_after_gp(this);
+        }
+    }
+
+    /// The open batch's first object was added: the batch closes after a grace
+    /// period and is reclaimed after one more.
+    fn close_batch_after_gp(this: &Arc<Self>) {
+        let me = Arc::clone(this);
+        this.rcu.call_rcu(move || {
+            // The batch closes here, after a grace period. Objects freed after that
+            // grace period began are in it too, so the whole batch waits for one
+            // more full grace period (do_call_rcu_ttrace moves the list to
+            // waiting_for_gp when it queues the callback).
+            let batch = core::mem::take(&mut *me.rcu_pending.lock());
+            let me2 = Arc::clone(&me);
+            me.rcu.call_rcu(move || {
+                let mut g = me2.inner.lock();
+                for i in batch.into_iter().flatten() {
+                    me2.free_index_locked(&mut g, i as usize);
+                }
+            });
+        });
     }
 
     /// Objects allocated and not freed.
@@ -580,7 +736,8 @@ impl Drop for BpfMemAlloc {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::{BpfMemAlloc, CHUNK, MemFault, PENDING_CHUNK, Words};
+    use super::{BpfMemAlloc, CHUNK, MemFault, WordsBuf};
+    use crate::obj::local_frees::FREE_CHUNK as PENDING_CHUNK;
     use crate::sync::{Arc, Rcu};
     use alloc::vec;
     use alloc::vec::Vec;
@@ -607,6 +764,52 @@ mod tests {
             a.faults(),
             vec![MemFault::DoubleFree(addrs[PENDING_CHUNK], "node".into())]
         );
+        a.acknowledge();
+    }
+
+    /// Inside `with_local_frees` an RCU free waits on the task's own list, which no
+    /// grace period reclaims until the list joins the batch; another allocator's
+    /// frees, and an inner list's, are not held by it.
+    #[test]
+    fn a_tasks_own_list_joins_the_batch_when_its_scope_ends() {
+        let rcu = Arc::new(Rcu::new());
+        let (a, b) = (
+            BpfMemAlloc::new(Arc::clone(&rcu)),
+            BpfMemAlloc::new(Arc::clone(&rcu)),
+        );
+        let xs: Vec<u64> = (0..PENDING_CHUNK + 3)
+            .map(|_| a.alloc("node", 16, false).expect("room"))
+            .collect();
+        let y = b.alloc("other", 8, false).expect("room");
+        BpfMemAlloc::with_local_frees(&a, || {
+            BpfMemAlloc::free_rcu(&a, xs[0]);
+            BpfMemAlloc::with_local_frees(&b, || {
+                BpfMemAlloc::free_rcu(&a, xs[1]);
+                BpfMemAlloc::free_rcu(&b, y);
+                rcu.rcu_barrier();
+                assert!(
+                    !a.is_live(xs[1]),
+                    "another allocator's free joins the batch"
+                );
+                assert!(b.is_live(y), "still on the inner list");
+            });
+            rcu.rcu_barrier();
+            assert!(!b.is_live(y), "the inner list joined when its scope ended");
+            for &x in &xs[2..] {
+                BpfMemAlloc::free_rcu(&a, x);
+            }
+            BpfMemAlloc::free_rcu(&a, xs[2]);
+            rcu.rcu_barrier();
+            assert!(
+                a.is_live(xs[0]) && a.is_live(xs[2]),
+                "on the task's own list"
+            );
+        });
+        assert!(a.is_live(xs[0]), "a grace period first");
+        rcu.rcu_barrier();
+        assert!(a.live().is_empty() && b.live().is_empty());
+        assert_eq!(a.counts(), (PENDING_CHUNK + 3, PENDING_CHUNK + 3));
+        assert_eq!(a.faults(), vec![MemFault::DoubleFree(xs[2], "node".into())]);
         a.acknowledge();
     }
 
@@ -644,7 +847,7 @@ mod tests {
     #[test]
     fn slots_and_bytes_end_at_the_size_inline_and_on_the_heap() {
         for size in [1u32, 8, 24, 32, 33, 40, 64] {
-            let w = Words::new(size);
+            let w = WordsBuf::new(size);
             let last = size.div_ceil(8) * 8;
             assert!(w.slot(last - 8).is_some(), "size {size}");
             assert!(w.slot(last).is_none(), "size {size}");

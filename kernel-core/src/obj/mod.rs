@@ -3,12 +3,13 @@
 
 pub mod free_fields;
 pub mod helpers;
+mod local_frees;
 pub mod mem;
 pub mod runtime;
 pub mod tally;
 
 pub use free_fields::bpf_obj_free_fields;
 pub use helpers::*;
-pub use mem::{BpfMemAlloc, MemFault, Obj, ObjInfo, Words};
+pub use mem::{BpfMemAlloc, MemFault, Obj, ObjInfo, Words, WordsBuf};
 pub use runtime::{BpfRuntime, KernelObj};
 pub use tally::{MemTally, mem_tally};

@@ -1,0 +1,88 @@
+//! The calling task's own `bpf_mem_free_rcu` list: the kernel's per-CPU
+//! `c->free_by_rcu` (kernel/bpf/memalloc.c, `unit_free_rcu`), filled without atomics
+//! and moved to the allocator's RCU batch in one step (`check_free_by_rcu`, run from
+//! irq_work). A task has one only inside [`BpfMemAlloc::with_local_frees`]; a task
+//! is a thread (loom's under `cfg(loom)`, the host's with the `std` feature); a build
+//! with neither keeps no local lists.
+//!
+//! [`BpfMemAlloc::with_local_frees`]: super::BpfMemAlloc::with_local_frees
+
+use alloc::vec::Vec;
+
+/// Objects per chunk of a list of frees: a long list never copies what it holds as it
+/// grows.
+pub(crate) const FREE_CHUNK: usize = 4096;
+
+/// Appends slab index `i` to a list kept in chunks of [`FREE_CHUNK`].
+#[inline]
+pub(crate) fn push_chunked(list: &mut Vec<Vec<u32>>, i: u32) {
+    match list.last_mut() {
+        Some(c) if c.len() < c.capacity() => c.push(i),
+        _ => push_new_chunk(list, i),
+    }
+}
+
+/// [`push_chunked`] when the last chunk is full: a new one.
+#[cold]
+#[inline(never)]
+fn push_new_chunk(list: &mut Vec<Vec<u32>>, i: u32) {
+    let mut c = Vec::with_capacity(FREE_CHUNK);
+    c.push(i);
+    list.push(c);
+}
+
+/// One task's list (slab indexes) for one allocator, named by its address (never
+/// dereferenced).
+pub(crate) struct LocalFrees {
+    pub(crate) alloc: usize,
+    pub(crate) objs: Vec<Vec<u32>>,
+}
+
+#[cfg(any(loom, feature = "std"))]
+mod imp {
+    use super::LocalFrees;
+    use core::cell::RefCell;
+
+    #[cfg(loom)]
+    loom::thread_local! {
+        static LOCAL: RefCell<Option<LocalFrees>> = RefCell::new(None);
+    }
+
+    #[cfg(not(loom))]
+    std::thread_local! {
+        static LOCAL: RefCell<Option<LocalFrees>> = const { RefCell::new(None) };
+    }
+
+    /// Appends slab index `i` to the task's list if it is the one of allocator `alloc`.
+    pub(crate) fn push(alloc: usize, i: u32) -> bool {
+        LOCAL.with(|l| match &mut *l.borrow_mut() {
+            Some(lf) if lf.alloc == alloc => {
+                super::push_chunked(&mut lf.objs, i);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// Installs `new` as the task's list; the one it replaces.
+    pub(crate) fn replace(new: Option<LocalFrees>) -> Option<LocalFrees> {
+        LOCAL.with(|l| core::mem::replace(&mut *l.borrow_mut(), new))
+    }
+}
+
+#[cfg(not(any(loom, feature = "std")))]
+mod imp {
+    use super::LocalFrees;
+
+    /// No tasks of its own: every free goes to the allocator's batch.
+    pub(crate) fn push(_alloc: usize, _i: u32) -> bool {
+        false
+    }
+
+    /// No tasks of its own: nothing is installed, and nothing was.
+    pub(crate) fn replace(_new: Option<LocalFrees>) -> Option<LocalFrees> {
+        None
+    }
+}
+
+pub(crate) use imp::{push, replace};
