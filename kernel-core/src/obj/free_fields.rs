@@ -4,7 +4,7 @@
 
 use alloc::vec::Vec;
 
-use super::helpers::{__bpf_obj_drop_impl, bpf_spin_lock, bpf_spin_unlock, find_meta, kptr_btf};
+use super::helpers::{bpf_spin_lock, bpf_spin_unlock, drop_impl, find_meta, kptr_btf};
 use super::mem::Words;
 use super::runtime::BpfRuntime;
 use crate::record::{BtfField, BtfFieldType as F, BtfRecord, KptrDtor};
@@ -62,10 +62,17 @@ fn release_kptr(rt: &BpfRuntime, f: &BtfField, mem: &Words) {
         if meta.is_none() && rt.sem.warn_missing_pointee_meta {
             rt.warn("bpf_obj_free_fields: local kptr pointee without struct meta");
         }
-        if rt.sem.free_fields_migrate_disable {
+        let pinned = rt.sem.free_fields_migrate_disable;
+        if pinned {
             rt.migrate_disable();
         }
-        __bpf_obj_drop_impl(rt, old, meta.and_then(|m| m.rec()), f.ty == F::KPTR_PERCPU);
+        drop_impl(
+            rt,
+            old,
+            meta.and_then(|m| m.rec()),
+            f.ty == F::KPTR_PERCPU,
+            pinned,
+        );
         if rt.sem.free_fields_migrate_disable {
             rt.migrate_enable();
         }
@@ -108,7 +115,7 @@ fn graph_root_free(rt: &BpfRuntime, rec: &BtfRecord, f: &BtfField, mem: &Words) 
     core::mem::forget(btf);
     for obj in nodes {
         rt.migrate_disable();
-        __bpf_obj_drop_impl(rt, obj, meta.as_ref().and_then(|m| m.rec()), false);
+        drop_impl(rt, obj, meta.as_ref().and_then(|m| m.rec()), false, true);
         rt.migrate_enable();
     }
 }
@@ -131,6 +138,11 @@ pub fn bpf_obj_free_fields(rt: &BpfRuntime, rec: &BtfRecord, mem: &Words) {
 /// The loop of `bpf_obj_free_fields` over a record with a field to release.
 fn free_each_field(rt: &BpfRuntime, rec: &BtfRecord, mem: &Words) {
     for f in &rec.fields {
+        if f.ty == F::KPTR_REF {
+            // The common field first: a referenced kptr.
+            release_kptr(rt, f, mem);
+            continue;
+        }
         if f.ty.0 & NOTHING != 0 && f.ty.0.is_power_of_two() {
             continue;
         }

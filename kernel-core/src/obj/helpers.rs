@@ -82,8 +82,12 @@ pub fn bpf_percpu_obj_new_impl(rt: &BpfRuntime, btf: &BtfRef, type_id: u32) -> O
     Some(addr)
 }
 
-fn free_obj(rt: &BpfRuntime, addr: u64, percpu: bool) {
-    rt.check_migrate("bpf_mem_free without migrate_disable");
+/// Frees an object's memory; `pinned`: the caller has just disabled migration
+/// itself, so the allocator's requirement holds without looking.
+fn free_obj(rt: &BpfRuntime, addr: u64, percpu: bool, pinned: bool) {
+    if !pinned {
+        rt.check_migrate("bpf_mem_free without migrate_disable");
+    }
     let _ = percpu;
     let rcu = rt.sem.obj_drop_free_rcu;
     if crate::trace::enabled() {
@@ -102,6 +106,17 @@ fn free_obj(rt: &BpfRuntime, addr: u64, percpu: bool) {
 /// (`bpf_mem_free_rcu` since v6.6, `bpf_mem_free` before). Profile flags:
 /// `obj_drop_free_rcu`, `refcount`.
 pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, percpu: bool) {
+    drop_impl(rt, addr, rec, percpu, false);
+}
+
+/// [`__bpf_obj_drop_impl`]; `pinned`: the caller disabled migration just before.
+pub(crate) fn drop_impl(
+    rt: &BpfRuntime,
+    addr: u64,
+    rec: Option<&BtfRecord>,
+    percpu: bool,
+    pinned: bool,
+) {
     emit(Event::ObjDrop { addr });
     if addr == 0 {
         // c8e18754 reaches here with NULL; bpf_mem_free(NULL) is a no-op.
@@ -131,7 +146,7 @@ pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, 
     if let Some(r) = rec {
         bpf_obj_free_fields(rt, r, &obj.mem);
     }
-    free_obj(rt, addr, percpu);
+    free_obj(rt, addr, percpu, pinned);
 }
 
 /// Saturates a `bpf_refcount` inside an object (`refcount_warn_saturate`, lib/refcount.c).

@@ -41,32 +41,45 @@ pub(crate) struct LocalFrees {
 #[cfg(any(loom, feature = "std"))]
 mod imp {
     use super::LocalFrees;
-    use core::cell::RefCell;
+    use core::cell::Cell;
+    use core::ptr;
 
+    // The task's installed list: null, or a list that `install`'s caller keeps alive
+    // and uses only through this pointer until it installs the previous one again.
     #[cfg(loom)]
     loom::thread_local! {
-        static LOCAL: RefCell<Option<LocalFrees>> = RefCell::new(None);
+        static LOCAL: Cell<*mut LocalFrees> = Cell::new(ptr::null_mut());
     }
 
     #[cfg(not(loom))]
     std::thread_local! {
-        static LOCAL: RefCell<Option<LocalFrees>> = const { RefCell::new(None) };
+        static LOCAL: Cell<*mut LocalFrees> = const { Cell::new(ptr::null_mut()) };
     }
 
     /// Appends slab index `i` to the task's list if it is the one of allocator `alloc`.
+    #[inline]
     pub(crate) fn push(alloc: usize, i: u32) -> bool {
-        LOCAL.with(|l| match &mut *l.borrow_mut() {
-            Some(lf) if lf.alloc == alloc => {
-                super::push_chunked(&mut lf.objs, i);
-                true
+        LOCAL.with(|l| {
+            let p = l.get();
+            if p.is_null() {
+                return false;
             }
-            _ => false,
+            // SAFETY: a non-null pointer was installed by `install` on this thread
+            // (the cell is thread-local) from a list its caller keeps alive and does
+            // not touch until it has installed the previous pointer again; nothing
+            // else dereferences it meanwhile, and this `&mut` ends here.
+            let lf = unsafe { &mut *p };
+            if lf.alloc != alloc {
+                return false;
+            }
+            super::push_chunked(&mut lf.objs, i);
+            true
         })
     }
 
-    /// Installs `new` as the task's list; the one it replaces.
-    pub(crate) fn replace(new: Option<LocalFrees>) -> Option<LocalFrees> {
-        LOCAL.with(|l| core::mem::replace(&mut *l.borrow_mut(), new))
+    /// Installs `new` (null for none) as the task's list; the pointer it replaces.
+    pub(crate) fn install(new: *mut LocalFrees) -> *mut LocalFrees {
+        LOCAL.with(|l| l.replace(new))
     }
 }
 
@@ -80,9 +93,9 @@ mod imp {
     }
 
     /// No tasks of its own: nothing is installed, and nothing was.
-    pub(crate) fn replace(_new: Option<LocalFrees>) -> Option<LocalFrees> {
-        None
+    pub(crate) fn install(_new: *mut LocalFrees) -> *mut LocalFrees {
+        core::ptr::null_mut()
     }
 }
 
-pub(crate) use imp::{push, replace};
+pub(crate) use imp::{install, push};

@@ -139,10 +139,11 @@ impl Words {
 
     /// The 4-byte word at `off` (4-aligned): the atomic word and the shift.
     pub fn u32_at(&self, off: u32) -> Option<(&AtomicU64, u32)> {
-        if !off.is_multiple_of(4) || off as u64 + 4 > self.size() as u64 {
+        if !off.is_multiple_of(4) {
             return None;
         }
-        Some((&self.words()[off as usize / 8], (off % 8) * 8))
+        // Whole words: an aligned u32 is in range exactly when its word is.
+        Some((self.words().get(off as usize / 8)?, (off % 8) * 8))
     }
 
     /// Reads a u32 at a 4-aligned offset.
@@ -527,6 +528,31 @@ impl BpfMemAlloc {
         self.free_fault(g, i);
     }
 
+    /// [`free_index_locked`](Self::free_index_locked) of each of `idx`, looking a
+    /// chunk up once for a run of indexes in it.
+    fn free_indexes_locked(&self, g: &mut MemInner, idx: &[u32]) {
+        let mut cur: Option<(usize, &Chunk)> = None;
+        for &i in idx {
+            let i = i as usize;
+            let c = match cur {
+                Some((n, c)) if n == i / CHUNK => Some(c),
+                _ => {
+                    let c = self.chunk(i);
+                    cur = c.map(|c| (i / CHUNK, c));
+                    c
+                }
+            };
+            if let Some(s) = c.and_then(|c| c.state.get(i % CHUNK))
+                && s.load(Ordering::Relaxed) == LIVE
+            {
+                s.store(FREED, Ordering::Release);
+                g.frees += 1;
+            } else {
+                self.free_fault(g, i);
+            }
+        }
+    }
+
     /// The fault of freeing slab index `i` that is not live.
     #[cold]
     fn free_fault(&self, g: &mut MemInner, i: usize) {
@@ -586,22 +612,34 @@ impl BpfMemAlloc {
     /// joined the batch when freed. Lists nest: an inner one is moved when its `f`
     /// returns and the outer one is the task's again.
     pub fn with_local_frees<R>(this: &Arc<Self>, f: impl FnOnce() -> R) -> R {
+        /// Puts the previous list back and moves this one into the batch, also when
+        /// `f` unwinds.
         struct Scope<'a> {
             alloc: &'a Arc<BpfMemAlloc>,
-            prev: Option<local_frees::LocalFrees>,
+            mine: *mut local_frees::LocalFrees,
+            prev: *mut local_frees::LocalFrees,
         }
         impl Drop for Scope<'_> {
             fn drop(&mut self) {
-                if let Some(mine) = local_frees::replace(self.prev.take()) {
-                    BpfMemAlloc::join_batch(self.alloc, mine.objs);
-                }
+                local_frees::install(self.prev);
+                // SAFETY: `mine` points to the list declared before this guard in
+                // `with_local_frees`, so it is still alive; it is no longer installed,
+                // so this is the only access to it.
+                let objs = core::mem::take(unsafe { &mut (*self.mine).objs });
+                BpfMemAlloc::join_batch(self.alloc, objs);
             }
         }
-        let prev = local_frees::replace(Some(local_frees::LocalFrees {
+        let mut mine = local_frees::LocalFrees {
             alloc: Arc::as_ptr(this) as usize,
             objs: Vec::new(),
-        }));
-        let _scope = Scope { alloc: this, prev };
+        };
+        let mine: *mut local_frees::LocalFrees = &mut mine;
+        let prev = local_frees::install(mine);
+        let _scope = Scope {
+            alloc: this,
+            mine,
+            prev,
+        };
         f()
     }
 
@@ -634,8 +672,8 @@ impl BpfMemAlloc {
             let me2 = Arc::clone(&me);
             me.rcu.call_rcu(move || {
                 let mut g = me2.inner.lock();
-                for i in batch.into_iter().flatten() {
-                    me2.free_index_locked(&mut g, i as usize);
+                for part in &batch {
+                    me2.free_indexes_locked(&mut g, part);
                 }
             });
         });
