@@ -1,6 +1,8 @@
 //! The verifier's accepting path without the log: `btf_check_all_metas`,
-//! `btf_check_all_types` and `btf_check_type_tags` (kernel/bpf/btf.c) over raw kind
-//! numbers, a kind array and a bitmap of names already found valid.
+//! `btf_check_all_types` and `btf_check_type_tags` (kernel/bpf/btf.c) over the raw
+//! type words, one 8-byte slot per type id (kind, visit state, size or resolved id,
+//! and what `btf_type_id_size` gives) and a string section classified once
+//! ([`super::names`]).
 //!
 //! It decides only "accepted". At the first check that fails, or anything it does not
 //! handle, it gives up and [`super::verifier`] runs the exact path from the start, which
@@ -21,8 +23,7 @@ use super::names::Names;
 use super::types::{BtfData, VOID_OFF, View};
 use super::uapi::*;
 use super::verifier::{
-    NOT_VISITED, RESOLVED, ResolveMode as Mode, TypesCap, VISITED, int_data_is_regular,
-    int_member_fits, name_valid_section,
+    NOT_VISITED, RESOLVED, VISITED, int_data_is_regular, int_member_fits, name_valid_section,
 };
 use crate::profile::Semantics;
 
@@ -69,6 +70,10 @@ const HAS_SIZE: u32 =
 /// `btf_type_is_resolve_source_only`.
 const SOURCE_ONLY: u32 = bit(VAR) | bit(DECL_TAG) | bit(DATASEC);
 const STRUCTS: u32 = bit(STRUCT) | bit(UNION);
+const ENUMS: u32 = bit(ENUM) | bit(ENUM64);
+/// Member kinds checked as whole bytes at a byte offset (`btf_ptr_check_member`,
+/// `btf_array_check_member`, `btf_struct_check_member`, `btf_enum_check_member`).
+const BYTE_SIZED: u32 = bit(PTR) | bit(ARRAY) | STRUCTS | ENUMS;
 
 #[inline(always)]
 fn is(set: u32, k: u8) -> bool {
@@ -87,15 +92,84 @@ type Ok = Option<()>;
 const NO: Ok = None;
 const YES: Ok = Some(());
 
+/// What the resolve pass reads of one type id, in one word, so that following an edge
+/// of the type graph is one load. It is only ever read and written whole: a narrower
+/// store followed by the word's load would stall store-to-load forwarding.
+///
+/// Bits 0..32: for a kind with a size (`btf_type_has_size`) `t->size`, for any other
+/// its `resolved_ids` entry (0 until resolved). Bits 32..40: the kind. 40..48: the
+/// `visit_state`. 48..56: where `TIS` is set, the kind of the type `btf_type_id_size`
+/// ends at. 56..64: flags (`TIS`, `BAD_PARAM`, `DONE`).
 #[derive(Clone, Copy, Default)]
-struct Meta {
-    st: u32,
-    kind: u8,
-    visit: u8,
+struct Node(u64);
+
+impl Node {
+    #[inline(always)]
+    const fn new(a: u32, kind: u8, visit: u8, rkind: u8, flags: u8) -> Self {
+        Node(
+            a as u64
+                | (kind as u64) << 32
+                | (visit as u64) << 40
+                | (rkind as u64) << 48
+                | (flags as u64) << 56,
+        )
+    }
+    #[inline(always)]
+    const fn a(self) -> u32 {
+        self.0 as u32
+    }
+    #[inline(always)]
+    const fn kind(self) -> u8 {
+        (self.0 >> 32) as u8
+    }
+    #[inline(always)]
+    const fn visit(self) -> u8 {
+        (self.0 >> 40) as u8
+    }
+    #[inline(always)]
+    const fn rkind(self) -> u8 {
+        (self.0 >> 48) as u8
+    }
+    #[inline(always)]
+    const fn flags(self) -> u8 {
+        (self.0 >> 56) as u8
+    }
+    #[inline(always)]
+    const fn with_a(self, a: u32) -> Self {
+        Node(self.0 & !0xffff_ffff | a as u64)
+    }
+    #[inline(always)]
+    const fn with_visit(self, v: u8) -> Self {
+        Node(self.0 & !(0xff << 40) | (v as u64) << 40)
+    }
+    #[inline(always)]
+    const fn with_rkind(self, k: u8) -> Self {
+        Node(self.0 & !(0xff << 48) | (k as u64) << 48)
+    }
+    #[inline(always)]
+    const fn or_flags(self, f: u8) -> Self {
+        Node(self.0 | (f as u64) << 56)
+    }
 }
-/// Set on a FUNC_PROTO's kind byte when a parameter has no name but a type, which
-/// `btf_func_check` refuses for any FUNC of that prototype.
-const BAD_PARAM: u8 = 0x80;
+
+/// `btf_type_id_size` of the id succeeds (fixed once the id is resolved).
+const TIS: u8 = 1;
+/// A FUNC_PROTO with a parameter that has no name but a type, which `btf_func_check`
+/// refuses for any FUNC of that prototype.
+const BAD_PARAM: u8 = 2;
+/// Resolved, or of a kind that never needs it (`btf_type_needs_resolve`): one test
+/// where the kernel asks both.
+const DONE: u8 = 4;
+
+/// Kinds `btf_type_id_size` sizes by themselves.
+const SIZED: u32 = HAS_SIZE | bit(PTR) | bit(ARRAY);
+
+/// The id lists the meta pass gathers.
+struct Lists {
+    mods: Vec<u32>,
+    /// FUNC_PROTOs with a parameter that has no name but a type.
+    bad_params: Vec<u32>,
+}
 
 struct Fast<'a> {
     /// The type section as native-endian words.
@@ -104,18 +178,38 @@ struct Fast<'a> {
     sec: usize,
     /// Per id: the blob offset of its record (`VOID_OFF` for void): `btf->types`.
     rec: Vec<u32>,
-    /// Per id: kind (with `BAD_PARAM`), size/type word and resolve state together,
-    /// where the resolve pass reads them.
-    m: Vec<Meta>,
+    /// Per id: kind, resolve state, size or resolved id.
+    nodes: Vec<Node>,
+    /// `resolved_sizes`: only an ARRAY's is ever set.
+    rsizes: Vec<u32>,
+    /// The modifiers, ascending.
+    mods: Vec<u32>,
     names: Names<'a>,
     v: View<'a>,
     sem: Semantics,
-    rids: Vec<u32>,
-    rsizes: Vec<u32>,
+    /// The resolve pass runs (`btf_check_all_types`).
+    resolve: bool,
     stack: [(u32, u16); MAX_RESOLVE_DEPTH],
     top: usize,
-    mode: Mode,
+    /// The kinds that are not sinks in the current `env->resolve_mode`.
+    mode: u32,
 }
+
+/// `RESOLVE_TBD`, `RESOLVE_PTR`, `RESOLVE_STRUCT_OR_ARRAY` as the kinds that are not
+/// sinks in them (`env_type_is_resolve_sink`).
+const MODE_TBD: u32 = NEEDS_RESOLVE;
+const MODE_PTR: u32 = MODIFIER | bit(PTR);
+const MODE_STRUCT_OR_ARRAY: u32 = MODIFIER | STRUCTS | bit(ARRAY);
+/// The mode `env_stack_push` leaves after pushing a type of each kind in
+/// `RESOLVE_TBD`.
+const AFTER_PUSH: [u32; 32] = {
+    let mut t = [MODE_TBD; 32];
+    t[PTR as usize] = MODE_PTR;
+    t[STRUCT as usize] = MODE_STRUCT_OR_ARRAY;
+    t[UNION as usize] = MODE_STRUCT_OR_ARRAY;
+    t[ARRAY as usize] = MODE_STRUCT_OR_ARRAY;
+    t
+};
 
 /// Runs the three passes over a base BTF `b` (header and string section already
 /// checked). `None`: the exact path must run. Split BTF always takes the exact path.
@@ -144,12 +238,15 @@ pub(crate) fn verify(b: &BtfData, resolve: bool, sem: Semantics) -> Option<Accep
         &copy
     };
     let strs = b.data.get(b.str_start..b.str_start + h.str_len as usize)?;
+    let names = Names::new(strs);
     let mut f = Fast {
         w,
         sec: cur0,
         rec: Vec::new(),
-        m: Vec::new(),
-        names: Names::new(strs),
+        nodes: Vec::new(),
+        rsizes: Vec::new(),
+        mods: Vec::new(),
+        names,
         v: View {
             data: &b.data,
             types: &[],
@@ -161,16 +258,20 @@ pub(crate) fn verify(b: &BtfData, resolve: bool, sem: Semantics) -> Option<Accep
             base: None,
         },
         sem,
-        rids: Vec::new(),
-        rsizes: Vec::new(),
+        resolve,
         stack: [(0, 0); MAX_RESOLVE_DEPTH],
         top: 0,
-        mode: Mode::Tbd,
+        mode: MODE_TBD,
     };
     f.check_all_metas()?;
     let resolved = if resolve {
         f.check_all_types()?;
-        Some((core::mem::take(&mut f.rids), core::mem::take(&mut f.rsizes)))
+        let rids = f
+            .nodes
+            .iter()
+            .map(|n| if is(HAS_SIZE, n.kind()) { 0 } else { n.a() })
+            .collect();
+        Some((rids, core::mem::take(&mut f.rsizes)))
     } else {
         None
     };
@@ -186,23 +287,32 @@ impl<'a> Fast<'a> {
     // access
     // -----------------------------------------------------------------------------
 
+    /// The slot of `id`; `None` past the last type.
+    #[inline(always)]
+    fn node(&self, id: u32) -> Option<Node> {
+        self.nodes.get(id as usize).copied()
+    }
+
     /// Kind of `id`; `None` past the last type.
     #[inline(always)]
     fn kind(&self, id: u32) -> Option<u8> {
-        self.m.get(id as usize).map(|m| m.kind & !BAD_PARAM)
+        self.nodes.get(id as usize).map(|n| n.kind())
     }
 
     /// `t->size` / `t->type` of `id` (0 for void and unknown ids).
     #[inline(always)]
     fn st(&self, id: u32) -> u32 {
-        self.m.get(id as usize).map_or(0, |m| m.st)
+        self.w
+            .get(self.word_index(id).wrapping_add(2))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The words of `id`'s record after its 12-byte header, `n` of them.
     #[inline(always)]
     fn data(&self, id: u32, n: usize) -> &'a [u32] {
-        let r = self.word_index(id) + 3;
-        self.w.get(r..r + n).unwrap_or(&[])
+        let r = self.word_index(id).wrapping_add(3);
+        self.w.get(r..r.wrapping_add(n)).unwrap_or(&[])
     }
 
     /// Word index of `id`'s record in the type section (out of range for void).
@@ -225,42 +335,43 @@ impl<'a> Fast<'a> {
             .unwrap_or(0)
     }
 
+    /// `resolved_ids[id]`.
     #[inline(always)]
     fn rid(&self, id: u32) -> u32 {
-        self.rids.get(id as usize).copied().unwrap_or(0)
+        self.node(id)
+            .map_or(0, |n| if is(HAS_SIZE, n.kind()) { 0 } else { n.a() })
     }
 
+    /// `resolved_sizes[id]`.
     #[inline(always)]
     fn rsize(&self, id: u32) -> u32 {
         self.rsizes.get(id as usize).copied().unwrap_or(0)
     }
 
-    /// `btf_type_id_size`: (resolved id, size, resolved kind).
-    fn type_id_size(&self, id: u32) -> Option<(u32, u32, u8)> {
-        let k = self.kind(id)?;
-        if is(HAS_SIZE, k) {
-            return Some((id, self.st(id), k));
-        }
-        if k == PTR {
-            return Some((id, 8, k));
-        }
-        if k == ARRAY {
-            return Some((id, self.rsize(id), k));
-        }
-        if !is(MODIFIER, k) && k != VAR {
+    /// `btf_type_id_size` of `id`, whose slot is `n`: (resolved id, size, its kind).
+    #[inline(always)]
+    fn tis(&self, id: u32, n: Node) -> Option<(u32, u32, u8)> {
+        if n.flags() & TIS == 0 {
             return None;
         }
-        let r = self.rid(id);
-        let rk = self.kind(r)?;
-        if is(HAS_SIZE, rk) {
-            Some((r, self.st(r), rk))
-        } else if rk == PTR {
-            Some((r, 8, rk))
-        } else if rk == ARRAY {
-            Some((r, self.rsize(r), rk))
+        let r = if is(MODIFIER | bit(VAR), n.kind()) {
+            n.a()
         } else {
-            None
+            id
+        };
+        if n.rkind() == ARRAY {
+            return Some((r, self.rsize(r), ARRAY));
         }
+        // A load and a select: whether `r` is `id` follows no pattern.
+        let own = self.node(r).map_or(0, |x| x.a());
+        let size = if n.rkind() == PTR { 8 } else { own };
+        Some((r, size, n.rkind()))
+    }
+
+    /// `btf_type_id_size`: (resolved id, size, resolved kind).
+    #[inline(always)]
+    fn type_id_size(&self, id: u32) -> Option<(u32, u32, u8)> {
+        self.tis(id, self.node(id)?)
     }
 
     /// `btf_name_offset_valid`.
@@ -290,36 +401,56 @@ impl<'a> Fast<'a> {
     // btf_check_all_metas
     // -----------------------------------------------------------------------------
 
+    /// `btf_check_all_metas`: each record in id order, its slot, and the id lists the
+    /// later passes walk.
     fn check_all_metas(&mut self) -> Ok {
         let n = self.w.len();
-        // At most one type per 3 words, and void.
-        let max = n / 3 + 1;
-        self.rec = Vec::with_capacity(max);
-        self.m = Vec::with_capacity(max);
-        let mut cap = TypesCap { size: 0 };
-        if cap.add(0, 0) {
-            self.rec.push(VOID_OFF);
-            self.m.push(Meta::default());
-        }
+        // At most one type per 3 words, and void: no push below reallocates.
+        let mut rec = Vec::with_capacity(n / 3 + 1);
+        let mut lists = Lists {
+            mods: Vec::new(),
+            bad_params: Vec::new(),
+        };
+        rec.push(VOID_OFF);
         let mut cur = 0usize;
         while cur < n {
-            let (words, k, st) = self.check_meta(cur)?;
-            if !cap.add(self.rec.len() as u32, 0) {
-                return NO;
-            }
-            self.rec.push((self.sec + cur * 4) as u32);
-            self.m.push(Meta {
-                st,
-                kind: k,
-                visit: NOT_VISITED,
-            });
-            cur += words;
+            let id = rec.len() as u32;
+            rec.push((self.sec + cur * 4) as u32);
+            cur += self.check_meta(cur, id, &mut lists)?;
         }
+        // btf_add_type refuses the type that would take id BTF_MAX_TYPE.
+        if rec.len() > BTF_MAX_TYPE as usize {
+            return NO;
+        }
+        // The slots, from the records' headers (all inside the section now).
+        let mut nodes = Vec::with_capacity(rec.len());
+        nodes.push(Node::default());
+        for &r in rec.get(1..)? {
+            let i = (r as usize).wrapping_sub(self.sec) / 4;
+            let h = self.w.get(i..i + 3)?;
+            let k = btf_info_kind(h[1]);
+            nodes.push(Node::new(
+                if is(HAS_SIZE, k) { h[2] } else { 0 },
+                k,
+                NOT_VISITED,
+                k,
+                (if is(SIZED, k) { TIS } else { 0 })
+                    | (if is(NEEDS_RESOLVE, k) { 0 } else { DONE }),
+            ));
+        }
+        for &id in &lists.bad_params {
+            let n = nodes.get_mut(id as usize)?;
+            *n = n.or_flags(BAD_PARAM);
+        }
+        self.rec = rec;
+        self.nodes = nodes;
+        self.mods = lists.mods;
         YES
     }
 
-    /// `btf_check_meta` of the record at word `cur`: (record words, kind byte, size/type).
-    fn check_meta(&self, cur: usize) -> Option<(usize, u8, u32)> {
+    /// `btf_check_meta` of the record at word `cur`, type `id`: its words.
+    #[inline(always)]
+    fn check_meta(&self, cur: usize, id: u32, lists: &mut Lists) -> Option<usize> {
         let hdr = self.w.get(cur..cur + 3)?;
         let (name, info, st) = (hdr[0], hdr[1], hdr[2]);
         let k = btf_info_kind(info);
@@ -331,8 +462,14 @@ impl<'a> Fast<'a> {
         }
         let vlen = btf_info_vlen(info) as usize;
         let kflag = btf_info_kflag(info);
+        if k == FUNC {
+            // Nearly half of a kernel's types: tested ahead of the table jump, which
+            // then picks among fewer kinds.
+            let ok = self.named(name) && vlen <= BTF_FUNC_GLOBAL as usize && !kflag;
+            return ok.then_some(3);
+        }
         let words = |n: usize| self.w.get(cur + 3..cur + 3 + n);
-        let (var, kb) = match k {
+        let var = match k {
             INT => {
                 let x = words(1)?[0];
                 let nr_bits = btf_int_bits(x) + btf_int_offset(x);
@@ -346,9 +483,13 @@ impl<'a> Fast<'a> {
                         || enc == BTF_INT_SIGNED
                         || enc == BTF_INT_CHAR
                         || enc == BTF_INT_BOOL);
-                (ok.then_some(1)?, k)
+                ok.then_some(1)?
             }
-            PTR | TYPEDEF | VOLATILE | CONST | RESTRICT | TYPE_TAG => {
+            PTR => {
+                let ok = vlen == 0 && !kflag && st <= BTF_MAX_TYPE && name == 0;
+                ok.then_some(0)?
+            }
+            TYPEDEF | VOLATILE | CONST | RESTRICT | TYPE_TAG => {
                 let kflag_ok = k == TYPE_TAG && self.sem.btf_tag_kflag;
                 if vlen != 0 || (kflag && !kflag_ok) || st > BTF_MAX_TYPE {
                     return None;
@@ -358,7 +499,8 @@ impl<'a> Fast<'a> {
                     TYPE_TAG => self.nonempty_str(name),
                     _ => name == 0,
                 };
-                (ok.then_some(0)?, k)
+                lists.mods.push(id);
+                ok.then_some(0)?
             }
             ARRAY => {
                 let a = words(3)?;
@@ -368,7 +510,7 @@ impl<'a> Fast<'a> {
                     && st == 0
                     && (1..=BTF_MAX_TYPE).contains(&a[0])
                     && (1..=BTF_MAX_TYPE).contains(&a[1]);
-                (ok.then_some(3)?, k)
+                ok.then_some(3)?
             }
             STRUCT | UNION => {
                 let ms = words(vlen * 3)?;
@@ -390,7 +532,7 @@ impl<'a> Fast<'a> {
                     }
                     last = off;
                 }
-                (ms.len(), k)
+                ms.len()
             }
             ENUM | ENUM64 => {
                 let esz = if k == ENUM64 { 3 } else { 2 };
@@ -403,20 +545,27 @@ impl<'a> Fast<'a> {
                         return None;
                     }
                 }
-                (es.len(), k)
+                es.len()
             }
-            FWD => ((vlen == 0 && st == 0 && self.named(name)).then_some(0)?, k),
-            FUNC => {
-                let ok = self.named(name) && vlen <= BTF_FUNC_GLOBAL as usize && !kflag;
-                (ok.then_some(0)?, k)
-            }
+            FWD => (vlen == 0 && st == 0 && self.named(name)).then_some(0)?,
             FUNC_PROTO => {
                 let ps = words(vlen * 2)?;
                 if name != 0 || kflag {
                     return None;
                 }
-                let bad = ps.chunks_exact(2).any(|p| p[0] == 0 && p[1] != 0);
-                (ps.len(), if bad { k | BAD_PARAM } else { k })
+                // btf_func_proto_check's argument names, taken here where the names
+                // are read in section order; it runs only with the resolve pass.
+                if self.resolve
+                    && !ps.chunks_exact(2).all(|p| {
+                        p[0] == 0 || (self.name_offset_valid(p[0]) && self.names.ident(p[0]))
+                    })
+                {
+                    return None;
+                }
+                if ps.chunks_exact(2).any(|p| p[0] == 0 && p[1] != 0) {
+                    lists.bad_params.push(id);
+                }
+                ps.len()
             }
             VAR => {
                 let l = words(1)?[0];
@@ -425,7 +574,7 @@ impl<'a> Fast<'a> {
                     && self.named(name)
                     && (1..=BTF_MAX_TYPE).contains(&st)
                     && (l == BTF_VAR_STATIC || l == BTF_VAR_GLOBAL_ALLOCATED);
-                (ok.then_some(1)?, k)
+                ok.then_some(1)?
             }
             DATASEC => {
                 let vs = words(vlen * 3)?;
@@ -451,11 +600,11 @@ impl<'a> Fast<'a> {
                     }
                     sum += sz as u64;
                 }
-                ((size >= sum).then_some(vs.len())?, k)
+                (size >= sum).then_some(vs.len())?
             }
             FLOAT => {
                 let ok = vlen == 0 && !kflag && matches!(st, 2 | 4 | 8 | 12 | 16);
-                (ok.then_some(0)?, k)
+                ok.then_some(0)?
             }
             DECL_TAG => {
                 let idx = words(1)?[0] as i32;
@@ -463,70 +612,90 @@ impl<'a> Fast<'a> {
                     && vlen == 0
                     && (!kflag || self.sem.btf_tag_kflag)
                     && idx >= -1;
-                (ok.then_some(1)?, k)
+                ok.then_some(1)?
             }
             _ => return None,
         };
-        Some((3 + var, kb, st))
+        Some(3 + var)
     }
 
     // -----------------------------------------------------------------------------
     // btf_check_all_types
     // -----------------------------------------------------------------------------
 
+    /// `env_type_is_resolve_sink` in the current mode.
     #[inline(always)]
     fn sink(&self, k: u8) -> bool {
-        match self.mode {
-            Mode::Tbd => !is(NEEDS_RESOLVE, k),
-            Mode::Ptr => !is(MODIFIER, k) && k != PTR,
-            Mode::StructOrArray => !is(MODIFIER | STRUCTS, k) && k != ARRAY,
-        }
+        !is(self.mode, k)
     }
 
     #[inline(always)]
     fn is_resolved(&self, id: u32) -> bool {
-        self.m.get(id as usize).is_some_and(|m| m.visit == RESOLVED)
+        self.nodes
+            .get(id as usize)
+            .is_some_and(|n| n.visit() == RESOLVED)
     }
 
+    /// `env_stack_push`.
     fn push(&mut self, id: u32, k: u8) -> Ok {
-        let m = self.m.get_mut(id as usize)?;
-        if self.top == MAX_RESOLVE_DEPTH || m.visit != NOT_VISITED {
+        let n = self.nodes.get_mut(id as usize)?;
+        if self.top == MAX_RESOLVE_DEPTH || n.visit() != NOT_VISITED {
             return NO;
         }
-        m.visit = VISITED;
+        *n = n.with_visit(VISITED);
         self.stack[self.top] = (id, 0);
         self.top += 1;
-        if self.mode == Mode::Tbd {
-            if k == PTR {
-                self.mode = Mode::Ptr;
-            } else if is(STRUCTS, k) || k == ARRAY {
-                self.mode = Mode::StructOrArray;
-            }
-        }
+        let next = AFTER_PUSH[(k & 31) as usize];
+        self.mode = if self.mode == MODE_TBD {
+            next
+        } else {
+            self.mode
+        };
         YES
     }
 
-    /// Pushes `id` unless it is a sink or resolved: `Some(true)` when pushed.
+    /// Pushes `id` (slot `n`) unless it is a sink or resolved: `Some(true)` when pushed.
     #[inline(always)]
-    fn push_unless_done(&mut self, id: u32, k: u8) -> Option<bool> {
-        if !self.sink(k) && !self.is_resolved(id) {
-            self.push(id, k)?;
+    fn push_unless_done(&mut self, id: u32, n: Node) -> Option<bool> {
+        if n.flags() & DONE == 0 && !self.sink(n.kind()) {
+            self.push(id, n.kind())?;
             return Some(true);
         }
         Some(false)
     }
 
+    /// `env_stack_pop_resolved`. A modifier or VAR also notes whether
+    /// `btf_type_id_size` now succeeds through its resolved id, and at which kind.
     #[inline(always)]
     fn pop(&mut self, rid: u32, rsize: u32) {
         self.top -= 1;
         let i = self.stack[self.top].0 as usize;
-        if let (Some(r), Some(s), Some(m)) = (
-            self.rids.get_mut(i),
-            self.rsizes.get_mut(i),
-            self.m.get_mut(i),
-        ) {
-            (*r, *s, m.visit) = (rid, rsize, RESOLVED);
+        let rk = self.kind(rid).unwrap_or(0);
+        if let Some(slot) = self.nodes.get_mut(i) {
+            let mut n = slot.with_visit(RESOLVED).or_flags(DONE);
+            if !is(HAS_SIZE, n.kind()) {
+                n = n.with_a(rid);
+            }
+            if is(MODIFIER | bit(VAR), n.kind()) && is(SIZED, rk) {
+                n = n.or_flags(TIS).with_rkind(rk);
+            }
+            *slot = n;
         }
+        if let Some(s) = self.rsizes.get_mut(i) {
+            *s = rsize;
+        }
+    }
+
+    /// `btf_resolve` of a FUNC from `btf_check_all_types`: its only step is
+    /// `btf_func_check`'s FUNC_PROTO test, and it resolves to that prototype.
+    fn func_resolve(&mut self, id: u32) -> Ok {
+        let proto = self.st(id);
+        if !self.func_proto_ok(proto) {
+            return NO;
+        }
+        let n = self.nodes.get_mut(id as usize)?;
+        *n = n.with_a(proto).with_visit(RESOLVED).or_flags(DONE);
+        YES
     }
 
     /// `btf_type_int_is_regular` of an INT id.
@@ -534,61 +703,46 @@ impl<'a> Fast<'a> {
         int_data_is_regular(self.at(id, 0))
     }
 
-    /// `btf_*_check_member` without kind_flag: `off` is the member's `offset` word.
-    fn check_member(&self, size: u32, mt: u32, mk: u8, off: u32) -> Ok {
-        let fits = |need: u32| size.wrapping_sub(off / 8) >= need;
-        let ok = match mk {
-            INT => {
-                let d = self.at(mt, 0);
+    /// `btf_*_check_member` (`kflag` false) and `btf_*_check_kflag_member` of a member
+    /// at offset word `mo` whose type is, through `btf_type_id_size`, `r` of kind `rk`
+    /// and size `sz` (a modifier's check is its resolved type's).
+    #[inline(always)]
+    fn check_member(&self, size: u32, kflag: bool, (r, sz, rk): (u32, u32, u8), mo: u32) -> Ok {
+        let (off, bf) = if kflag {
+            (btf_member_bit_offset(mo), btf_member_bitfield_size(mo))
+        } else {
+            (mo, 0)
+        };
+        // Most members take one of the two first tests; the kind is not tested by a
+        // table jump, whose target would follow the members' kinds.
+        if is(BYTE_SIZED, rk) && !(kflag && is(ENUMS, rk)) {
+            return (bf == 0 && off & 7 == 0 && size.wrapping_sub(off / 8) >= sz).then_some(());
+        }
+        if rk == INT {
+            let d = self.at(r, 0);
+            let nr_bits = if !kflag {
                 if u32::MAX - off < btf_int_offset(d) {
                     return NO;
                 }
-                int_member_fits(size, off + btf_int_offset(d), btf_int_bits(d)).is_ok()
-            }
-            TYPEDEF | VOLATILE | CONST | RESTRICT | TYPE_TAG => {
-                let (rid, _, rk) = self.type_id_size(mt)?;
-                return self.check_member(size, rid, rk, off);
-            }
-            PTR => off & 7 == 0 && fits(8),
-            ARRAY => off & 7 == 0 && fits(self.type_id_size(mt).map_or(0, |x| x.1)),
-            STRUCT | UNION | ENUM | ENUM64 => off & 7 == 0 && fits(self.st(mt)),
-            FLOAT => {
-                let fsize = self.st(mt) as u64;
-                let align_bits = 8u64.min(fsize) * 8;
-                align_bits != 0
-                    && (off as u64).is_multiple_of(align_bits)
-                    && (off as u64) / 8 + fsize <= size as u64
-            }
-            _ => false,
-        };
-        ok.then_some(())
-    }
-
-    /// `btf_*_check_kflag_member`: `mo` is the member's `offset` word.
-    fn check_kflag_member(&self, size: u32, mt: u32, mk: u8, mo: u32) -> Ok {
-        let bits_off = btf_member_bit_offset(mo);
-        let bf = btf_member_bitfield_size(mo);
-        let ok = match mk {
-            INT => {
-                if !self.int_is_regular(mt) {
+                return int_member_fits(size, off + btf_int_offset(d), btf_int_bits(d)).ok();
+            } else if !int_data_is_regular(d) {
+                return NO;
+            } else if bf == 0 {
+                if off & 7 != 0 {
                     return NO;
                 }
-                let int_bits = btf_int_bits(self.at(mt, 0));
-                let nr_bits = if bf == 0 {
-                    if bits_off & 7 != 0 {
-                        return NO;
-                    }
-                    int_bits
-                } else if bf > int_bits {
-                    return NO;
-                } else {
-                    bf
-                };
-                int_member_fits(size, bits_off, nr_bits).is_ok()
-            }
+                btf_int_bits(d)
+            } else if bf > btf_int_bits(d) {
+                return NO;
+            } else {
+                bf
+            };
+            return int_member_fits(size, off, nr_bits).ok();
+        }
+        let ok = match rk {
             ENUM | ENUM64 => {
                 let nr_bits = if bf == 0 {
-                    if bits_off & 7 != 0 {
+                    if off & 7 != 0 {
                         return NO;
                     }
                     32
@@ -597,18 +751,15 @@ impl<'a> Fast<'a> {
                 } else {
                     bf
                 };
-                size >= (bits_off + nr_bits).div_ceil(8)
+                size >= (off + nr_bits).div_ceil(8)
             }
-            TYPEDEF | VOLATILE | CONST | RESTRICT | TYPE_TAG => {
-                let (rid, _, rk) = self.type_id_size(mt)?;
-                return self.check_kflag_member(size, rid, rk, mo);
-            }
-            PTR | ARRAY | STRUCT | UNION | FLOAT => {
-                return if bf != 0 {
-                    NO
-                } else {
-                    self.check_member(size, mt, mk, mo)
-                };
+            FLOAT => {
+                let fsize = sz as u64;
+                let align_bits = 8u64.min(fsize) * 8;
+                bf == 0
+                    && align_bits != 0
+                    && (off as u64).is_multiple_of(align_bits)
+                    && (off as u64) / 8 + fsize <= size as u64
             }
             _ => false,
         };
@@ -616,29 +767,30 @@ impl<'a> Fast<'a> {
     }
 
     /// `btf_modifier_resolve`, `btf_ptr_resolve`, `btf_var_resolve`.
-    fn ref_resolve(&mut self, id: u32, k: u8) -> Ok {
-        let mut next_id = self.st(id);
-        let mut nk = self.kind(next_id)?;
+    fn ref_resolve(&mut self, k: u8, st: u32) -> Ok {
+        let mut next_id = st;
+        let nn = self.node(next_id)?;
+        let mut nk = nn.kind();
         if is(SOURCE_ONLY, nk) {
             return NO;
         }
-        if self.push_unless_done(next_id, nk)? {
+        if self.push_unless_done(next_id, nn)? {
             return YES;
         }
         if (k == PTR || k == VAR) && is(MODIFIER, nk) {
-            let r = self.rid(next_id);
-            if let Some(rk) = self.kind(r)
-                && rk == PTR
-                && self.push_unless_done(r, rk)?
+            let r = nn.a();
+            if let Some(rn) = self.node(r)
+                && rn.kind() == PTR
+                && self.push_unless_done(r, rn)?
             {
                 return YES;
             }
         }
-        match self.type_id_size(next_id) {
+        match self.tis(next_id, nn) {
             Some((r, _, _)) => next_id = r,
             None if k == VAR => return NO,
             None => {
-                if self.is_resolved(next_id) {
+                if nn.visit() == RESOLVED {
                     next_id = self.rid(next_id);
                     nk = self.kind(next_id)?;
                 }
@@ -654,25 +806,25 @@ impl<'a> Fast<'a> {
     fn array_resolve(&mut self, id: u32) -> Ok {
         let a = self.data(id, 3);
         let [elem, index, nelems] = [*a.first()?, *a.get(1)?, *a.get(2)?];
-        let ik = self.kind(index)?;
-        if is(NOSIZE | SOURCE_ONLY, ik) {
+        let inn = self.node(index)?;
+        if is(NOSIZE | SOURCE_ONLY, inn.kind()) {
             return NO;
         }
-        if self.push_unless_done(index, ik)? {
+        if self.push_unless_done(index, inn)? {
             return YES;
         }
-        match self.type_id_size(index) {
+        match self.tis(index, inn) {
             Some((r, _, INT)) if self.int_is_regular(r) => {}
             _ => return NO,
         }
-        let ek = self.kind(elem)?;
-        if is(NOSIZE | SOURCE_ONLY, ek) {
+        let en = self.node(elem)?;
+        if is(NOSIZE | SOURCE_ONLY, en.kind()) {
             return NO;
         }
-        if self.push_unless_done(elem, ek)? {
+        if self.push_unless_done(elem, en)? {
             return YES;
         }
-        let (eid, esize, ek) = self.type_id_size(elem)?;
+        let (eid, esize, ek) = self.tis(elem, en)?;
         if ek == INT && !self.int_is_regular(eid) {
             return NO;
         }
@@ -683,44 +835,38 @@ impl<'a> Fast<'a> {
         YES
     }
 
-    fn struct_resolve(&mut self, id: u32, next_member: u16) -> Ok {
+    fn struct_resolve(&mut self, id: u32, size: u32, next_member: u16) -> Ok {
         let info = self.info(id);
-        let (kflag, vlen, size) = (btf_info_kflag(info), btf_info_vlen(info), self.st(id));
+        let (kflag, vlen) = (btf_info_kflag(info), btf_info_vlen(info));
         let ms = self.data(id, vlen as usize * 3);
-        let check = |f: &Self, mt: u32, mk: u8, mo: u32| {
-            if kflag {
-                f.check_kflag_member(size, mt, mk, mo)
-            } else {
-                f.check_member(size, mt, mk, mo)
-            }
-        };
         let mut i = next_member as usize;
         if i != 0 {
             let m = ms.get((i - 1) * 3..i * 3)?;
-            if !self.is_resolved(m[1]) {
+            let n = self.node(m[1])?;
+            if n.visit() != RESOLVED {
                 return NO;
             }
-            check(self, m[1], self.kind(m[1])?, m[2])?;
+            self.check_member(size, kflag, self.tis(m[1], n)?, m[2])?;
         }
         for m in ms.get(i * 3..)?.chunks_exact(3) {
             i += 1;
             let (mt, mo) = (m[1], m[2]);
-            let mk = self.kind(mt)?;
-            if is(NOSIZE | SOURCE_ONLY, mk) {
+            let n = self.node(mt)?;
+            if is(NOSIZE | SOURCE_ONLY, n.kind()) {
                 return NO;
             }
-            if !self.sink(mk) && !self.is_resolved(mt) {
+            if n.flags() & DONE == 0 && !self.sink(n.kind()) {
                 self.stack[self.top - 1].1 = i as u16;
-                return self.push(mt, mk);
+                return self.push(mt, n.kind());
             }
-            check(self, mt, mk, mo)?;
+            self.check_member(size, kflag, self.tis(mt, n)?, mo)?;
         }
         self.pop(0, 0);
         YES
     }
 
     fn datasec_resolve(&mut self, id: u32, next_member: u16) -> Ok {
-        self.mode = Mode::Tbd;
+        self.mode = MODE_TBD;
         let vlen = btf_info_vlen(self.info(id)) as usize;
         let mut i = next_member as usize;
         while i < vlen {
@@ -743,13 +889,14 @@ impl<'a> Fast<'a> {
         YES
     }
 
-    fn decl_tag_resolve(&mut self, id: u32) -> Ok {
-        let next_id = self.st(id);
-        let nk = self.kind(next_id)?;
+    fn decl_tag_resolve(&mut self, id: u32, st: u32) -> Ok {
+        let next_id = st;
+        let nn = self.node(next_id)?;
+        let nk = nn.kind();
         if !matches!(nk, FUNC | STRUCT | UNION | VAR | TYPEDEF) {
             return NO;
         }
-        if self.push_unless_done(next_id, nk)? {
+        if self.push_unless_done(next_id, nn)? {
             return YES;
         }
         let idx = self.at(id, 0) as i32;
@@ -770,18 +917,27 @@ impl<'a> Fast<'a> {
         YES
     }
 
+    /// `btf_func_check`'s part here: the FUNC's type is a FUNC_PROTO with no unnamed
+    /// typed parameter.
+    #[inline(always)]
+    fn func_proto_ok(&self, proto: u32) -> bool {
+        self.node(proto)
+            .is_some_and(|p| p.kind() == FUNC_PROTO && p.flags() & BAD_PARAM == 0)
+    }
+
     fn resolve_one(&mut self, id: u32, next_member: u16) -> Ok {
-        let k = self.kind(id)?;
-        match k {
-            TYPEDEF | VOLATILE | CONST | RESTRICT | TYPE_TAG | PTR | VAR => self.ref_resolve(id, k),
+        let n = self.node(id)?;
+        match n.kind() {
+            TYPEDEF | VOLATILE | CONST | RESTRICT | TYPE_TAG | PTR | VAR => {
+                self.ref_resolve(n.kind(), self.st(id))
+            }
             ARRAY => self.array_resolve(id),
-            STRUCT | UNION => self.struct_resolve(id, next_member),
+            STRUCT | UNION => self.struct_resolve(id, n.a(), next_member),
             DATASEC => self.datasec_resolve(id, next_member),
-            DECL_TAG => self.decl_tag_resolve(id),
+            DECL_TAG => self.decl_tag_resolve(id, self.st(id)),
             FUNC => {
-                // btf_func_check: a FUNC_PROTO with no unnamed typed parameter.
                 let proto = self.st(id);
-                if self.m.get(proto as usize).map(|m| m.kind) != Some(FUNC_PROTO) {
+                if !self.func_proto_ok(proto) {
                     return NO;
                 }
                 self.pop(proto, 0);
@@ -819,7 +975,7 @@ impl<'a> Fast<'a> {
 
     /// `btf_resolve`.
     fn resolve(&mut self, id: u32, k: u8) -> Ok {
-        self.mode = Mode::Tbd;
+        self.mode = MODE_TBD;
         self.push(id, k)?;
         while self.top > 0 {
             let (vid, next_member) = self.stack[self.top - 1];
@@ -832,19 +988,19 @@ impl<'a> Fast<'a> {
     /// done, then sized.
     #[inline(always)]
     fn resolve_sized(&mut self, id: u32) -> Ok {
-        let k = self.kind(id)?;
-        if is(SOURCE_ONLY, k) {
+        let n = self.node(id)?;
+        if is(SOURCE_ONLY, n.kind()) {
             return NO;
         }
-        if is(NEEDS_RESOLVE, k) && !self.is_resolved(id) {
-            self.resolve(id, k)?;
+        if n.flags() & DONE == 0 {
+            self.resolve(id, n.kind())?;
+            return self.type_id_size(id).map(|_| ());
         }
-        self.type_id_size(id).map(|_| ())
+        self.tis(id, n).map(|_| ())
     }
 
     /// `btf_func_proto_check`.
-    fn func_proto_check(&mut self, id: u32) -> Ok {
-        let ret = self.st(id);
+    fn func_proto_check(&mut self, id: u32, ret: u32) -> Ok {
         if ret != 0 {
             self.resolve_sized(ret)?;
         }
@@ -859,43 +1015,28 @@ impl<'a> Fast<'a> {
             }
             ps = ps.get(..ps.len() - 2)?;
         }
+        // The argument names were checked with the metas.
         for p in ps.chunks_exact(2) {
-            let (no, aid) = (p[0], p[1]);
-            if is(SOURCE_ONLY, self.kind(aid)?) {
-                return NO;
-            }
-            if no != 0 && (!self.name_offset_valid(no) || !self.names.ident(no)) {
-                return NO;
-            }
-            self.resolve_sized(aid)?;
+            self.resolve_sized(p[1])?;
         }
         YES
     }
 
+    /// `btf_check_all_types`: `btf_resolve` from each type in id order that needs it,
+    /// and `btf_func_proto_check` of each FUNC_PROTO.
     fn check_all_types(&mut self) -> Ok {
-        let n = self.m.len();
-        self.rids = vec![0; n];
-        self.rsizes = vec![0; n];
-        for i in 1..n {
-            let Meta { st, kind, visit } = self.m[i];
-            let k = kind & !BAD_PARAM;
-            if k == FUNC {
-                // btf_resolve of a FUNC, whose only step is btf_func_check: a
-                // FUNC_PROTO with no unnamed typed parameter; resolved to it.
-                if visit != RESOLVED {
-                    if self.m.get(st as usize).map(|m| m.kind) != Some(FUNC_PROTO) {
-                        return NO;
-                    }
-                    self.rids[i] = st;
-                    self.m[i].visit = RESOLVED;
+        self.rsizes = vec![0; self.nodes.len()];
+        for i in 1..self.nodes.len() as u32 {
+            let n = self.node(i)?;
+            if n.kind() == FUNC {
+                // btf_resolve of a FUNC, whose only step is btf_func_check.
+                if n.visit() != RESOLVED {
+                    self.func_resolve(i)?;
                 }
-                continue;
-            }
-            if is(NEEDS_RESOLVE, k) && visit != RESOLVED {
-                self.resolve(i as u32, k)?;
-            }
-            if k == FUNC_PROTO {
-                self.func_proto_check(i as u32)?;
+            } else if n.kind() == FUNC_PROTO {
+                self.func_proto_check(i, self.st(i))?;
+            } else if n.flags() & DONE == 0 {
+                self.resolve(i, n.kind())?;
             }
         }
         YES
@@ -905,14 +1046,12 @@ impl<'a> Fast<'a> {
     // btf_check_type_tags
     // -----------------------------------------------------------------------------
 
+    /// `btf_check_type_tags` over the modifiers in id order (the others are skipped
+    /// by its loop).
     fn check_type_tags(&self) -> Ok {
-        let n = self.m.len() as u32;
         let mut good_id = 0i64;
-        for i in 1..n {
+        for &i in &self.mods {
             let mut k = self.kind(i)?;
-            if !is(MODIFIER, k) {
-                continue;
-            }
             let mut chain_limit = 32;
             let mut cur_id = i;
             let mut in_tags = k == TYPE_TAG;

@@ -1,7 +1,9 @@
 //! The string section classified for `btf_name_valid_identifier` (kernel/bpf/btf.c):
-//! one pass marks the 64-byte blocks that hold a byte no identifier has, so the fast
-//! path proves most names valid with one bit; a name near such a byte, or a section
-//! with a string longer than the window, gets the byte-by-byte check.
+//! one pass over its 64-byte blocks finds those that hold only identifier bytes and
+//! NULs, those that also hold a NUL, and the bytes an identifier may start with. A
+//! name is then proven valid by one bit: it starts with such a byte, and its block and
+//! the next are clean with a NUL in the next, so the name ends within 128 bytes on
+//! identifier bytes only. Any other name gets the byte-by-byte check.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -9,91 +11,59 @@ use alloc::vec::Vec;
 use super::uapi::KSYM_NAME_LEN;
 use super::verifier::{name_char_first_ok, name_char_rest_ok};
 
-/// The string section, classified once: which 64-byte blocks hold a byte that cannot
-/// be in an identifier (anything but NUL, `.`, `_`, ASCII letters and digits), and
-/// whether every string is shorter than the identifier limit.
+/// The string section, classified once.
 pub(crate) struct Names<'a> {
     pub(crate) s: &'a [u8],
-    /// One bit per 64-byte block: the block or one of the `WINDOW - 1` after it holds
-    /// a byte that cannot be in an identifier.
-    dirty_near: Vec<u64>,
-    /// Every run of non-NUL bytes is shorter than `SHORT`.
-    all_short: bool,
+    /// One bit per byte: a name starting there is a valid identifier, proven as the
+    /// module says (a clear bit proves nothing).
+    proven: Vec<u64>,
 }
-
-/// Blocks a name of up to `SHORT` bytes can touch from its first byte.
-const WINDOW: u32 = (SHORT as u32).div_ceil(64) + 1;
-
-/// Longest string (without its NUL) for which a clean window proves a name valid.
-const SHORT: usize = KSYM_NAME_LEN - 16;
 
 impl<'a> Names<'a> {
     pub(crate) fn new(s: &'a [u8]) -> Self {
         let blocks = s.len().div_ceil(64);
-        let mut dirty = vec![0u64; blocks.div_ceil(64)];
-        let mut run = 0usize;
-        let mut longest = 0usize;
-        let mut chunks = s.chunks_exact(16);
-        for (ci, c) in chunks.by_ref().enumerate() {
-            let mut b = [0u8; 16];
+        // Per block: the bytes that may start an identifier.
+        let mut proven = vec![0u64; blocks];
+        // Bit per block: clean and holding a NUL. Blocks past the end count as such.
+        let mut clean = vec![u64::MAX; blocks.div_ceil(64) + 1];
+        let mut with_nul = clean.clone();
+        let mut chunks = s.chunks_exact(64);
+        for (bi, c) in chunks.by_ref().enumerate() {
+            let mut b = [0u8; 64];
             b.copy_from_slice(c);
-            let (bad, nul) = classify16(&b);
-            if bad != 0 {
-                let blk = ci / 4;
-                dirty[blk / 64] |= 1 << (blk % 64);
-            }
-            if nul == 0 {
-                run += 16;
-            } else {
-                longest = longest.max(run + nul.trailing_zeros() as usize);
-                run = 15 - (31 - nul.leading_zeros()) as usize;
-            }
+            let (good, nul, start) = classify64(&b);
+            let bit = 1u64 << (bi % 64);
+            clean[bi / 64] &= !bit | u64::from(good).wrapping_neg();
+            with_nul[bi / 64] &= !bit | u64::from(good && nul).wrapping_neg();
+            proven[bi] = start;
         }
-        let base = s.len() - chunks.remainder().len();
-        for (j, &c) in chunks.remainder().iter().enumerate() {
-            if !ident_or_nul(c) {
-                let blk = (base + j) / 64;
-                dirty[blk / 64] |= 1 << (blk % 64);
-            }
-            if c == 0 {
-                longest = longest.max(run);
-                run = 0;
-            } else {
-                run += 1;
-            }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 64];
+            b[..rest.len()].copy_from_slice(rest);
+            // The zero tail is clean and holds a NUL; its start bits are clear.
+            let (good, nul, start) = classify64(&b);
+            let bi = s.len() / 64;
+            let bit = 1u64 << (bi % 64);
+            clean[bi / 64] &= !bit | u64::from(good).wrapping_neg();
+            with_nul[bi / 64] &= !bit | u64::from(good && nul).wrapping_neg();
+            proven[bi] = start;
         }
-        longest = longest.max(run);
-        // Spread each dirty block back over the WINDOW - 1 blocks before it.
-        let dirty_near = (0..dirty.len())
-            .map(|w| {
-                let (x, y) = (dirty[w], dirty.get(w + 1).copied().unwrap_or(0));
-                (1..WINDOW).fold(x, |acc, k| acc | (x >> k) | (y << (64 - k)))
-            })
-            .collect();
-        Names {
-            s,
-            dirty_near,
-            all_short: longest < SHORT,
+        for (bi, p) in proven.iter_mut().enumerate() {
+            let next = bi + 1;
+            let ok = clean[bi / 64] >> (bi % 64) & with_nul[next / 64] >> (next % 64) & 1;
+            *p &= ok.wrapping_neg();
         }
+        Names { s, proven }
     }
 
     /// `btf_name_valid_identifier` at a valid offset.
     #[inline(always)]
     pub(crate) fn ident(&self, off: u32) -> bool {
         let i = off as usize;
-        let Some(&first) = self.s.get(i) else {
-            return false;
-        };
-        if !name_char_first_ok(first) {
-            return false;
-        }
-        if self.all_short {
-            // The name ends before i + SHORT; clean blocks up to there prove it.
-            let b = i / 64;
-            let near = self.dirty_near.get(b / 64).copied().unwrap_or(u64::MAX);
-            if near & (1 << (b % 64)) == 0 {
-                return true;
-            }
+        let proven = self.proven.get(i / 64).copied().unwrap_or(0);
+        if proven >> (i % 64) & 1 != 0 {
+            return true;
         }
         self.s.get(i..).is_some_and(valid_identifier_bytes)
     }
@@ -104,47 +74,57 @@ fn ident_or_nul(c: u8) -> bool {
     c == 0 || c == b'.' || c == b'_' || c.is_ascii_alphanumeric()
 }
 
-/// (bytes that are not [`ident_or_nul`], NUL bytes) of 16 bytes, one bit per byte.
+/// (every byte is [`ident_or_nul`], some byte is NUL, the ASCII bytes an identifier
+/// may start with as one bit each) of 64 bytes.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-fn classify16(b: &[u8; 16]) -> (u32, u32) {
+fn classify64(b: &[u8; 64]) -> (bool, bool, u64) {
     use core::arch::x86_64::*;
-    // SAFETY: SSE2 is enabled (cfg above); `b` is 16 readable bytes and the unaligned
-    // load has no alignment requirement.
+    // SAFETY: SSE2 is enabled (cfg above); each unaligned load reads 16 of the 64
+    // bytes of `b` and has no alignment requirement.
     unsafe {
-        let x = _mm_loadu_si128(b.as_ptr().cast());
         let set = |c: u8| _mm_set1_epi8(c as i8);
-        let between = |v, lo: u8, hi: u8| {
-            _mm_and_si128(
-                _mm_cmpgt_epi8(v, set(lo - 1)),
-                _mm_cmplt_epi8(v, set(hi + 1)),
+        // Byte in lo..lo + n: after adding 0x80 - lo, the range starts at i8::MIN.
+        let within = |v, lo: u8, n: u8| {
+            _mm_cmplt_epi8(
+                _mm_add_epi8(v, set(0x80u8.wrapping_sub(lo))),
+                set(0x80u8.wrapping_add(n)),
             )
         };
-        let letter = between(_mm_or_si128(x, set(0x20)), b'a', b'z');
-        let digit = between(x, b'0', b'9');
-        let nul = _mm_cmpeq_epi8(x, _mm_setzero_si128());
-        let punct = _mm_or_si128(_mm_cmpeq_epi8(x, set(b'_')), _mm_cmpeq_epi8(x, set(b'.')));
-        let good = _mm_or_si128(_mm_or_si128(letter, digit), _mm_or_si128(nul, punct));
+        let mut good = set(0xff);
+        let mut nul = _mm_setzero_si128();
+        let mut start = 0u64;
+        for j in 0..4 {
+            let x = _mm_loadu_si128(b.as_ptr().add(16 * j).cast());
+            let z = _mm_cmpeq_epi8(x, _mm_setzero_si128());
+            let letter = within(_mm_or_si128(x, set(0x20)), b'a', 26);
+            let digit = within(x, b'0', 10);
+            let punct = _mm_or_si128(_mm_cmpeq_epi8(x, set(b'_')), _mm_cmpeq_epi8(x, set(b'.')));
+            let first = _mm_or_si128(letter, punct);
+            good = _mm_and_si128(good, _mm_or_si128(first, _mm_or_si128(digit, z)));
+            nul = _mm_or_si128(nul, z);
+            start |= (_mm_movemask_epi8(first) as u16 as u64) << (16 * j);
+        }
         (
-            !(_mm_movemask_epi8(good) as u32) & 0xffff,
-            _mm_movemask_epi8(nul) as u32,
+            _mm_movemask_epi8(good) == 0xffff,
+            _mm_movemask_epi8(nul) != 0,
+            start,
         )
     }
 }
 
-/// (bytes that are not [`ident_or_nul`], NUL bytes) of 16 bytes, one bit per byte.
+/// (every byte is [`ident_or_nul`], some byte is NUL, the ASCII bytes an identifier
+/// may start with as one bit each) of 64 bytes.
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-fn classify16(b: &[u8; 16]) -> (u32, u32) {
-    classify16_bytes(b)
+fn classify64(b: &[u8; 64]) -> (bool, bool, u64) {
+    classify64_bytes(b)
 }
 
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
-fn classify16_bytes(b: &[u8; 16]) -> (u32, u32) {
-    let (mut bad, mut nul) = (0u32, 0u32);
-    for (j, &c) in b.iter().enumerate() {
-        bad |= u32::from(!ident_or_nul(c)) << j;
-        nul |= u32::from(c == 0) << j;
-    }
-    (bad, nul)
+fn classify64_bytes(b: &[u8; 64]) -> (bool, bool, u64) {
+    let start = b.iter().enumerate().fold(0u64, |m, (j, &c)| {
+        m | u64::from(c.is_ascii() && name_char_first_ok(c)) << j
+    });
+    (b.iter().all(|&c| ident_or_nul(c)), b.contains(&0), start)
 }
 
 /// `btf_name_valid_identifier` over the bytes from the name to the end of the string
@@ -254,35 +234,64 @@ mod tests {
         assert!(valid_identifier_bytes(&long));
     }
 
-    /// The 16-byte classifier in use (SSE2 on x86_64) agrees with the byte loop for
-    /// every byte value at every position.
+    /// The 64-byte classifier in use (SSE2 on x86_64) agrees with the byte loop for
+    /// every byte value at every position, with and without a NUL elsewhere.
     #[test]
-    fn classify16_matches_bytes() {
-        for pos in 0..16 {
+    fn classify64_matches_bytes() {
+        let mut seen = [0usize; 4];
+        let mut starts = 0;
+        for pos in 0..64 {
             for c in 0..=255u8 {
-                let mut b = *b"abc_.09XYZ\0zz_qr";
-                b[10] = 0;
-                b[pos] = c;
-                assert_eq!(
-                    classify16(&b),
-                    classify16_bytes(&b),
-                    "pos {pos} byte {c:#x}"
-                );
+                for nul_at in [None, Some((pos + 17) % 64)] {
+                    let mut b = [b'a'; 64];
+                    b[..16].copy_from_slice(b"abc_.09XYZ_zz_qr");
+                    if let Some(z) = nul_at {
+                        b[z] = 0;
+                    }
+                    b[pos] = c;
+                    let got = classify64(&b);
+                    assert_eq!(got, classify64_bytes(&b), "pos {pos} byte {c:#x}");
+                    seen[got.0 as usize * 2 + got.1 as usize] += 1;
+                    starts += got.2.count_ones();
+                }
             }
         }
+        assert!(
+            seen.iter().all(|&n| n > 0),
+            "every outcome occurs: {seen:?}"
+        );
+        assert!(starts > 100_000, "{starts} start bits");
     }
 
-    /// A name next to a non-identifier byte, and strings too long for the window,
-    /// are decided by the byte check.
+    /// The one-bit proof agrees with the byte check at every offset of sections
+    /// holding a non-identifier byte, a long name, names across block edges and a
+    /// section end inside a block.
     #[test]
-    fn names_window_falls_back_near_dirty_bytes() {
+    fn proven_names_match_the_byte_check() {
+        let mut sections: Vec<Vec<u8>> = Vec::new();
         let mut s = b"\0good\0a b\0".to_vec();
-        let n = Names::new(&s);
-        assert!(n.ident(1) && !n.ident(6));
+        sections.push(s.clone());
         s.extend(core::iter::repeat_n(b'x', 600));
         s.push(0);
-        let n = Names::new(&s);
-        assert!(!n.all_short);
-        assert!(n.ident(1) && !n.ident(6) && !n.ident(10));
+        sections.push(s.clone());
+        let mut t = vec![0u8];
+        for i in 0..300 {
+            t.extend(core::iter::repeat_n(b'a' + (i % 26) as u8, 1 + i % 70));
+            t.push(if i % 37 == 5 { b'-' } else { 0 });
+        }
+        t.push(0);
+        sections.push(t);
+        let mut proven = 0;
+        for s in &sections {
+            let n = Names::new(s);
+            for off in 0..s.len() {
+                let byte = valid_identifier_bytes(&s[off..]);
+                assert_eq!(n.ident(off as u32), byte, "offset {off}");
+                proven += (n.proven[off / 64] >> (off % 64) & 1) as usize;
+            }
+        }
+        assert!(proven > 1000, "only {proven} offsets in proven blocks");
+        let n = Names::new(&sections[0]);
+        assert!(n.ident(1) && !n.ident(6));
     }
 }
