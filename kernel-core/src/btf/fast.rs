@@ -96,8 +96,9 @@ const YES: Ok = Some(());
 /// of the type graph is one load. It is only ever read and written whole: a narrower
 /// store followed by the word's load would stall store-to-load forwarding.
 ///
-/// Bits 0..32: for a kind with a size (`btf_type_has_size`) `t->size`, for any other
-/// its `resolved_ids` entry (0 until resolved). Bits 32..40: the kind. 40..48: the
+/// Bits 0..32: for a kind with a size (`btf_type_has_size`) `t->size`; for any other
+/// its `resolved_ids` entry once resolved, before that `t->type` for the `REFS`
+/// kinds and 0 for the rest. Bits 32..40: the kind. 40..48: the
 /// `visit_state`. 48..56: where `TIS` is set, the kind of the type `btf_type_id_size`
 /// ends at. 56..64: flags (`TIS`, `BAD_PARAM`, `DONE`).
 #[derive(Clone, Copy, Default)]
@@ -161,6 +162,8 @@ const BAD_PARAM: u8 = 2;
 /// where the kernel asks both.
 const DONE: u8 = 4;
 
+/// Kinds whose slot holds `t->type` until they are resolved.
+const REFS: u32 = MODIFIER | bit(PTR) | bit(VAR) | bit(DECL_TAG) | bit(FUNC);
 /// Kinds `btf_type_id_size` sizes by themselves.
 const SIZED: u32 = HAS_SIZE | bit(PTR) | bit(ARRAY);
 
@@ -269,7 +272,13 @@ pub(crate) fn verify(b: &BtfData, resolve: bool, sem: Semantics) -> Option<Accep
         let rids = f
             .nodes
             .iter()
-            .map(|n| if is(HAS_SIZE, n.kind()) { 0 } else { n.a() })
+            .map(|n| {
+                if is(HAS_SIZE, n.kind()) || n.visit() != RESOLVED {
+                    0
+                } else {
+                    n.a()
+                }
+            })
             .collect();
         Some((rids, core::mem::take(&mut f.rsizes)))
     } else {
@@ -338,8 +347,13 @@ impl<'a> Fast<'a> {
     /// `resolved_ids[id]`.
     #[inline(always)]
     fn rid(&self, id: u32) -> u32 {
-        self.node(id)
-            .map_or(0, |n| if is(HAS_SIZE, n.kind()) { 0 } else { n.a() })
+        self.node(id).map_or(0, |n| {
+            if is(HAS_SIZE, n.kind()) || n.visit() != RESOLVED {
+                0
+            } else {
+                n.a()
+            }
+        })
     }
 
     /// `resolved_sizes[id]`.
@@ -406,37 +420,33 @@ impl<'a> Fast<'a> {
     fn check_all_metas(&mut self) -> Ok {
         let n = self.w.len();
         // At most one type per 3 words, and void: no push below reallocates.
-        let mut rec = Vec::with_capacity(n / 3 + 1);
+        let max = n / 3 + 1;
+        let mut rec = Vec::with_capacity(max);
+        let mut nodes = Vec::with_capacity(max);
         let mut lists = Lists {
             mods: Vec::new(),
             bad_params: Vec::new(),
         };
         rec.push(VOID_OFF);
+        nodes.push(Node::default());
         let mut cur = 0usize;
         while cur < n {
             let id = rec.len() as u32;
+            let (words, k, st) = self.check_meta(cur, id, &mut lists)?;
             rec.push((self.sec + cur * 4) as u32);
-            cur += self.check_meta(cur, id, &mut lists)?;
-        }
-        // btf_add_type refuses the type that would take id BTF_MAX_TYPE.
-        if rec.len() > BTF_MAX_TYPE as usize {
-            return NO;
-        }
-        // The slots, from the records' headers (all inside the section now).
-        let mut nodes = Vec::with_capacity(rec.len());
-        nodes.push(Node::default());
-        for &r in rec.get(1..)? {
-            let i = (r as usize).wrapping_sub(self.sec) / 4;
-            let h = self.w.get(i..i + 3)?;
-            let k = btf_info_kind(h[1]);
             nodes.push(Node::new(
-                if is(HAS_SIZE, k) { h[2] } else { 0 },
+                if is(HAS_SIZE | REFS, k) { st } else { 0 },
                 k,
                 NOT_VISITED,
                 k,
                 (if is(SIZED, k) { TIS } else { 0 })
                     | (if is(NEEDS_RESOLVE, k) { 0 } else { DONE }),
             ));
+            cur += words;
+        }
+        // btf_add_type refuses the type that would take id BTF_MAX_TYPE.
+        if rec.len() > BTF_MAX_TYPE as usize {
+            return NO;
         }
         for &id in &lists.bad_params {
             let n = nodes.get_mut(id as usize)?;
@@ -448,9 +458,10 @@ impl<'a> Fast<'a> {
         YES
     }
 
-    /// `btf_check_meta` of the record at word `cur`, type `id`: its words.
+    /// `btf_check_meta` of the record at word `cur`, type `id`: (its words, kind,
+    /// size/type word).
     #[inline(always)]
-    fn check_meta(&self, cur: usize, id: u32, lists: &mut Lists) -> Option<usize> {
+    fn check_meta(&self, cur: usize, id: u32, lists: &mut Lists) -> Option<(usize, u8, u32)> {
         let hdr = self.w.get(cur..cur + 3)?;
         let (name, info, st) = (hdr[0], hdr[1], hdr[2]);
         let k = btf_info_kind(info);
@@ -466,7 +477,7 @@ impl<'a> Fast<'a> {
             // Nearly half of a kernel's types: tested ahead of the table jump, which
             // then picks among fewer kinds.
             let ok = self.named(name) && vlen <= BTF_FUNC_GLOBAL as usize && !kflag;
-            return ok.then_some(3);
+            return ok.then_some((3, k, st));
         }
         let words = |n: usize| self.w.get(cur + 3..cur + 3 + n);
         let var = match k {
@@ -616,7 +627,7 @@ impl<'a> Fast<'a> {
             }
             _ => return None,
         };
-        Some(3 + var)
+        Some((3 + var, k, st))
     }
 
     // -----------------------------------------------------------------------------
@@ -689,7 +700,7 @@ impl<'a> Fast<'a> {
     /// `btf_resolve` of a FUNC from `btf_check_all_types`: its only step is
     /// `btf_func_check`'s FUNC_PROTO test, and it resolves to that prototype.
     fn func_resolve(&mut self, id: u32) -> Ok {
-        let proto = self.st(id);
+        let proto = self.node(id)?.a();
         if !self.func_proto_ok(proto) {
             return NO;
         }
@@ -929,14 +940,14 @@ impl<'a> Fast<'a> {
         let n = self.node(id)?;
         match n.kind() {
             TYPEDEF | VOLATILE | CONST | RESTRICT | TYPE_TAG | PTR | VAR => {
-                self.ref_resolve(n.kind(), self.st(id))
+                self.ref_resolve(n.kind(), n.a())
             }
             ARRAY => self.array_resolve(id),
             STRUCT | UNION => self.struct_resolve(id, n.a(), next_member),
             DATASEC => self.datasec_resolve(id, next_member),
-            DECL_TAG => self.decl_tag_resolve(id, self.st(id)),
+            DECL_TAG => self.decl_tag_resolve(id, n.a()),
             FUNC => {
-                let proto = self.st(id);
+                let proto = n.a();
                 if !self.func_proto_ok(proto) {
                     return NO;
                 }
