@@ -5,7 +5,9 @@
 //! it every group is skipped with a message.
 //!
 //! Groups:
-//! - `load_vmlinux`: one parse of the whole file per iteration, freeing included.
+//! - `load_vmlinux`: one parse of the whole file per iteration, freeing included; with
+//!   two floors (see [`floor`]) that no loader checking what the kernel checks can
+//!   beat.
 //! - `lookup`: 64 STRUCT names spread over the named STRUCTs' ids, one iteration looks all 64
 //!   up (throughput = 64 elements, so criterion's per-element rate and the `ratios`
 //!   printer give the per-lookup time).
@@ -92,6 +94,100 @@ mod libbpf {
 }
 
 /// The input bytes, read once; `None` (after printing why) if unreadable.
+/// Two lower bounds for a loader that checks what the kernel's `btf_parse` checks,
+/// with no check in them: the copy (as every loader here makes) and the walk that
+/// finds each record from the one before (`btf_check_all_metas` must make it, and so
+/// does libbpf's `btf_parse_type_sec`); then, in a second pass as the kernel's
+/// `btf_check_all_types` needs one (a type may refer to a later id), one load of the
+/// referred type's kind for every type id a record holds.
+mod floor {
+    /// Words of the record whose `info` word is `info`, after its 12-byte header.
+    #[inline(always)]
+    fn extra_words(info: u32) -> Option<usize> {
+        let vlen = (info & 0xffff) as usize;
+        Some(match (info >> 24) & 0x1f {
+            1 | 14 | 17 => 1,
+            3 => 3,
+            4 | 5 | 15 | 19 => 3 * vlen,
+            6 | 13 => 2 * vlen,
+            2 | 7..=12 | 16 | 18 => 0,
+            _ => return None,
+        })
+    }
+
+    /// `f` over the type section of a copy of `data`, as words in place (the copy is
+    /// malloc-aligned and the section starts at a multiple of 4 in vmlinux).
+    fn with_words<T>(data: &[u8], f: impl FnOnce(&[u32]) -> Option<T>) -> Option<T> {
+        let copy: Box<[u8]> = Box::from(data);
+        let rd = |o: usize| Some(u32::from_ne_bytes(copy.get(o..o + 4)?.try_into().ok()?));
+        let start = rd(4)? as usize + rd(8)? as usize;
+        let sec = copy.get(start..start + rd(12)? as usize)?;
+        // SAFETY: every bit pattern is a valid u32; `align_to` hands back only the
+        // aligned middle, and anything outside it is refused below.
+        let (pre, w, post) = unsafe { sec.align_to::<u32>() };
+        if !pre.is_empty() || !post.is_empty() {
+            return None;
+        }
+        f(w)
+    }
+
+    /// Every record's word offset, in id order (id 0 is void).
+    fn walk(w: &[u32]) -> Option<Vec<u32>> {
+        let mut rec = Vec::with_capacity(w.len() / 3 + 1);
+        rec.push(u32::MAX);
+        let mut cur = 0;
+        while cur < w.len() {
+            rec.push(cur as u32);
+            cur += 3 + extra_words(*w.get(cur + 1)?)?;
+        }
+        Some(rec)
+    }
+
+    /// The copy and the walk: the number of types.
+    pub fn copy_walk(data: &[u8]) -> Option<usize> {
+        with_words(data, |w| Some(walk(w)?.len()))
+    }
+
+    /// The copy, the walk with each type's kind kept, and the kind of every type id
+    /// the records refer to loaded once: a checksum of those kinds.
+    pub fn copy_walk_refs(data: &[u8]) -> Option<u64> {
+        with_words(data, walk_refs)
+    }
+
+    /// The walk gathers every referred type id (its arms know which words are ids),
+    /// then one pass with no branch on kinds loads each referred kind.
+    fn walk_refs(w: &[u32]) -> Option<u64> {
+        let mut kinds = Vec::with_capacity(w.len() / 3 + 1);
+        let mut refs = Vec::with_capacity(w.len());
+        kinds.push(0u8);
+        let mut cur = 0;
+        while cur < w.len() {
+            let h = w.get(cur..cur + 3)?;
+            let k = (h[1] >> 24) as u8 & 0x1f;
+            let n = extra_words(h[1])?;
+            let d = w.get(cur + 3..cur + 3 + n)?;
+            kinds.push(k);
+            match k {
+                2 | 8..=12 | 14 | 17 | 18 => refs.push(h[2]),
+                3 => refs.extend_from_slice(&d[..2]),
+                4 | 5 => refs.extend(d.chunks_exact(3).map(|m| m[1])),
+                13 => {
+                    refs.push(h[2]);
+                    refs.extend(d.chunks_exact(2).map(|p| p[1]));
+                }
+                15 => refs.extend(d.chunks_exact(3).map(|v| v[0])),
+                _ => {}
+            }
+            cur += 3 + n;
+        }
+        Some(
+            refs.iter()
+                .map(|&id| u64::from(kinds.get(id as usize).copied().unwrap_or(0)))
+                .sum(),
+        )
+    }
+}
+
 fn input() -> Option<&'static [u8]> {
     static INPUT: OnceLock<Option<Vec<u8>>> = OnceLock::new();
     INPUT
@@ -132,6 +228,11 @@ fn load_vmlinux(c: &mut Criterion) {
     );
     drop((ours, lb));
     aya_obj::btf::Btf::parse(data, object::Endianness::default()).expect("aya-obj parse");
+    assert_eq!(
+        floor::copy_walk(data),
+        Some(nr_types as usize),
+        "the floor walk finds every type"
+    );
     btf_rs::Btf::from_bytes(data).expect("btf-rs from_bytes");
 
     let mut g = c.benchmark_group("load_vmlinux");
@@ -158,6 +259,12 @@ fn load_vmlinux(c: &mut Criterion) {
     });
     g.bench_function("btf_rs_from_bytes", |b| {
         b.iter(|| btf_rs::Btf::from_bytes(black_box(data)).unwrap())
+    });
+    g.bench_function("floor_copy_walk", |b| {
+        b.iter(|| floor::copy_walk(black_box(data)).unwrap())
+    });
+    g.bench_function("floor_copy_walk_refs", |b| {
+        b.iter(|| floor::copy_walk_refs(black_box(data)).unwrap())
     });
     g.finish();
 }
