@@ -1,9 +1,9 @@
 //! The string section classified for `btf_name_valid_identifier` (kernel/bpf/btf.c):
 //! one pass over its 64-byte blocks finds those that hold only identifier bytes and
-//! NULs, those that also hold a NUL, and the bytes an identifier may start with. A
-//! name is then proven valid by one bit: it starts with such a byte, and its block and
-//! the next are clean with a NUL in the next, so the name ends within 128 bytes on
-//! identifier bytes only. Any other name gets the byte-by-byte check.
+//! NULs, and those that also hold a NUL. A name whose first byte may start an
+//! identifier is then proven valid by one bit: its block and the next are clean and
+//! the next holds a NUL, so the name ends within 128 bytes on identifier bytes only.
+//! Any other name gets the byte-by-byte check.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -14,46 +14,43 @@ use super::verifier::{name_char_first_ok, name_char_rest_ok};
 /// The string section, classified once.
 pub(crate) struct Names<'a> {
     pub(crate) s: &'a [u8],
-    /// One bit per byte: a name starting there is a valid identifier, proven as the
-    /// module says (a clear bit proves nothing).
+    /// One bit per 64-byte block `b`: blocks `b` and `b + 1` hold only NUL, `.`, `_`,
+    /// ASCII letters and digits, and `b + 1` holds a NUL (past the section's end
+    /// counts as such a block).
     proven: Vec<u64>,
 }
 
 impl<'a> Names<'a> {
     pub(crate) fn new(s: &'a [u8]) -> Self {
         let blocks = s.len().div_ceil(64);
-        // Per block: the bytes that may start an identifier.
-        let mut proven = vec![0u64; blocks];
-        // Bit per block: clean and holding a NUL. Blocks past the end count as such.
-        let mut clean = vec![u64::MAX; blocks.div_ceil(64) + 1];
-        let mut with_nul = clean.clone();
+        let words = blocks.div_ceil(64) + 1;
+        // Bit per block: clean; clean and holding a NUL. Blocks past the end are both.
+        let mut clean = vec![u64::MAX; words];
+        let mut with_nul = vec![u64::MAX; words];
+        let mut mark = |bi: usize, (good, nul): (bool, bool)| {
+            let bit = 1u64 << (bi % 64);
+            clean[bi / 64] &= !bit | u64::from(good).wrapping_neg();
+            with_nul[bi / 64] &= !bit | u64::from(good && nul).wrapping_neg();
+        };
         let mut chunks = s.chunks_exact(64);
         for (bi, c) in chunks.by_ref().enumerate() {
             let mut b = [0u8; 64];
             b.copy_from_slice(c);
-            let (good, nul, start) = classify64(&b);
-            let bit = 1u64 << (bi % 64);
-            clean[bi / 64] &= !bit | u64::from(good).wrapping_neg();
-            with_nul[bi / 64] &= !bit | u64::from(good && nul).wrapping_neg();
-            proven[bi] = start;
+            mark(bi, classify64(&b));
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
+            // The zero tail is clean and holds a NUL.
             let mut b = [0u8; 64];
             b[..rest.len()].copy_from_slice(rest);
-            // The zero tail is clean and holds a NUL; its start bits are clear.
-            let (good, nul, start) = classify64(&b);
-            let bi = s.len() / 64;
-            let bit = 1u64 << (bi % 64);
-            clean[bi / 64] &= !bit | u64::from(good).wrapping_neg();
-            with_nul[bi / 64] &= !bit | u64::from(good && nul).wrapping_neg();
-            proven[bi] = start;
+            mark(s.len() / 64, classify64(&b));
         }
-        for (bi, p) in proven.iter_mut().enumerate() {
-            let next = bi + 1;
-            let ok = clean[bi / 64] >> (bi % 64) & with_nul[next / 64] >> (next % 64) & 1;
-            *p &= ok.wrapping_neg();
-        }
+        let proven = (0..words)
+            .map(|w| {
+                let next = with_nul.get(w + 1).copied().unwrap_or(u64::MAX);
+                clean[w] & ((with_nul[w] >> 1) | (next << 63))
+            })
+            .collect();
         Names { s, proven }
     }
 
@@ -61,11 +58,18 @@ impl<'a> Names<'a> {
     #[inline(always)]
     pub(crate) fn ident(&self, off: u32) -> bool {
         let i = off as usize;
-        let proven = self.proven.get(i / 64).copied().unwrap_or(0);
-        if proven >> (i % 64) & 1 != 0 {
+        let Some(&first) = self.s.get(i) else {
+            return false;
+        };
+        if !name_char_first_ok(first) {
+            return false;
+        }
+        let b = i / 64;
+        let proven = self.proven.get(b / 64).copied().unwrap_or(0);
+        if proven >> (b % 64) & 1 != 0 {
             return true;
         }
-        self.s.get(i..).is_some_and(valid_identifier_bytes)
+        valid_identifier_bytes(&self.s[i..])
     }
 }
 
@@ -74,10 +78,9 @@ fn ident_or_nul(c: u8) -> bool {
     c == 0 || c == b'.' || c == b'_' || c.is_ascii_alphanumeric()
 }
 
-/// (every byte is [`ident_or_nul`], some byte is NUL, the ASCII bytes an identifier
-/// may start with as one bit each) of 64 bytes.
+/// (every byte is [`ident_or_nul`], some byte is NUL) of 64 bytes.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-fn classify64(b: &[u8; 64]) -> (bool, bool, u64) {
+fn classify64(b: &[u8; 64]) -> (bool, bool) {
     use core::arch::x86_64::*;
     // SAFETY: SSE2 is enabled (cfg above); each unaligned load reads 16 of the 64
     // bytes of `b` and has no alignment requirement.
@@ -92,39 +95,32 @@ fn classify64(b: &[u8; 64]) -> (bool, bool, u64) {
         };
         let mut good = set(0xff);
         let mut nul = _mm_setzero_si128();
-        let mut start = 0u64;
         for j in 0..4 {
             let x = _mm_loadu_si128(b.as_ptr().add(16 * j).cast());
             let z = _mm_cmpeq_epi8(x, _mm_setzero_si128());
             let letter = within(_mm_or_si128(x, set(0x20)), b'a', 26);
             let digit = within(x, b'0', 10);
             let punct = _mm_or_si128(_mm_cmpeq_epi8(x, set(b'_')), _mm_cmpeq_epi8(x, set(b'.')));
-            let first = _mm_or_si128(letter, punct);
-            good = _mm_and_si128(good, _mm_or_si128(first, _mm_or_si128(digit, z)));
+            let g = _mm_or_si128(_mm_or_si128(letter, digit), _mm_or_si128(z, punct));
+            good = _mm_and_si128(good, g);
             nul = _mm_or_si128(nul, z);
-            start |= (_mm_movemask_epi8(first) as u16 as u64) << (16 * j);
         }
         (
             _mm_movemask_epi8(good) == 0xffff,
             _mm_movemask_epi8(nul) != 0,
-            start,
         )
     }
 }
 
-/// (every byte is [`ident_or_nul`], some byte is NUL, the ASCII bytes an identifier
-/// may start with as one bit each) of 64 bytes.
+/// (every byte is [`ident_or_nul`], some byte is NUL) of 64 bytes.
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-fn classify64(b: &[u8; 64]) -> (bool, bool, u64) {
+fn classify64(b: &[u8; 64]) -> (bool, bool) {
     classify64_bytes(b)
 }
 
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
-fn classify64_bytes(b: &[u8; 64]) -> (bool, bool, u64) {
-    let start = b.iter().enumerate().fold(0u64, |m, (j, &c)| {
-        m | u64::from(c.is_ascii() && name_char_first_ok(c)) << j
-    });
-    (b.iter().all(|&c| ident_or_nul(c)), b.contains(&0), start)
+fn classify64_bytes(b: &[u8; 64]) -> (bool, bool) {
+    (b.iter().all(|&c| ident_or_nul(c)), b.contains(&0))
 }
 
 /// `btf_name_valid_identifier` over the bytes from the name to the end of the string
@@ -239,7 +235,6 @@ mod tests {
     #[test]
     fn classify64_matches_bytes() {
         let mut seen = [0usize; 4];
-        let mut starts = 0;
         for pos in 0..64 {
             for c in 0..=255u8 {
                 for nul_at in [None, Some((pos + 17) % 64)] {
@@ -252,7 +247,6 @@ mod tests {
                     let got = classify64(&b);
                     assert_eq!(got, classify64_bytes(&b), "pos {pos} byte {c:#x}");
                     seen[got.0 as usize * 2 + got.1 as usize] += 1;
-                    starts += got.2.count_ones();
                 }
             }
         }
@@ -260,7 +254,6 @@ mod tests {
             seen.iter().all(|&n| n > 0),
             "every outcome occurs: {seen:?}"
         );
-        assert!(starts > 100_000, "{starts} start bits");
     }
 
     /// The one-bit proof agrees with the byte check at every offset of sections
@@ -287,7 +280,8 @@ mod tests {
             for off in 0..s.len() {
                 let byte = valid_identifier_bytes(&s[off..]);
                 assert_eq!(n.ident(off as u32), byte, "offset {off}");
-                proven += (n.proven[off / 64] >> (off % 64) & 1) as usize;
+                let b = off / 64;
+                proven += (n.proven[b / 64] >> (b % 64) & 1) as usize;
             }
         }
         assert!(proven > 1000, "only {proven} offsets in proven blocks");
