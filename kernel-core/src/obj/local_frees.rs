@@ -34,6 +34,8 @@ fn push_new_chunk(list: &mut Vec<Vec<u32>>, i: u32) {
 /// One task's list (slab indexes) for one allocator, named by its address (never
 /// dereferenced).
 pub(crate) struct LocalFrees {
+    /// Read only where tasks keep lists (`std` or loom).
+    #[cfg_attr(not(any(loom, feature = "std")), allow(dead_code))]
     pub(crate) alloc: usize,
     pub(crate) objs: Vec<Vec<u32>>,
 }

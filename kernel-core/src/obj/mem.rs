@@ -807,8 +807,10 @@ mod tests {
 
     /// Inside `with_local_frees` an RCU free waits on the task's own list, which no
     /// grace period reclaims until the list joins the batch; another allocator's
-    /// frees, and an inner list's, are not held by it.
+    /// frees, and an inner list's, are not held by it. Only a build with tasks
+    /// (`std` or loom) keeps such lists.
     #[test]
+    #[cfg(any(loom, feature = "std"))]
     fn a_tasks_own_list_joins_the_batch_when_its_scope_ends() {
         let rcu = Arc::new(Rcu::new());
         let (a, b) = (
@@ -849,6 +851,24 @@ mod tests {
         assert_eq!(a.counts(), (PENDING_CHUNK + 3, PENDING_CHUNK + 3));
         assert_eq!(a.faults(), vec![MemFault::DoubleFree(xs[2], "node".into())]);
         a.acknowledge();
+    }
+
+    /// A build without tasks keeps no list of its own: inside `with_local_frees` an
+    /// RCU free is in the allocator's batch at once, and a grace period reclaims it.
+    #[test]
+    #[cfg(not(any(loom, feature = "std")))]
+    fn without_tasks_a_free_joins_the_batch_at_once() {
+        let rcu = Arc::new(Rcu::new());
+        let a = BpfMemAlloc::new(Arc::clone(&rcu));
+        let x = a.alloc("node", 16, false).expect("room");
+        BpfMemAlloc::with_local_frees(&a, || {
+            BpfMemAlloc::free_rcu(&a, x);
+            assert!(a.is_live(x), "a grace period first");
+            rcu.rcu_barrier();
+            assert!(!a.is_live(x), "no list of the task's holds it");
+        });
+        assert_eq!(a.counts(), (1, 1));
+        assert!(a.faults().is_empty());
     }
 
     #[test]
