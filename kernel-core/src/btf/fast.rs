@@ -473,12 +473,6 @@ impl<'a> Fast<'a> {
         }
         let vlen = btf_info_vlen(info) as usize;
         let kflag = btf_info_kflag(info);
-        if k == FUNC {
-            // Nearly half of a kernel's types: tested ahead of the table jump, which
-            // then picks among fewer kinds.
-            let ok = self.named(name) && vlen <= BTF_FUNC_GLOBAL as usize && !kflag;
-            return ok.then_some((3, k, st));
-        }
         let words = |n: usize| self.w.get(cur + 3..cur + 3 + n);
         let var = match k {
             INT => {
@@ -559,6 +553,10 @@ impl<'a> Fast<'a> {
                 es.len()
             }
             FWD => (vlen == 0 && st == 0 && self.named(name)).then_some(0)?,
+            FUNC => {
+                let ok = self.named(name) && vlen <= BTF_FUNC_GLOBAL as usize && !kflag;
+                ok.then_some(0)?
+            }
             FUNC_PROTO => {
                 let ps = words(vlen * 2)?;
                 if name != 0 || kflag {
