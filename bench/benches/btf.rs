@@ -97,9 +97,10 @@ mod libbpf {
 /// Two lower bounds for a loader that checks what the kernel's `btf_parse` checks,
 /// with no check in them: the copy (as every loader here makes) and the walk that
 /// finds each record from the one before (`btf_check_all_metas` must make it, and so
-/// does libbpf's `btf_parse_type_sec`); then, in a second pass as the kernel's
-/// `btf_check_all_types` needs one (a type may refer to a later id), one load of the
-/// referred type's kind for every type id a record holds.
+/// does libbpf's `btf_parse_type_sec`); then one load of the referred type's kind for
+/// every type id a record holds, at once for a lower id and in a second pass for a
+/// higher one (the kernel's `btf_check_all_types` needs every referred type, and a
+/// type may refer to a later id).
 mod floor {
     /// Words of the record whose `info` word is `info`, after its 12-byte header.
     #[inline(always)]
@@ -154,12 +155,14 @@ mod floor {
         with_words(data, walk_refs)
     }
 
-    /// The walk gathers every referred type id (its arms know which words are ids),
-    /// then one pass with no branch on kinds loads each referred kind.
+    /// The walk loads the kind of every referred id below the record's own (its arms
+    /// know which words are ids) and gathers the others, whose kinds one pass loads
+    /// after it.
     fn walk_refs(w: &[u32]) -> Option<u64> {
         let mut kinds = Vec::with_capacity(w.len() / 3 + 1);
-        let mut refs = Vec::with_capacity(w.len());
+        let mut refs = Vec::new();
         kinds.push(0u8);
+        let mut sum = 0u64;
         let mut cur = 0;
         while cur < w.len() {
             let h = w.get(cur..cur + 3)?;
@@ -167,23 +170,31 @@ mod floor {
             let n = extra_words(h[1])?;
             let d = w.get(cur + 3..cur + 3 + n)?;
             kinds.push(k);
+            let mut one = |id: u32| match kinds.get(id as usize) {
+                Some(&k) => sum += u64::from(k),
+                None => refs.push(id),
+            };
             match k {
-                2 | 8..=12 | 14 | 17 | 18 => refs.push(h[2]),
-                3 => refs.extend_from_slice(&d[..2]),
-                4 | 5 => refs.extend(d.chunks_exact(3).map(|m| m[1])),
-                13 => {
-                    refs.push(h[2]);
-                    refs.extend(d.chunks_exact(2).map(|p| p[1]));
+                2 | 8..=12 | 14 | 17 | 18 => one(h[2]),
+                3 => {
+                    one(d[0]);
+                    one(d[1]);
                 }
-                15 => refs.extend(d.chunks_exact(3).map(|v| v[0])),
+                4 | 5 => d.chunks_exact(3).for_each(|m| one(m[1])),
+                13 => {
+                    one(h[2]);
+                    d.chunks_exact(2).for_each(|p| one(p[1]));
+                }
+                15 => d.chunks_exact(3).for_each(|v| one(v[0])),
                 _ => {}
             }
             cur += 3 + n;
         }
         Some(
-            refs.iter()
+            sum + refs
+                .iter()
                 .map(|&id| u64::from(kinds.get(id as usize).copied().unwrap_or(0)))
-                .sum(),
+                .sum::<u64>(),
         )
     }
 }
