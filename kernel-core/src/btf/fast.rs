@@ -169,6 +169,7 @@ const SIZED: u32 = HAS_SIZE | bit(PTR) | bit(ARRAY);
 
 /// The id lists the meta pass gathers.
 struct Lists {
+    /// The modifiers, ascending: the type-tag pass walks only them.
     mods: Vec<u32>,
     /// FUNC_PROTOs with a parameter that has no name but a type.
     bad_params: Vec<u32>,
