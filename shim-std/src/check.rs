@@ -7,8 +7,8 @@ use kernel_core::record::{BtfRecord, KptrBtf, KptrDtor, bpf_btf_load};
 use kernel_core::{Errno, Semantics};
 use serde_json::{Value, json};
 
-use crate::elf::{LoadError, read_bpf_object};
-use crate::maps::{MapDef, object_maps};
+use crate::elf::{LoadError, read_bpf_object_named};
+use crate::maps::{MapDef, libbpf_maps};
 
 /// One recorded field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,13 +100,26 @@ pub fn fields_of(rec: &BtfRecord, prog_btf: &BtfRef) -> Vec<FieldReport> {
         .collect()
 }
 
-/// Runs BTF load and every map's creation for `obj` (ELF bytes) under `sem`.
+/// Runs BTF load and every map's creation for `obj` (ELF bytes read from memory, no
+/// file name) under `sem`. See [`check_object_named`].
 pub fn check_object(
     kernel: &KernelBtfs,
     obj: &[u8],
     sem: &Semantics,
 ) -> Result<CheckReport, LoadError> {
-    let o = read_bpf_object(obj)?;
+    check_object_named(kernel, obj, "", sem)
+}
+
+/// Runs BTF load and every map's creation for `obj` (ELF bytes) under `sem`, on the
+/// BTF and maps libbpf would prepare for an object named `obj_name`
+/// ([`crate::libbpf::object_name`] of its path).
+pub fn check_object_named(
+    kernel: &KernelBtfs,
+    obj: &[u8],
+    obj_name: &str,
+    sem: &Semantics,
+) -> Result<CheckReport, LoadError> {
+    let o = read_bpf_object_named(obj, obj_name)?;
     let mut rep = CheckReport {
         profile: sem.name,
         btf_errno: None,
@@ -130,7 +143,7 @@ pub fn check_object(
             return Ok(rep);
         }
     };
-    for def in object_maps(btf.data(), &o.sections) {
+    for def in libbpf_maps(btf.data(), &o) {
         let name = def.kernel_name();
         let attr = def.attr(&btf, &name);
         let (errno, fields, record_error, modelled) = match map_create(kernel, &attr, sem) {
@@ -175,7 +188,8 @@ impl CheckReport {
             "profile": self.profile,
             "btf_load": {"ok": self.btf_errno.is_none(), "errno": errno_json(self.btf_errno), "log": self.btf_log},
             "maps": self.maps.iter().map(|m| json!({
-                "name": m.def.name,
+                "name": m.def.kname,
+                "section": m.def.internal.then_some(&m.def.name),
                 "type": map_type_name(m.def.map_type),
                 "map_create": {"ok": m.errno.is_none(), "errno": errno_json(m.errno)},
                 "fields": m.fields.iter().map(|f| json!({
@@ -205,9 +219,14 @@ impl CheckReport {
             }
         }
         for m in &self.maps {
+            let sec = if m.def.internal && m.def.kname != m.def.name {
+                format!(" [{}]", m.def.name)
+            } else {
+                String::new()
+            };
             s.push_str(&format!(
-                "map {} ({}, key {}, value {}, max_entries {}, flags {:#x}): ",
-                m.def.name,
+                "map {}{sec} ({}, key {}, value {}, max_entries {}, flags {:#x}): ",
+                m.def.kname,
                 map_type_name(m.def.map_type),
                 m.def.key_size,
                 m.def.value_size,

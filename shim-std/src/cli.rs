@@ -290,12 +290,25 @@ pub fn cmd_btf(
     Ok(())
 }
 
-fn object_bytes(obj: Option<&Path>, sem: &Semantics) -> Result<(String, Vec<u8>), LoadError> {
+/// (what to call it, libbpf's object name, the bytes).
+fn object_bytes(
+    obj: Option<&Path>,
+    sem: &Semantics,
+) -> Result<(String, String, Vec<u8>), LoadError> {
     match obj {
-        Some(p) => Ok((p.display().to_string(), read(p)?)),
+        Some(p) => {
+            let shown = p.display().to_string();
+            let name = crate::libbpf::object_name(&shown);
+            Ok((shown, name, read(p)?))
+        }
         None => {
             let (n, b) = embedded_example(sem);
-            Ok((n.into(), b.to_vec()))
+            let file = if sem.refcount {
+                "c8e18754_example.o"
+            } else {
+                "c8e18754_example_v63.o"
+            };
+            Ok((n.into(), crate::libbpf::object_name(file), b.to_vec()))
         }
     }
 }
@@ -308,9 +321,9 @@ pub fn cmd_check(
     json: bool,
     out: &mut dyn Write,
 ) -> Result<(), LoadError> {
-    let (name, bytes) = object_bytes(obj, &sem)?;
+    let (name, oname, bytes) = object_bytes(obj, &sem)?;
     let (kernel, src) = crate::kernel_btf::load_kernel_btfs(vmlinux, false, sem)?;
-    let rep = crate::check::check_object(&kernel, &bytes, &sem)?;
+    let rep = crate::check::check_object_named(&kernel, &bytes, &oname, &sem)?;
     if json {
         let mut v = rep.to_json();
         v["object"] = serde_json::json!(name);
@@ -343,11 +356,11 @@ pub fn cmd_diff(
     b: Semantics,
     out: &mut dyn Write,
 ) -> Result<(), LoadError> {
-    let (name, bytes) = object_bytes(obj, &a)?;
+    let (name, oname, bytes) = object_bytes(obj, &a)?;
     let (ka, _) = crate::kernel_btf::load_kernel_btfs(vmlinux, false, a)?;
     let (kb, _) = crate::kernel_btf::load_kernel_btfs(vmlinux, false, b)?;
-    let ra = crate::check::check_object(&ka, &bytes, &a)?.to_text();
-    let rb = crate::check::check_object(&kb, &bytes, &b)?.to_text();
+    let ra = crate::check::check_object_named(&ka, &bytes, &oname, &a)?.to_text();
+    let rb = crate::check::check_object_named(&kb, &bytes, &oname, &b)?.to_text();
     let strip = |s: &str| {
         s.replace(&format!("({})", a.name), "")
             .replace(&format!("({})", b.name), "")
@@ -410,7 +423,7 @@ pub fn cmd_trace(
     sem: Semantics,
     out: &mut dyn Write,
 ) -> Result<(), LoadError> {
-    let (name, bytes) = object_bytes(obj, &sem)?;
+    let (name, _, bytes) = object_bytes(obj, &sem)?;
     let (kernel, _) = crate::kernel_btf::load_kernel_btfs(None, false, sem)?;
     if let Ok(mut g) = TRACE.lock() {
         g.clear();
@@ -458,14 +471,14 @@ pub fn cmd_check_kernel(
     out: &mut dyn Write,
 ) -> Result<(), LoadError> {
     use std::os::fd::AsFd;
-    let (name, bytes) = object_bytes(obj, &sem)?;
+    let (name, oname, bytes) = object_bytes(obj, &sem)?;
     if let Some(r) = crate::oracle::unavailable_reason() {
         writeln!(out, "kernel: not asked ({r})").map_err(io_err)?;
         return Ok(());
     }
     let (kernel, _) = crate::kernel_btf::load_kernel_btfs(None, false, Semantics::V6_18)?;
     let warns = kernel_core::sync::warn::warn_count();
-    let model = crate::check::check_object(&kernel, &bytes, &Semantics::V6_18)?;
+    let model = crate::check::check_object_named(&kernel, &bytes, &oname, &Semantics::V6_18)?;
     if kernel_core::sync::warn::warn_count() != warns {
         writeln!(
             out,
@@ -481,7 +494,7 @@ pub fn cmd_check_kernel(
         )
         .map_err(io_err)?;
     }
-    let o = crate::elf::read_bpf_object(&bytes)?;
+    let o = crate::elf::read_bpf_object_named(&bytes, &oname)?;
     let k = crate::oracle::btf_load(&o.btf);
     let same = k.errno == model.btf_errno.map(|e| e.raw());
     writeln!(

@@ -1,11 +1,10 @@
-//! BPF ELF objects: the `.BTF` section, finalised as libbpf's `btf_finalize_data` does
-//! before `BPF_BTF_LOAD` (DATASEC sizes from the ELF sections, VAR offsets from the
-//! symbol table), and the raw section bytes the `.maps` reader needs.
+//! BPF ELF objects: the `.BTF` section prepared as libbpf prepares it before
+//! `BPF_BTF_LOAD` (externs, DATASEC sizes and VAR offsets, hidden subprograms: see
+//! [`crate::libbpf`]), the data sections libbpf makes maps of, and the section sizes.
 
 use std::collections::HashMap;
 
 use kernel_core::Errno;
-use kernel_core::btf::uapi::{BtfKind, btf_info_kind, btf_info_vlen, btf_type_trailing_len};
 use object::{Object, ObjectSection, ObjectSymbol};
 
 /// An error reading an object or BTF file: the errno the kernel (or libbpf) would
@@ -33,17 +32,39 @@ fn einval(reason: impl Into<String>) -> LoadError {
     }
 }
 
+/// A data section libbpf turns into an internal map (`bpf_object__elf_collect`):
+/// `SHT_PROGBITS` without `SHF_EXECINSTR` named `.data`, `.data.*`, `.rodata`,
+/// `.rodata.*`, or `SHT_NOBITS` named `.bss`, `.bss.*`; in section order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataSec {
+    /// The ELF section's name.
+    pub name: String,
+    /// Its size.
+    pub size: u64,
+    /// `.rodata` or `.rodata.*` (`BPF_F_RDONLY_PROG`).
+    pub rodata: bool,
+}
+
 /// What a BPF object carries for this model.
-#[derive(Debug, Clone)]
+#[derive(Clone, Debug)]
 pub struct BpfObject {
+    /// libbpf's name for the object (`bpf_object__new`: from the file name); empty
+    /// when the object was read from memory without one.
+    pub name: String,
     /// `.BTF` as clang wrote it.
     pub btf_raw: Vec<u8>,
-    /// `.BTF` after libbpf's finalisation (what `BPF_BTF_LOAD` receives).
+    /// `.BTF` after libbpf's preparation (what `BPF_BTF_LOAD` receives).
     pub btf: Vec<u8>,
     /// Section sizes by name.
     pub section_sizes: HashMap<String, u64>,
     /// Sections in file order, with their sizes.
     pub sections: Vec<(String, u64)>,
+    /// The sections libbpf makes internal maps of, in file order.
+    pub data_secs: Vec<DataSec>,
+    /// The externs (`.ksyms`, `.kconfig`), in libbpf's order.
+    pub externs: Vec<crate::libbpf::Extern>,
+    /// The `.kconfig` map's value size, when the object has kconfig externs.
+    pub kconfig_size: Option<u32>,
 }
 
 /// True if `data` starts with the ELF magic.
@@ -51,20 +72,19 @@ pub fn is_elf(data: &[u8]) -> bool {
     data.starts_with(b"\x7fELF")
 }
 
-fn rd32(b: &[u8], o: usize) -> Option<u32> {
-    b.get(o..o + 4)
-        .map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-fn wr32(b: &mut [u8], o: usize, v: u32) -> Option<()> {
-    b.get_mut(o..o + 4)?.copy_from_slice(&v.to_ne_bytes());
-    Some(())
-}
-
-/// Reads a BPF ELF object: extracts `.BTF` and finalises it.
+/// Reads a BPF ELF object read from memory (no file name: internal maps get no
+/// object prefix). See [`read_bpf_object_named`].
 pub fn read_bpf_object(data: &[u8]) -> Result<BpfObject, LoadError> {
-    let file =
-        object::File::parse(data).map_err(|e| einval(format!("not a valid ELF object: {e}")))?;
+    read_bpf_object_named(data, "")
+}
+
+/// Reads a BPF ELF object whose libbpf name is `name` (see
+/// [`crate::libbpf::object_name`]): extracts `.BTF` and prepares it as libbpf does.
+pub fn read_bpf_object_named(data: &[u8], name: &str) -> Result<BpfObject, LoadError> {
+    use object::read::elf::{ElfFile64, SectionHeader};
+    let file = ElfFile64::<object::Endianness>::parse(data)
+        .map_err(|e| einval(format!("not a valid 64-bit ELF object: {e}")))?;
+    let endian = file.endian();
     let sec = file.section_by_name(".BTF").ok_or_else(|| LoadError {
         errno: Errno::ENOENT,
         reason: "object has no .BTF section".into(),
@@ -75,104 +95,74 @@ pub fn read_bpf_object(data: &[u8]) -> Result<BpfObject, LoadError> {
         .to_vec();
     let mut section_sizes = HashMap::new();
     let mut sections = Vec::new();
+    let mut data_secs = Vec::new();
+    let mut text_idx = None;
     for s in file.sections() {
-        if let Ok(n) = s.name() {
-            section_sizes.insert(n.to_string(), s.size());
-            sections.push((n.to_string(), s.size()));
+        let Ok(n) = s.name() else { continue };
+        section_sizes.insert(n.to_string(), s.size());
+        sections.push((n.to_string(), s.size()));
+        let h = s.elf_section_header();
+        let (ty, flags) = (h.sh_type(endian), h.sh_flags(endian));
+        let exec = flags & u64::from(object::elf::SHF_EXECINSTR) != 0;
+        if n == ".text" && exec {
+            text_idx = Some(s.index());
         }
-    }
-    let mut syms: HashMap<(String, String), u64> = HashMap::new();
-    for sym in file.symbols() {
-        let (Ok(name), Some(idx)) = (sym.name(), sym.section_index()) else {
-            continue;
-        };
-        if let Ok(s) = file.section_by_index(idx)
-            && let Ok(sn) = s.name()
+        let has = |p: &str| n == p || n.starts_with(&format!("{p}."));
+        let progbits = ty == object::elf::SHT_PROGBITS && !exec && s.size() > 0;
+        if (progbits && (has(".data") || has(".rodata")))
+            || (ty == object::elf::SHT_NOBITS && has(".bss") && s.size() > 0)
         {
-            syms.insert((sn.to_string(), name.to_string()), sym.address());
+            data_secs.push(DataSec {
+                name: n.to_string(),
+                size: s.size(),
+                rodata: has(".rodata"),
+            });
         }
     }
-    let mut btf = btf_raw.clone();
-    finalize(&mut btf, &section_sizes, &syms)?;
+    let mut syms = Vec::new();
+    for sym in file.symbols() {
+        let (st_info, st_other) = match sym.flags() {
+            object::SymbolFlags::Elf { st_info, st_other } => (st_info, st_other),
+            _ => (0, 0),
+        };
+        syms.push(crate::libbpf::ElfSym {
+            name: sym.name().unwrap_or("").to_string(),
+            bind: st_info >> 4,
+            st_type: st_info & 0xf,
+            visibility: st_other & 0x3,
+            undefined: matches!(sym.section(), object::SymbolSection::Undefined),
+            in_text: text_idx.is_some() && sym.section_index() == text_idx,
+            value: sym.address(),
+        });
+    }
+    let prep = crate::libbpf::prepare_btf(&btf_raw, &syms, &section_sizes)?;
     Ok(BpfObject {
+        name: name.to_string(),
         btf_raw,
-        btf,
+        btf: prep.btf,
         section_sizes,
         sections,
+        data_secs,
+        externs: prep.externs,
+        kconfig_size: prep.kconfig_size,
     })
-}
-
-/// libbpf's `btf_fixup_datasec` over every DATASEC: size from the ELF section, VAR
-/// offsets from the symbols (static VARs keep offset 0 when no symbol names them).
-fn finalize(
-    btf: &mut [u8],
-    sizes: &HashMap<String, u64>,
-    syms: &HashMap<(String, String), u64>,
-) -> Result<(), LoadError> {
-    let bad = || einval(".BTF is truncated or malformed");
-    let hdr_len = rd32(btf, 4).ok_or_else(bad)? as usize;
-    let type_off = rd32(btf, 8).ok_or_else(bad)? as usize;
-    let type_len = rd32(btf, 12).ok_or_else(bad)? as usize;
-    let str_off = rd32(btf, 16).ok_or_else(bad)? as usize;
-    let str_len = rd32(btf, 20).ok_or_else(bad)? as usize;
-    let tstart = hdr_len.checked_add(type_off).ok_or_else(bad)?;
-    let tend = tstart.checked_add(type_len).ok_or_else(bad)?;
-    let sstart = hdr_len.checked_add(str_off).ok_or_else(bad)?;
-    if tend > btf.len() || sstart.checked_add(str_len).is_none_or(|e| e > btf.len()) {
-        return Err(bad());
-    }
-    let strs = btf[sstart..sstart + str_len].to_vec();
-    let name = |off: u32| -> String {
-        let s = strs.get(off as usize..).unwrap_or(&[]);
-        let n = s.iter().position(|&c| c == 0).unwrap_or(s.len());
-        String::from_utf8_lossy(&s[..n]).into_owned()
-    };
-    // First pass: offsets of every type, so VAR names can be read by id.
-    let mut offs = vec![0usize];
-    let mut cur = tstart;
-    while cur + 12 <= tend {
-        offs.push(cur);
-        let info = rd32(btf, cur + 4).ok_or_else(bad)?;
-        cur += 12 + btf_type_trailing_len(info).ok_or_else(bad)?;
-    }
-    for &t in offs.iter().skip(1) {
-        let info = rd32(btf, t + 4).ok_or_else(bad)?;
-        if btf_info_kind(info) != BtfKind::Datasec as u8 {
-            continue;
-        }
-        // The variables must end inside the type section: past it they would be
-        // the string section, which the fix-up must not write.
-        if t + 12 + 12 * btf_info_vlen(info) as usize > tend {
-            return Err(bad());
-        }
-        let sec = name(rd32(btf, t).ok_or_else(bad)?);
-        let size = match sizes.get(&sec) {
-            Some(s) => *s as u32,
-            None => continue,
-        };
-        wr32(btf, t + 8, size).ok_or_else(bad)?;
-        for i in 0..btf_info_vlen(info) as usize {
-            let vsi = t + 12 + 12 * i;
-            let var_id = rd32(btf, vsi).ok_or_else(bad)? as usize;
-            let Some(&vt) = offs.get(var_id) else {
-                continue;
-            };
-            let vname = name(rd32(btf, vt).ok_or_else(bad)?);
-            if let Some(&addr) = syms.get(&(sec.clone(), vname)) {
-                wr32(btf, vsi + 4, addr as u32).ok_or_else(bad)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::libbpf::ElfSym;
+    use crate::libbpf::fixup::bpf_object_fixup_btf;
+    use crate::libbpf::raw::RawBtf;
     use kernel_core::btf::builder::BtfBuilder;
     use kernel_core::btf::uapi::BTF_INT_SIGNED;
 
-    /// A `.data` DATASEC with one VAR `x`: (blob, offset of the DATASEC record).
+    fn rd32(b: &[u8], o: usize) -> Option<u32> {
+        b.get(o..o + 4)
+            .map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
+    }
+
+    /// A `.data` DATASEC with one global VAR `x`: (blob, offset of the DATASEC record).
     fn datasec_blob() -> (Vec<u8>, usize) {
         let mut b = BtfBuilder::new();
         let int = b.int("int", 4, BTF_INT_SIGNED, 32);
@@ -184,28 +174,47 @@ mod tests {
         (blob, hdr_len + 32)
     }
 
-    #[test]
-    fn finalize_sets_section_size_and_var_offsets() {
-        let (mut blob, ds) = datasec_blob();
-        let sizes = HashMap::from([(".data".to_string(), 64u64)]);
-        let syms = HashMap::from([((".data".to_string(), "x".to_string()), 12u64)]);
-        finalize(&mut blob, &sizes, &syms).expect("finalized");
-        assert_eq!(rd32(&blob, ds + 8), Some(64), "section size");
-        assert_eq!(rd32(&blob, ds + 12 + 4), Some(12), "x's offset");
+    fn sym(name: &str, value: u64) -> ElfSym {
+        ElfSym {
+            name: name.into(),
+            bind: object::elf::STB_GLOBAL,
+            st_type: object::elf::STT_OBJECT,
+            visibility: 0,
+            undefined: false,
+            in_text: false,
+            value,
+        }
     }
 
-    /// A DATASEC whose entries would run past the type section is refused before
-    /// anything is written (the string section stays as it was).
     #[test]
-    fn finalize_refuses_entries_past_the_type_section() {
+    fn fixup_sets_section_size_and_var_offsets() {
+        let (blob, ds) = datasec_blob();
+        let mut btf = RawBtf::new(&blob).expect("btf");
+        let sizes = HashMap::from([(".data".to_string(), 64u64)]);
+        bpf_object_fixup_btf(&mut btf, &sizes, &[sym("x", 12)]).expect("fixed up");
+        let out = btf.raw_data();
+        assert_eq!(rd32(&out, ds + 8), Some(64), "section size");
+        assert_eq!(rd32(&out, ds + 12 + 4), Some(12), "x's offset");
+    }
+
+    /// A global VAR without an ELF symbol fails as libbpf fails it (-ENOENT).
+    #[test]
+    fn fixup_refuses_a_global_without_a_symbol() {
+        let (blob, _) = datasec_blob();
+        let mut btf = RawBtf::new(&blob).expect("btf");
+        let sizes = HashMap::from([(".data".to_string(), 64u64)]);
+        let e = bpf_object_fixup_btf(&mut btf, &sizes, &[]).expect_err("refused");
+        assert_eq!(e.errno, Errno::ENOENT);
+        assert!(e.reason.contains("'x'"), "{}", e.reason);
+    }
+
+    /// A DATASEC whose entries would run past the type section is malformed.
+    #[test]
+    fn raw_btf_refuses_entries_past_the_type_section() {
         let (mut blob, ds) = datasec_blob();
         let info = rd32(&blob, ds + 4).expect("info");
-        wr32(&mut blob, ds + 4, (info & !0xffff) | 40).expect("vlen 40");
-        let before = blob.clone();
-        let sizes = HashMap::from([(".data".to_string(), 64u64)]);
-        let syms = HashMap::new();
-        let e = finalize(&mut blob, &sizes, &syms).expect_err("refused");
+        blob[ds + 4..ds + 8].copy_from_slice(&((info & !0xffff) | 40).to_ne_bytes());
+        let e = RawBtf::new(&blob).expect_err("refused");
         assert_eq!(e.errno, Errno::EINVAL);
-        assert_eq!(blob, before, "nothing written");
     }
 }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod dump;
 pub mod elf;
 pub mod kernel_btf;
+pub mod libbpf;
 pub mod maps;
 pub mod oracle;
 pub mod scenario;

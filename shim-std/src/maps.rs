@@ -7,6 +7,8 @@
 use kernel_core::btf::uapi::BtfKind;
 use kernel_core::btf::{BtfData, TypeRef};
 
+use crate::elf::{BpfObject, DataSec};
+
 /// `BPF_F_RDONLY_PROG`.
 pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 /// `BPF_F_MMAPABLE`.
@@ -33,8 +35,12 @@ pub struct MapDef {
     pub btf_key_type_id: u32,
     /// `btf_value_type_id` as libbpf passes it.
     pub btf_value_type_id: u32,
-    /// A global-data map (`.bss`, `.data`, `.rodata`, ...).
+    /// A global-data map (`.bss`, `.data`, `.rodata`, `.kconfig`, ...).
     pub internal: bool,
+    /// The name libbpf gives the kernel (`bpf_map__name`, what `bpftool map list`
+    /// shows): the VAR name for `.maps`, [`crate::libbpf::internal_map_name`] for
+    /// internal maps.
+    pub kname: String,
 }
 
 impl MapDef {
@@ -76,16 +82,11 @@ impl MapDef {
         }
     }
 
-    /// A name the kernel accepts (`bpf_obj_name_cpy`: alphanumerics, `_`, `.`, at
-    /// most 15 bytes), as libbpf shortens internal names.
+    /// The `map_name` libbpf passes to `BPF_MAP_CREATE`: at most 15 bytes of
+    /// [`MapDef::kname`] (the kernel refuses longer names; libbpf cuts them as
+    /// `libbpf_strlcpy` into `BPF_OBJ_NAME_LEN` does).
     pub fn kernel_name(&self) -> String {
-        let s: String = self
-            .name
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
-            .take(15)
-            .collect();
-        s
+        self.kname.chars().take(15).collect()
     }
 }
 
@@ -120,6 +121,7 @@ fn btf_map(d: &BtfData, var: &TypeRef<'_>) -> Option<MapDef> {
     let (st, _) = d.skip_modifiers(var.type_id());
     let st = st.filter(|s| s.is_struct_only())?;
     let mut m = MapDef {
+        kname: name.clone(),
         name,
         map_type: 0,
         key_size: 0,
@@ -157,15 +159,71 @@ fn btf_map(d: &BtfData, var: &TypeRef<'_>) -> Option<MapDef> {
     Some(m)
 }
 
-/// The maps of an object: `.maps` first (in DATASEC order), then global data.
-/// `sections` are the ELF sections with their sizes, in file order.
+/// The maps of an object read without a file name, its data sections classified by
+/// name only. Prefer [`libbpf_maps`].
 pub fn object_maps(d: &BtfData, sections: &[(String, u64)]) -> Vec<MapDef> {
+    let has = |n: &str, p: &str| n == p || n.starts_with(&format!("{p}."));
+    let secs: Vec<DataSec> = sections
+        .iter()
+        .filter(|(n, sz)| *sz > 0 && (has(n, ".data") || has(n, ".rodata") || has(n, ".bss")))
+        .map(|(n, sz)| DataSec {
+            name: n.clone(),
+            size: *sz,
+            rodata: has(n, ".rodata"),
+        })
+        .collect();
+    maps_of(d, "", &secs, None)
+}
+
+/// The maps libbpf creates for object `o` whose prepared BTF is `d`
+/// (`bpf_object__init_maps`): the BTF-defined maps of `.maps` in DATASEC order, then an
+/// internal map per data section (`bpf_object__init_global_data_maps`), then
+/// `.kconfig` (`bpf_object__init_kconfig_map`).
+pub fn libbpf_maps(d: &BtfData, o: &BpfObject) -> Vec<MapDef> {
+    maps_of(d, &o.name, &o.data_secs, o.kconfig_size)
+}
+
+/// `bpf_object__init_internal_map` with `map_fill_btf_type_info` (the first type named
+/// like the section, any kind; none is fine, as for `.rodata.str1.1`) and
+/// `map_is_mmapable` (a DATASEC with a VAR that is not static).
+fn internal_map(d: &BtfData, obj_name: &str, real_name: &str, size: u32, ro: bool) -> MapDef {
+    let value_id = d
+        .local_types()
+        .find(|t| d.name_by_offset(t.name_off()) == real_name)
+        .map_or(0, |t| t.id());
+    let mut flags = if ro { BPF_F_RDONLY_PROG } else { 0 };
+    let mmapable = d
+        .type_by_id(value_id)
+        .filter(|t| value_id != 0 && t.kind() == BtfKind::Datasec)
+        .is_some_and(|ds| {
+            (0..ds.vlen()).any(|i| {
+                d.type_by_id(ds.var_secinfo(i).type_id)
+                    .is_some_and(|v| v.kind() == BtfKind::Var && v.var_linkage() != 0)
+            })
+        });
+    if mmapable {
+        flags |= BPF_F_MMAPABLE;
+    }
+    MapDef {
+        name: real_name.to_string(),
+        map_type: BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: size,
+        max_entries: 1,
+        map_flags: flags,
+        btf_key_type_id: 0,
+        btf_value_type_id: value_id,
+        internal: true,
+        kname: crate::libbpf::internal_map_name(obj_name, real_name),
+    }
+}
+
+fn maps_of(d: &BtfData, obj_name: &str, secs: &[DataSec], kconfig: Option<u32>) -> Vec<MapDef> {
     let mut out = Vec::new();
-    let datasec = |name: &str| {
-        d.local_types()
-            .find(|t| t.kind() == BtfKind::Datasec && d.name_by_offset(t.name_off()) == name)
-    };
-    if let Some(ds) = datasec(".maps") {
+    if let Some(ds) = d
+        .local_types()
+        .find(|t| t.kind() == BtfKind::Datasec && d.name_by_offset(t.name_off()) == ".maps")
+    {
         for i in 0..ds.vlen() {
             let vsi = ds.var_secinfo(i);
             if let Some(var) = d.type_by_id(vsi.type_id)
@@ -175,36 +233,17 @@ pub fn object_maps(d: &BtfData, sections: &[(String, u64)]) -> Vec<MapDef> {
             }
         }
     }
-    for (sec, size) in sections {
-        let is_data = sec == ".data" || sec.starts_with(".data.");
-        let is_ro = sec == ".rodata" || sec.starts_with(".rodata.");
-        let is_bss = sec == ".bss" || sec.starts_with(".bss.");
-        if !(is_data || is_ro || is_bss) || *size == 0 {
-            continue;
-        }
-        let ds = datasec(sec);
-        let mut flags = if is_ro { BPF_F_RDONLY_PROG } else { 0 };
-        // map_is_mmapable: a DATASEC with at least one non-static variable.
-        let mmapable = ds.is_some_and(|ds| {
-            (0..ds.vlen()).any(|i| {
-                d.type_by_id(ds.var_secinfo(i).type_id)
-                    .is_some_and(|v| v.kind() == BtfKind::Var && v.var_linkage() != 0)
-            })
-        });
-        if mmapable {
-            flags |= BPF_F_MMAPABLE;
-        }
-        out.push(MapDef {
-            name: sec.clone(),
-            map_type: BPF_MAP_TYPE_ARRAY,
-            key_size: 4,
-            value_size: *size as u32,
-            max_entries: 1,
-            map_flags: flags,
-            btf_key_type_id: 0,
-            btf_value_type_id: ds.map_or(0, |t| t.id()),
-            internal: true,
-        });
+    for sec in secs {
+        out.push(internal_map(
+            d,
+            obj_name,
+            &sec.name,
+            sec.size as u32,
+            sec.rodata,
+        ));
+    }
+    if let Some(size) = kconfig {
+        out.push(internal_map(d, obj_name, ".kconfig", size, true));
     }
     out
 }

@@ -24,6 +24,22 @@ pub fn fixture_objects() -> Vec<PathBuf> {
     v
 }
 
+/// The corpus of real-shaped programs (`fixtures/corpus/obj/*.o`), sorted by name;
+/// empty when the directory is absent.
+pub fn corpus_objects() -> Vec<PathBuf> {
+    let dir = fixtures_dir().join("corpus").join("obj");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "o"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 /// Says loudly that a kernel comparison did not run; fails when the kernel is
 /// required (`KPTR_REQUIRE_KERNEL=1`). Returns true when the caller must skip.
 pub fn kernel_skip(what: &str) -> bool {
