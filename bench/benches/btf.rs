@@ -478,6 +478,7 @@ fn teardown(c: &mut Criterion) {
         );
         let (btf, _) = bpf_btf_load(&kernel, &prog_blob, 0, &sem).expect("prog");
         let attr = MapAttr {
+            inner_map: None,
             map_type: 2,
             key_size: 4,
             value_size: 8,

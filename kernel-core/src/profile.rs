@@ -80,6 +80,38 @@ pub struct Semantics {
     /// Non-preallocated hash elements free their special fields again when the memory
     /// is finally freed (an allocator destructor, newest kernels; not in 6.18).
     pub htab_elem_dtor: bool,
+    /// A per-CPU array inner map must have the template's `max_entries`
+    /// (`percpu_array_map_ops.map_meta_equal` is `array_map_meta_equal`), as the
+    /// verifier inlines its lookups against the template (`percpu_array_map_gen_lookup`,
+    /// v6.10). Not in v6.12 (Debian's 6.12.118 source still has `bpf_map_meta_equal`
+    /// there); the running 6.18 refuses a per-CPU array of another size with -EINVAL
+    /// (probed; the upstream commit could not be identified offline).
+    pub inner_percpu_array_max_entries: bool,
+    /// `bpf_map_free` (kernel/bpf/syscall.c) runs `map->ops->map_free` with migration
+    /// disabled, and `bpf_obj_free_fields`, `bpf_list_head_free`, `bpf_rb_root_free` and
+    /// the hash map's element frees (`delete_all_elements`, `htab_elem_free`) no longer
+    /// toggle it: every caller guarantees it. Hou Tao's "bpf: Disable migration before
+    /// calling ops->map_free()" and "bpf: Remove migrate_{disable|enable} in
+    /// bpf_obj_free_fields()" (v6.14 series "bpf: Reduce the use of
+    /// migrate_{disable|enable}"; version from the series' date, not from a tree).
+    /// Not in v6.12: Debian's 6.12.118 source has the removal (a 6.12.114 stable
+    /// backport) but not the `bpf_map_free` half. Takes precedence over
+    /// `free_fields_migrate_disable`.
+    pub map_free_migrate_disable: bool,
+    /// An LRU map's CPU takes at most `clamp(nr_elems / nr_cpus / 2, 1, 128)` free
+    /// nodes at once (`lru->target_free`, kernel/bpf/bpf_lru_list.c); before it
+    /// always `LOCAL_FREE_TARGET` (128), so a small map's eviction empties its whole
+    /// inactive list. d4adf1c9ee77 "bpf: Adjust free target to avoid global starvation
+    /// of LRU map" (v6.16; also in Debian's 6.12.118 as a backport). The running 6.18
+    /// answers as with it (tests/htab_updates.rs asks it).
+    pub lru_free_target_clamped: bool,
+    /// `pcpu_copy_value` (kernel/bpf/hashtab.c) frees the special fields of each CPU's
+    /// value after copying into it, so an in-place update of a PERCPU_HASH or
+    /// LRU_PERCPU_HASH drops what was stashed there. Leon Hwang, "bpf: Free special
+    /// fields when update [lru_,]percpu_hash maps" (November 2025, after v6.18-rc4;
+    /// in Debian's 6.12.118 as a backport, and taken to be in the running 6.18.44 as
+    /// in that stable tree: not probed). Before it the copy skips them and they stay.
+    pub htab_percpu_update_frees_fields: bool,
 }
 
 impl Semantics {
@@ -109,6 +141,10 @@ impl Semantics {
         refcount_acquire_not_zero: false,
         map_btf_put_after_free: false,
         htab_elem_dtor: false,
+        inner_percpu_array_max_entries: false,
+        map_free_migrate_disable: false,
+        lru_free_target_clamped: false,
+        htab_percpu_update_frees_fields: false,
     };
     /// c8e18754 "bpf: Support __kptr to local kptrs" as merged.
     pub const C8E18754: Semantics = Semantics {
@@ -151,6 +187,10 @@ impl Semantics {
         res_spin_lock: true,
         task_work: true,
         kptr_skips_attr_tags: true,
+        inner_percpu_array_max_entries: true,
+        map_free_migrate_disable: true,
+        lru_free_target_clamped: true,
+        htab_percpu_update_frees_fields: true,
         ..Self::V6_12
     };
 

@@ -69,6 +69,15 @@ pub enum Event<'a> {
         /// What happened.
         what: &'a str,
     },
+    /// `migrate_disable` or `migrate_enable` of the running task.
+    Migrate {
+        /// True for `migrate_disable`.
+        disable: bool,
+        /// The kernel function that toggles it (`bpf_map_free`,
+        /// `bpf_obj_free_fields`, ...); empty for a caller of the model (a test, a
+        /// scenario's program).
+        site: &'a str,
+    },
 }
 
 /// The hook type.

@@ -36,6 +36,7 @@ pub fn array_map(
     sem: &Semantics,
 ) -> Arc<MapRt> {
     let attr = MapAttr {
+        inner_map: None,
         map_type: 2,
         key_size: 4,
         value_size: size,
@@ -131,6 +132,7 @@ pub fn check(f: &Fix) {
             MemFault::UseAfterFree(..) => "use-after-free",
             MemFault::DoubleFree(..) => "double free",
             MemFault::Wild(_) => "wild address",
+            MemFault::NullDeref(..) => "NULL pointer dereference",
         })
         .collect();
     assert!(faults.is_empty(), "faults {kinds:?}: {faults:?}");
@@ -235,6 +237,7 @@ pub fn fixture_module(sem: Semantics) -> ModFix {
 /// An ARRAY map over [`ModFix`]'s value.
 pub fn module_map(f: &ModFix, sem: &Semantics) -> kernel_core::KResult<kernel_core::map::BpfMap> {
     let attr = MapAttr {
+        inner_map: None,
         map_type: 2,
         key_size: 4,
         value_size: 8,

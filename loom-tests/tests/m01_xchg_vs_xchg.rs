@@ -43,7 +43,10 @@ fn xchg_vs_xchg() {
             h.join().expect("join");
         }
         let v = f.map.array_value(0, 0).expect("value");
+        // The caller of bpf_obj_free_fields runs with migration disabled (v6.18).
+        f.rt.migrate_disable();
         bpf_obj_free_fields(&f.rt, f.map.record().expect("record"), v);
+        f.rt.migrate_enable();
         let f = loom::sync::Arc::try_unwrap(f).ok().expect("threads joined");
         check_clean(f);
     });

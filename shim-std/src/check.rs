@@ -8,7 +8,7 @@ use kernel_core::{Errno, Semantics};
 use serde_json::{Value, json};
 
 use crate::elf::{LoadError, read_bpf_object_named};
-use crate::maps::{MapDef, libbpf_maps};
+use crate::maps::MapDef;
 
 /// One recorded field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +40,8 @@ pub struct MapReport {
     pub record_error: Option<Errno>,
     /// Whether the map type's own checks are modelled.
     pub modelled: bool,
+    /// A map-in-map's inner map (`<outer>.inner`), created first.
+    pub inner: Option<Box<MapReport>>,
 }
 
 /// The whole answer for one object.
@@ -143,35 +145,72 @@ pub fn check_object_named(
             return Ok(rep);
         }
     };
-    for def in libbpf_maps(btf.data(), &o) {
-        let name = def.kernel_name();
-        let attr = def.attr(&btf, &name);
-        let (errno, fields, record_error, modelled) = match map_create(kernel, &attr, sem) {
-            Ok(m) => (
-                None,
-                m.record
-                    .as_ref()
-                    .map(|r| fields_of(r, &btf))
-                    .unwrap_or_default(),
-                m.record_error,
-                m.modelled,
-            ),
-            Err(e) => (
-                Some(e),
-                Vec::new(),
-                None,
-                kernel_core::map::create::map_type_modelled(def.map_type),
-            ),
-        };
-        rep.maps.push(MapReport {
-            def,
-            errno,
-            fields,
-            record_error,
-            modelled,
-        });
+    for def in o.maps.iter().cloned() {
+        rep.maps.push(create_map(kernel, &btf, def, sem));
     }
     Ok(rep)
+}
+
+/// `bpf_object__create_map` on the model: a map-in-map's inner map first (libbpf
+/// creates it, passes its fd as `inner_map_fd`, then closes it), each map retried
+/// without BTF when the kernel refuses it with BTF, as libbpf retries. The report
+/// gives the verdict with BTF (what the object asks for).
+fn create_map(kernel: &KernelBtfs, btf: &BtfRef, def: MapDef, sem: &Semantics) -> MapReport {
+    let inner = def
+        .inner
+        .as_deref()
+        .map(|i| Box::new(create_map(kernel, btf, i.clone(), sem)));
+    let name = def.kernel_name();
+    let inner_def = def.inner.as_deref();
+    // The inner map as libbpf ends up creating it (with BTF, or without after a
+    // refusal); none when even that fails (libbpf then fails the outer map).
+    let inner_map = inner_def.and_then(|i| {
+        let iname = i.kernel_name();
+        map_create(kernel, &i.attr(btf, &iname), sem)
+            .or_else(|_| {
+                let mut plain = i.attr(btf, &iname);
+                plain.btf_key_type_id = 0;
+                plain.btf_value_type_id = 0;
+                plain.btf = None;
+                map_create(kernel, &plain, sem)
+            })
+            .ok()
+    });
+    let mut attr = def.attr(btf, &name);
+    attr.inner_map = inner_map.as_ref();
+    let res = if inner_def.is_some() && inner_map.is_none() {
+        Err(inner
+            .as_ref()
+            .and_then(|i| i.errno)
+            .unwrap_or(Errno::EINVAL))
+    } else {
+        map_create(kernel, &attr, sem)
+    };
+    let (errno, fields, record_error, modelled) = match res {
+        Ok(m) => (
+            None,
+            m.record
+                .as_ref()
+                .map(|r| fields_of(r, btf))
+                .unwrap_or_default(),
+            m.record_error,
+            m.modelled,
+        ),
+        Err(e) => (
+            Some(e),
+            Vec::new(),
+            None,
+            kernel_core::map::create::map_type_modelled(def.map_type),
+        ),
+    };
+    MapReport {
+        def,
+        errno,
+        fields,
+        record_error,
+        modelled,
+        inner,
+    }
 }
 
 fn errno_json(e: Option<Errno>) -> Value {
@@ -181,24 +220,84 @@ fn errno_json(e: Option<Errno>) -> Value {
     }
 }
 
+fn map_json(m: &MapReport) -> Value {
+    json!({
+        "name": m.def.kname,
+        "section": m.def.internal.then_some(&m.def.name),
+        "type": map_type_name(m.def.map_type),
+        "key_size": m.def.key_size,
+        "value_size": m.def.value_size,
+        "max_entries": m.def.max_entries,
+        "map_flags": m.def.map_flags,
+        "map_create": {"ok": m.errno.is_none(), "errno": errno_json(m.errno)},
+        "fields": m.fields.iter().map(|f| json!({
+            "offset": f.offset, "type": f.ty, "pointee": f.pointee, "local": f.local,
+            "dtor": f.dtor, "holds": f.holds,
+        })).collect::<Vec<_>>(),
+        "record_error": errno_json(m.record_error),
+        "modelled": m.modelled,
+        "inner": m.inner.as_deref().map(map_json),
+    })
+}
+
+fn map_text(s: &mut String, m: &MapReport, indent: &str, label: &str) {
+    let sec = if m.def.internal && m.def.kname != m.def.name {
+        format!(" [{}]", m.def.name)
+    } else {
+        String::new()
+    };
+    s.push_str(&format!(
+        "{indent}{label}map {}{sec} ({}, key {}, value {}, max_entries {}, flags {:#x}): ",
+        m.def.kname,
+        map_type_name(m.def.map_type),
+        m.def.key_size,
+        m.def.value_size,
+        m.def.max_entries,
+        m.def.map_flags
+    ));
+    match m.errno {
+        None => s.push_str("created"),
+        Some(e) => s.push_str(&format!("{e}")),
+    }
+    if !m.modelled {
+        s.push_str(" [map type checks not modelled]");
+    }
+    s.push('\n');
+    if let Some(e) = m.record_error {
+        s.push_str(&format!(
+            "{indent}  record: {e} (map has no special fields)\n"
+        ));
+    }
+    for f in &m.fields {
+        s.push_str(&format!("{indent}  +{:<4} {}", f.offset, f.ty));
+        if let Some(p) = &f.pointee {
+            let kind = if f.local == Some(true) {
+                "local"
+            } else {
+                "kernel"
+            };
+            s.push_str(&format!(" -> struct {p} ({kind})"));
+        }
+        if let Some(d) = &f.dtor {
+            s.push_str(&format!(" dtor {d}"));
+        }
+        if !f.holds.is_empty() {
+            s.push_str(&format!(" holds [{}]", f.holds.join(", ")));
+        }
+        s.push('\n');
+    }
+    if let Some(i) = &m.inner {
+        map_text(s, i, &format!("{indent}  "), "inner ");
+    }
+}
+
 impl CheckReport {
     /// The JSON shape of `kptr-model check --json`.
     pub fn to_json(&self) -> Value {
         json!({
             "profile": self.profile,
             "btf_load": {"ok": self.btf_errno.is_none(), "errno": errno_json(self.btf_errno), "log": self.btf_log},
-            "maps": self.maps.iter().map(|m| json!({
-                "name": m.def.kname,
-                "section": m.def.internal.then_some(&m.def.name),
-                "type": map_type_name(m.def.map_type),
-                "map_create": {"ok": m.errno.is_none(), "errno": errno_json(m.errno)},
-                "fields": m.fields.iter().map(|f| json!({
-                    "offset": f.offset, "type": f.ty, "pointee": f.pointee, "local": f.local,
-                    "dtor": f.dtor, "holds": f.holds,
-                })).collect::<Vec<_>>(),
-                "record_error": errno_json(m.record_error),
-                "modelled": m.modelled,
-            })).collect::<Vec<_>>(),
+            "maps": self.maps.iter().map(map_json).collect::<Vec<_>>(),
         })
     }
 
@@ -219,49 +318,7 @@ impl CheckReport {
             }
         }
         for m in &self.maps {
-            let sec = if m.def.internal && m.def.kname != m.def.name {
-                format!(" [{}]", m.def.name)
-            } else {
-                String::new()
-            };
-            s.push_str(&format!(
-                "map {}{sec} ({}, key {}, value {}, max_entries {}, flags {:#x}): ",
-                m.def.kname,
-                map_type_name(m.def.map_type),
-                m.def.key_size,
-                m.def.value_size,
-                m.def.max_entries,
-                m.def.map_flags
-            ));
-            match m.errno {
-                None => s.push_str("created"),
-                Some(e) => s.push_str(&format!("{e}")),
-            }
-            if !m.modelled {
-                s.push_str(" [map type checks not modelled]");
-            }
-            s.push('\n');
-            if let Some(e) = m.record_error {
-                s.push_str(&format!("  record: {e} (map has no special fields)\n"));
-            }
-            for f in &m.fields {
-                s.push_str(&format!("  +{:<4} {}", f.offset, f.ty));
-                if let Some(p) = &f.pointee {
-                    let kind = if f.local == Some(true) {
-                        "local"
-                    } else {
-                        "kernel"
-                    };
-                    s.push_str(&format!(" -> struct {p} ({kind})"));
-                }
-                if let Some(d) = &f.dtor {
-                    s.push_str(&format!(" dtor {d}"));
-                }
-                if !f.holds.is_empty() {
-                    s.push_str(&format!(" holds [{}]", f.holds.join(", ")));
-                }
-                s.push('\n');
-            }
+            map_text(&mut s, m, "", "");
         }
         s
     }

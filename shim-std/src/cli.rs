@@ -275,13 +275,35 @@ pub fn cmd_btf(
     if !quiet {
         out.write_all(log.as_str().as_bytes()).map_err(io_err)?;
     }
-    let src = match what {
-        KernelBtfSource::File(f) => f,
+    let src = match &what {
+        KernelBtfSource::File(f) => f.clone(),
         KernelBtfSource::Embedded => "embedded kernel BTF".into(),
+    };
+    // Kernel BTF (vmlinux, modules: a file under /sys/kernel/btf, the embedded one, or
+    // split BTF given a base) is parsed by btf_parse_vmlinux/btf_parse_module, which
+    // run no struct-meta pass; anything else is program BTF, which BPF_BTF_LOAD also
+    // gives to btf_parse_struct_metas and its fix-ups.
+    let kernel_btf = matches!(what, KernelBtfSource::Embedded)
+        || base_path.is_some()
+        || file.is_some_and(|f| f.starts_with("/sys/kernel/btf"));
+    let checked = if kernel_btf {
+        "btf_parse; kernel BTF has no struct-meta pass"
+    } else {
+        let (kernel, _) = crate::kernel_btf::load_kernel_btfs(None, false, sem)?;
+        if let Err(e) = kernel_core::record::bpf_btf_load(&kernel, &data, 0, &sem) {
+            return Err(LoadError {
+                errno: e.errno,
+                reason: format!(
+                    "btf_parse accepts the BTF, then BPF_BTF_LOAD's struct-meta pass refuses it in {} (the kernel logs no message of its own)",
+                    e.reason
+                ),
+            });
+        }
+        "BPF_BTF_LOAD: btf_parse and the struct-meta pass"
     };
     writeln!(
         out,
-        "{src}: ok ({}): types: {}, strings: {} bytes",
+        "{src}: ok ({}): types: {}, strings: {} bytes ({checked})",
         sem.name,
         btf.nr_types_local() - u32::from(btf.base().is_none()),
         btf.header().str_len
@@ -410,6 +432,19 @@ fn trace_hook(ev: &kernel_core::trace::Event<'_>) {
             if name.is_empty() { "program BTF" } else { name }
         ),
         Map { what } => format!("map      {what}"),
+        Migrate { disable, site } => format!(
+            "migrate  {}{}",
+            if disable {
+                "migrate_disable"
+            } else {
+                "migrate_enable"
+            },
+            if site.is_empty() {
+                String::new()
+            } else {
+                format!(" in {site}")
+            }
+        ),
     };
     if let Ok(mut g) = TRACE.lock() {
         g.push(line);
@@ -512,36 +547,137 @@ pub fn cmd_check_kernel(
     let Ok(fd) = crate::oracle::btf_load_fd(&o.btf) else {
         return Ok(());
     };
+    // The model's BTF of the object, for the probes (a uptr pointee's size).
+    let model_btf = kernel_core::record::bpf_btf_load(&kernel, &o.btf, 0, &Semantics::V6_18)
+        .ok()
+        .map(|(b, _)| b);
+    let arena_policy = crate::oracle::arena_refused();
+    let (mut judged, mut same_fields, mut differ) = (0usize, 0usize, 0usize);
     for m in &model.maps {
         // Closing a map whose graph root is guarded only by a bpf_res_spin_lock WARNs.
-        let tys: Vec<&str> = m.fields.iter().map(|f| f.ty).collect();
-        let risky = tys.contains(&"res_spin_lock")
-            && !tys.contains(&"spin_lock")
-            && (tys.contains(&"list_head") || tys.contains(&"rb_root"));
-        if risky {
+        let guards_root_with_res_lock_only = |fields: &[crate::check::FieldReport]| {
+            let tys: Vec<&str> = fields.iter().map(|f| f.ty).collect();
+            tys.contains(&"res_spin_lock")
+                && !tys.contains(&"spin_lock")
+                && (tys.contains(&"list_head") || tys.contains(&"rb_root"))
+        };
+        let inner_fields = m
+            .inner
+            .as_deref()
+            .map(|i| i.fields.as_slice())
+            .unwrap_or(&[]);
+        if guards_root_with_res_lock_only(&m.fields) || guards_root_with_res_lock_only(inner_fields)
+        {
             writeln!(
                 out,
                 "kernel: map {} not created: closing it would WARN",
-                m.def.name
+                m.def.kname
             )
             .map_err(io_err)?;
             continue;
         }
+        // A map-in-map's inner template first, as libbpf creates it (retried without
+        // BTF when refused with it), then the outer map with its fd.
+        let mut inner_fd = None;
+        if let (Some(idef), Some(irep)) = (&m.def.inner, &m.inner) {
+            let iname = idef.kernel_name();
+            let req = idef.oracle_request(fd.as_fd(), &iname);
+            let kr = crate::oracle::map_create(&req);
+            let same = kr.as_ref().err().copied() == irep.errno.map(|e| e.raw());
+            writeln!(
+                out,
+                "kernel: inner map {} {} ({})",
+                idef.kname,
+                kr.as_ref()
+                    .err()
+                    .map_or("created".to_string(), |e| Errno::from_raw(*e).to_string()),
+                if same {
+                    "same as the model"
+                } else {
+                    "DIFFERS from the model"
+                }
+            )
+            .map_err(io_err)?;
+            differ += usize::from(!same);
+            inner_fd = kr.ok().or_else(|| {
+                let plain = crate::oracle::MapCreate {
+                    btf_fd: None,
+                    btf_key_type_id: 0,
+                    btf_value_type_id: 0,
+                    ..req
+                };
+                crate::oracle::map_create(&plain).ok()
+            });
+        }
         let kname = m.def.kernel_name();
-        let kr = crate::oracle::map_create(&m.def.oracle_request(fd.as_fd(), &kname)).err();
-        let same = kr == m.errno.map(|e| e.raw());
+        let kr = crate::oracle::map_create_with_inner(
+            &m.def.oracle_request(fd.as_fd(), &kname),
+            inner_fd.as_ref().map(|f| f.as_fd()),
+        );
+        let kerr = kr.as_ref().err().copied();
+        let same = kerr == m.errno.map(|e| e.raw());
+        let machine = m.def.map_type == kernel_core::map::BPF_MAP_TYPE_ARENA
+            && kerr == Some(Errno::EPERM.raw())
+            && arena_policy.is_some();
+        let verdict = if same {
+            "same as the model".to_string()
+        } else if machine {
+            format!(
+                "not compared: {}",
+                arena_policy.as_deref().unwrap_or_default()
+            )
+        } else {
+            differ += 1;
+            "DIFFERS from the model".to_string()
+        };
         writeln!(
             out,
-            "kernel: map {} {} ({})",
-            m.def.name,
-            kr.map_or("created".to_string(), |e| Errno::from_raw(e).to_string()),
-            if same {
-                "same as the model"
-            } else {
-                "DIFFERS from the model"
-            }
+            "kernel: map {} {} ({verdict})",
+            m.def.kname,
+            kerr.map_or("created".to_string(), |e| Errno::from_raw(e).to_string()),
         )
         .map_err(io_err)?;
+        let (Ok(mfd), None) = (&kr, m.errno) else {
+            continue;
+        };
+        let target = crate::field_probe::ProbeTarget {
+            prog_btf: model_btf.as_ref().map(|b| b.data()),
+            inner: m
+                .def
+                .inner
+                .as_deref()
+                .map(|i| crate::field_probe::InnerMap {
+                    map_type: i.map_type,
+                    key_size: i.key_size,
+                    value_size: i.value_size,
+                    map_flags: i.map_flags,
+                }),
+            ..crate::field_probe::ProbeTarget::from_def(mfd.as_fd(), &m.def)
+        };
+        let fields = if m.def.inner.is_some() {
+            inner_fields
+        } else {
+            &m.fields
+        };
+        let j = crate::field_probe::judge_fields(&target, fields);
+        let what = if m.def.inner.is_some() { "inner " } else { "" };
+        for l in j.lines() {
+            writeln!(out, "kernel:   {what}{l}").map_err(io_err)?;
+        }
+        if j.is_judged() {
+            judged += j.fields.len() + j.kernel_only.len();
+            let d = j.differences().len();
+            differ += d;
+            same_fields +=
+                j.fields.len() + j.kernel_only.len() - d.min(j.fields.len() + j.kernel_only.len());
+        } else if matches!(j.status, crate::field_probe::Status::ProbeError(_)) {
+            differ += 1;
+        }
     }
+    writeln!(
+        out,
+        "kernel: {judged} fields judged, {same_fields} the same; {differ} differences"
+    )
+    .map_err(io_err)?;
     Ok(())
 }

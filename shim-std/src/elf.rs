@@ -65,6 +65,8 @@ pub struct BpfObject {
     pub externs: Vec<crate::libbpf::Extern>,
     /// The `.kconfig` map's value size, when the object has kconfig externs.
     pub kconfig_size: Option<u32>,
+    /// The maps libbpf creates, in its order (`bpf_object__init_maps`).
+    pub maps: Vec<crate::maps::MapDef>,
 }
 
 /// True if `data` starts with the ELF magic.
@@ -136,7 +138,16 @@ pub fn read_bpf_object_named(data: &[u8], name: &str) -> Result<BpfObject, LoadE
         });
     }
     let prep = crate::libbpf::prepare_btf(&btf_raw, &syms, &section_sizes)?;
+    let maps_size = file.section_by_name(".maps").map(|s| s.size());
+    let maps = crate::libbpf::maps::bpf_object__init_maps(
+        &prep.raw,
+        name,
+        maps_size,
+        &data_secs,
+        prep.kconfig_size,
+    )?;
     Ok(BpfObject {
+        maps,
         name: name.to_string(),
         btf_raw,
         btf: prep.btf,

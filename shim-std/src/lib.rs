@@ -7,6 +7,7 @@ pub mod check;
 pub mod cli;
 pub mod dump;
 pub mod elf;
+pub mod field_probe;
 pub mod kernel_btf;
 pub mod libbpf;
 pub mod maps;

@@ -1,8 +1,9 @@
 //! The running kernel as a test oracle.
 //!
-//! Thin wrappers around the `bpf(2)` syscall: `BPF_BTF_LOAD`, `BPF_MAP_CREATE` and
-//! `BPF_PROG_LOAD`, plus a tiny verifier probe program that looks up key 0 of an array map
-//! and touches the value at an offset. The attribute structs are prefixes of
+//! Thin wrappers around the `bpf(2)` syscall: `BPF_BTF_LOAD`, `BPF_MAP_CREATE` (also with an
+//! inner map, for map-in-map) and `BPF_PROG_LOAD` (also with an attach target), plus a tiny
+//! verifier probe program that looks up key 0 of an array map and touches the value at an
+//! offset; [`crate::field_probe`] builds the full field probe on them. The attribute structs are prefixes of
 //! `union bpf_attr` from `include/uapi/linux/bpf.h`; the kernel treats the fields after them
 //! as zero. Every fd the kernel hands out is wrapped in an [`OwnedFd`] and closed on drop;
 //! nothing is pinned.
@@ -62,8 +63,8 @@ struct MapCreateAttr {
     map_extra: u64,
 }
 
-/// The `BPF_PROG_LOAD` part of `union bpf_attr` (up to `func_info_rec_size`, which is kept
-/// as an explicit zero field so that the struct has no padding bytes).
+/// The `BPF_PROG_LOAD` part of `union bpf_attr` (up to `core_relo_cnt`, which is kept as an
+/// explicit zero field so that the struct has no padding bytes).
 #[repr(C)]
 #[derive(Default)]
 struct ProgLoadAttr {
@@ -81,12 +82,20 @@ struct ProgLoadAttr {
     expected_attach_type: u32,
     prog_btf_fd: u32,
     func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
+    attach_prog_fd: u32,
+    core_relo_cnt: u32,
 }
 
 // The kernel rejects non-zero bytes it does not know, so padding must not exist.
 const _: () = assert!(std::mem::size_of::<BtfLoadAttr>() == 32);
 const _: () = assert!(std::mem::size_of::<MapCreateAttr>() == 72);
-const _: () = assert!(std::mem::size_of::<ProgLoadAttr>() == 80);
+const _: () = assert!(std::mem::size_of::<ProgLoadAttr>() == 120);
 
 /// Calls `bpf(cmd, attr, sizeof(*attr))`. Returns the non-negative result or the positive
 /// errno.
@@ -160,6 +169,33 @@ fn tiny_btf() -> Vec<u8> {
     b.extend_from_slice(&((1u32 << 24) | 32).to_le_bytes());
     b.extend_from_slice(b"\0int\0");
     b
+}
+
+/// Why the running kernel refuses every `BPF_MAP_TYPE_ARENA` map, if it does: a valid
+/// request (`arena_map_alloc`'s own checks pass) that fails with EPERM. Upstream
+/// `map_create` asks only for CAP_BPF; a machine whose kernel or policy refuses arenas
+/// before their attributes are checked (seen on a 6.18 kernel whose process lacks
+/// CAP_SYS_RESOURCE) answers EPERM to every ARENA request, which says nothing about the
+/// object.
+pub fn arena_refused() -> Option<String> {
+    let r = map_create(&MapCreate {
+        map_type: 33,
+        key_size: 0,
+        value_size: 0,
+        max_entries: 1,
+        map_flags: 1 << 10,
+        btf_fd: None,
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
+        name: "arena_probe",
+    });
+    match r {
+        Err(e) if e == libc::EPERM => Some(String::from(
+            "this machine's kernel refuses every ARENA map with EPERM (machine policy, not \
+             one of arena_map_alloc's checks)",
+        )),
+        _ => None,
+    }
 }
 
 /// Why the kernel cannot be asked (no permission, no bpf syscall, no BTF).
@@ -266,6 +302,15 @@ pub struct MapCreate<'a> {
 
 /// `BPF_MAP_CREATE` with BTF: the map fd, or `Err(errno)` on failure.
 pub fn map_create(req: &MapCreate<'_>) -> Result<OwnedFd, i32> {
+    map_create_with_inner(req, None)
+}
+
+/// `BPF_MAP_CREATE` with `inner_map_fd` (the inner map template of an `ARRAY_OF_MAPS` or
+/// `HASH_OF_MAPS`, which must then have a 4-byte value and no BTF value type).
+pub fn map_create_with_inner(
+    req: &MapCreate<'_>,
+    inner_map_fd: Option<BorrowedFd<'_>>,
+) -> Result<OwnedFd, i32> {
     let mut attr = MapCreateAttr {
         map_type: req.map_type,
         key_size: req.key_size,
@@ -276,9 +321,11 @@ pub fn map_create(req: &MapCreate<'_>) -> Result<OwnedFd, i32> {
         btf_fd: raw_or_zero(req.btf_fd),
         btf_key_type_id: req.btf_key_type_id,
         btf_value_type_id: req.btf_value_type_id,
+        inner_map_fd: raw_or_zero(inner_map_fd),
         ..MapCreateAttr::default()
     };
-    // SAFETY: the attribute holds no pointers; `btf_fd` is borrowed for the call.
+    // SAFETY: the attribute holds no pointers; `btf_fd` and `inner_map_fd` are borrowed for
+    // the call.
     let ret = unsafe { sys_bpf(BPF_MAP_CREATE, &mut attr) }?;
     own_fd(ret)
 }
@@ -296,25 +343,75 @@ pub fn prog_load_with_btf(
     log_level: u32,
     prog_btf_fd: Option<BorrowedFd<'_>>,
 ) -> (Result<OwnedFd, i32>, String) {
-    let Ok(insn_cnt) = u32::try_from(insns.len()) else {
+    prog_load_req(&ProgLoad {
+        prog_btf_fd,
+        ..ProgLoad::new(prog_type, insns, log_level)
+    })
+}
+
+/// A `BPF_PROG_LOAD` request (license "GPL").
+#[derive(Debug, Clone, Copy)]
+pub struct ProgLoad<'a> {
+    /// `enum bpf_prog_type`.
+    pub prog_type: u32,
+    /// `enum bpf_attach_type` (0 where the type needs none).
+    pub expected_attach_type: u32,
+    /// BTF id of the attach target in vmlinux (tracing and LSM programs), 0 for none.
+    pub attach_btf_id: u32,
+    /// `BPF_F_*` program flags (`BPF_F_SLEEPABLE` = 16).
+    pub prog_flags: u32,
+    /// The instructions (see [`insn`]).
+    pub insns: &'a [u64],
+    /// Verifier log level: 0 (no log), 1, or 2 (register states).
+    pub log_level: u32,
+    /// Log buffer size in bytes; a log that does not fit fails the load with `ENOSPC`.
+    pub log_size: u32,
+    /// Program BTF, if any.
+    pub prog_btf_fd: Option<BorrowedFd<'a>>,
+}
+
+impl<'a> ProgLoad<'a> {
+    /// A request without attach target, flags or BTF, with a 16 MiB log buffer.
+    pub fn new(prog_type: u32, insns: &'a [u64], log_level: u32) -> Self {
+        ProgLoad {
+            prog_type,
+            expected_attach_type: 0,
+            attach_btf_id: 0,
+            prog_flags: 0,
+            insns,
+            log_level,
+            log_size: LOG_BUF_SIZE as u32,
+            prog_btf_fd: None,
+        }
+    }
+}
+
+/// `BPF_PROG_LOAD` of `req`: the program fd or `Err(errno)`, and the verifier log (empty at
+/// `log_level` 0).
+pub fn prog_load_req(req: &ProgLoad<'_>) -> (Result<OwnedFd, i32>, String) {
+    let Ok(insn_cnt) = u32::try_from(req.insns.len()) else {
         return (Err(libc::E2BIG), String::new());
     };
     // `struct bpf_insn` is little-endian in this encoding; a no-op on little-endian hosts.
-    let code: Vec<u64> = insns.iter().map(|i| i.to_le()).collect();
+    let code: Vec<u64> = req.insns.iter().map(|i| i.to_le()).collect();
     let license = c"GPL";
-    let mut log = vec![0u8; LOG_BUF_SIZE];
+    let log_size = if req.log_level == 0 { 0 } else { req.log_size };
+    let mut log = vec![0u8; log_size as usize];
     let mut attr = ProgLoadAttr {
-        prog_type,
+        prog_type: req.prog_type,
         insn_cnt,
         insns: code.as_ptr() as u64,
         license: license.as_ptr() as u64,
-        log_level,
-        prog_btf_fd: raw_or_zero(prog_btf_fd),
+        log_level: req.log_level,
+        prog_flags: req.prog_flags,
+        expected_attach_type: req.expected_attach_type,
+        prog_btf_fd: raw_or_zero(req.prog_btf_fd),
+        attach_btf_id: req.attach_btf_id,
         ..ProgLoadAttr::default()
     };
-    if log_level != 0 {
+    if log_size != 0 {
         attr.log_buf = log.as_mut_ptr() as u64;
-        attr.log_size = LOG_BUF_SIZE as u32;
+        attr.log_size = log_size;
     }
     // SAFETY: `insns` points to `insn_cnt` 8-byte instructions in `code`, `license` to a
     // NUL-terminated string, `log_buf` (when set) to `log_size` writable bytes of `log`; all

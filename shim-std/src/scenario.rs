@@ -11,7 +11,6 @@ use kernel_core::sync::Arc;
 use kernel_core::{Errno, Semantics};
 
 use crate::elf::{LoadError, read_bpf_object};
-use crate::maps::object_maps;
 
 /// What a scenario ended with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,9 +125,11 @@ pub fn c8e18754_example(
     let (btf, _) =
         bpf_btf_load(&kernel, &o.btf, 0, &sem).map_err(|e| err(e.errno, "BTF load refused"))?;
     let before = btf.refcount();
-    let def = object_maps(btf.data(), &o.sections)
-        .into_iter()
+    let def = o
+        .maps
+        .iter()
         .find(|m| !m.internal)
+        .cloned()
         .ok_or_else(|| err(Errno::ENOENT, "no map"))?;
     let name = def.kernel_name();
     let attr = def.attr(&btf, &name);

@@ -79,7 +79,9 @@ int main(int argc, char **argv)
 	bpf_object__for_each_program(prog, obj)
 		bpf_program__set_autoload(prog, false);
 	err = bpf_object__load(obj);
-	printf("{\"object\": \"%s\", \"load_error\": %d, ", bpf_object__name(obj), err < 0 ? -err : 0);
+	printf("{\"object\": \"%s\", \"libbpf\": [%u, %u], \"load_error\": %d, ",
+	       bpf_object__name(obj), libbpf_major_version(), libbpf_minor_version(),
+	       err < 0 ? -err : 0);
 	if (bpf_object__btf_fd(obj) >= 0)
 		print_btf(bpf_object__btf_fd(obj));
 	else

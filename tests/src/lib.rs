@@ -57,31 +57,10 @@ pub fn kernel_skip(what: &str) -> bool {
     }
 }
 
-/// Why the running kernel refuses every `BPF_MAP_TYPE_ARENA` map, if it does: a valid
-/// request (`arena_map_alloc`'s own checks pass) that fails with EPERM. Upstream
-/// `map_create` asks only for CAP_BPF; a machine whose kernel or policy refuses arenas
-/// before their attributes are checked (seen on a 6.18 kernel whose process lacks
-/// CAP_SYS_RESOURCE) answers EPERM to every ARENA request, which says nothing about the
-/// checks the model implements.
+/// Why the running kernel refuses every `BPF_MAP_TYPE_ARENA` map, if it does
+/// ([`shim_std::oracle::arena_refused`]).
 pub fn arena_refused() -> Option<String> {
-    let r = shim_std::oracle::map_create(&shim_std::oracle::MapCreate {
-        map_type: kernel_core::map::BPF_MAP_TYPE_ARENA,
-        key_size: 0,
-        value_size: 0,
-        max_entries: 1,
-        map_flags: kernel_core::map::BPF_F_MMAPABLE,
-        btf_fd: None,
-        btf_key_type_id: 0,
-        btf_value_type_id: 0,
-        name: "arena_probe",
-    });
-    match r {
-        Err(e) if e == kernel_core::Errno::EPERM.raw() => Some(String::from(
-            "the running kernel refuses a valid ARENA map with EPERM (machine policy, not \
-             one of arena_map_alloc's checks)",
-        )),
-        _ => None,
-    }
+    shim_std::oracle::arena_refused()
 }
 
 /// Whether an object may be given to the running kernel: its source's header says

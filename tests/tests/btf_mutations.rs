@@ -88,6 +88,7 @@ fn mutated_blobs_get_an_errno_never_a_panic() {
                         continue;
                     }
                     let attr = kernel_core::map::MapAttr {
+                        inner_map: None,
                         map_type: 2,
                         key_size: 4,
                         value_size: t.size(),

@@ -16,7 +16,6 @@ use kernel_core::sync::{Arc, Rcu};
 use kernel_core::{Errno, btf::BtfRef};
 use shim_std::elf::read_bpf_object;
 use shim_std::kernel_btf::embedded_vmlinux;
-use shim_std::maps::object_maps;
 
 fn kernel(sem: &Semantics) -> KernelBtfs {
     let vm = btf_parse_vmlinux(&embedded_vmlinux(), true, *sem).expect("embedded vmlinux");
@@ -32,15 +31,9 @@ fn example(sem: &Semantics) -> (Vec<u8>, (u32, u32)) {
     if sem.refcount {
         let p = kptr_tests::fixtures_dir().join("obj/c8e18754_example.o");
         let o = read_bpf_object(&std::fs::read(p).expect("fixture")).expect("object");
-        let opts = kernel_core::btf::ParseOpts {
-            log_level: 0,
-            resolve: true,
-            sem: *sem,
-        };
-        let (d, _) = kernel_core::btf::btf_verify(o.btf.clone().into_boxed_slice(), None, &opts)
-            .expect("btf");
-        let def = object_maps(&d, &o.sections)
-            .into_iter()
+        let def = o
+            .maps
+            .iter()
             .find(|m| m.name == "some_stashed")
             .expect("map some_stashed");
         return (o.btf, (def.btf_key_type_id, def.btf_value_type_id));
@@ -72,6 +65,7 @@ fn create(
     sem: &Semantics,
 ) -> kernel_core::map::BpfMap {
     let attr = MapAttr {
+        inner_map: None,
         map_type: 2,
         key_size: 4,
         value_size: 8,
@@ -330,6 +324,7 @@ fn module_map(
     sem: &Semantics,
 ) -> kernel_core::KResult<kernel_core::map::BpfMap> {
     let attr = MapAttr {
+        inner_map: None,
         map_type: 2,
         key_size: 4,
         value_size: 8,
@@ -505,6 +500,7 @@ fn kptr_map_types_per_profile() {
         ] {
             let local = map_type == TASK_STORAGE;
             let attr = MapAttr {
+                inner_map: None,
                 map_type,
                 key_size: 4,
                 value_size: 8,

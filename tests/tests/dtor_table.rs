@@ -63,6 +63,7 @@ fn every_registered_destructor_is_accepted_by_the_kernel() {
         })
         .err();
         let attr = MapAttr {
+            inner_map: None,
             map_type: 2,
             key_size: 4,
             value_size: 8,
@@ -104,6 +105,7 @@ fn record_equal_compares_identities() {
         let (blob, v) = prog(name);
         let (btf, _) = bpf_btf_load(&kernel, &blob, 0, &sem).expect("loads");
         let attr = MapAttr {
+            inner_map: None,
             map_type: 2,
             key_size: 4,
             value_size: 8,

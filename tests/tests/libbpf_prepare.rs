@@ -145,7 +145,11 @@ fn model_prepares_objects_as_libbpf_does() {
         if rep.btf_errno.is_some() {
             continue;
         }
-        let names: Vec<String> = rep.maps.iter().map(|m| m.def.kname.clone()).collect();
+        let names: Vec<String> = rep
+            .maps
+            .iter()
+            .map(|m| m.def.libbpf_name().to_string())
+            .collect();
         let lnames: Vec<String> = lmaps
             .iter()
             .map(|m| m["libbpf_name"].as_str().unwrap_or("").to_string())

@@ -1,7 +1,8 @@
 //! `map_create` without BTF over a matrix of map types x key sizes x value sizes x
 //! max_entries x flags: the model's errno must be the running kernel's for every
-//! combination of every modelled map type. (Results that depend on the machine, such as
-//! CPUMAP's NR_CPUS bound or the BPF LSM, are left out.)
+//! combination of every modelled map type (the maps of maps with an ARRAY as their inner
+//! map). (Results that depend on the machine, such as CPUMAP's NR_CPUS bound or the BPF
+//! LSM, are left out.)
 
 use kernel_core::Semantics;
 use kernel_core::btf::{BtfIdr, KernelBtfs};
@@ -9,6 +10,7 @@ use kernel_core::map::create::map_type_modelled;
 use kernel_core::map::*;
 use kernel_core::sync::{Arc, Rcu};
 use shim_std::oracle;
+use std::os::fd::AsFd;
 
 #[test]
 fn every_modelled_map_type_gets_the_kernels_errno() {
@@ -39,10 +41,38 @@ fn every_modelled_map_type_gets_the_kernels_errno() {
     let mut seen: std::collections::BTreeMap<Option<i32>, usize> = Default::default();
     let mut mismatches = Vec::new();
     let arena = kptr_tests::arena_refused();
+    // The inner map template the map-in-map requests pass (`inner_map_fd`): an ARRAY of
+    // one 4-byte value, in the kernel and in the model.
+    let inner_req = oracle::MapCreate {
+        map_type: BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: 4,
+        max_entries: 1,
+        map_flags: 0,
+        btf_fd: None,
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
+        name: "inner",
+    };
+    let inner_fd = oracle::map_create(&inner_req).expect("the kernel creates the inner map");
+    let inner_attr = MapAttr {
+        inner_map: None,
+        map_type: BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size: 4,
+        max_entries: 1,
+        map_flags: 0,
+        btf: None,
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
+        name: "inner",
+    };
+    let inner = map_create(&kernel, &inner_attr, &sem).expect("the model creates the inner map");
     for t in 1..=BPF_MAP_TYPE_ARENA {
         if !map_type_modelled(t) {
             continue;
         }
+        let of_maps = matches!(t, BPF_MAP_TYPE_ARRAY_OF_MAPS | BPF_MAP_TYPE_HASH_OF_MAPS);
         if t == BPF_MAP_TYPE_ARENA
             && let Some(r) = &arena
         {
@@ -56,19 +86,23 @@ fn every_modelled_map_type_gets_the_kernels_errno() {
                         continue;
                     }
                     for &f in &flags {
-                        let kr = oracle::map_create(&oracle::MapCreate {
-                            map_type: t,
-                            key_size: ks,
-                            value_size: vs,
-                            max_entries: me,
-                            map_flags: f,
-                            btf_fd: None,
-                            btf_key_type_id: 0,
-                            btf_value_type_id: 0,
-                            name: "mx",
-                        })
+                        let kr = oracle::map_create_with_inner(
+                            &oracle::MapCreate {
+                                map_type: t,
+                                key_size: ks,
+                                value_size: vs,
+                                max_entries: me,
+                                map_flags: f,
+                                btf_fd: None,
+                                btf_key_type_id: 0,
+                                btf_value_type_id: 0,
+                                name: "mx",
+                            },
+                            of_maps.then(|| inner_fd.as_fd()),
+                        )
                         .err();
                         let attr = MapAttr {
+                            inner_map: of_maps.then_some(&inner),
                             map_type: t,
                             key_size: ks,
                             value_size: vs,
@@ -195,6 +229,7 @@ fn size_and_count_limits_get_the_kernels_errno() {
         })
         .err();
         let attr = MapAttr {
+            inner_map: None,
             map_type: t,
             key_size: ks,
             value_size: vs,

@@ -56,6 +56,7 @@ fn typedef_and_const_keys_resolve_as_the_kernel_does() {
             })
             .err();
             let attr = MapAttr {
+                inner_map: None,
                 map_type,
                 key_size,
                 value_size: 4,
@@ -79,6 +80,111 @@ fn typedef_and_const_keys_resolve_as_the_kernel_does() {
         accepted_through_typedef,
         "the kernel accepts an ARRAY key behind two typedefs"
     );
+}
+
+/// CGROUP_STORAGE and PERCPU_CGROUP_STORAGE keys: `cgroup_storage_check_btf` checks each
+/// member of `struct bpf_cgroup_storage_key` with `btf_member_is_reg_int`, which resolves
+/// the member's typedefs and modifiers (vmlinux.h spells the members `__u64`/`__u32`)
+/// and refuses bitfields of a kind_flag struct.
+#[test]
+fn cgroup_storage_keys_resolve_as_the_kernel_does() {
+    if kptr_tests::kernel_skip("cgroup storage keys") {
+        return;
+    }
+    let sem = Semantics::V6_18;
+    let (kernel, _) = load_kernel_btfs(None, false, sem).expect("kernel BTF");
+    let mut b = BtfBuilder::new();
+    let ull = b.int("unsigned long long", 8, 0, 64);
+    let ui = b.int("unsigned int", 4, 0, 32);
+    let u64t = b.typedef("__u64", ull);
+    let u32t = b.typedef("__u32", ui);
+    let cu64 = b.const_(u64t);
+    let vu32 = b.volatile(u32t);
+    let e = b.enum_("e", 4, false, &[("E", 1)]);
+    let val = b.int("int", 4, BTF_INT_SIGNED, 32);
+    let m = |a: u32, bt: u32| [("a", a, 0), ("b", bt, 64)];
+    let key = b.struct_("bpf_cgroup_storage_key", 16, &m(u64t, u32t));
+    let cases = [
+        ("vmlinux.h's typedefs", key, 16),
+        ("plain ints", b.struct_("k_plain", 16, &m(ull, ui)), 16),
+        (
+            "const and volatile",
+            b.struct_("k_mod", 16, &m(cu64, vu32)),
+            16,
+        ),
+        (
+            "kind_flag, no bitfields",
+            b.struct_kflag("k_kf0", 16, &m(u64t, u32t)),
+            16,
+        ),
+        (
+            "kind_flag bitfields",
+            b.struct_kflag(
+                "k_bf",
+                16,
+                &[("a", ull, 64 << 24), ("b", ui, 32 << 24 | 64)],
+            ),
+            16,
+        ),
+        (
+            "swapped",
+            b.struct_("k_swap", 16, &[("b", ui, 0), ("a", ull, 64)]),
+            16,
+        ),
+        ("two u64", b.struct_("k_uu", 16, &m(ull, ull)), 16),
+        ("an enum", b.struct_("k_enum", 16, &m(ull, e)), 16),
+        (
+            "a union",
+            b.union_("k_union", 16, &[("a", ull, 0), ("b", ui, 0)]),
+            16,
+        ),
+        ("typedef of the key struct", b.typedef("key_t", key), 16),
+        ("u64 typedef", u64t, 8),
+        ("const u64", cu64, 8),
+    ];
+    let blob = b.build();
+    let fd = oracle::btf_load_fd(&blob).expect("the kernel loads the blob");
+    let (btf, _) = bpf_btf_load(&kernel, &blob, 0, &sem).expect("the model loads it");
+    let (mut accepted, mut refused) = (0, 0);
+    for (what, key, key_size) in cases {
+        for map_type in [
+            19, /* CGROUP_STORAGE */
+            21, /* PERCPU_CGROUP_STORAGE */
+        ] {
+            let kr = oracle::map_create(&oracle::MapCreate {
+                map_type,
+                key_size,
+                value_size: 4,
+                max_entries: 0,
+                map_flags: 0,
+                btf_fd: Some(fd.as_fd()),
+                btf_key_type_id: key,
+                btf_value_type_id: val,
+                name: "cs",
+            })
+            .err();
+            let attr = MapAttr {
+                inner_map: None,
+                map_type,
+                key_size,
+                value_size: 4,
+                max_entries: 0,
+                map_flags: 0,
+                btf: Some(&btf),
+                btf_key_type_id: key,
+                btf_value_type_id: val,
+                name: "cs",
+            };
+            let mr = map_create(&kernel, &attr, &sem).err().map(|e| e.raw());
+            assert_eq!(kr, mr, "map type {map_type}, key: {what}");
+            if kr.is_none() {
+                accepted += 1;
+            } else {
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((accepted, refused), (14, 10), "the kernel's verdicts");
 }
 
 fn kernel(sem: Semantics) -> std::sync::Arc<kernel_core::btf::KernelBtfs> {

@@ -33,6 +33,7 @@ fn free_while_another_task_is_pinned(sem: Semantics) -> Vec<&'static str> {
     let prog = kptr_tests::local_kptr_btf();
     let (btf, _) = bpf_btf_load(&k, &prog.blob, 0, &sem).expect("program BTF loads");
     let attr = MapAttr {
+        inner_map: None,
         map_type: 2,
         key_size: 4,
         value_size: 8,

@@ -145,6 +145,7 @@ fn model_v6_18_matches_the_kernel_where_releases_differ() {
         })
         .err();
         let attr = MapAttr {
+            inner_map: None,
             map_type: BPF_MAP_TYPE_ARRAY,
             key_size: 4,
             value_size: vsize,

@@ -537,6 +537,40 @@ impl BtfData {
         )
     }
 
+    /// `btf_member_is_reg_int` (kernel/bpf/btf.c): member `m` of struct `s` is a
+    /// regular integer of `expected_size` bytes at byte `expected_offset`. The member's
+    /// type is resolved first (`btf_type_id_size`: typedefs and modifiers), then must be
+    /// an INT. With the struct's kind_flag the member must not be a bitfield and its
+    /// bit offset and the int's bits are rounded up to bytes (`BITS_ROUNDUP_BYTES`);
+    /// without it the int has no bit offset, and the member's offset and the int's bits
+    /// are whole bytes. No profile flag changes it.
+    pub fn btf_member_is_reg_int(
+        &self,
+        s: &TypeRef<'_>,
+        m: &BtfMember,
+        expected_offset: u32,
+        expected_size: u32,
+    ) -> bool {
+        let Some((t, _, _)) = self.type_id_size(m.type_id) else {
+            return false;
+        };
+        if t.kind() != BtfKind::Int {
+            return false;
+        }
+        let int_data = t.int_data();
+        let nr_bits = btf_int_bits(int_data);
+        if s.kflag() {
+            return btf_member_bitfield_size(m.offset) == 0
+                && btf_member_bit_offset(m.offset).div_ceil(8) == expected_offset
+                && nr_bits.div_ceil(8) == expected_size;
+        }
+        btf_int_offset(int_data) == 0
+            && m.offset.is_multiple_of(8)
+            && m.offset / 8 == expected_offset
+            && nr_bits.is_multiple_of(8)
+            && nr_bits / 8 == expected_size
+    }
+
     /// This BTF's own types (not the base's).
     pub fn local_types(&self) -> impl Iterator<Item = TypeRef<'_>> + '_ {
         let first = if self.base.is_some() { 0 } else { 1 };

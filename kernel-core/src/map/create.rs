@@ -1,10 +1,13 @@
 //! `map_create` and `map_check_btf` (kernel/bpf/syscall.c), with the per-type
-//! `map_alloc_check` and `map_check_btf` operations the model covers.
+//! `map_alloc_check` operations the model covers (the `map_check_btf` operations are in
+//! `map::check_btf`, the map-in-map ones in `map::map_in_map`).
 
+use alloc::boxed::Box;
 use alloc::string::String;
 
+use super::check_btf::{CheckBtfOp, check_btf_op, is_local_storage, type_check_btf};
+use super::map_in_map::bpf_map_meta_alloc;
 use super::types::*;
-use crate::btf::uapi::{BtfKind, btf_int_bits, btf_int_offset};
 use crate::btf::{BtfRef, KernelBtfs, btf_get};
 use crate::errno::{Errno, KResult};
 use crate::profile::Semantics;
@@ -31,6 +34,10 @@ pub struct MapAttr<'a> {
     pub btf_value_type_id: u32,
     /// `map_name`.
     pub name: &'a str,
+    /// The map behind `inner_map_fd`, read by the map-in-map types only. `None` is an
+    /// fd with no file behind it (`__bpf_map_get`: -EBADF); an open fd that is not a
+    /// map (-EINVAL) is not modelled.
+    pub inner_map: Option<&'a BpfMap>,
 }
 
 /// A created map: its attributes, its BTF (one reference), and its record.
@@ -43,17 +50,23 @@ pub struct BpfMap {
     pub value_size: u32,
     /// `max_entries`.
     pub max_entries: u32,
-    /// `map_flags`.
+    /// `map->map_flags`: the creation flags without `BPF_F_RDONLY`/`BPF_F_WRONLY`
+    /// (`bpf_map_flags_retain_permanent`: they belong to the fd, not the map).
     pub map_flags: u32,
     /// `map->name`.
     pub name: String,
-    /// `map->btf` (a reference).
-    pub btf: Option<BtfRef>,
+    /// `map->inner_map_meta`: the template of a map-in-map's inner maps
+    /// ([`super::map_in_map::bpf_map_meta_alloc`]); freed first, as `map_free` does.
+    pub inner_map_meta: Option<Box<BpfMap>>,
     /// `map->record`: `None` both for "no special fields" and for a record that failed
     /// to parse (the kernel's error pointer), which [`BpfMap::record_error`] keeps.
+    /// Declared before `btf`: a plain drop frees the record, then puts the BTF, as
+    /// `bpf_map_free_deferred` (v6.7+) and `bpf_map_meta_free` do.
     pub record: Option<BtfRecord>,
     /// Why the record failed, when it did (the map is created all the same).
     pub record_error: Option<Errno>,
+    /// `map->btf` (a reference).
+    pub btf: Option<BtfRef>,
     /// False when the map type's own checks are not modelled (only the generic ones
     /// and `map_check_btf` ran).
     pub modelled: bool,
@@ -177,20 +190,31 @@ fn bloom_alloc_check(a: &MapAttr<'_>) -> KResult<()> {
 }
 
 /// The other map types' `map_alloc_check` and the argument checks of their
-/// `map_alloc` (kernel/bpf/*.c, net/core/sock_map.c), in the kernel's order. `None` for
-/// the types whose checks depend on the process or the kernel's configuration
-/// (map-in-map inner fds, struct_ops value types).
+/// `map_alloc` (kernel/bpf/*.c, net/core/sock_map.c), in the kernel's order (the
+/// map-in-map types' inner map is checked after, by `bpf_map_meta_alloc`). `None` for
+/// the types whose checks depend on the kernel's configuration.
 fn other_alloc_check(a: &MapAttr<'_>) -> Option<KResult<()>> {
     let (ks, vs, me, f) = (a.key_size, a.value_size, a.max_entries, a.map_flags);
     let numa_rw = BPF_F_NUMA_NODE | BPF_F_RDONLY | BPF_F_WRONLY;
     let einval = |c: bool| if c { Err(Errno::EINVAL) } else { Ok(()) };
     Some(match a.map_type {
         // fd_array_map_alloc_check, then array_map_alloc_check.
-        BPF_MAP_TYPE_PROG_ARRAY | BPF_MAP_TYPE_PERF_EVENT_ARRAY | BPF_MAP_TYPE_CGROUP_ARRAY => {
+        BPF_MAP_TYPE_PROG_ARRAY
+        | BPF_MAP_TYPE_PERF_EVENT_ARRAY
+        | BPF_MAP_TYPE_CGROUP_ARRAY
+        | BPF_MAP_TYPE_ARRAY_OF_MAPS => {
             if vs != 4 || f & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != 0 {
                 Err(Errno::EINVAL)
             } else {
                 array_alloc_check(a)
+            }
+        }
+        // fd_htab_map_alloc_check, then htab_map_alloc_check.
+        BPF_MAP_TYPE_HASH_OF_MAPS => {
+            if vs != 4 {
+                Err(Errno::EINVAL)
+            } else {
+                htab_alloc_check(a)
             }
         }
         BPF_MAP_TYPE_REUSEPORT_SOCKARRAY => {
@@ -319,24 +343,18 @@ fn other_alloc_check(a: &MapAttr<'_>) -> Option<KResult<()>> {
     })
 }
 
-fn is_local_storage(t: u32) -> bool {
-    matches!(
-        t,
-        BPF_MAP_TYPE_SK_STORAGE
-            | BPF_MAP_TYPE_INODE_STORAGE
-            | BPF_MAP_TYPE_TASK_STORAGE
-            | BPF_MAP_TYPE_CGRP_STORAGE
-    )
+/// The map types whose own checks the model implements: all but INODE_STORAGE (the
+/// BPF LSM's presence). The map-in-map types are modelled given their inner map
+/// ([`MapAttr::inner_map`]); without one the model answers -EBADF, the kernel's answer
+/// for an `inner_map_fd` with nothing open behind it.
+pub fn map_type_modelled(t: u32) -> bool {
+    t != BPF_MAP_TYPE_INODE_STORAGE && t != BPF_MAP_TYPE_UNSPEC && t <= BPF_MAP_TYPE_ARENA
 }
 
-/// The map types whose own checks the model implements: all but the map-in-map types
-/// (their inner map fd) and INODE_STORAGE (the BPF LSM's presence).
-pub fn map_type_modelled(t: u32) -> bool {
-    !matches!(
-        t,
-        BPF_MAP_TYPE_ARRAY_OF_MAPS | BPF_MAP_TYPE_HASH_OF_MAPS | BPF_MAP_TYPE_INODE_STORAGE
-    ) && t != BPF_MAP_TYPE_UNSPEC
-        && t <= BPF_MAP_TYPE_ARENA
+/// `bpf_map_flags_retain_permanent` (kernel/bpf/syscall.c): `BPF_F_RDONLY` and
+/// `BPF_F_WRONLY` describe the fd, not the map, and are not kept in `map->map_flags`.
+fn bpf_map_flags_retain_permanent(flags: u32) -> u32 {
+    flags & !(BPF_F_RDONLY | BPF_F_WRONLY)
 }
 
 /// `bpf_obj_name_cpy`: the kernel's (Latin-1) `isalnum`, `_` and `.` only, at most 15
@@ -399,113 +417,6 @@ pub fn map_value_mask(sem: &Semantics) -> F {
     )
 }
 
-/// The map type's own `map_check_btf` operation (`ops->map_check_btf`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum CheckBtfOp {
-    /// No operation: a keyless BTF is -EINVAL.
-    None,
-    /// `map_check_no_btf`: -ENOTSUPP.
-    NoBtf,
-    /// `array_map_check_btf`.
-    Array,
-    /// `bpf_local_storage_map_check_btf`.
-    LocalStorage,
-    /// `cgroup_storage_check_btf`.
-    CgroupStorage,
-    /// `trie_check_btf`.
-    Trie,
-    /// `bloom_map_check_btf`.
-    Bloom,
-    /// `arena_map_check_btf`.
-    Arena,
-    /// `htab_map_check_btf`-less hash maps of these releases: no op.
-    Hash,
-}
-
-fn check_btf_op(t: u32) -> CheckBtfOp {
-    use CheckBtfOp::*;
-    match t {
-        BPF_MAP_TYPE_ARRAY | BPF_MAP_TYPE_PERCPU_ARRAY => Array,
-        BPF_MAP_TYPE_HASH
-        | BPF_MAP_TYPE_PERCPU_HASH
-        | BPF_MAP_TYPE_LRU_HASH
-        | BPF_MAP_TYPE_LRU_PERCPU_HASH => Hash,
-        t if is_local_storage(t) => LocalStorage,
-        BPF_MAP_TYPE_CGROUP_STORAGE | BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE => CgroupStorage,
-        BPF_MAP_TYPE_LPM_TRIE => Trie,
-        BPF_MAP_TYPE_BLOOM_FILTER => Bloom,
-        BPF_MAP_TYPE_ARENA => Arena,
-        BPF_MAP_TYPE_PERF_EVENT_ARRAY
-        | BPF_MAP_TYPE_CGROUP_ARRAY
-        | BPF_MAP_TYPE_ARRAY_OF_MAPS
-        | BPF_MAP_TYPE_HASH_OF_MAPS
-        | BPF_MAP_TYPE_STACK_TRACE
-        | BPF_MAP_TYPE_DEVMAP
-        | BPF_MAP_TYPE_DEVMAP_HASH
-        | BPF_MAP_TYPE_CPUMAP
-        | BPF_MAP_TYPE_XSKMAP
-        | BPF_MAP_TYPE_SOCKMAP
-        | BPF_MAP_TYPE_SOCKHASH => NoBtf,
-        _ => None,
-    }
-}
-
-/// Runs the map type's own `map_check_btf`.
-fn type_check_btf(map: &BpfMap, btf: &BtfRef, key_id: u32, value_id: u32) -> KResult<()> {
-    let d = btf.data();
-    let key = if key_id == 0 {
-        None
-    } else {
-        d.type_by_id(key_id)
-    };
-    let int_bits = |bits: u32| {
-        key.is_some_and(|k| {
-            k.kind() == BtfKind::Int
-                && btf_int_bits(k.int_data()) == bits
-                && btf_int_offset(k.int_data()) == 0
-        })
-    };
-    let ok = match check_btf_op(map.map_type) {
-        CheckBtfOp::None | CheckBtfOp::Hash | CheckBtfOp::Arena => true,
-        CheckBtfOp::NoBtf => return Err(Errno::ENOTSUPP),
-        CheckBtfOp::Array => {
-            if key_id == 0 {
-                // Keyless BTF: only the global-data array (one DATASEC value).
-                let v = d.type_by_id(value_id);
-                map.map_type == BPF_MAP_TYPE_ARRAY
-                    && map.max_entries == 1
-                    && v.is_some_and(|v| v.kind() == BtfKind::Datasec)
-            } else {
-                int_bits(32)
-            }
-        }
-        CheckBtfOp::LocalStorage => int_bits(32),
-        CheckBtfOp::CgroupStorage => {
-            if map.key_size == 16 {
-                key.is_some_and(|k| {
-                    k.kind() == BtfKind::Struct && k.vlen() == 2 && {
-                        let ok = |i: u16, off: u32, bytes: u32| {
-                            let m = k.member(i);
-                            k.member_bit_offset(&m) == off * 8
-                                && d.type_by_id(m.type_id).is_some_and(|t| {
-                                    t.kind() == BtfKind::Int
-                                        && btf_int_bits(t.int_data()) == bytes * 8
-                                        && btf_int_offset(t.int_data()) == 0
-                                })
-                        };
-                        ok(0, 0, 8) && ok(1, 8, 4)
-                    }
-                })
-            } else {
-                int_bits(64)
-            }
-        }
-        CheckBtfOp::Trie => key.is_some_and(|k| k.kind() == BtfKind::Struct),
-        CheckBtfOp::Bloom => key_id == 0,
-    };
-    if ok { Ok(()) } else { Err(Errno::EINVAL) }
-}
-
 /// `map_check_btf`: key and value sizes against the BTF, the record
 /// (`btf_parse_fields` errors are kept, not returned), the field x map-type and flag
 /// rules (-EOPNOTSUPP, -EACCES), `btf_check_and_fixup_fields`, then the map type's own
@@ -553,7 +464,8 @@ pub fn map_check_btf(
             map.record_error = Some(e);
         }
     }
-    let res = check_record(map, btf, sem).and_then(|()| type_check_btf(map, btf, key_id, value_id));
+    let res = check_record(map, btf, sem)
+        .and_then(|()| type_check_btf(map, btf.data(), key_id, value_id));
     if res.is_err() {
         // bpf_map_free_record.
         map.record = None;
@@ -576,8 +488,10 @@ fn check_record(map: &mut BpfMap, btf: &BtfRef, sem: &Semantics) -> KResult<()> 
     btf_check_and_fixup_record(btf, rec, sem)
 }
 
-/// `map_create` (`BPF_MAP_CREATE`): the map type's allocation check, the name, the BTF
-/// (a kernel BTF is -EACCES) and `map_check_btf` when a value type is given. A record
+/// `map_create` (`BPF_MAP_CREATE`): the map type's allocation check, a map-in-map's
+/// inner map template (`bpf_map_meta_alloc`: -EBADF without an inner map, -EINVAL for a
+/// map-in-map, -ENOTSUPP for a type without `map_meta_equal`), the name, the BTF (a
+/// kernel BTF is -EACCES) and `map_check_btf` when a value type is given. A record
 /// error does not fail creation: the map has no special fields. Profile flags: those of
 /// [`map_check_btf`].
 pub fn map_create(kernel: &KernelBtfs, a: &MapAttr<'_>, sem: &Semantics) -> KResult<BpfMap> {
@@ -604,6 +518,14 @@ pub fn map_create(kernel: &KernelBtfs, a: &MapAttr<'_>, sem: &Semantics) -> KRes
             }
         }
     }
+    // array_of_map_alloc, htab_of_map_alloc: the inner map's template first. On any
+    // later error it is freed with the map (bpf_map_meta_free).
+    let inner_map_meta = match a.map_type {
+        BPF_MAP_TYPE_ARRAY_OF_MAPS | BPF_MAP_TYPE_HASH_OF_MAPS => {
+            Some(Box::new(bpf_map_meta_alloc(a.inner_map)?))
+        }
+        _ => None,
+    };
     if !name_ok(a.name) {
         return Err(Errno::EINVAL);
     }
@@ -612,11 +534,12 @@ pub fn map_create(kernel: &KernelBtfs, a: &MapAttr<'_>, sem: &Semantics) -> KRes
         key_size: a.key_size,
         value_size: a.value_size,
         max_entries: a.max_entries,
-        map_flags: a.map_flags,
+        map_flags: bpf_map_flags_retain_permanent(a.map_flags),
         name: String::from(a.name),
-        btf: None,
+        inner_map_meta,
         record: None,
         record_error: None,
+        btf: None,
         modelled: map_type_modelled(a.map_type),
     };
     // dev_map_alloc marks the map read-only for programs.

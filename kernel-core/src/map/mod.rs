@@ -1,9 +1,18 @@
 //! Maps: `map_create` and `map_check_btf` (kernel/bpf/syscall.c) with the map types'
-//! own checks (kernel/bpf/arraymap.c, hashtab.c, bpf_local_storage.c, ...).
+//! own checks (kernel/bpf/arraymap.c, hashtab.c, bpf_local_storage.c, ...) and maps of
+//! maps (kernel/bpf/map_in_map.c).
 
+mod check_btf;
 pub mod create;
+pub mod lru;
+pub mod map_in_map;
 pub mod runtime;
+#[cfg(test)]
+mod tests;
 pub mod types;
 
 pub use create::{BpfMap, MapAttr, map_check_btf, map_create};
+pub use map_in_map::{
+    bpf_map_fd_get_ptr, bpf_map_meta_alloc, bpf_map_meta_equal, bpf_map_meta_free,
+};
 pub use types::*;

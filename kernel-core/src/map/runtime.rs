@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use hashbrown::HashMap;
 
 use super::create::BpfMap;
+use super::lru::BpfLru;
 use super::types::*;
 use crate::errno::{Errno, KResult};
 use crate::obj::{BpfRuntime, Words, WordsBuf, bpf_obj_free_fields, bpf_obj_init};
@@ -55,26 +56,91 @@ pub fn check_and_init_map_value(rec: Option<&BtfRecord>, v: &Words) {
     bpf_obj_init(rec, v);
 }
 
-/// Moves `key` to the most recently used end.
-fn touch(lru: &mut Vec<Vec<u8>>, key: &[u8]) {
-    lru.retain(|k| k.as_slice() != key);
-    lru.push(key.to_vec());
-}
+/// The CPU the model's map operations run on (`raw_smp_processor_id()`): CPU 0 of
+/// [`NR_CPUS`].
+pub const THIS_CPU: usize = 0;
+
+/// `BPF_F_LOCK`: update or look up a value under its `bpf_spin_lock`.
+pub const BPF_F_LOCK: u64 = 4;
 
 /// One hash element's value (one per CPU for per-CPU hashes).
 pub struct HtabElem {
     /// The value (one per CPU for per-CPU maps).
     pub values: Vec<WordsBuf>,
+    /// Its index among the map's preallocated elements (its LRU node); unused for a
+    /// map that is not preallocated.
+    idx: usize,
 }
 
+/// The hash table and the element pools of kernel/bpf/hashtab.c's `struct bpf_htab`.
 struct Htab {
+    /// The linked elements by key (the buckets).
     table: HashMap<Vec<u8>, Arc<HtabElem>>,
+    /// `htab->freelist` (`pcpu_freelist`, last in first out on one CPU) of a
+    /// preallocated map that is not an LRU.
     freelist: Vec<Arc<HtabElem>>,
+    /// `htab->extra_elems`: one spare element per CPU, for an update that replaces an
+    /// existing key (a preallocated HASH, `htab_has_extra_elems`).
+    extra: Vec<Arc<HtabElem>>,
+    /// Every preallocated element, by index (`htab->elems`): the LRU's nodes.
     all: Vec<Arc<HtabElem>>,
+    /// The key each preallocated element is linked under, if it is.
+    keys: Vec<Option<Vec<u8>>>,
     /// Deleted elements of a non-preallocated map, waiting for their grace period.
     retired: Vec<Arc<HtabElem>>,
-    /// LRU maps: keys from least to most recently used.
-    lru: Vec<Vec<u8>>,
+    /// `htab->lru` of an LRU map.
+    lru: Option<BpfLru>,
+}
+
+impl Htab {
+    /// Links `e` under `key`; the element it replaces, if any.
+    fn link(&mut self, key: &[u8], e: &Arc<HtabElem>) -> Option<Arc<HtabElem>> {
+        if let Some(k) = self.keys.get_mut(e.idx) {
+            *k = Some(key.to_vec());
+        }
+        let old = self.table.insert(key.to_vec(), Arc::clone(e));
+        if let Some(o) = &old
+            && !Arc::ptr_eq(o, e)
+            && let Some(k) = self.keys.get_mut(o.idx)
+        {
+            *k = None;
+        }
+        old
+    }
+
+    /// Unlinks the element under `key` (`hlist_nulls_del_rcu`).
+    fn unlink(&mut self, key: &[u8]) -> Option<Arc<HtabElem>> {
+        let e = self.table.remove(key)?;
+        if let Some(k) = self.keys.get_mut(e.idx) {
+            *k = None;
+        }
+        Some(e)
+    }
+
+    /// `prealloc_lru_pop`: a free LRU element, evicting (`htab_lru_map_delete_node`:
+    /// unlink, and the caller frees the evicted elements' special fields, collected in
+    /// `evicted`) when none is free.
+    fn prealloc_lru_pop(&mut self, evicted: &mut Vec<Arc<HtabElem>>) -> Option<Arc<HtabElem>> {
+        let Htab {
+            table,
+            all,
+            keys,
+            lru,
+            ..
+        } = self;
+        let lru = lru.as_mut()?;
+        let mut del_from_htab = |n: usize| {
+            let Some(key) = keys.get_mut(n).and_then(Option::take) else {
+                return false;
+            };
+            if let Some(e) = table.remove(&key) {
+                evicted.push(e);
+            }
+            true
+        };
+        let n = lru.bpf_lru_pop_free(THIS_CPU, &mut del_from_htab)?;
+        all.get(n).cloned()
+    }
 }
 
 enum Storage {
@@ -87,7 +153,7 @@ enum Storage {
         elem: usize,
         vals: alloc::boxed::Box<[AtomicU64]>,
     },
-    Htab(SpinLock<Htab>),
+    Htab(alloc::boxed::Box<SpinLock<Htab>>),
 }
 
 /// A map with values.
@@ -106,13 +172,42 @@ fn percpu(t: u32) -> bool {
     )
 }
 
+fn is_lru_type(t: u32) -> bool {
+    matches!(t, BPF_MAP_TYPE_LRU_HASH | BPF_MAP_TYPE_LRU_PERCPU_HASH)
+}
+
 fn prealloc(m: &BpfMap) -> bool {
-    m.map_flags & BPF_F_NO_PREALLOC == 0
+    // htab_map_alloc_check: an LRU map is always preallocated.
+    m.map_flags & BPF_F_NO_PREALLOC == 0 || is_lru_type(m.map_type)
+}
+
+/// `htab_has_extra_elems`: a preallocated HASH keeps a spare element per CPU.
+fn has_extra_elems(m: &BpfMap) -> bool {
+    !percpu(m.map_type) && !is_lru_type(m.map_type)
+}
+
+/// `check_flags` (kernel/bpf/hashtab.c), `BPF_F_LOCK` aside.
+fn check_flags(exists: bool, flags: u64) -> KResult<()> {
+    match flags & !BPF_F_LOCK {
+        BPF_NOEXIST if exists => Err(Errno::EEXIST),
+        BPF_EXIST if !exists => Err(Errno::ENOENT),
+        _ => Ok(()),
+    }
+}
+
+/// `copy_map_value_locked` (include/linux/bpf.h): `copy_map_value` under the
+/// destination value's `bpf_spin_lock`.
+fn copy_map_value_locked(rec: &BtfRecord, dst: &Words, src: &[u8]) {
+    let lock = rec.spin_lock_off as u32;
+    crate::obj::bpf_spin_lock(dst, lock);
+    copy_map_value(Some(rec), dst, src);
+    crate::obj::bpf_spin_unlock(dst, lock);
 }
 
 impl MapRt {
-    /// `map_alloc` of an array, per-CPU array or hash map. Profile flag
-    /// `map_btf_put_after_free` decides when its BTF is put at the end.
+    /// `map_alloc` of an array, per-CPU array or hash map. Profile flags:
+    /// `map_btf_put_after_free` decides when its BTF is put at the end,
+    /// `lru_free_target_clamped` the LRU's free target.
     pub fn new(map: BpfMap, sem: &crate::profile::Semantics) -> KResult<Arc<MapRt>> {
         let ncpu = if percpu(map.map_type) { NR_CPUS } else { 1 };
         // The model allocates every value up front (as a preallocated map does): refuse
@@ -144,23 +239,58 @@ impl MapRt {
             | BPF_MAP_TYPE_PERCPU_HASH
             | BPF_MAP_TYPE_LRU_HASH
             | BPF_MAP_TYPE_LRU_PERCPU_HASH => {
+                let lru = is_lru_type(map.map_type);
+                let percpu_lru = lru && map.map_flags & BPF_F_NO_COMMON_LRU != 0;
+                let mut entries = map.max_entries as usize;
+                if percpu_lru {
+                    // htab_map_alloc: every CPU's list gets the same share, at least 1.
+                    let up = entries.div_ceil(NR_CPUS) * NR_CPUS;
+                    entries = if up < entries {
+                        entries / NR_CPUS * NR_CPUS
+                    } else {
+                        up
+                    };
+                }
                 let mut h = Htab {
                     table: HashMap::new(),
                     freelist: Vec::new(),
+                    extra: Vec::new(),
                     all: Vec::new(),
+                    keys: Vec::new(),
                     retired: Vec::new(),
-                    lru: Vec::new(),
+                    lru: None,
                 };
                 if prealloc(&map) {
-                    for _ in 0..map.max_entries {
-                        let e = Arc::new(HtabElem {
+                    // prealloc_init: max_entries elements, and one more per CPU where
+                    // updates use extra elements.
+                    let n = entries + if has_extra_elems(&map) { NR_CPUS } else { 0 };
+                    for idx in 0..n {
+                        h.all.push(Arc::new(HtabElem {
                             values: mk(map.value_size),
-                        });
-                        h.all.push(Arc::clone(&e));
-                        h.freelist.push(e);
+                            idx,
+                        }));
+                    }
+                    h.keys = alloc::vec![None; n];
+                    if lru {
+                        h.lru = Some(BpfLru::bpf_lru_init(
+                            n,
+                            NR_CPUS,
+                            percpu_lru,
+                            sem.lru_free_target_clamped,
+                        ));
+                    } else {
+                        h.freelist = h.all.iter().rev().cloned().collect();
+                        if has_extra_elems(&map) {
+                            // alloc_extra_elems: one popped for each CPU.
+                            for _ in 0..NR_CPUS {
+                                if let Some(e) = h.freelist.pop() {
+                                    h.extra.push(e);
+                                }
+                            }
+                        }
                     }
                 }
-                Storage::Htab(SpinLock::new(h))
+                Storage::Htab(alloc::boxed::Box::new(SpinLock::new(h)))
             }
             _ => return Err(Errno::EOPNOTSUPP),
         };
@@ -201,190 +331,463 @@ impl MapRt {
         vals.get(at..at.checked_add(len)?)
     }
 
-    /// Hash lookup: the element (held as an RCU reader would hold it).
+    /// A BPF program's hash lookup (`htab_map_lookup_elem`, `htab_lru_map_lookup_elem`,
+    /// the per-CPU ones): the element, held as an RCU reader would hold it; an LRU
+    /// element's reference bit is set (`bpf_lru_node_set_ref`).
     pub fn htab_lookup(&self, key: &[u8]) -> Option<Arc<HtabElem>> {
-        match &self.storage {
-            Storage::Htab(h) => {
-                let mut g = h.lock();
-                let e = g.table.get(key).cloned();
-                if e.is_some() && self.is_lru() {
-                    touch(&mut g.lru, key);
-                }
-                e
-            }
-            Storage::Array { .. } => None,
+        self.lookup(key, true)
+    }
+
+    /// A lookup from user space (`htab_lru_map_lookup_elem_sys` for LRU maps): as
+    /// [`htab_lookup`](Self::htab_lookup), but an LRU element's reference bit is left
+    /// alone.
+    pub fn htab_lookup_sys(&self, key: &[u8]) -> Option<Arc<HtabElem>> {
+        self.lookup(key, false)
+    }
+
+    fn lookup(&self, key: &[u8], mark: bool) -> Option<Arc<HtabElem>> {
+        let Storage::Htab(h) = &self.storage else {
+            return None;
+        };
+        let mut g = h.lock();
+        let e = g.table.get(key).cloned()?;
+        if mark && let Some(lru) = g.lru.as_mut() {
+            lru.bpf_lru_node_set_ref(e.idx);
         }
+        Some(e)
     }
 
     fn is_lru(&self) -> bool {
-        matches!(
-            self.map.map_type,
-            BPF_MAP_TYPE_LRU_HASH | BPF_MAP_TYPE_LRU_PERCPU_HASH
-        )
+        is_lru_type(self.map.map_type)
     }
 
-    /// An LRU map that is full gives up its least recently used element (its special
-    /// fields are freed as on a delete) to make room for a new key. The kernel's LRU is
-    /// approximate (per-CPU lists, reference bits); the model evicts in strict order.
-    fn lru_evict_if_full(&self, rt: &BpfRuntime, key: &[u8]) {
-        let Storage::Htab(h) = &self.storage else {
-            return;
-        };
-        let victim = {
-            let mut g = h.lock();
-            if !self.is_lru()
-                || g.table.contains_key(key)
-                || g.table.len() < self.map.max_entries as usize
-            {
-                return;
+    /// `check_and_free_fields` (kernel/bpf/hashtab.c): every CPU's value of `e`.
+    fn check_and_free_fields(&self, rt: &BpfRuntime, e: &HtabElem) {
+        if let Some(r) = self.record() {
+            for w in &e.values {
+                bpf_obj_free_fields(rt, r, w);
             }
-            if g.lru.is_empty() {
-                return;
-            }
-            let k = g.lru.remove(0);
-            g.table.remove(&k)
-        };
-        if let Some(v) = victim {
-            emit(Event::Map {
-                what: "LRU eviction",
-            });
-            self.free_htab_elem(rt, v);
         }
     }
 
-    /// `map_update_elem` from user space: arrays copy (skipping special fields) and then
-    /// free the value's special fields (`array_map_update_elem`); hashes insert a new
-    /// element and free the old one (`htab_map_update_elem` -> `free_htab_elem` ->
-    /// `check_and_free_fields`).
-    pub fn update(&self, rt: &BpfRuntime, key: &[u8], value: &[u8], flags: u64) -> KResult<()> {
+    /// `pcpu_copy_value` (kernel/bpf/hashtab.c) with `onallcpus` (an update from user
+    /// space): every CPU's value gets `value` (the model has one value for all CPUs),
+    /// special fields skipped; then, with profile flag `htab_percpu_update_frees_fields`,
+    /// each CPU's special fields are freed.
+    fn pcpu_copy_value(&self, rt: &BpfRuntime, e: &HtabElem, value: &[u8]) {
         let rec = self.record();
-        match &self.storage {
-            Storage::Array { .. } => {
-                let idx = u32::from_ne_bytes(
-                    key.get(..4)
-                        .ok_or(Errno::EINVAL)?
-                        .try_into()
-                        .map_err(|_| Errno::EINVAL)?,
-                );
-                let Storage::Array { elem, .. } = &self.storage else {
-                    return Err(Errno::EINVAL);
-                };
-                let vals = self.array_elem(idx).ok_or(Errno::E2BIG)?;
-                if flags == BPF_NOEXIST {
-                    return Err(Errno::EEXIST);
-                }
-                for w in vals.chunks_exact(*elem).map(Words::of) {
-                    copy_map_value(rec, w, value);
-                    if let Some(r) = rec {
-                        bpf_obj_free_fields(rt, r, w);
-                    }
-                }
-                Ok(())
+        for w in &e.values {
+            copy_map_value(rec, w, value);
+            if rt.sem.htab_percpu_update_frees_fields
+                && let Some(r) = rec
+            {
+                bpf_obj_free_fields(rt, r, w);
             }
-            Storage::Htab(h) => {
-                if flags != BPF_EXIST {
-                    self.lru_evict_if_full(rt, key);
+        }
+    }
+
+    /// `map_update_elem` from user space (kernel/bpf/syscall.c, `bpf_map_update_value`,
+    /// which runs the update inside `bpf_disable_instrumentation`, so with migration
+    /// disabled): `array_map_update_elem` / `bpf_percpu_array_update`,
+    /// `htab_map_update_elem`, `htab_lru_map_update_elem`,
+    /// `__htab_percpu_map_update_elem`, `__htab_lru_percpu_map_update_elem`. Flags:
+    /// `BPF_ANY`, [`BPF_NOEXIST`], [`BPF_EXIST`], and [`BPF_F_LOCK`] for an ARRAY or a
+    /// HASH whose value has a `bpf_spin_lock`. Profile flags:
+    /// `htab_percpu_update_frees_fields`, and those of `bpf_obj_free_fields`.
+    pub fn update(&self, rt: &BpfRuntime, key: &[u8], value: &[u8], flags: u64) -> KResult<()> {
+        rt.migrate_disable_at("bpf_disable_instrumentation");
+        let r = match &self.storage {
+            Storage::Array { .. } => self.array_map_update_elem(rt, key, value, flags),
+            Storage::Htab(_) => match self.map.map_type {
+                BPF_MAP_TYPE_HASH => self.htab_map_update_elem(rt, key, value, flags),
+                BPF_MAP_TYPE_LRU_HASH => self.htab_lru_map_update_elem(rt, key, value, flags),
+                BPF_MAP_TYPE_PERCPU_HASH => {
+                    self.__htab_percpu_map_update_elem(rt, key, value, flags)
                 }
-                let new = {
-                    let mut g = h.lock();
-                    let exists = g.table.contains_key(key);
-                    if exists && flags == BPF_NOEXIST {
-                        return Err(Errno::EEXIST);
-                    }
-                    if !exists && flags == BPF_EXIST {
-                        return Err(Errno::ENOENT);
-                    }
-                    if !exists && g.table.len() >= self.map.max_entries as usize {
-                        return Err(Errno::E2BIG);
-                    }
-                    if prealloc(&self.map) {
-                        // A recycled element; its special fields are initialised below.
-                        g.freelist.pop().ok_or(Errno::E2BIG)?
-                    } else {
-                        let ncpu = if percpu(self.map.map_type) {
-                            NR_CPUS
-                        } else {
-                            1
-                        };
-                        let vals = (0..ncpu)
-                            .map(|_| WordsBuf::new(self.map.value_size))
-                            .collect();
-                        Arc::new(HtabElem { values: vals })
-                    }
-                };
-                for w in &new.values {
-                    check_and_init_map_value(rec, w);
-                    copy_map_value(rec, w, value);
-                }
-                let old = {
-                    let mut g = h.lock();
-                    if self.is_lru() {
-                        touch(&mut g.lru, key);
-                    }
-                    g.table.insert(key.to_vec(), Arc::clone(&new))
-                };
-                if let Some(old) = old {
-                    self.free_htab_elem(rt, old);
-                }
-                Ok(())
+                _ => self.__htab_lru_percpu_map_update_elem(rt, key, value, flags),
+            },
+        };
+        rt.migrate_enable_at("bpf_disable_instrumentation");
+        r
+    }
+
+    /// `array_map_update_elem` and `bpf_percpu_array_update` (kernel/bpf/arraymap.c):
+    /// copy (under the value's lock with [`BPF_F_LOCK`]), special fields skipped, then
+    /// free the value's special fields.
+    fn array_map_update_elem(
+        &self,
+        rt: &BpfRuntime,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> KResult<()> {
+        let rec = self.record();
+        let idx = u32::from_ne_bytes(
+            key.get(..4)
+                .ok_or(Errno::EINVAL)?
+                .try_into()
+                .map_err(|_| Errno::EINVAL)?,
+        );
+        let Storage::Array { elem, ncpu, .. } = &self.storage else {
+            return Err(Errno::EINVAL);
+        };
+        let percpu = *ncpu > 1;
+        let known = if percpu { flags } else { flags & !BPF_F_LOCK };
+        if known > BPF_EXIST {
+            return Err(Errno::EINVAL);
+        }
+        let vals = self.array_elem(idx).ok_or(Errno::E2BIG)?;
+        if flags & BPF_NOEXIST != 0 {
+            return Err(Errno::EEXIST);
+        }
+        let locked = flags & BPF_F_LOCK != 0;
+        let lock_rec = rec.filter(|r| r.spin_lock_off >= 0);
+        if locked && lock_rec.is_none() {
+            return Err(Errno::EINVAL);
+        }
+        for w in vals.chunks_exact(*elem).map(Words::of) {
+            match lock_rec {
+                Some(r) if locked => copy_map_value_locked(r, w, value),
+                _ => copy_map_value(rec, w, value),
             }
+            if let Some(r) = rec {
+                bpf_obj_free_fields(rt, r, w);
+            }
+        }
+        Ok(())
+    }
+
+    /// `htab_map_update_elem` (kernel/bpf/hashtab.c). With [`BPF_F_LOCK`] an existing
+    /// element is updated in place under its lock (`copy_map_value_locked`), its special
+    /// fields kept. Otherwise a new element replaces the old one: a preallocated map
+    /// takes it from the free list, or for an existing key the CPU's extra element
+    /// (`alloc_htab_elem` with `l_old`; so a full map still updates), copies the value
+    /// only (a reused element keeps whatever its special fields hold), and frees the old
+    /// element's special fields before it becomes the extra one; a map that is not
+    /// preallocated allocates (-E2BIG only for a new key of a full map) and frees the
+    /// old element (`free_htab_elem`).
+    fn htab_map_update_elem(
+        &self,
+        rt: &BpfRuntime,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> KResult<()> {
+        let Storage::Htab(h) = &self.storage else {
+            return Err(Errno::EINVAL);
+        };
+        if flags & !BPF_F_LOCK > BPF_EXIST {
+            return Err(Errno::EINVAL);
+        }
+        let rec = self.record();
+        if flags & BPF_F_LOCK != 0 {
+            let r = rec.filter(|r| r.spin_lock_off >= 0).ok_or(Errno::EINVAL)?;
+            let old = h.lock().table.get(key).cloned();
+            check_flags(old.is_some(), flags)?;
+            if let Some(old) = old {
+                for w in &old.values {
+                    copy_map_value_locked(r, w, value);
+                }
+                return Ok(());
+            }
+        }
+        let prealloc = prealloc(&self.map);
+        let replaced = {
+            let mut g = h.lock();
+            let exists = g.table.contains_key(key);
+            check_flags(exists, flags)?;
+            if flags & BPF_F_LOCK != 0
+                && let Some(r) = rec
+                && let Some(old) = g.table.get(key)
+            {
+                // Found only by the second lookup, under the bucket lock: in place
+                // all the same.
+                for w in &old.values {
+                    copy_map_value_locked(r, w, value);
+                }
+                return Ok(());
+            }
+            let new = if prealloc {
+                if exists {
+                    // this_cpu_ptr(htab->extra_elems): swapped with l_old below.
+                    g.extra.get(THIS_CPU).cloned().ok_or(Errno::E2BIG)?
+                } else {
+                    g.freelist.pop().ok_or(Errno::E2BIG)?
+                }
+            } else {
+                if !exists && g.table.len() >= self.map.max_entries as usize {
+                    return Err(Errno::E2BIG);
+                }
+                let w = WordsBuf::new(self.map.value_size);
+                check_and_init_map_value(rec, &w);
+                Arc::new(HtabElem {
+                    values: alloc::vec![w],
+                    idx: usize::MAX,
+                })
+            };
+            for w in &new.values {
+                copy_map_value(rec, w, value);
+            }
+            let old = g.link(key, &new);
+            if prealloc && let Some(o) = &old {
+                // l_old is the CPU's extra element now; its special fields are freed
+                // before it can be reused (under the bucket lock).
+                if let Some(slot) = g.extra.get_mut(THIS_CPU) {
+                    *slot = Arc::clone(o);
+                }
+                drop(g);
+                self.check_and_free_fields(rt, o);
+                return Ok(());
+            }
+            old
+        };
+        if let Some(old) = replaced {
+            self.free_htab_elem(rt, old);
+        }
+        Ok(())
+    }
+
+    /// `htab_lru_map_update_elem` (kernel/bpf/hashtab.c): a free element is popped
+    /// first (`prealloc_lru_pop`, which evicts when the map is full, whether or not
+    /// `key` exists), the value copied into it (special fields skipped, so a reused
+    /// element keeps its own), then linked; the old element, or on a flags error the
+    /// new one, goes back through `htab_lru_push_free`.
+    fn htab_lru_map_update_elem(
+        &self,
+        rt: &BpfRuntime,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> KResult<()> {
+        let Storage::Htab(h) = &self.storage else {
+            return Err(Errno::EINVAL);
+        };
+        if flags > BPF_EXIST {
+            return Err(Errno::EINVAL);
+        }
+        let mut evicted = Vec::new();
+        let popped = h.lock().prealloc_lru_pop(&mut evicted);
+        self.free_evicted(rt, evicted);
+        let new = popped.ok_or(Errno::ENOMEM)?;
+        for w in &new.values {
+            copy_map_value(self.record(), w, value);
+        }
+        let (res, back) = {
+            let mut g = h.lock();
+            let exists = g.table.contains_key(key);
+            match check_flags(exists, flags) {
+                Err(e) => (Err(e), new),
+                Ok(()) => {
+                    if exists && let Some(lru) = g.lru.as_mut() {
+                        lru.bpf_lru_node_set_ref(new.idx);
+                    }
+                    match g.link(key, &new) {
+                        Some(old) => (Ok(()), old),
+                        None => return Ok(()),
+                    }
+                }
+            }
+        };
+        self.htab_lru_push_free(rt, back);
+        res
+    }
+
+    /// `__htab_percpu_map_update_elem` (kernel/bpf/hashtab.c): an existing key is
+    /// updated in place (`pcpu_copy_value`); a new one takes a free element
+    /// (`alloc_htab_elem`, no extra elements for per-CPU maps) whose values are copied
+    /// with `pcpu_init_value`.
+    fn __htab_percpu_map_update_elem(
+        &self,
+        rt: &BpfRuntime,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> KResult<()> {
+        let Storage::Htab(h) = &self.storage else {
+            return Err(Errno::EINVAL);
+        };
+        if flags > BPF_EXIST {
+            return Err(Errno::EINVAL);
+        }
+        let mut g = h.lock();
+        let old = g.table.get(key).cloned();
+        check_flags(old.is_some(), flags)?;
+        let e = match old {
+            Some(old) => old,
+            None if prealloc(&self.map) => g.freelist.pop().ok_or(Errno::E2BIG)?,
+            None => {
+                if g.table.len() >= self.map.max_entries as usize {
+                    return Err(Errno::E2BIG);
+                }
+                // bpf_mem_cache_alloc(&htab->pcpu_ma): zero-filled per-CPU values.
+                let vals = (0..NR_CPUS)
+                    .map(|_| {
+                        let w = WordsBuf::new(self.map.value_size);
+                        check_and_init_map_value(self.record(), &w);
+                        w
+                    })
+                    .collect();
+                Arc::new(HtabElem {
+                    values: vals,
+                    idx: usize::MAX,
+                })
+            }
+        };
+        // Under the bucket lock, as the kernel copies.
+        self.pcpu_copy_value(rt, &e, value);
+        g.link(key, &e);
+        Ok(())
+    }
+
+    /// `__htab_lru_percpu_map_update_elem` (kernel/bpf/hashtab.c): unless the flags are
+    /// [`BPF_EXIST`] a free element is popped first (which may evict); an existing key is
+    /// updated in place (`pcpu_copy_value`, its reference bit set) and the popped
+    /// element goes back to the LRU without its fields being freed; a new key takes the
+    /// popped element (`pcpu_init_value`).
+    fn __htab_lru_percpu_map_update_elem(
+        &self,
+        rt: &BpfRuntime,
+        key: &[u8],
+        value: &[u8],
+        flags: u64,
+    ) -> KResult<()> {
+        let Storage::Htab(h) = &self.storage else {
+            return Err(Errno::EINVAL);
+        };
+        if flags > BPF_EXIST {
+            return Err(Errno::EINVAL);
+        }
+        let mut new = None;
+        if flags != BPF_EXIST {
+            let mut evicted = Vec::new();
+            let popped = h.lock().prealloc_lru_pop(&mut evicted);
+            self.free_evicted(rt, evicted);
+            new = Some(popped.ok_or(Errno::ENOMEM)?);
+        }
+        let res = {
+            let mut g = h.lock();
+            let old = g.table.get(key).cloned();
+            match (check_flags(old.is_some(), flags), old) {
+                (Err(e), _) => Err(e),
+                (Ok(()), Some(old)) => {
+                    if let Some(lru) = g.lru.as_mut() {
+                        lru.bpf_lru_node_set_ref(old.idx);
+                    }
+                    self.pcpu_copy_value(rt, &old, value);
+                    Ok(())
+                }
+                (Ok(()), None) => match new.take() {
+                    Some(e) => {
+                        self.pcpu_copy_value(rt, &e, value);
+                        g.link(key, &e);
+                        Ok(())
+                    }
+                    None => Err(Errno::ENOENT),
+                },
+            }
+        };
+        if let Some(e) = new
+            && let Storage::Htab(h) = &self.storage
+            && let Some(lru) = h.lock().lru.as_mut()
+        {
+            lru.bpf_lru_push_free(e.idx);
+        }
+        res
+    }
+
+    /// The special fields of elements an LRU evicted (`htab_lru_map_delete_node`).
+    fn free_evicted(&self, rt: &BpfRuntime, evicted: Vec<Arc<HtabElem>>) {
+        for e in evicted {
+            emit(Event::Map {
+                what: "LRU eviction",
+            });
+            self.check_and_free_fields(rt, &e);
+        }
+    }
+
+    /// `htab_lru_push_free`: the element's special fields, then back to the LRU.
+    fn htab_lru_push_free(&self, rt: &BpfRuntime, e: Arc<HtabElem>) {
+        self.check_and_free_fields(rt, &e);
+        if let Storage::Htab(h) = &self.storage
+            && let Some(lru) = h.lock().lru.as_mut()
+        {
+            lru.bpf_lru_push_free(e.idx);
         }
     }
 
     /// `map_update_elem` with `BPF_F_LOCK` on an array (`copy_map_value_locked`): the
     /// copy happens under the value's `bpf_spin_lock`, special fields skipped; then, as
-    /// `array_map_update_elem` does, the value's special fields are freed.
+    /// `array_map_update_elem` does, the value's special fields are freed. From user
+    /// space: inside `bpf_disable_instrumentation`.
     pub fn update_locked(&self, rt: &BpfRuntime, key: u32, value: &[u8]) -> KResult<()> {
         let rec = self.record().ok_or(Errno::EINVAL)?;
         if rec.spin_lock_off < 0 {
             return Err(Errno::EINVAL);
         }
         let v = self.array_value(key, 0).ok_or(Errno::E2BIG)?;
-        crate::obj::bpf_spin_lock(v, rec.spin_lock_off as u32);
-        copy_map_value(Some(rec), v, value);
-        crate::obj::bpf_spin_unlock(v, rec.spin_lock_off as u32);
+        rt.migrate_disable_at("bpf_disable_instrumentation");
+        copy_map_value_locked(rec, v, value);
         bpf_obj_free_fields(rt, rec, v);
+        rt.migrate_enable_at("bpf_disable_instrumentation");
         Ok(())
     }
 
-    /// `map_delete_elem`: arrays cannot delete (-EINVAL); a hash element's special
-    /// fields are freed at once (`free_htab_elem`), the element recycled (preallocated)
-    /// or returned to the allocator after a grace period.
+    /// `map_delete_elem` from user space (kernel/bpf/syscall.c, inside
+    /// `bpf_disable_instrumentation`): arrays cannot delete (-EINVAL); a hash element is
+    /// unlinked and freed (`htab_map_delete_elem` -> `free_htab_elem`: its special
+    /// fields at once, the element recycled (preallocated) or returned to the allocator
+    /// after a grace period); an LRU element goes back through `htab_lru_push_free`.
     pub fn delete(&self, rt: &BpfRuntime, key: &[u8]) -> KResult<()> {
-        match &self.storage {
-            Storage::Array { .. } => Err(Errno::EINVAL),
-            Storage::Htab(h) => {
-                let old = {
-                    let mut g = h.lock();
-                    g.lru.retain(|k| k.as_slice() != key);
-                    g.table.remove(key).ok_or(Errno::ENOENT)?
-                };
+        let Storage::Htab(h) = &self.storage else {
+            return Err(Errno::EINVAL);
+        };
+        rt.migrate_disable_at("bpf_disable_instrumentation");
+        let old = h.lock().unlink(key);
+        let r = match old {
+            None => Err(Errno::ENOENT),
+            Some(old) if self.is_lru() => {
+                self.htab_lru_push_free(rt, old);
+                Ok(())
+            }
+            Some(old) => {
                 self.free_htab_elem(rt, old);
                 Ok(())
             }
-        }
+        };
+        rt.migrate_enable_at("bpf_disable_instrumentation");
+        r
     }
 
+    /// `free_htab_elem`: a preallocated element's special fields are freed and it goes
+    /// back on the free list; another is freed by `htab_elem_free` (its fields, then the
+    /// memory to the allocator, which reuses it after a grace period). Profile flag
+    /// `map_free_migrate_disable`: up to v6.12 `htab_elem_free` disables migration
+    /// around the allocator's free itself.
     fn free_htab_elem(&self, rt: &BpfRuntime, e: Arc<HtabElem>) {
-        if let Some(r) = self.record() {
-            for w in &e.values {
-                bpf_obj_free_fields(rt, r, w);
-            }
+        self.check_and_free_fields(rt, &e);
+        let Storage::Htab(h) = &self.storage else {
+            return;
+        };
+        if prealloc(&self.map) {
+            h.lock().freelist.push(e);
+            return;
         }
-        match &self.storage {
-            Storage::Htab(h) if prealloc(&self.map) => h.lock().freelist.push(e),
-            Storage::Htab(h) => {
-                // bpf_mem_cache_free: the memory goes back after a grace period; a
-                // program still holding the element may write into it meanwhile.
-                h.lock().retired.push(e);
-            }
-            Storage::Array { .. } => {}
+        let own = !rt.sem.map_free_migrate_disable;
+        if own {
+            rt.migrate_disable_at("htab_elem_free");
+        }
+        // bpf_mem_cache_free: the memory goes back after a grace period; a program
+        // still holding the element may write into it meanwhile.
+        h.lock().retired.push(e);
+        if own {
+            rt.migrate_enable_at("htab_elem_free");
         }
     }
 
     /// `map_free`'s walk over the values: every value's special fields
-    /// (`array_map_free`; `htab_free_prealloced_fields`, every element, free ones too;
-    /// `htab_free_malloced_fields`).
+    /// (`array_map_free`; `htab_free_prealloced_fields`, every element, free and extra
+    /// ones too; `delete_all_elements`, which up to v6.12 disables migration itself:
+    /// profile flag `map_free_migrate_disable`).
     fn free_values(&self, rt: &BpfRuntime) {
         let Some(r) = self.map.record.as_ref() else {
             return;
@@ -405,10 +808,17 @@ impl MapRt {
                         }
                     }
                 } else {
+                    let own = !rt.sem.map_free_migrate_disable;
+                    if own {
+                        rt.migrate_disable_at("delete_all_elements");
+                    }
                     for e in g.table.values() {
                         for w in &e.values {
                             bpf_obj_free_fields(rt, r, w);
                         }
+                    }
+                    if own {
+                        rt.migrate_enable_at("delete_all_elements");
                     }
                 }
             }
@@ -424,15 +834,20 @@ impl MapRt {
             return;
         };
         let retired = core::mem::take(&mut h.lock().retired);
+        if retired.is_empty() || !rt.sem.htab_elem_dtor {
+            return;
+        }
+        let Some(r) = self.record() else {
+            return;
+        };
+        // The allocator's RCU callbacks run in softirq context: not migratable.
+        rt.migrate_disable_at("rcu callback");
         for e in retired {
-            if rt.sem.htab_elem_dtor
-                && let Some(r) = self.record()
-            {
-                for w in &e.values {
-                    bpf_obj_free_fields(rt, r, w);
-                }
+            for w in &e.values {
+                bpf_obj_free_fields(rt, r, w);
             }
         }
+        rt.migrate_enable_at("rcu callback");
     }
 
     /// Takes a reference (`bpf_map_inc`).
@@ -469,16 +884,26 @@ pub struct MapFree {
 }
 
 impl MapFree {
-    /// `bpf_map_free_deferred`: `map_free` (every value's special fields), then the
-    /// record, then (v6.7+) the map's BTF; before v6.7 the BTF was already put in
-    /// `bpf_map_put`.
+    /// `bpf_map_free_deferred` and `bpf_map_free` (kernel/bpf/syscall.c): `map_free`
+    /// (every value's special fields), then the record, then (v6.7+) the map's BTF;
+    /// before v6.7 the BTF was already put in `bpf_map_put`. Profile flag
+    /// `map_free_migrate_disable`: `bpf_map_free` runs `map_free` with migration
+    /// disabled (v6.18); before, `bpf_obj_free_fields` and the drains disable it around
+    /// each drop themselves.
     pub fn run(self, rt: &BpfRuntime) {
         let MapFree { mut map } = self;
         let m = &mut map;
         emit(Event::Map { what: "map_free" });
+        let pinned = rt.sem.map_free_migrate_disable;
+        if pinned {
+            rt.migrate_disable_at("bpf_map_free");
+        }
         // One task runs the whole teardown: its objects gather on its own list.
         crate::obj::BpfMemAlloc::with_local_frees(&rt.mem, || m.free_values(rt));
         m.rcu_reclaim(rt);
+        if pinned {
+            rt.migrate_enable_at("bpf_map_free");
+        }
         emit(Event::Map {
             what: "btf_record_free(map->record)",
         });

@@ -62,9 +62,10 @@ fn release_kptr(rt: &BpfRuntime, f: &BtfField, mem: &Words) {
         if meta.is_none() && rt.sem.warn_missing_pointee_meta {
             rt.warn("bpf_obj_free_fields: local kptr pointee without struct meta");
         }
-        let pinned = rt.sem.free_fields_migrate_disable;
+        // 9e36a204bd43 (v6.4) to v6.12 disable migration here; v6.18's callers have.
+        let pinned = rt.sem.free_fields_migrate_disable && !rt.sem.map_free_migrate_disable;
         if pinned {
-            rt.migrate_disable();
+            rt.migrate_disable_at("bpf_obj_free_fields");
         }
         drop_impl(
             rt,
@@ -73,8 +74,8 @@ fn release_kptr(rt: &BpfRuntime, f: &BtfField, mem: &Words) {
             f.ty == F::KPTR_PERCPU,
             pinned,
         );
-        if rt.sem.free_fields_migrate_disable {
-            rt.migrate_enable();
+        if pinned {
+            rt.migrate_enable_at("bpf_obj_free_fields");
         }
     } else if let KptrDtor::Kfunc { name, .. } = &k.dtor {
         rt.kernel_dtor(name, old);
@@ -82,7 +83,9 @@ fn release_kptr(rt: &BpfRuntime, f: &BtfField, mem: &Words) {
 }
 
 /// `bpf_list_head_free` / `bpf_rb_root_free`: detaches every node under the value's
-/// lock, then drops the objects outside it with the contained type's record.
+/// lock, then drops the objects outside it with the contained type's record. Profile
+/// flag `map_free_migrate_disable`: up to v6.12 each drop is wrapped in
+/// `migrate_disable`/`migrate_enable` here; v6.18's callers have disabled it.
 #[inline(never)]
 fn graph_root_free(rt: &BpfRuntime, rec: &BtfRecord, f: &BtfField, mem: &Words) {
     let Some(g) = &f.graph_root else { return };
@@ -113,10 +116,20 @@ fn graph_root_free(rt: &BpfRuntime, rec: &BtfRecord, f: &BtfField, mem: &Words) 
     };
     let meta = find_meta(b, g.value_btf_id);
     core::mem::forget(btf);
+    let pinned = !rt.sem.map_free_migrate_disable;
+    let site = if f.ty == F::RB_ROOT {
+        "bpf_rb_root_free"
+    } else {
+        "bpf_list_head_free"
+    };
     for obj in nodes {
-        rt.migrate_disable();
-        drop_impl(rt, obj, meta.as_ref().and_then(|m| m.rec()), false, true);
-        rt.migrate_enable();
+        if pinned {
+            rt.migrate_disable_at(site);
+        }
+        drop_impl(rt, obj, meta.as_ref().and_then(|m| m.rec()), false, pinned);
+        if pinned {
+            rt.migrate_enable_at(site);
+        }
     }
 }
 
@@ -124,10 +137,12 @@ fn graph_root_free(rt: &BpfRuntime, rec: &BtfRecord, f: &BtfField, mem: &Words) 
 const NOTHING: u32 =
     F::SPIN_LOCK.0 | F::RES_SPIN_LOCK.0 | F::LIST_NODE.0 | F::RB_NODE.0 | F::REFCOUNT.0;
 
-/// `bpf_obj_free_fields`: releases every special field of the value or object `mem`
-/// per `rec`; running it twice releases nothing the second time. Profile flags:
-/// `free_fields_null_check` (c8e18754 releases NULL too), `free_fields_migrate_disable`,
-/// `warn_missing_pointee_meta`, and those of `__bpf_obj_drop_impl`.
+/// `bpf_obj_free_fields` (kernel/bpf/syscall.c): releases every special field of the
+/// value or object `mem` per `rec`; running it twice releases nothing the second time.
+/// Profile flags: `free_fields_null_check` (c8e18754 releases NULL too),
+/// `free_fields_migrate_disable` and `map_free_migrate_disable` (who disables
+/// migration around a local kptr's drop), `warn_missing_pointee_meta`, and those of
+/// `__bpf_obj_drop_impl`.
 #[inline]
 pub fn bpf_obj_free_fields(rt: &BpfRuntime, rec: &BtfRecord, mem: &Words) {
     if rec.field_mask.0 & !NOTHING != 0 {
@@ -162,5 +177,47 @@ fn free_each_field(rt: &BpfRuntime, rec: &BtfRecord, mem: &Words) {
             F::LIST_HEAD | F::RB_ROOT => graph_root_free(rt, rec, f, mem),
             _ => rt.warn("bpf_obj_free_fields: unknown field type"),
         }
+    }
+}
+
+/// `bpf_obj_free_fields(rec, NULL)`: what c8e18754's `__bpf_obj_drop_impl(NULL, rec)`
+/// does with the record of an empty slot's pointee (profile flag
+/// `free_fields_null_check` off). Fields the switch passes over (spin locks, graph
+/// nodes, refcounts) touch nothing; every other release reads or writes
+/// `NULL + offset` first (a timer's or kptr's slot; a graph root's drain takes the
+/// value's lock at `NULL + spin_lock_off` before anything else). The first such field
+/// is a NULL pointer dereference, an oops that ends the teardown: it is recorded as
+/// [`MemFault::NullDeref`](super::MemFault::NullDeref) and nothing after it runs.
+pub(crate) fn bpf_obj_free_fields_null(rt: &BpfRuntime, rec: &BtfRecord) {
+    for f in &rec.fields {
+        if f.ty.0 & NOTHING != 0 && f.ty.0.is_power_of_two() {
+            continue;
+        }
+        let (addr, site) = match f.ty {
+            F::TIMER => (f.offset, "bpf_timer_cancel_and_free"),
+            F::WORKQUEUE => (f.offset, "bpf_wq_cancel_and_free"),
+            F::TASK_WORK => (f.offset, "bpf_task_work_cancel_and_free"),
+            F::KPTR_UNREF | F::KPTR_REF | F::KPTR_PERCPU | F::UPTR => {
+                (f.offset, "bpf_obj_free_fields")
+            }
+            F::LIST_HEAD | F::RB_ROOT => {
+                if rec.spin_lock_off < 0 {
+                    rt.warn("bpf_obj_free_fields: graph root without spin lock");
+                    continue;
+                }
+                let site = if f.ty == F::LIST_HEAD {
+                    "bpf_list_head_free"
+                } else {
+                    "bpf_rb_root_free"
+                };
+                (rec.spin_lock_off as u32, site)
+            }
+            _ => {
+                rt.warn("bpf_obj_free_fields: unknown field type");
+                continue;
+            }
+        };
+        rt.mem.null_deref(addr as u64, site);
+        return;
     }
 }

@@ -101,10 +101,11 @@ fn free_obj(rt: &BpfRuntime, addr: u64, percpu: bool, pinned: bool) {
     }
 }
 
-/// `__bpf_obj_drop_impl`: the refcount gate (return if not the last reference, v6.4+),
-/// the object's own special fields (`bpf_obj_free_fields`), then the memory
-/// (`bpf_mem_free_rcu` since v6.6, `bpf_mem_free` before). Profile flags:
-/// `obj_drop_free_rcu`, `refcount`.
+/// `__bpf_obj_drop_impl` (kernel/bpf/helpers.c): the refcount gate (return if not the
+/// last reference, v6.4+), the object's own special fields (`bpf_obj_free_fields`),
+/// then the memory (`bpf_mem_free_rcu` since v6.6, `bpf_mem_free` before). A NULL
+/// object (only c8e18754 passes one) still has its record's fields released:
+/// `bpf_obj_free_fields(rec, NULL)`. Profile flags: `obj_drop_free_rcu`, `refcount`.
 pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, percpu: bool) {
     drop_impl(rt, addr, rec, percpu, false);
 }
@@ -119,7 +120,11 @@ pub(crate) fn drop_impl(
 ) {
     emit(Event::ObjDrop { addr });
     if addr == 0 {
-        // c8e18754 reaches here with NULL; bpf_mem_free(NULL) is a no-op.
+        // c8e18754 reaches here with NULL: bpf_obj_free_fields(rec, NULL), then
+        // bpf_mem_free(NULL), which returns at once.
+        if let Some(r) = rec {
+            super::free_fields::bpf_obj_free_fields_null(rt, r);
+        }
         return;
     }
     let Some(obj) = rt.mem.get(addr) else {

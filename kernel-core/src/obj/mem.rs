@@ -252,6 +252,9 @@ pub enum MemFault {
     UseAfterFree(u64, String),
     /// An address the allocator never handed out.
     Wild(u64),
+    /// A dereference of `NULL + offset` (the address) in the named kernel function: a
+    /// kernel oops ("BUG: kernel NULL pointer dereference"). Tallied as wild.
+    NullDeref(u64, String),
 }
 
 /// Objects per slab chunk, and chunks per allocator (loom's models allocate a few
@@ -483,6 +486,14 @@ impl BpfMemAlloc {
         };
         g.faults.push(f);
         None
+    }
+
+    /// Records a dereference of `NULL + addr` by the kernel function `site`
+    /// ([`MemFault::NullDeref`]): the kernel oopses there.
+    #[cold]
+    pub fn null_deref(&self, addr: u64, site: &str) {
+        let f = MemFault::NullDeref(addr, String::from(site));
+        self.inner.lock().faults.push(f);
     }
 
     /// What the allocator knows of the object ever handed out at `addr`, live or freed.
@@ -740,7 +751,7 @@ impl Drop for BpfMemAlloc {
             let k = match f {
                 MemFault::DoubleFree(..) => 1,
                 MemFault::UseAfterFree(..) => 2,
-                MemFault::Wild(_) => 3,
+                MemFault::Wild(_) | MemFault::NullDeref(..) => 3,
             };
             unexpected[k] += 1;
         }

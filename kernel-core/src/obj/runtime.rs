@@ -59,14 +59,33 @@ impl BpfRuntime {
     }
 
     /// `migrate_disable` (kernel/sched/core.c) for the calling task
-    /// ([`task::migrate_disable`]).
+    /// ([`task::migrate_disable`]), on behalf of the model's caller (a program, a test).
     pub fn migrate_disable(&self) {
-        task::migrate_disable();
+        self.migrate_disable_at("");
     }
 
     /// `migrate_enable` (kernel/sched/core.c) for the calling task; one without a
     /// matching disable WARNs and changes nothing.
     pub fn migrate_enable(&self) {
+        self.migrate_enable_at("");
+    }
+
+    /// `migrate_disable` in the kernel function `site`, traced as
+    /// [`Event::Migrate`].
+    pub fn migrate_disable_at(&self, site: &'static str) {
+        emit(Event::Migrate {
+            disable: true,
+            site,
+        });
+        task::migrate_disable();
+    }
+
+    /// `migrate_enable` in the kernel function `site`, traced as [`Event::Migrate`].
+    pub fn migrate_enable_at(&self, site: &'static str) {
+        emit(Event::Migrate {
+            disable: false,
+            site,
+        });
         if !task::migrate_enable() {
             self.warn("migrate_enable without migrate_disable");
         }

@@ -9,6 +9,7 @@
 
 pub mod externs;
 pub mod fixup;
+pub mod maps;
 pub mod raw;
 
 use std::collections::HashMap;
@@ -48,6 +49,8 @@ pub struct Prepared {
     pub externs: Vec<Extern>,
     /// The `.kconfig` map's value size, when there are kconfig externs.
     pub kconfig_size: Option<u32>,
+    /// The prepared BTF as libbpf reads it afterwards (map definitions).
+    pub raw: raw::RawBtf,
 }
 
 /// libbpf's preparation of `btf_raw` (the object's `.BTF`) given its symbols and
@@ -65,6 +68,7 @@ pub fn prepare_btf(
         btf: btf.raw_data(),
         externs,
         kconfig_size,
+        raw: btf,
     })
 }
 

@@ -1,0 +1,502 @@
+//! Hash map updates as the kernel makes them (kernel/bpf/hashtab.c, bpf_lru_list.c):
+//! a full preallocated HASH replaces an existing key through its per-CPU extra
+//! element, a full LRU map evicts (also when the key exists), per-CPU hashes and
+//! `BPF_F_LOCK` updates of a HASH change the value in place, and a preallocated
+//! element is reused without its special fields being cleared. Where the running
+//! kernel can be asked, the LRU's answers are the kernel's own.
+
+use kernel_core::Semantics;
+use kernel_core::btf::builder::BtfBuilder;
+use kernel_core::btf::uapi::*;
+use kernel_core::btf::{BtfIdr, BtfRef, KernelBtfs, btf_parse_vmlinux};
+use kernel_core::map::runtime::MapRt;
+use kernel_core::map::{
+    BPF_F_NO_COMMON_LRU, BPF_F_NO_PREALLOC, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH,
+    BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_HASH, MapAttr, map_create,
+};
+use kernel_core::obj::*;
+use kernel_core::record::bpf_btf_load;
+use kernel_core::sync::{Arc, Rcu};
+use kernel_core::{Errno, sync::Ordering};
+use shim_std::kernel_btf::embedded_vmlinux;
+
+/// `BPF_F_LOCK` (include/uapi/linux/bpf.h).
+const BPF_F_LOCK: u64 = 4;
+
+struct Prog {
+    btf: BtfRef,
+    node: u32,
+    /// `struct plain { long pad; struct node __kptr *n; }` (16 bytes, kptr at 8).
+    plain: u32,
+    /// `struct locked { struct bpf_spin_lock l; struct node __kptr *n; }` (kptr at 8).
+    locked: u32,
+}
+
+fn runtime(sem: Semantics) -> (Arc<KernelBtfs>, Arc<BpfRuntime>, Prog) {
+    shim_std::tally::install();
+    let vm = btf_parse_vmlinux(&embedded_vmlinux(), true, sem).expect("vmlinux");
+    let k = Arc::new(
+        KernelBtfs::new(BtfIdr::new(Arc::new(Rcu::new())), Some(vm)).expect("kernel BTFs"),
+    );
+    let rt = BpfRuntime::new(sem, Arc::clone(&k), Arc::clone(k.idr().rcu_arc()));
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
+    let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
+    // A struct meta of its own (the spin lock): v6.4 WARNs at the drop of a pointee
+    // without one.
+    let node = b.struct_("hnode", 16, &[("key", long, 0), ("l", lock, 64)]);
+    let t = b.type_tag("kptr", node);
+    let p = b.ptr(t);
+    let plain = b.struct_("plain", 16, &[("pad", long, 0), ("n", p, 64)]);
+    let locked = b.struct_("locked", 16, &[("l", lock, 0), ("n", p, 64)]);
+    let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("program BTF loads");
+    let prog = Prog {
+        btf,
+        node,
+        plain,
+        locked,
+    };
+    (k, rt, prog)
+}
+
+fn map(
+    k: &KernelBtfs,
+    p: &Prog,
+    map_type: u32,
+    flags: u32,
+    value: u32,
+    sem: &Semantics,
+) -> Arc<MapRt> {
+    let attr = MapAttr {
+        inner_map: None,
+        map_type,
+        key_size: 4,
+        value_size: 16,
+        max_entries: 4,
+        map_flags: flags,
+        btf: Some(&p.btf),
+        btf_key_type_id: 1,
+        btf_value_type_id: value,
+        name: "h",
+    };
+    let m = map_create(k, &attr, sem).expect("map");
+    assert!(m.record.is_some(), "record: {:?}", m.record_error);
+    MapRt::new(m, sem).expect("map rt")
+}
+
+fn key(k: u32) -> [u8; 4] {
+    k.to_ne_bytes()
+}
+
+/// A program: `bpf_obj_new` a node and `bpf_kptr_xchg` it into the value's slot at 8.
+fn stash(rt: &BpfRuntime, p: &Prog, v: &Words) -> u64 {
+    rt.migrate_disable();
+    let n = bpf_obj_new_impl(rt, &p.btf, p.node).expect("node");
+    assert_eq!(
+        bpf_kptr_xchg(v, 8, n).expect("xchg"),
+        0,
+        "the slot was empty"
+    );
+    rt.migrate_enable();
+    n
+}
+
+fn slot(v: &Words) -> u64 {
+    v.slot(8).map_or(0, |s| s.load(Ordering::SeqCst))
+}
+
+/// The map's last reference goes; its deferred free runs; a grace period passes.
+fn close(rt: &BpfRuntime, m: Arc<MapRt>) {
+    if let Some(f) = MapRt::bpf_map_put(m) {
+        f.run(rt);
+    }
+    rt.rcu.rcu_barrier();
+}
+
+fn assert_clean(rt: &BpfRuntime, what: &str) {
+    assert!(rt.mem.live().is_empty(), "{what}: left {:?}", rt.mem.live());
+    assert!(rt.mem.faults().is_empty(), "{what}: {:?}", rt.mem.faults());
+    assert!(rt.warnings().is_empty(), "{what}: {:?}", rt.warnings());
+}
+
+/// htab_map_update_elem -> alloc_htab_elem(.., l_old): a preallocated HASH that is full
+/// still replaces an existing key, with the CPU's extra element (l_old becomes the
+/// extra one, its special fields freed); a new key is -E2BIG.
+#[test]
+fn a_full_preallocated_hash_replaces_an_existing_key() {
+    for sem in [Semantics::V6_4, Semantics::V6_18] {
+        let (k, rt, p) = runtime(sem);
+        let m = map(&k, &p, BPF_MAP_TYPE_HASH, 0, p.plain, &sem);
+        for i in 0..4 {
+            m.update(&rt, &key(i), &[0u8; 16], 0).expect("insert");
+        }
+        let old = m.htab_lookup(&key(1)).expect("key 1");
+        let n = stash(&rt, &p, &old.values[0]);
+        assert_eq!(
+            m.update(&rt, &key(1), &[0x11u8; 16], 0),
+            Ok(()),
+            "{}: an existing key of a full map",
+            sem.name
+        );
+        rt.rcu.rcu_barrier();
+        assert!(
+            !rt.mem.is_live(n),
+            "{}: the replaced value's node",
+            sem.name
+        );
+        assert_eq!(slot(&old.values[0]), 0);
+        drop(old);
+        let new = m.htab_lookup(&key(1)).expect("key 1");
+        assert_eq!(new.values[0].byte(0), 0x11);
+        drop(new);
+        assert_eq!(
+            m.update(&rt, &key(9), &[0u8; 16], 0),
+            Err(Errno::E2BIG),
+            "{}: a new key",
+            sem.name
+        );
+        close(&rt, m);
+        assert_clean(&rt, sem.name);
+    }
+}
+
+/// htab_lru_map_update_elem pops a free node before it looks the key up
+/// (prealloc_lru_pop -> bpf_lru_pop_free): a full LRU map evicts even to update a key
+/// it has. The running kernel (6.18.44) does the same: see
+/// `lru_eviction_order_is_the_kernels`.
+#[test]
+fn a_full_lru_hash_evicts_to_update_an_existing_key() {
+    let sem = Semantics::V6_18;
+    let (k, rt, p) = runtime(sem);
+    let m = map(&k, &p, BPF_MAP_TYPE_LRU_HASH, 0, p.plain, &sem);
+    for i in 0..4 {
+        m.update(&rt, &key(i), &[0u8; 16], 0).expect("insert");
+    }
+    assert_eq!(m.update(&rt, &key(2), &[0x22u8; 16], 0), Ok(()));
+    assert!(m.htab_lookup(&key(2)).is_some());
+    close(&rt, m);
+    assert_clean(&rt, "lru");
+}
+
+/// The keys of `m` among 0..16, looked up as user space does (no reference bit set).
+fn keys(m: &MapRt) -> Vec<u32> {
+    (0..16)
+        .filter(|&i| m.htab_lookup_sys(&key(i)).is_some())
+        .collect()
+}
+
+/// The steps of the LRU scenario: fill keys 0..3 of a 4-entry map, update key 2, then
+/// insert 4, 5 and 6; all from user space on CPU 0.
+const LRU_STEPS: [(u32, &str); 8] = [
+    (0, "insert 0"),
+    (1, "insert 1"),
+    (2, "insert 2"),
+    (3, "insert 3"),
+    (2, "update 2"),
+    (4, "insert 4"),
+    (5, "insert 5"),
+    (6, "insert 6"),
+];
+
+/// The running kernel's keys after each step (6.18.44, 2 possible CPUs, run on CPU 0;
+/// `ask_kernel_lru` repeats the question when the kernel can be asked).
+const KERNEL_COMMON: [&[u32]; 8] = [
+    &[0],
+    &[0, 1],
+    &[0, 1, 2],
+    &[0, 1, 2, 3],
+    &[1, 2, 3],
+    &[1, 2, 3, 4],
+    &[2, 3, 4, 5],
+    &[2, 4, 5, 6],
+];
+/// The same with `BPF_F_NO_COMMON_LRU`: CPU 0's own list holds 2 of the 4 elements.
+const KERNEL_PERCPU_LRU: [&[u32]; 8] = [&[0], &[0, 1], &[2], &[2, 3], &[2], &[2, 4], &[5], &[5, 6]];
+
+/// The model: the keys after each of [`LRU_STEPS`].
+fn model_lru(sem: Semantics, flags: u32) -> Vec<Vec<u32>> {
+    let (k, rt, p) = runtime(sem);
+    let m = map(&k, &p, BPF_MAP_TYPE_LRU_HASH, flags, p.plain, &sem);
+    let mut out = Vec::new();
+    for (k, _) in LRU_STEPS {
+        m.update(&rt, &key(k), &[0u8; 16], 0).expect("update");
+        out.push(keys(&m));
+    }
+    close(&rt, m);
+    assert_clean(&rt, "lru model");
+    out
+}
+
+/// The running kernel's answer to [`LRU_STEPS`], on CPU 0: `bpf(2)` on an LRU_HASH of
+/// 4 int keys and 8-byte values. `None` when the kernel cannot be asked.
+fn ask_kernel_lru(flags: u32) -> Option<Vec<Vec<u32>>> {
+    if kptr_tests::kernel_skip("LRU eviction order") {
+        return None;
+    }
+    let possible = std::fs::read_to_string("/sys/devices/system/cpu/possible").ok()?;
+    if possible.trim() != "0-1" {
+        eprintln!(
+            "KERNEL ORACLE NOT RUN (LRU eviction order): {} possible CPUs, the model has 2",
+            possible.trim()
+        );
+        return None;
+    }
+    Some(sys::lru_steps(flags, &LRU_STEPS.map(|(k, _)| k)))
+}
+
+/// The LRU's eviction follows bpf_lru_list.c: the model's answers are the kernel's, with
+/// the common LRU and with per-CPU lists.
+#[test]
+fn lru_eviction_order_is_the_kernels() {
+    for (flags, want) in [(0, KERNEL_COMMON), (BPF_F_NO_COMMON_LRU, KERNEL_PERCPU_LRU)] {
+        let got = model_lru(Semantics::V6_18, flags);
+        for (i, (step, w)) in LRU_STEPS.iter().zip(want).enumerate() {
+            assert_eq!(got[i], w, "flags {flags}: after {}", step.1);
+        }
+        if let Some(kernel) = ask_kernel_lru(flags) {
+            let want: Vec<Vec<u32>> = want.iter().map(|w| w.to_vec()).collect();
+            assert_eq!(kernel, want, "flags {flags}: the running kernel");
+        }
+    }
+}
+
+/// Before d4adf1c9ee77 (v6.16) a CPU takes LOCAL_FREE_TARGET (128) free nodes at once
+/// and a shrink frees up to as many: the first insert takes all 4 free nodes, and the
+/// update of key 2 of the full map evicts every key (none is referenced), then inserts
+/// key 2 anew.
+#[test]
+fn before_the_free_target_fix_an_lru_eviction_takes_every_inactive_key() {
+    let got = model_lru(Semantics::V6_12, 0);
+    assert_eq!(got[3], [0, 1, 2, 3]);
+    assert_eq!(got[4], [2], "update 2: every key evicted together");
+    assert_eq!(got[5], [2, 4]);
+}
+
+/// A program's lookup sets the reference bit: the referenced key gets a second chance
+/// and the next unreferenced one is evicted.
+#[test]
+fn a_referenced_lru_key_survives_the_next_eviction() {
+    let sem = Semantics::V6_18;
+    let (k, rt, p) = runtime(sem);
+    let m = map(&k, &p, BPF_MAP_TYPE_LRU_HASH, 0, p.plain, &sem);
+    for i in 0..4 {
+        m.update(&rt, &key(i), &[0u8; 16], 0).expect("insert");
+    }
+    let e = m
+        .htab_lookup(&key(0))
+        .expect("key 0, as a program looks it up");
+    let n = stash(&rt, &p, &e.values[0]);
+    drop(e);
+    m.update(&rt, &key(9), &[0u8; 16], 0).expect("a fifth key");
+    assert_eq!(
+        keys(&m),
+        [0, 2, 3, 9],
+        "key 1 evicted, key 0 had its second chance"
+    );
+    // Key 0 now sits on the active list, which is rotated only when the inactive list
+    // runs low; each insert refills the inactive list, so the inactive keys go first.
+    m.update(&rt, &key(10), &[0u8; 16], 0).expect("a sixth key");
+    assert_eq!(keys(&m), [0, 3, 9, 10]);
+    m.update(&rt, &key(11), &[0u8; 16], 0)
+        .expect("a seventh key");
+    assert_eq!(keys(&m), [0, 9, 10, 11]);
+    assert!(rt.mem.is_live(n));
+    close(&rt, m);
+    assert!(!rt.mem.is_live(n), "map free released key 0's node");
+    assert_clean(&rt, "lru ref");
+}
+
+/// htab_map_update_elem with BPF_F_LOCK on an existing key: copy_map_value_locked into
+/// the element in place; the element's special fields are not freed, so a stashed
+/// object stays until the element goes.
+#[test]
+fn a_locked_hash_update_is_in_place_and_keeps_the_stashed_object() {
+    for sem in [Semantics::V6_4, Semantics::V6_18] {
+        let (k, rt, p) = runtime(sem);
+        let m = map(&k, &p, BPF_MAP_TYPE_HASH, 0, p.locked, &sem);
+        m.update(&rt, &key(0), &[0u8; 16], 0).expect("insert");
+        let e = m.htab_lookup(&key(0)).expect("key 0");
+        let n = stash(&rt, &p, &e.values[0]);
+        m.update(&rt, &key(0), &[0xffu8; 16], BPF_F_LOCK)
+            .expect("locked update");
+        rt.rcu.rcu_barrier();
+        let now = m.htab_lookup(&key(0)).expect("key 0");
+        assert!(Arc::ptr_eq(&e, &now), "{}: the same element", sem.name);
+        assert_eq!(e.values[0].byte(4), 0xff, "copied past the lock");
+        assert_eq!(e.values[0].load_u32(0), 0, "the lock word is not copied");
+        assert_eq!(slot(&e.values[0]), n, "{}: the object stays", sem.name);
+        assert!(rt.mem.is_live(n));
+        drop((e, now));
+        // A locked update of a key the map lacks inserts it.
+        m.update(&rt, &key(1), &[1u8; 16], BPF_F_LOCK)
+            .expect("locked insert");
+        assert!(m.htab_lookup(&key(1)).is_some());
+        // A record without a spin lock refuses the flag.
+        let plain = map(&k, &p, BPF_MAP_TYPE_HASH, 0, p.plain, &sem);
+        assert_eq!(
+            plain.update(&rt, &key(0), &[0u8; 16], BPF_F_LOCK),
+            Err(Errno::EINVAL)
+        );
+        close(&rt, plain);
+        close(&rt, m);
+        assert_clean(&rt, sem.name);
+    }
+}
+
+/// __htab_percpu_map_update_elem and __htab_lru_percpu_map_update_elem update an
+/// existing key in place (pcpu_copy_value). Up to v6.12 the copy leaves the special
+/// fields alone: stashed objects stay until the element goes. Since "bpf: Free special
+/// fields when update [lru_,]percpu_hash maps" (in Debian's 6.12.118 and the v6.18
+/// profile) the copy frees them on every CPU.
+#[test]
+fn per_cpu_hash_updates_are_in_place() {
+    for sem in [Semantics::V6_12, Semantics::V6_18] {
+        for (ty, flags) in [
+            (BPF_MAP_TYPE_PERCPU_HASH, 0),
+            (BPF_MAP_TYPE_PERCPU_HASH, BPF_F_NO_PREALLOC),
+            (BPF_MAP_TYPE_LRU_PERCPU_HASH, 0),
+        ] {
+            let what = format!("{} type {ty} flags {flags}", sem.name);
+            let (k, rt, p) = runtime(sem);
+            let m = map(&k, &p, ty, flags, p.plain, &sem);
+            m.update(&rt, &key(0), &[0u8; 16], 0).expect("insert");
+            let e = m.htab_lookup(&key(0)).expect("key 0");
+            let ns: Vec<u64> = e.values.iter().map(|v| stash(&rt, &p, v)).collect();
+            m.update(&rt, &key(0), &[0xabu8; 16], 0).expect("update");
+            rt.rcu.rcu_barrier();
+            let now = m.htab_lookup(&key(0)).expect("key 0");
+            assert!(Arc::ptr_eq(&e, &now), "{what}: the same element");
+            drop(now);
+            let freed = sem.htab_percpu_update_frees_fields;
+            for (v, n) in e.values.iter().zip(&ns) {
+                assert_eq!(v.byte(0), 0xab, "{what}");
+                assert_eq!(slot(v), if freed { 0 } else { *n }, "{what}");
+                assert_eq!(rt.mem.is_live(*n), !freed, "{what}");
+            }
+            drop(e);
+            close(&rt, m);
+            assert_clean(&rt, &what);
+        }
+    }
+}
+
+/// A program still holds a preallocated element that user space deletes: the delete
+/// freed its special fields (free_htab_elem -> check_and_free_fields) and put it on
+/// the free list. The program then stashes an object into it. The next insert reuses
+/// the element, and alloc_htab_elem copies the value only (copy_map_value skips the
+/// special fields): the object is in the new key's value, and the map's free releases
+/// it. Nothing leaks.
+#[test]
+fn a_reused_preallocated_element_keeps_what_was_stashed_after_its_delete() {
+    for sem in [Semantics::V6_4, Semantics::V6_18] {
+        for ty in [BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH] {
+            let what = format!("{} type {ty}", sem.name);
+            let (k, rt, p) = runtime(sem);
+            let m = map(&k, &p, ty, 0, p.plain, &sem);
+            m.update(&rt, &key(0), &[0u8; 16], 0).expect("insert");
+            let held = m.htab_lookup(&key(0)).expect("the program's lookup");
+            m.delete(&rt, &key(0)).expect("delete from user space");
+            let n = stash(&rt, &p, &held.values[0]);
+            m.update(&rt, &key(1), &[7u8; 16], 0).expect("a new key");
+            let e = m.htab_lookup(&key(1)).expect("key 1");
+            assert!(Arc::ptr_eq(&held, &e), "{what}: the element was reused");
+            assert_eq!(slot(&e.values[0]), n, "{what}: the object is still there");
+            assert_eq!(e.values[0].byte(0), 7);
+            drop((held, e));
+            rt.rcu.rcu_barrier();
+            assert!(rt.mem.is_live(n), "{what}");
+            close(&rt, m);
+            assert!(!rt.mem.is_live(n), "{what}: map free released it");
+            assert_clean(&rt, &what);
+        }
+    }
+}
+
+/// `bpf(2)` map commands for the LRU oracle.
+mod sys {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct MapCreate {
+        map_type: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        map_flags: u32,
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct MapElem {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+
+    fn bpf<T>(cmd: i64, attr: &mut T) -> i64 {
+        // SAFETY: `attr` is a live `#[repr(C)]` prefix of `union bpf_attr` without
+        // padding; its pointers (to stack keys and values of the map's sizes) are valid
+        // for the call.
+        unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                cmd,
+                attr as *mut T as *mut libc::c_void,
+                std::mem::size_of::<T>(),
+            )
+        }
+    }
+
+    fn elem(fd: &OwnedFd, cmd: i64, k: u32) -> bool {
+        let mut v = [0u8; 8];
+        let mut a = MapElem {
+            map_fd: fd.as_raw_fd() as u32,
+            key: &k as *const u32 as u64,
+            value: v.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        bpf(cmd, &mut a) == 0
+    }
+
+    /// Runs `steps` (an update of each key) on a new LRU_HASH of 4 entries, pinned to
+    /// CPU 0, and returns the keys among 0..16 after each step.
+    pub fn lru_steps(flags: u32, steps: &[u32]) -> Vec<Vec<u32>> {
+        let res = std::thread::scope(|s| {
+            s.spawn(|| {
+                // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes inside it.
+                let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+                // SAFETY: CPU 0 is within the set's bounds.
+                unsafe { libc::CPU_SET(0, &mut set) };
+                // SAFETY: `set` is a valid cpu_set_t of the size given.
+                let r = unsafe {
+                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+                };
+                assert_eq!(r, 0, "pin to CPU 0");
+                let mut a = MapCreate {
+                    map_type: 9,
+                    key_size: 4,
+                    value_size: 8,
+                    max_entries: 4,
+                    map_flags: flags,
+                };
+                let fd = bpf(0, &mut a);
+                assert!(fd >= 0, "BPF_MAP_CREATE");
+                // SAFETY: the kernel just returned this new fd.
+                let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+                steps
+                    .iter()
+                    .map(|&k| {
+                        assert!(elem(&fd, 2, k), "BPF_MAP_UPDATE_ELEM {k}");
+                        (0..16).filter(|&i| elem(&fd, 1, i)).collect()
+                    })
+                    .collect::<Vec<Vec<u32>>>()
+            })
+            .join()
+        });
+        res.unwrap_or_default()
+    }
+}
