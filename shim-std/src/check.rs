@@ -42,6 +42,14 @@ pub struct MapReport {
     pub modelled: bool,
     /// A map-in-map's inner map (`<outer>.inner`), created first.
     pub inner: Option<Box<MapReport>>,
+    /// A map-in-map's initial slots as libbpf fills them after creating it
+    /// (`init_map_in_map_slots`: a `BPF_MAP_UPDATE_ELEM` each, which the kernel checks
+    /// with `bpf_map_fd_get_ptr`): (index, map, errno). libbpf fails the load on the
+    /// first refusal.
+    pub slots: Vec<(u32, String, Option<Errno>)>,
+    /// libbpf's retry without BTF after a refusal with it (`bpf_object__create_map`):
+    /// `None` when there was none, else its errno (`Some(None)`: created).
+    pub without_btf: Option<Option<Errno>>,
 }
 
 /// The whole answer for one object.
@@ -145,21 +153,61 @@ pub fn check_object_named(
             return Ok(rep);
         }
     };
+    let mut created: Vec<(String, kernel_core::map::BpfMap)> = Vec::new();
     for def in o.maps.iter().cloned() {
-        rep.maps.push(create_map(kernel, &btf, def, sem));
+        let (mut r, map) = create_map(kernel, &btf, def, sem);
+        if let Some(outer) = &map {
+            r.slots = init_map_in_map_slots(outer, &r.def, &created, sem);
+        }
+        if let Some(m) = map {
+            created.push((r.def.libbpf_name().to_string(), m));
+        }
+        rep.maps.push(r);
     }
     Ok(rep)
+}
+
+/// libbpf's `init_map_in_map_slots`: each initial slot's map stored into `outer` as
+/// the kernel's map-in-map update checks it (`bpf_fd_array_map_update_elem`: an index
+/// past `max_entries` is E2BIG; then `bpf_map_fd_get_ptr`).
+fn init_map_in_map_slots(
+    outer: &kernel_core::map::BpfMap,
+    def: &MapDef,
+    created: &[(String, kernel_core::map::BpfMap)],
+    sem: &Semantics,
+) -> Vec<(u32, String, Option<Errno>)> {
+    let mut out = Vec::new();
+    for (i, slot) in def.init_slots.iter().enumerate() {
+        let Some(name) = slot else { continue };
+        let target = created.iter().find(|(n, _)| n == name).map(|(_, m)| m);
+        let r = if def.map_type == 12 && i as u64 >= u64::from(def.max_entries) {
+            Err(Errno::E2BIG)
+        } else {
+            kernel_core::map::map_in_map::bpf_map_fd_get_ptr(outer, target, sem)
+        };
+        let failed = r.is_err();
+        out.push((i as u32, name.clone(), r.err()));
+        if failed {
+            break;
+        }
+    }
+    out
 }
 
 /// `bpf_object__create_map` on the model: a map-in-map's inner map first (libbpf
 /// creates it, passes its fd as `inner_map_fd`, then closes it), each map retried
 /// without BTF when the kernel refuses it with BTF, as libbpf retries. The report
 /// gives the verdict with BTF (what the object asks for).
-fn create_map(kernel: &KernelBtfs, btf: &BtfRef, def: MapDef, sem: &Semantics) -> MapReport {
+fn create_map(
+    kernel: &KernelBtfs,
+    btf: &BtfRef,
+    def: MapDef,
+    sem: &Semantics,
+) -> (MapReport, Option<kernel_core::map::BpfMap>) {
     let inner = def
         .inner
         .as_deref()
-        .map(|i| Box::new(create_map(kernel, btf, i.clone(), sem)));
+        .map(|i| Box::new(create_map(kernel, btf, i.clone(), sem).0));
     let name = def.kernel_name();
     let inner_def = def.inner.as_deref();
     // The inner map as libbpf ends up creating it (with BTF, or without after a
@@ -186,7 +234,7 @@ fn create_map(kernel: &KernelBtfs, btf: &BtfRef, def: MapDef, sem: &Semantics) -
     } else {
         map_create(kernel, &attr, sem)
     };
-    let (errno, fields, record_error, modelled) = match res {
+    let (errno, fields, record_error, modelled) = match &res {
         Ok(m) => (
             None,
             m.record
@@ -197,20 +245,36 @@ fn create_map(kernel: &KernelBtfs, btf: &BtfRef, def: MapDef, sem: &Semantics) -
             m.modelled,
         ),
         Err(e) => (
-            Some(e),
+            Some(*e),
             Vec::new(),
             None,
             kernel_core::map::create::map_type_modelled(def.map_type),
         ),
     };
-    MapReport {
+    // libbpf retries a map refused with BTF without it; that map has no record.
+    let mut created = res.ok();
+    let mut without_btf = None;
+    if errno.is_some() && (def.btf_key_type_id != 0 || def.btf_value_type_id != 0) {
+        let mut plain = def.attr(btf, &name);
+        plain.inner_map = inner_map.as_ref();
+        plain.btf = None;
+        plain.btf_key_type_id = 0;
+        plain.btf_value_type_id = 0;
+        let r = map_create(kernel, &plain, sem);
+        without_btf = Some(r.as_ref().err().copied());
+        created = r.ok();
+    }
+    let rep = MapReport {
         def,
         errno,
         fields,
         record_error,
         modelled,
         inner,
-    }
+        slots: Vec::new(),
+        without_btf,
+    };
+    (rep, created)
 }
 
 fn errno_json(e: Option<Errno>) -> Value {
@@ -237,6 +301,9 @@ fn map_json(m: &MapReport) -> Value {
         "record_error": errno_json(m.record_error),
         "modelled": m.modelled,
         "inner": m.inner.as_deref().map(map_json),
+        "slots": m.slots.iter().map(|(i, n, e)| json!({
+            "index": i, "map": n, "ok": e.is_none(), "errno": errno_json(*e),
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -289,9 +356,32 @@ fn map_text(s: &mut String, m: &MapReport, indent: &str, label: &str) {
     if let Some(i) = &m.inner {
         map_text(s, i, &format!("{indent}  "), "inner ");
     }
+    for (i, n, e) in &m.slots {
+        match e {
+            None => s.push_str(&format!("{indent}  slot [{i}] = map {n}: stored\n")),
+            Some(e) => s.push_str(&format!(
+                "{indent}  slot [{i}] = map {n}: {e} (the update libbpf makes is refused; libbpf fails the load)\n"
+            )),
+        }
+    }
 }
 
 impl CheckReport {
+    /// The errno `bpf_object__load` fails with, as libbpf goes: the first map it cannot
+    /// create even without BTF, or the first initial slot of a map of maps the kernel
+    /// refuses. `None` when libbpf creates every map (BTF load failing is not fatal
+    /// to libbpf: it goes on without BTF, which this report does not follow).
+    pub fn libbpf_load_errno(&self) -> Option<Errno> {
+        self.maps.iter().find_map(|m| {
+            let create = match (m.errno, m.without_btf) {
+                (None, _) => None,
+                (Some(_), Some(again)) => again,
+                (Some(e), None) => Some(e),
+            };
+            create.or_else(|| m.slots.iter().find_map(|s| s.2))
+        })
+    }
+
     /// The JSON shape of `kptr-model check --json`.
     pub fn to_json(&self) -> Value {
         json!({

@@ -499,185 +499,25 @@ pub fn cmd_trace(
     Ok(())
 }
 
-/// `kptr-model check --kernel`: the running kernel's verdicts beside the model's.
+/// `kptr-model check --kernel`: the running kernel's verdicts beside the model's
+/// ([`crate::compare::compare_with_kernel`]).
 pub fn cmd_check_kernel(
     obj: Option<&Path>,
     sem: Semantics,
     out: &mut dyn Write,
 ) -> Result<(), LoadError> {
-    use std::os::fd::AsFd;
-    let (name, oname, bytes) = object_bytes(obj, &sem)?;
-    if let Some(r) = crate::oracle::unavailable_reason() {
-        writeln!(out, "kernel: not asked ({r})").map_err(io_err)?;
-        return Ok(());
-    }
-    let (kernel, _) = crate::kernel_btf::load_kernel_btfs(None, false, Semantics::V6_18)?;
-    let warns = kernel_core::sync::warn::warn_count();
-    let model = crate::check::check_object_named(&kernel, &bytes, &oname, &Semantics::V6_18)?;
-    if kernel_core::sync::warn::warn_count() != warns {
-        writeln!(
-            out,
-            "kernel: not asked: the model raised a kernel WARN for {name}; the running kernel would WARN and taint"
-        )
-        .map_err(io_err)?;
-        return Ok(());
-    }
-    if sem.name != "v6.18" {
+    let (_, oname, bytes) = object_bytes(obj, &sem)?;
+    if sem.name != Semantics::V6_18.name {
         writeln!(
             out,
             "kernel: the running kernel is judged against the v6.18 profile"
         )
         .map_err(io_err)?;
     }
-    let o = crate::elf::read_bpf_object_named(&bytes, &oname)?;
-    let k = crate::oracle::btf_load(&o.btf);
-    let same = k.errno == model.btf_errno.map(|e| e.raw());
-    writeln!(
-        out,
-        "kernel: BTF load {} ({})",
-        k.errno
-            .map_or("ok".to_string(), |e| Errno::from_raw(e).to_string()),
-        if same {
-            "same as the model"
-        } else {
-            "DIFFERS from the model"
-        }
-    )
-    .map_err(io_err)?;
-    let Ok(fd) = crate::oracle::btf_load_fd(&o.btf) else {
-        return Ok(());
-    };
-    // The model's BTF of the object, for the probes (a uptr pointee's size).
-    let model_btf = kernel_core::record::bpf_btf_load(&kernel, &o.btf, 0, &Semantics::V6_18)
-        .ok()
-        .map(|(b, _)| b);
-    let arena_policy = crate::oracle::arena_refused();
-    let (mut judged, mut same_fields, mut differ) = (0usize, 0usize, 0usize);
-    for m in &model.maps {
-        // Closing a map whose graph root is guarded only by a bpf_res_spin_lock WARNs.
-        let guards_root_with_res_lock_only = |fields: &[crate::check::FieldReport]| {
-            let tys: Vec<&str> = fields.iter().map(|f| f.ty).collect();
-            tys.contains(&"res_spin_lock")
-                && !tys.contains(&"spin_lock")
-                && (tys.contains(&"list_head") || tys.contains(&"rb_root"))
-        };
-        let inner_fields = m
-            .inner
-            .as_deref()
-            .map(|i| i.fields.as_slice())
-            .unwrap_or(&[]);
-        if guards_root_with_res_lock_only(&m.fields) || guards_root_with_res_lock_only(inner_fields)
-        {
-            writeln!(
-                out,
-                "kernel: map {} not created: closing it would WARN",
-                m.def.kname
-            )
-            .map_err(io_err)?;
-            continue;
-        }
-        // A map-in-map's inner template first, as libbpf creates it (retried without
-        // BTF when refused with it), then the outer map with its fd.
-        let mut inner_fd = None;
-        if let (Some(idef), Some(irep)) = (&m.def.inner, &m.inner) {
-            let iname = idef.kernel_name();
-            let req = idef.oracle_request(fd.as_fd(), &iname);
-            let kr = crate::oracle::map_create(&req);
-            let same = kr.as_ref().err().copied() == irep.errno.map(|e| e.raw());
-            writeln!(
-                out,
-                "kernel: inner map {} {} ({})",
-                idef.kname,
-                kr.as_ref()
-                    .err()
-                    .map_or("created".to_string(), |e| Errno::from_raw(*e).to_string()),
-                if same {
-                    "same as the model"
-                } else {
-                    "DIFFERS from the model"
-                }
-            )
-            .map_err(io_err)?;
-            differ += usize::from(!same);
-            inner_fd = kr.ok().or_else(|| {
-                let plain = crate::oracle::MapCreate {
-                    btf_fd: None,
-                    btf_key_type_id: 0,
-                    btf_value_type_id: 0,
-                    ..req
-                };
-                crate::oracle::map_create(&plain).ok()
-            });
-        }
-        let kname = m.def.kernel_name();
-        let kr = crate::oracle::map_create_with_inner(
-            &m.def.oracle_request(fd.as_fd(), &kname),
-            inner_fd.as_ref().map(|f| f.as_fd()),
-        );
-        let kerr = kr.as_ref().err().copied();
-        let same = kerr == m.errno.map(|e| e.raw());
-        let machine = m.def.map_type == kernel_core::map::BPF_MAP_TYPE_ARENA
-            && kerr == Some(Errno::EPERM.raw())
-            && arena_policy.is_some();
-        let verdict = if same {
-            "same as the model".to_string()
-        } else if machine {
-            format!(
-                "not compared: {}",
-                arena_policy.as_deref().unwrap_or_default()
-            )
-        } else {
-            differ += 1;
-            "DIFFERS from the model".to_string()
-        };
-        writeln!(
-            out,
-            "kernel: map {} {} ({verdict})",
-            m.def.kname,
-            kerr.map_or("created".to_string(), |e| Errno::from_raw(e).to_string()),
-        )
-        .map_err(io_err)?;
-        let (Ok(mfd), None) = (&kr, m.errno) else {
-            continue;
-        };
-        let target = crate::field_probe::ProbeTarget {
-            prog_btf: model_btf.as_ref().map(|b| b.data()),
-            inner: m
-                .def
-                .inner
-                .as_deref()
-                .map(|i| crate::field_probe::InnerMap {
-                    map_type: i.map_type,
-                    key_size: i.key_size,
-                    value_size: i.value_size,
-                    map_flags: i.map_flags,
-                }),
-            ..crate::field_probe::ProbeTarget::from_def(mfd.as_fd(), &m.def)
-        };
-        let fields = if m.def.inner.is_some() {
-            inner_fields
-        } else {
-            &m.fields
-        };
-        let j = crate::field_probe::judge_fields(&target, fields);
-        let what = if m.def.inner.is_some() { "inner " } else { "" };
-        for l in j.lines() {
-            writeln!(out, "kernel:   {what}{l}").map_err(io_err)?;
-        }
-        if j.is_judged() {
-            judged += j.fields.len() + j.kernel_only.len();
-            let d = j.differences().len();
-            differ += d;
-            same_fields +=
-                j.fields.len() + j.kernel_only.len() - d.min(j.fields.len() + j.kernel_only.len());
-        } else if matches!(j.status, crate::field_probe::Status::ProbeError(_)) {
-            differ += 1;
-        }
+    let (kernel, _) = crate::kernel_btf::load_kernel_btfs(None, false, Semantics::V6_18)?;
+    let cmp = crate::compare::compare_with_kernel(&kernel, &bytes, &oname)?;
+    for l in cmp.lines() {
+        writeln!(out, "{l}").map_err(io_err)?;
     }
-    writeln!(
-        out,
-        "kernel: {judged} fields judged, {same_fields} the same; {differ} differences"
-    )
-    .map_err(io_err)?;
     Ok(())
 }

@@ -121,8 +121,13 @@ pub fn read_bpf_object_named(data: &[u8], name: &str) -> Result<BpfObject, LoadE
             });
         }
     }
+    let maps_sec = file.section_by_name(".maps");
+    let maps_idx = maps_sec.as_ref().map(|s| s.index());
+    // Symbols by their index in the symbol table (object skips the null symbol 0).
+    let mut sym_at: HashMap<usize, usize> = HashMap::new();
     let mut syms = Vec::new();
     for sym in file.symbols() {
+        sym_at.insert(sym.index().0, syms.len());
         let (st_info, st_other) = match sym.flags() {
             object::SymbolFlags::Elf { st_info, st_other } => (st_info, st_other),
             _ => (0, 0),
@@ -134,18 +139,38 @@ pub fn read_bpf_object_named(data: &[u8], name: &str) -> Result<BpfObject, LoadE
             visibility: st_other & 0x3,
             undefined: matches!(sym.section(), object::SymbolSection::Undefined),
             in_text: text_idx.is_some() && sym.section_index() == text_idx,
+            in_maps: maps_idx.is_some() && sym.section_index() == maps_idx,
             value: sym.address(),
         });
     }
     let prep = crate::libbpf::prepare_btf(&btf_raw, &syms, &section_sizes)?;
-    let maps_size = file.section_by_name(".maps").map(|s| s.size());
-    let maps = crate::libbpf::maps::bpf_object__init_maps(
+    let maps_size = maps_sec.as_ref().map(|s| s.size());
+    let mut maps = crate::libbpf::maps::bpf_object__init_maps(
         &prep.raw,
         name,
         maps_size,
         &data_secs,
         prep.kconfig_size,
     )?;
+    // `.rel.maps`: the initial slots of maps of maps (`__array(values, ...)` with an
+    // initialiser), as `bpf_object__collect_map_relos` reads them.
+    if let Some(ms) = &maps_sec {
+        let mut rels = Vec::new();
+        for (off, r) in ms.relocations() {
+            let sym = match r.target() {
+                object::RelocationTarget::Symbol(i) => sym_at.get(&i.0).map(|&k| &syms[k]),
+                _ => None,
+            };
+            let Some(sym) = sym else {
+                return Err(LoadError {
+                    errno: Errno::EINVAL,
+                    reason: format!(".maps relo at {off}: symbol not found"),
+                });
+            };
+            rels.push((off, sym.clone()));
+        }
+        crate::libbpf::maps::bpf_object__collect_map_relos(&prep.raw, &mut maps, &rels)?;
+    }
     Ok(BpfObject {
         maps,
         name: name.to_string(),
@@ -193,6 +218,7 @@ mod tests {
             visibility: 0,
             undefined: false,
             in_text: false,
+            in_maps: false,
             value,
         }
     }

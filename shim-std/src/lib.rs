@@ -5,6 +5,7 @@
 pub mod alloc_account;
 pub mod check;
 pub mod cli;
+pub mod compare;
 pub mod dump;
 pub mod elf;
 pub mod field_probe;

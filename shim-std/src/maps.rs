@@ -38,6 +38,11 @@ pub struct MapDef {
     pub map_extra: u64,
     /// A map-in-map's inner map (`__array(values, ...)`), named `<outer>.inner`.
     pub inner: Option<Box<MapDef>>,
+    /// A map-in-map's initial slots (`.values = { [i] = &map }`): the map names by
+    /// index, as libbpf stores them after creating the outer map.
+    pub init_slots: Vec<Option<String>>,
+    /// Index of the map's VAR in the `.maps` DATASEC (BTF-defined maps).
+    pub btf_var_idx: Option<usize>,
 }
 
 impl MapDef {

@@ -14,6 +14,8 @@ use std::sync::OnceLock;
 
 /// `BPF_MAP_CREATE` command number.
 const BPF_MAP_CREATE: libc::c_int = 0;
+/// `BPF_MAP_UPDATE_ELEM` command number.
+const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
 /// `BPF_PROG_LOAD` command number.
 const BPF_PROG_LOAD: libc::c_int = 5;
 /// `BPF_BTF_LOAD` command number.
@@ -41,6 +43,17 @@ struct BtfLoadAttr {
     btf_log_size: u32,
     btf_log_level: u32,
     btf_log_true_size: u32,
+}
+
+/// The `BPF_MAP_*_ELEM` part of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct MapElemAttr {
+    map_fd: u32,
+    pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
 }
 
 /// The `BPF_MAP_CREATE` part of `union bpf_attr` (up to `map_extra`). No padding.
@@ -169,6 +182,27 @@ fn tiny_btf() -> Vec<u8> {
     b.extend_from_slice(&((1u32 << 24) | 32).to_le_bytes());
     b.extend_from_slice(b"\0int\0");
     b
+}
+
+/// `BPF_MAP_UPDATE_ELEM` of `key` to `value` with `flags`: the kernel's errno on
+/// failure. The caller passes buffers of the map's key and value sizes.
+pub fn map_update_elem(
+    map: BorrowedFd<'_>,
+    key: &[u8],
+    value: &[u8],
+    flags: u64,
+) -> Result<(), i32> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        flags,
+        ..Default::default()
+    };
+    // SAFETY: `attr` is a valid BPF_MAP_UPDATE_ELEM prefix of `union bpf_attr`; the key
+    // and value pointers refer to live buffers for the duration of the call, which the
+    // kernel only reads.
+    unsafe { sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr) }.map(|_| ())
 }
 
 /// Why the running kernel refuses every `BPF_MAP_TYPE_ARENA` map, if it does: a valid

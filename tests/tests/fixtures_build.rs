@@ -1,7 +1,8 @@
 //! The committed fixture objects are what their sources compile to: every
-//! `tests/fixtures/bpf/*.c` is rebuilt with `build.sh`'s exact command (`clang-19 -g -O2
-//! -target bpf -c`, from the source directory) into a temporary directory and compared
-//! with `tests/fixtures/obj/` section by section. The build directory is part of the
+//! `tests/fixtures/bpf/*.c` and `tests/fixtures/corpus/src/*.c` is rebuilt with the
+//! build scripts' exact command (`clang-19 -g -O2 -target bpf -c`, from the source
+//! directory) into a temporary directory and compared with the committed object
+//! section by section. The build directory is part of the
 //! output (DWARF, and the file names of `.BTF.ext`'s line info in `.BTF`'s strings), so
 //! the rebuild names the directory the committed object was built in
 //! (`-fdebug-compilation-dir`, read back from the object's own `.BTF` strings) and debug
@@ -65,27 +66,63 @@ fn names(dir: &Path, ext: &str) -> Vec<String> {
     v
 }
 
-#[test]
-fn fixture_objects_are_what_their_sources_compile_to() {
+fn clang_missing() -> bool {
     if Command::new(CLANG).arg("--version").output().is_err() {
         assert!(
             !shim_std::oracle::kernel_required(),
             "{CLANG} is missing where the comparisons are required (scripts/setup.sh installs it)"
         );
         eprintln!("NOT RUN: {CLANG} not found; the fixture objects were not rebuilt");
+        return true;
+    }
+    false
+}
+
+#[test]
+fn fixture_objects_are_what_their_sources_compile_to() {
+    if clang_missing() {
         return;
     }
     let dir = kptr_tests::fixtures_dir();
-    let (src_dir, obj_dir) = (dir.join("bpf"), dir.join("obj"));
+    rebuild_and_compare(
+        &dir.join("bpf"),
+        &dir.join("obj"),
+        100,
+        "tests/fixtures/build.sh",
+    );
+}
+
+#[test]
+fn corpus_objects_are_what_their_sources_compile_to() {
+    if clang_missing() {
+        return;
+    }
+    let dir = kptr_tests::fixtures_dir().join("corpus");
+    rebuild_and_compare(
+        &dir.join("src"),
+        &dir.join("obj"),
+        60,
+        "tests/fixtures/corpus/build.sh",
+    );
+}
+
+/// Rebuilds every `src_dir/*.c` as the build script does and compares it with
+/// `obj_dir`; at least `min` sources.
+fn rebuild_and_compare(src_dir: &Path, obj_dir: &Path, min: usize, script: &str) {
+    let (src_dir, obj_dir) = (src_dir.to_path_buf(), obj_dir.to_path_buf());
     let srcs = names(&src_dir, "c");
     let objs = names(&obj_dir, "o");
-    assert!(srcs.len() >= 100, "{} sources", srcs.len());
+    assert!(srcs.len() >= min, "{} sources", srcs.len());
     assert_eq!(
         srcs, objs,
         "every source has an object and every object a source"
     );
 
-    let out = std::env::temp_dir().join(format!("kptr-fixtures-{}", std::process::id()));
+    let out = std::env::temp_dir().join(format!(
+        "kptr-fixtures-{}-{}",
+        std::process::id(),
+        srcs.len()
+    ));
     std::fs::create_dir_all(&out).expect("temporary directory");
     // Two compilers at a time (the machines have two cores).
     let halves: Vec<Vec<String>> = vec![
@@ -144,13 +181,14 @@ fn fixture_objects_are_what_their_sources_compile_to() {
     let _ = std::fs::remove_dir_all(&out);
     assert!(
         failures.is_empty(),
-        "{} of {} fixtures differ from their sources (run tests/fixtures/build.sh):\n{}",
+        "{} of {} objects differ from their sources (run {script}):\n{}",
         failures.len(),
         srcs.len(),
         failures.join("\n")
     );
     eprintln!(
-        "{} fixture objects rebuilt and equal to the committed ones",
-        srcs.len()
+        "{} objects of {} rebuilt and equal to the committed ones",
+        srcs.len(),
+        obj_dir.display()
     );
 }

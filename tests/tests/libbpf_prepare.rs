@@ -145,6 +145,14 @@ fn model_prepares_objects_as_libbpf_does() {
         if rep.btf_errno.is_some() {
             continue;
         }
+        let lerr = lb["load_error"].as_i64().unwrap_or(-1);
+        let merr = rep.libbpf_load_errno().map_or(0, |e| i64::from(e.raw()));
+        if lerr != merr {
+            failures.push(format!(
+                "{}: libbpf's load ends with errno {lerr}, the model predicts {merr}",
+                p.display()
+            ));
+        }
         let names: Vec<String> = rep
             .maps
             .iter()

@@ -86,6 +86,8 @@ fn empty_def(name: &str) -> MapDef {
         kname: name.to_string(),
         map_extra: 0,
         inner: None,
+        init_slots: Vec::new(),
+        btf_var_idx: None,
     }
 }
 
@@ -343,9 +345,9 @@ pub fn bpf_object__init_user_btf_maps(
         if btf.word(def, 2).unwrap_or(0) > size {
             return Err(einval(&name, "invalid def size".into()));
         }
-        out.push(fill_map_from_def(parse_btf_map_def(
-            btf, &name, def, false,
-        )?));
+        let mut m = fill_map_from_def(parse_btf_map_def(btf, &name, def, false)?);
+        m.btf_var_idx = Some(i);
+        out.push(m);
     }
     Ok(out)
 }
@@ -408,4 +410,112 @@ pub fn bpf_object__init_maps(
         ));
     }
     Ok(out)
+}
+
+/// `bpf_object__collect_map_relos` for maps of maps: each relocation of `.maps`
+/// (`rels`: offset in the section, the symbol) puts a BTF-defined map into a slot of the
+/// `values` array of the map whose VAR covers the offset. Program arrays' slots are
+/// programs, not modelled here (their relocations are checked, then left).
+pub fn bpf_object__collect_map_relos(
+    btf: &RawBtf,
+    maps: &mut [MapDef],
+    rels: &[(u64, super::ElfSym)],
+) -> Result<(), LoadError> {
+    let Some(sec) = btf.find_by_name(".maps", Some(BtfKind::Datasec)) else {
+        return Err(LoadError {
+            errno: Errno::EINVAL,
+            reason: ".maps relocations without a .maps DATASEC".into(),
+        });
+    };
+    let vsi = |i: usize| {
+        (
+            btf.word(sec, 3 + 3 * i).unwrap_or(0),
+            u64::from(btf.word(sec, 4 + 3 * i).unwrap_or(0)),
+            u64::from(btf.word(sec, 5 + 3 * i).unwrap_or(0)),
+        )
+    };
+    for (n, (off, sym)) in rels.iter().enumerate() {
+        let name = if sym.name.is_empty() {
+            "<?>"
+        } else {
+            &sym.name
+        };
+        let found = maps.iter().position(|m| {
+            m.btf_var_idx.is_some_and(|i| {
+                let (_, vo, vs) = vsi(i);
+                vo <= *off && off + 8 <= vo + vs
+            })
+        });
+        let Some(j) = found else {
+            return Err(LoadError {
+                errno: Errno::EINVAL,
+                reason: format!(".maps relo #{n}: cannot find map '{name}' at offset {off}"),
+            });
+        };
+        let m = &maps[j];
+        if m.map_type == BPF_MAP_TYPE_PROG_ARRAY {
+            continue;
+        }
+        if !MAP_IN_MAP.contains(&m.map_type) {
+            return Err(einval(
+                &m.name,
+                format!(
+                    ".maps relo #{n}: '{name}' in a map that is neither map-in-map nor prog-array"
+                ),
+            ));
+        }
+        if !sym.in_maps {
+            return Err(LoadError {
+                errno: Errno::EINVAL,
+                reason: format!(
+                    ".maps relo #{n}: '{name}' isn't a BTF-defined map (libbpf: -LIBBPF_ERRNO__RELOC)"
+                ),
+            });
+        }
+        if m.map_type == MAP_IN_MAP[1] && m.key_size != 4 {
+            return Err(einval(
+                &m.name,
+                format!(".maps relo #{n}: hash-of-maps should have key size 4"),
+            ));
+        }
+        if !maps.iter().any(|t| t.libbpf_name() == name) {
+            return Err(LoadError {
+                errno: Errno::ESRCH,
+                reason: format!(".maps relo #{n}: '{name}' isn't a valid map reference"),
+            });
+        }
+        let (var, vo, _) = vsi(maps[j].btf_var_idx.unwrap_or(0));
+        let def = btf.skip_mods_and_typedefs(btf.word(var, 2).unwrap_or(0));
+        let vlen = btf.vlen(def) as usize;
+        let last = vlen
+            .checked_sub(1)
+            .ok_or_else(|| einval(&maps[j].name, "empty map definition".into()))?;
+        if btf
+            .word(def, 3 + 3 * last)
+            .and_then(|o| btf.str_at(o))
+            .as_deref()
+            != Some("values")
+        {
+            return Err(einval(
+                &maps[j].name,
+                format!(".maps relo #{n}: the last member is not 'values'"),
+            ));
+        }
+        let moff = u64::from(btf.word(def, 5 + 3 * last).unwrap_or(0) & 0x00ff_ffff) / 8;
+        let rel = off - vo;
+        if rel < moff || (rel - moff) % 8 != 0 {
+            return Err(einval(
+                &maps[j].name,
+                format!(".maps relo #{n}: offset {off} is not a slot of 'values'"),
+            ));
+        }
+        // Within the VAR, which lies within the `.maps` section: bounded by the input.
+        let slot = ((rel - moff) / 8) as usize;
+        let slots = &mut maps[j].init_slots;
+        if slot >= slots.len() {
+            slots.resize(slot + 1, None);
+        }
+        slots[slot] = Some(name.to_string());
+    }
+    Ok(())
 }

@@ -36,6 +36,8 @@ pub struct ElfSym {
     pub undefined: bool,
     /// Defined in the `.text` section.
     pub in_text: bool,
+    /// Defined in the `.maps` section (a BTF-defined map).
+    pub in_maps: bool,
     /// `st_value`.
     pub value: u64,
 }
