@@ -167,6 +167,12 @@ pub fn check_object_named(
     Ok(rep)
 }
 
+/// Whether this process has a file open at fd 0 (never a BPF map here).
+fn fd0_is_open() -> bool {
+    // SAFETY: F_GETFD on a descriptor number only reads the process's fd table.
+    unsafe { libc::fcntl(0, libc::F_GETFD) >= 0 }
+}
+
 /// libbpf's `init_map_in_map_slots`: each initial slot's map stored into `outer` as
 /// the kernel's map-in-map update checks it (`bpf_fd_array_map_update_elem`: an index
 /// past `max_entries` is E2BIG; then `bpf_map_fd_get_ptr`).
@@ -232,7 +238,13 @@ fn create_map(
             .and_then(|i| i.errno)
             .unwrap_or(Errno::EINVAL))
     } else {
-        map_create(kernel, &attr, sem)
+        match map_create(kernel, &attr, sem) {
+            // A map of maps without `values`: libbpf passes inner_map_fd 0, so the
+            // kernel looks at this process's fd 0: EBADF when it is closed, EINVAL
+            // when it is open but not a map (`__bpf_map_get`).
+            Err(Errno::EBADF) if inner_def.is_none() && fd0_is_open() => Err(Errno::EINVAL),
+            r => r,
+        }
     };
     let (errno, fields, record_error, modelled) = match &res {
         Ok(m) => (
@@ -333,6 +345,11 @@ fn map_text(s: &mut String, m: &MapReport, indent: &str, label: &str) {
     if let Some(e) = m.record_error {
         s.push_str(&format!(
             "{indent}  record: {e} (map has no special fields)\n"
+        ));
+    }
+    if matches!(m.def.map_type, 12 | 13) && m.def.inner.is_none() {
+        s.push_str(&format!(
+            "{indent}  no inner map: the definition has no `__array(values, ...)`, so libbpf passes inner_map_fd 0 (EBADF where fd 0 is closed, EINVAL where it is not a map)\n"
         ));
     }
     for f in &m.fields {

@@ -16,7 +16,7 @@ use shim_std::libbpf::object_name;
 const INODE_STORAGE: &str = "inode";
 /// Maps of the committed corpus (inner templates counted), those judged field by
 /// field, and their fields.
-const CORPUS_MAPS: usize = 153;
+const CORPUS_MAPS: usize = 154;
 const CORPUS_JUDGED_MAPS: usize = 138;
 const CORPUS_FIELDS: usize = 149;
 /// Initial slots of maps of maps stored by libbpf's updates, and those the kernel
