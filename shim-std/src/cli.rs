@@ -78,6 +78,24 @@ pub enum Cmd {
         #[arg(long)]
         dot: Option<PathBuf>,
     },
+    /// Run a run-time scenario (tests/scenarios/README.md: map operations and program
+    /// steps on one map of a BPF object) on the model and, with --kernel, on the
+    /// running kernel, one observation per step side by side. Exit status: 0 when
+    /// every step agrees (and gives what the scenario expects), 1 when one does not,
+    /// 2 on an error (a bad scenario, an object that cannot be loaded).
+    Run {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// Kernel profile for the model.
+        #[arg(long, default_value = "v6.18")]
+        profile: String,
+        /// Also run it on the running kernel (BPF_PROG_TEST_RUN, bpf(2) map commands).
+        #[arg(long)]
+        kernel: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// What changes for an object between two profiles. Without OBJ: the embedded
     /// example built for the --from profile's node layout.
     Diff {
@@ -134,7 +152,29 @@ pub fn main_with(cli: Cli, out: &mut dyn Write) -> ExitCode {
         json: false,
         kernel: false,
     });
+    if let Cmd::Run {
+        scenario,
+        profile: p,
+        kernel,
+        json,
+    } = &cmd
+    {
+        return match profile(p).and_then(|sem| cmd_run(scenario, sem, *kernel, *json, out)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                let _ = out.flush();
+                if *json {
+                    let _ = writeln!(out, "{}", serde_json::json!({"error": format!("{}: {}", e.errno, e.reason)}));
+                } else {
+                    eprintln!("kptr-model: {}: {}", e.errno, e.reason);
+                }
+                ExitCode::from(2)
+            }
+        };
+    }
     let res = match cmd {
+        Cmd::Run { .. } => Ok(()),
         Cmd::Btf {
             file,
             base,
@@ -497,6 +537,114 @@ pub fn cmd_trace(
     )
     .map_err(io_err)?;
     Ok(())
+}
+
+/// `kptr-model run`: the scenario on the model (and the kernel); `Ok(true)` when every
+/// step agrees and gives what the scenario expects.
+pub fn cmd_run(
+    path: &Path,
+    sem: Semantics,
+    kernel: bool,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<bool, LoadError> {
+    let sc = crate::run::load(path)?;
+    let warns = kernel_core::sync::warn::warn_count();
+    let model = crate::run::model::run_model(&sc, sem)?;
+    let warned = kernel_core::sync::warn::warn_count() != warns || !model.close.warnings.is_empty();
+    let kern: Option<Result<Vec<String>, String>> = kernel.then(|| {
+        if warned {
+            Err("the model raised a kernel WARN for this scenario; the running kernel would WARN and taint".into())
+        } else if sem.name != Semantics::V6_18.name {
+            Err(format!("the running kernel is v6.18, not {}", sem.name))
+        } else {
+            crate::run::kernel::run_kernel(&sc, &model.def)
+        }
+    });
+    let kres = kern.as_ref().and_then(|k| k.as_ref().ok());
+    let steps: Vec<crate::run::Observed> = sc
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| crate::run::Observed {
+            line: l.clone(),
+            model: model.results.get(i).cloned().unwrap_or_default(),
+            kernel: kres.and_then(|k| k.get(i).cloned()),
+        })
+        .collect();
+    let agree = steps.iter().all(|o| o.same() && o.as_expected());
+    let c = &model.close;
+    if json {
+        let v = serde_json::json!({
+            "scenario": path.display().to_string(),
+            "object": sc.object.display().to_string(),
+            "map": sc.map,
+            "profile": sem.name,
+            "kernel": match &kern {
+                None => serde_json::json!({"asked": false, "reason": null}),
+                Some(Ok(_)) => serde_json::json!({"asked": true, "reason": null}),
+                Some(Err(r)) => serde_json::json!({"asked": false, "reason": r}),
+            },
+            "steps": steps.iter().map(|o| serde_json::json!({
+                "line": o.line.no, "step": o.line.text, "model": o.model, "kernel": o.kernel,
+                "same": o.same(), "expect": o.line.expect, "as_expected": o.as_expected(),
+            })).collect::<Vec<_>>(),
+            "model_close": {
+                "allocs": c.allocs, "frees": c.frees, "leaks": c.leaks,
+                "double_frees": c.double_frees, "use_after_free": c.use_after_free,
+                "null_derefs": c.null_derefs, "warnings": c.warnings,
+            },
+            "agree": agree,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default()).map_err(io_err)?;
+        return Ok(agree);
+    }
+    writeln!(
+        out,
+        "scenario {} (object {}, map {}, profile {})",
+        path.display(),
+        sc.object.display(),
+        sc.map,
+        sem.name
+    )
+    .map_err(io_err)?;
+    for o in &steps {
+        let mut l = format!("{:>4}  {:<22} model: {:<14}", o.line.no, o.line.text, o.model);
+        if let Some(k) = &o.kernel {
+            l += &format!(" kernel: {:<14} {}", k, if o.same() { "same" } else { "DIFFERS" });
+        }
+        if !o.as_expected() {
+            l += &format!("  EXPECTED {}", o.line.expect.as_deref().unwrap_or_default());
+        }
+        writeln!(out, "{}", l.trim_end()).map_err(io_err)?;
+    }
+    writeln!(
+        out,
+        "model: map closed: {} objects allocated, {} freed; leaks: {}, double frees: {}, use after free: {}, NULL dereferences: {}",
+        c.allocs, c.frees, c.leaks, c.double_frees, c.use_after_free, c.null_derefs
+    )
+    .map_err(io_err)?;
+    for w in &c.warnings {
+        writeln!(out, "model: WARN: {w}").map_err(io_err)?;
+    }
+    match &kern {
+        None => {}
+        Some(Ok(_)) => {
+            let differ = steps.iter().filter(|o| !o.same()).count();
+            writeln!(
+                out,
+                "kernel: {} steps, {} the same, {differ} differ; frees are not observable from a program here: the close is the model's alone",
+                steps.len(),
+                steps.len() - differ
+            )
+            .map_err(io_err)?;
+        }
+        Some(Err(r)) => writeln!(out, "kernel: not asked: {r}").map_err(io_err)?,
+    }
+    if kernel && !matches!(kern, Some(Ok(_))) {
+        return Ok(false);
+    }
+    Ok(agree)
 }
 
 /// `kptr-model check --kernel`: the running kernel's verdicts beside the model's

@@ -14,8 +14,14 @@ use std::sync::OnceLock;
 
 /// `BPF_MAP_CREATE` command number.
 const BPF_MAP_CREATE: libc::c_int = 0;
+/// `BPF_MAP_LOOKUP_ELEM` command number.
+const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
 /// `BPF_MAP_UPDATE_ELEM` command number.
 const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
+/// `BPF_MAP_DELETE_ELEM` command number.
+const BPF_MAP_DELETE_ELEM: libc::c_int = 3;
+/// `BPF_PROG_TEST_RUN` command number.
+const BPF_PROG_TEST_RUN: libc::c_int = 10;
 /// `BPF_PROG_LOAD` command number.
 const BPF_PROG_LOAD: libc::c_int = 5;
 /// `BPF_BTF_LOAD` command number.
@@ -203,6 +209,70 @@ pub fn map_update_elem(
     // and value pointers refer to live buffers for the duration of the call, which the
     // kernel only reads.
     unsafe { sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr) }.map(|_| ())
+}
+
+/// `BPF_MAP_LOOKUP_ELEM` of `key` into `value` (the map's value size, times the
+/// possible CPUs for a per-CPU map): the kernel's errno on failure.
+pub fn map_lookup_elem(map: BorrowedFd<'_>, key: &[u8], value: &mut [u8]) -> Result<(), i32> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: a valid BPF_MAP_LOOKUP_ELEM prefix; the key is read and the value buffer,
+    // as large as the caller's map needs, written during the call only.
+    unsafe { sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) }.map(|_| ())
+}
+
+/// `BPF_MAP_DELETE_ELEM` of `key`: the kernel's errno on failure.
+pub fn map_delete_elem(map: BorrowedFd<'_>, key: &[u8]) -> Result<(), i32> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: a valid BPF_MAP_DELETE_ELEM prefix; the key is read during the call only.
+    unsafe { sys_bpf(BPF_MAP_DELETE_ELEM, &mut attr) }.map(|_| ())
+}
+
+/// The `BPF_PROG_TEST_RUN` part of `union bpf_attr` (up to `batch_size`).
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    pad: u32,
+}
+
+/// `BPF_PROG_TEST_RUN` of a `BPF_PROG_TYPE_SYSCALL` program with `ctx` as its
+/// context: `bpf_prog_test_run_syscall` copies the context back into `ctx_in`, so
+/// `ctx` receives it as the program left it. The program's return value, or the
+/// kernel's errno.
+pub fn prog_test_run_ctx(prog: BorrowedFd<'_>, ctx: &mut [u8]) -> Result<u32, i32> {
+    let mut attr = TestRunAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        ctx_size_in: ctx.len() as u32,
+        ctx_in: ctx.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: a valid BPF_PROG_TEST_RUN prefix; `ctx` is read and written back (its
+    // length is ctx_size_in) during the call only.
+    unsafe { sys_bpf(BPF_PROG_TEST_RUN, &mut attr) }?;
+    Ok(attr.retval)
 }
 
 /// Why the running kernel refuses every `BPF_MAP_TYPE_ARENA` map, if it does: a valid

@@ -1,0 +1,14 @@
+/* sc_percpu_hash.c - a scenario object: one BPF_MAP_TYPE_PERCPU_HASH map of 4 entries (map_flags
+ * 0) holding struct val, and the scenario programs (scenario.h). */
+#define SC_NO_LOCK
+#include "scenario.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4);
+	__uint(map_flags, 0);
+	__type(key, __u32);
+	__type(value, struct val);
+} vals SEC(".maps");
+
+SCENARIO_PROGRAMS(LOOKUP_VALS)

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * scenario.h - the programs a run-time scenario's steps run (kptr-model run;
+ * tests/scenarios/README.md). Every scenario object has one map, `vals`, whose
+ * value is struct val, and three SEC("syscall") programs that act on the value
+ * of one key, as BPF_PROG_TEST_RUN runs them with struct args as the context:
+ *
+ *   stash: bpf_obj_new a struct obj, give it args->id, bpf_kptr_xchg it into
+ *          the slot; the object it displaces is reported (its id) and dropped;
+ *   take:  bpf_kptr_xchg NULL into the slot; the object taken is reported and
+ *          dropped;
+ *   peek:  bpf_kptr_xchg NULL into the slot, report the object, put it back.
+ *
+ * args->ret: the id reported, 0 for an empty slot, or -errno (-ENOENT: no
+ * value for the key; -ENOMEM: bpf_obj_new failed).
+ */
+#ifndef KPTR_SCENARIO_H
+#define KPTR_SCENARIO_H
+
+#include "../../fixtures/corpus/src/experimental.h"
+
+struct obj {
+	__u64 id;
+	__u64 payload;
+};
+
+/* The same layout with and without the lock: per-CPU and LRU maps take no
+ * bpf_spin_lock (map_check_btf), so their objects define SC_NO_LOCK. */
+struct val {
+#ifdef SC_NO_LOCK
+	__u32 nolock;
+#else
+	struct bpf_spin_lock lock;
+#endif
+	__u32 data;
+	struct obj __kptr *slot;
+	__u64 more;
+};
+
+struct args {
+	__u32 key;
+	__u32 pad;
+	__u64 id;
+	__s64 ret;
+};
+
+#define SC_ENOENT 2
+#define SC_ENOMEM 12
+
+/* LOOKUP(a) yields a struct val * for args a, or NULL. */
+#define SCENARIO_PROGRAMS(LOOKUP)						\
+SEC("syscall")									\
+int stash(struct args *a)							\
+{										\
+	struct val *v = LOOKUP(a);						\
+	struct obj *o;								\
+										\
+	if (!v) {								\
+		a->ret = -SC_ENOENT;						\
+		return 0;							\
+	}									\
+	o = bpf_obj_new(struct obj);						\
+	if (!o) {								\
+		a->ret = -SC_ENOMEM;						\
+		return 0;							\
+	}									\
+	o->id = a->id;								\
+	o = bpf_kptr_xchg(&v->slot, o);						\
+	a->ret = 0;								\
+	if (o) {								\
+		a->ret = o->id;							\
+		bpf_obj_drop(o);						\
+	}									\
+	return 0;								\
+}										\
+										\
+SEC("syscall")									\
+int take(struct args *a)							\
+{										\
+	struct val *v = LOOKUP(a);						\
+	struct obj *o;								\
+										\
+	if (!v) {								\
+		a->ret = -SC_ENOENT;						\
+		return 0;							\
+	}									\
+	o = bpf_kptr_xchg(&v->slot, NULL);					\
+	a->ret = 0;								\
+	if (o) {								\
+		a->ret = o->id;							\
+		bpf_obj_drop(o);						\
+	}									\
+	return 0;								\
+}										\
+										\
+SEC("syscall")									\
+int peek(struct args *a)							\
+{										\
+	struct val *v = LOOKUP(a);						\
+	struct obj *o;								\
+										\
+	if (!v) {								\
+		a->ret = -SC_ENOENT;						\
+		return 0;							\
+	}									\
+	o = bpf_kptr_xchg(&v->slot, NULL);					\
+	a->ret = 0;								\
+	if (o) {								\
+		a->ret = o->id;							\
+		o = bpf_kptr_xchg(&v->slot, o);					\
+		if (o)								\
+			bpf_obj_drop(o);					\
+	}									\
+	return 0;								\
+}										\
+										\
+char _license[] SEC("license") = "GPL";
+
+/* The key goes through the stack: a helper takes no pointer into the context. */
+#define LOOKUP_VALS(a)								\
+	({									\
+		__u32 __key = (a)->key;						\
+		(struct val *)bpf_map_lookup_elem(&vals, &__key);		\
+	})
+
+#endif
