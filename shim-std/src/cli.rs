@@ -165,7 +165,11 @@ pub fn main_with(cli: Cli, out: &mut dyn Write) -> ExitCode {
             Err(e) => {
                 let _ = out.flush();
                 if *json {
-                    let _ = writeln!(out, "{}", serde_json::json!({"error": format!("{}: {}", e.errno, e.reason)}));
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({"error": format!("{}: {}", e.errno, e.reason)})
+                    );
                 } else {
                     eprintln!("kptr-model: {}: {}", e.errno, e.reason);
                 }
@@ -572,8 +576,10 @@ pub fn cmd_run(
             kernel: kres.and_then(|k| k.get(i).cloned()),
         })
         .collect();
-    let agree = steps.iter().all(|o| o.same() && o.as_expected());
     let c = &model.close;
+    let clean =
+        c.leaks == sc.leaks && c.double_frees == 0 && c.use_after_free == 0 && c.null_derefs == 0;
+    let agree = clean && steps.iter().all(|o| o.same() && o.as_expected());
     if json {
         let v = serde_json::json!({
             "scenario": path.display().to_string(),
@@ -593,10 +599,16 @@ pub fn cmd_run(
                 "allocs": c.allocs, "frees": c.frees, "leaks": c.leaks,
                 "double_frees": c.double_frees, "use_after_free": c.use_after_free,
                 "null_derefs": c.null_derefs, "warnings": c.warnings,
+                "expected_leaks": sc.leaks,
             },
             "agree": agree,
         });
-        writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap_or_default()).map_err(io_err)?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        )
+        .map_err(io_err)?;
         return Ok(agree);
     }
     writeln!(
@@ -609,12 +621,22 @@ pub fn cmd_run(
     )
     .map_err(io_err)?;
     for o in &steps {
-        let mut l = format!("{:>4}  {:<22} model: {:<14}", o.line.no, o.line.text, o.model);
+        let mut l = format!(
+            "{:>4}  {:<22} model: {:<14}",
+            o.line.no, o.line.text, o.model
+        );
         if let Some(k) = &o.kernel {
-            l += &format!(" kernel: {:<14} {}", k, if o.same() { "same" } else { "DIFFERS" });
+            l += &format!(
+                " kernel: {:<14} {}",
+                k,
+                if o.same() { "same" } else { "DIFFERS" }
+            );
         }
         if !o.as_expected() {
-            l += &format!("  EXPECTED {}", o.line.expect.as_deref().unwrap_or_default());
+            l += &format!(
+                "  EXPECTED {}",
+                o.line.expect.as_deref().unwrap_or_default()
+            );
         }
         writeln!(out, "{}", l.trim_end()).map_err(io_err)?;
     }
@@ -624,6 +646,14 @@ pub fn cmd_run(
         c.allocs, c.frees, c.leaks, c.double_frees, c.use_after_free, c.null_derefs
     )
     .map_err(io_err)?;
+    if c.leaks != sc.leaks {
+        writeln!(
+            out,
+            "model: EXPECTED {} objects left after the close (`leaks` line), found {}",
+            sc.leaks, c.leaks
+        )
+        .map_err(io_err)?;
+    }
     for w in &c.warnings {
         writeln!(out, "model: WARN: {w}").map_err(io_err)?;
     }

@@ -106,6 +106,15 @@ fn corpus_objects_are_what_their_sources_compile_to() {
     );
 }
 
+#[test]
+fn scenario_objects_are_what_their_sources_compile_to() {
+    if clang_missing() {
+        return;
+    }
+    let dir = kptr_tests::fixtures_dir().join("../scenarios/bpf");
+    rebuild_and_compare(&dir, &dir.join("obj"), 8, "tests/scenarios/build.sh");
+}
+
 /// Rebuilds every `src_dir/*.c` as the build script does and compares it with
 /// `obj_dir`; at least `min` sources.
 fn rebuild_and_compare(src_dir: &Path, obj_dir: &Path, min: usize, script: &str) {

@@ -226,7 +226,6 @@ fn update_drops_the_stashed_objects_of_the_overwritten_value() {
                 m.update(&rt, &0u32.to_ne_bytes(), &[0xffu8; 64], 0)
                     .expect("overwrite");
                 rt.rcu.rcu_barrier();
-                m.rcu_reclaim(&rt);
                 assert!(
                     rt.mem.live().is_empty(),
                     "type {ty} flags {flags}: {:?}",
@@ -393,7 +392,6 @@ fn deleted_non_preallocated_hash_element_leaks_what_is_stashed_after_delete() {
         let n = bpf_obj_new_impl(&rt, &p.btf, p.node_id).expect("node");
         bpf_kptr_xchg(&e.values[0], 40, n).expect("stash into the deleted element");
         drop(e);
-        m.rcu_reclaim(&rt);
         if let Some(f) = MapRt::bpf_map_put(m) {
             f.run(&rt);
         }

@@ -86,7 +86,11 @@ struct Htab {
     all: Vec<Arc<HtabElem>>,
     /// The key each preallocated element is linked under, if it is.
     keys: Vec<Option<Vec<u8>>>,
-    /// Deleted elements of a non-preallocated map, waiting for their grace period.
+    /// The element allocator's free list of a non-preallocated map (`htab->ma`, one
+    /// CPU's `free_llist`): `bpf_mem_cache_free` puts a freed element here and the next
+    /// `bpf_mem_cache_alloc` takes it back at once, last in first out, with whatever a
+    /// program wrote into it after its delete (`alloc_htab_elem` copies the value
+    /// only). What is still here when the map is freed goes back to the slab.
     retired: Vec<Arc<HtabElem>>,
     /// `htab->lru` of an LRU map.
     lru: Option<BpfLru>,
@@ -518,11 +522,15 @@ impl MapRt {
                 if !exists && g.table.len() >= self.map.max_entries as usize {
                     return Err(Errno::E2BIG);
                 }
-                let w = WordsBuf::new(self.map.value_size);
-                check_and_init_map_value(rec, &w);
-                Arc::new(HtabElem {
-                    values: alloc::vec![w],
-                    idx: usize::MAX,
+                // bpf_mem_cache_alloc(&htab->ma): a freed element's memory first
+                // (its special fields as a program left them), else zeroed memory.
+                g.retired.pop().unwrap_or_else(|| {
+                    let w = WordsBuf::new(self.map.value_size);
+                    check_and_init_map_value(rec, &w);
+                    Arc::new(HtabElem {
+                        values: alloc::vec![w],
+                        idx: usize::MAX,
+                    })
                 })
             };
             for w in &new.values {
@@ -619,17 +627,20 @@ impl MapRt {
                 if g.table.len() >= self.map.max_entries as usize {
                     return Err(Errno::E2BIG);
                 }
-                // bpf_mem_cache_alloc(&htab->pcpu_ma): zero-filled per-CPU values.
-                let vals = (0..NR_CPUS)
-                    .map(|_| {
-                        let w = WordsBuf::new(self.map.value_size);
-                        check_and_init_map_value(self.record(), &w);
-                        w
+                // bpf_mem_cache_alloc(&htab->ma) and (&htab->pcpu_ma): a freed
+                // element's memory first, else zero-filled per-CPU values.
+                g.retired.pop().unwrap_or_else(|| {
+                    let vals = (0..NR_CPUS)
+                        .map(|_| {
+                            let w = WordsBuf::new(self.map.value_size);
+                            check_and_init_map_value(self.record(), &w);
+                            w
+                        })
+                        .collect();
+                    Arc::new(HtabElem {
+                        values: vals,
+                        idx: usize::MAX,
                     })
-                    .collect();
-                Arc::new(HtabElem {
-                    values: vals,
-                    idx: usize::MAX,
                 })
             }
         };
@@ -776,8 +787,9 @@ impl MapRt {
         if own {
             rt.migrate_disable_at("htab_elem_free");
         }
-        // bpf_mem_cache_free: the memory goes back after a grace period; a program
-        // still holding the element may write into it meanwhile.
+        // bpf_mem_cache_free: onto the allocator's free list, reused by the next
+        // element allocation at once; a program still holding the element may write
+        // into it meanwhile.
         h.lock().retired.push(e);
         if own {
             rt.migrate_enable_at("htab_elem_free");
@@ -825,11 +837,12 @@ impl MapRt {
         }
     }
 
-    /// The grace period of the hash map's element allocator ends: retired elements are
-    /// freed. With an element destructor (flag `htab_elem_dtor`, newest kernels) their
-    /// special fields are freed again first; without one (6.18) whatever a program
-    /// stashed into a deleted element leaks.
-    pub fn rcu_reclaim(&self, rt: &BpfRuntime) {
+    /// `bpf_mem_alloc_destroy` of a non-preallocated hash map's element allocator, at
+    /// map free: the elements still on its free list go back to the slab. With an
+    /// element destructor (flag `htab_elem_dtor`, `htab_mem_dtor`) their special fields
+    /// are freed first; without one whatever a program stashed into a deleted element
+    /// that no insert reused leaks.
+    fn htab_mem_destroy(&self, rt: &BpfRuntime) {
         let Storage::Htab(h) = &self.storage else {
             return;
         };
@@ -900,7 +913,7 @@ impl MapFree {
         }
         // One task runs the whole teardown: its objects gather on its own list.
         crate::obj::BpfMemAlloc::with_local_frees(&rt.mem, || m.free_values(rt));
-        m.rcu_reclaim(rt);
+        m.htab_mem_destroy(rt);
         if pinned {
             rt.migrate_enable_at("bpf_map_free");
         }

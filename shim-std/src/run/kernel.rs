@@ -31,7 +31,8 @@ impl PinCpu0 {
         // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
         let mut old: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         // SAFETY: the calling thread's mask into a buffer of the right size.
-        let got = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut old) };
+        let got =
+            unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut old) };
         // SAFETY: as above.
         let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         // SAFETY: CPU 0 is within the set's bounds.
@@ -63,13 +64,20 @@ pub fn run_kernel(sc: &Scenario, def: &MapDef) -> Result<Vec<String>, String> {
         return Err(r);
     }
     let lib = Libbpf::open()?;
-    let obj = lib
-        .load(&sc.object.display().to_string())
-        .map_err(|e| format!("libbpf cannot load {}: {}", sc.object.display(), errno_result(e)))?;
+    let obj = lib.load(&sc.object.display().to_string()).map_err(|e| {
+        format!(
+            "libbpf cannot load {}: {}",
+            sc.object.display(),
+            errno_result(e)
+        )
+    })?;
     let map = obj
         .map_fd(&sc.map)
         .ok_or_else(|| format!("libbpf created no map {:?}", sc.map))?;
-    let progs: Vec<Option<RawFd>> = ["stash", "take", "peek"].iter().map(|p| obj.prog_fd(p)).collect();
+    let progs: Vec<Option<RawFd>> = ["stash", "take", "peek", "stash_deleted"]
+        .iter()
+        .map(|p| obj.prog_fd(p))
+        .collect();
     let _pin = PinCpu0::new();
     let percpu = matches!(def.map_type, 5 | 6 | 10);
     let vsize = if percpu {
@@ -85,7 +93,13 @@ pub fn run_kernel(sc: &Scenario, def: &MapDef) -> Result<Vec<String>, String> {
             Step::Stash(key, id) => run_prog(progs[0], &l.step, key, id),
             Step::Take(key) => run_prog(progs[1], &l.step, key, 0),
             Step::Peek(key) => run_prog(progs[2], &l.step, key, 0),
-            Step::Update(key, flags) => res(oracle::map_update_elem(fd(map), &key.to_ne_bytes(), &zero, flags)),
+            Step::StashDeleted(key, id) => run_prog(progs[3], &l.step, key, id),
+            Step::Update(key, flags) => res(oracle::map_update_elem(
+                fd(map),
+                &key.to_ne_bytes(),
+                &zero,
+                flags,
+            )),
             Step::Delete(key) => res(oracle::map_delete_elem(fd(map), &key.to_ne_bytes())),
             Step::Lookup(key) => {
                 let mut v = vec![0u8; vsize];
@@ -98,7 +112,9 @@ pub fn run_kernel(sc: &Scenario, def: &MapDef) -> Result<Vec<String>, String> {
                 let mut r = format!("filled {FILL_MAX}");
                 for n in 0..FILL_MAX {
                     let k = first.saturating_add(n);
-                    if let Err(e) = oracle::map_update_elem(fd(map), &k.to_ne_bytes(), &zero, BPF_NOEXIST) {
+                    if let Err(e) =
+                        oracle::map_update_elem(fd(map), &k.to_ne_bytes(), &zero, BPF_NOEXIST)
+                    {
                         r = format!("filled {n}, then {}", errno_result(e));
                         break;
                     }

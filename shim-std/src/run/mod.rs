@@ -13,7 +13,8 @@
 //! ```
 //!
 //! `-> RESULT` after a step is what the step must give (the model, and the kernel
-//! when asked).
+//! when asked). `leaks N` says how many objects the model must find left after the
+//! map's close (a kernel leak the scenario reproduces; 0 by default).
 
 pub mod kernel;
 pub mod model;
@@ -44,6 +45,10 @@ pub enum Step {
     Take(u32),
     /// Program: the slot's object reported and put back.
     Peek(u32),
+    /// Program (hash maps): look the value up, delete the key with
+    /// `bpf_map_delete_elem` while holding it, then stash a new object with id `.1`
+    /// into the unlinked element.
+    StashDeleted(u32, u64),
     /// User space: `BPF_MAP_UPDATE_ELEM` of a zeroed value with these flags.
     Update(u32, u64),
     /// User space: `BPF_MAP_DELETE_ELEM`.
@@ -78,6 +83,10 @@ pub struct Scenario {
     pub map: String,
     /// The steps.
     pub lines: Vec<Line>,
+    /// `leaks N`: the objects the model must find left after the map's close (a
+    /// kernel leak the scenario reproduces); they are acknowledged in the suite's
+    /// allocation tally. Without it, none may be left.
+    pub leaks: usize,
 }
 
 fn bad(path: &Path, no: usize, why: impl std::fmt::Display) -> LoadError {
@@ -87,7 +96,12 @@ fn bad(path: &Path, no: usize, why: impl std::fmt::Display) -> LoadError {
     }
 }
 
-fn num<T: std::str::FromStr>(path: &Path, no: usize, w: Option<&str>, what: &str) -> Result<T, LoadError> {
+fn num<T: std::str::FromStr>(
+    path: &Path,
+    no: usize,
+    w: Option<&str>,
+    what: &str,
+) -> Result<T, LoadError> {
     let w = w.ok_or_else(|| bad(path, no, format!("missing {what}")))?;
     w.parse()
         .map_err(|_| bad(path, no, format!("{what} {w:?} is not a number")))
@@ -98,6 +112,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, LoadError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut object = None;
     let mut map = "vals".to_string();
+    let mut leaks = 0;
     let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let no = i + 1;
@@ -113,15 +128,28 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, LoadError> {
         let verb = w.next().unwrap_or("");
         let step = match verb {
             "object" => {
-                let p = w.next().ok_or_else(|| bad(path, no, "missing object path"))?;
+                let p = w
+                    .next()
+                    .ok_or_else(|| bad(path, no, "missing object path"))?;
                 object = Some(dir.join(p));
                 continue;
             }
             "map" => {
-                map = w.next().ok_or_else(|| bad(path, no, "missing map name"))?.to_string();
+                map = w
+                    .next()
+                    .ok_or_else(|| bad(path, no, "missing map name"))?
+                    .to_string();
+                continue;
+            }
+            "leaks" => {
+                leaks = num(path, no, w.next(), "leak count")?;
                 continue;
             }
             "stash" => Step::Stash(
+                num(path, no, w.next(), "key")?,
+                num(path, no, w.next(), "object id")?,
+            ),
+            "stash-deleted" => Step::StashDeleted(
                 num(path, no, w.next(), "key")?,
                 num(path, no, w.next(), "object id")?,
             ),
@@ -135,7 +163,15 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, LoadError> {
                     "exist" => BPF_EXIST,
                     "lock" => BPF_F_LOCK,
                     "exist+lock" | "lock+exist" => BPF_EXIST | BPF_F_LOCK,
-                    f => return Err(bad(path, no, format!("unknown update flag {f:?} (any, noexist, exist, lock, exist+lock)"))),
+                    f => {
+                        return Err(bad(
+                            path,
+                            no,
+                            format!(
+                                "unknown update flag {f:?} (any, noexist, exist, lock, exist+lock)"
+                            ),
+                        ));
+                    }
                 };
                 Step::Update(key, flags)
             }
@@ -146,7 +182,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, LoadError> {
                 return Err(bad(
                     path,
                     no,
-                    format!("unknown step {v:?} (object, map, stash, take, peek, update, delete, lookup, fill)"),
+                    format!(
+                        "unknown step {v:?} (object, map, stash, stash-deleted, take, peek, update, delete, lookup, fill)"
+                    ),
                 ));
             }
         };
@@ -169,6 +207,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, LoadError> {
         object,
         map,
         lines,
+        leaks,
     })
 }
 
@@ -193,7 +232,7 @@ pub fn program_result(step: &Step, ret: i64) -> String {
         return errno_result((-ret) as i32);
     }
     let what = match step {
-        Step::Stash(..) => "old",
+        Step::Stash(..) | Step::StashDeleted(..) => "old",
         Step::Take(_) => "took",
         _ => "holds",
     };
@@ -223,8 +262,9 @@ impl Observed {
 
     /// The expectation, if any, holds on both sides.
     pub fn as_expected(&self) -> bool {
-        self.line.expect.as_ref().is_none_or(|e| {
-            *e == self.model && self.kernel.as_ref().is_none_or(|k| k == e)
-        })
+        self.line
+            .expect
+            .as_ref()
+            .is_none_or(|e| *e == self.model && self.kernel.as_ref().is_none_or(|k| k == e))
     }
 }

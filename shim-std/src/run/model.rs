@@ -10,7 +10,9 @@ use std::sync::atomic::Ordering;
 use kernel_core::btf::{BtfKind, BtfRef};
 use kernel_core::map::map_create;
 use kernel_core::map::runtime::MapRt;
-use kernel_core::obj::{BpfRuntime, MemFault, Words, bpf_kptr_xchg, bpf_obj_drop_impl, bpf_obj_new_impl};
+use kernel_core::obj::{
+    BpfRuntime, MemFault, Words, bpf_kptr_xchg, bpf_obj_drop_impl, bpf_obj_new_impl,
+};
 use kernel_core::record::{BtfFieldType, bpf_btf_load};
 use kernel_core::sync::Arc;
 use kernel_core::{Errno, Semantics};
@@ -50,7 +52,10 @@ pub struct ModelRun {
 }
 
 fn err(e: Errno, why: String) -> LoadError {
-    LoadError { errno: e, reason: why }
+    LoadError {
+        errno: e,
+        reason: why,
+    }
 }
 
 /// The model's map and what its program steps need.
@@ -76,18 +81,43 @@ pub fn run_model(sc: &Scenario, sem: Semantics) -> Result<ModelRun, LoadError> {
         .find(|m| m.libbpf_name() == sc.map)
         .cloned()
         .ok_or_else(|| {
-            err(Errno::ENOENT, format!("{}: no map {:?} in {}", sc.path.display(), sc.map, sc.object.display()))
+            err(
+                Errno::ENOENT,
+                format!(
+                    "{}: no map {:?} in {}",
+                    sc.path.display(),
+                    sc.map,
+                    sc.object.display()
+                ),
+            )
         })?;
     let (kernel, _) = crate::kernel_btf::load_kernel_btfs(None, false, sem)?;
     let kernel = Arc::new(kernel);
     let rcu = Arc::clone(kernel.idr().rcu_arc());
     let rt = BpfRuntime::new(sem, Arc::clone(&kernel), rcu);
-    let (btf, _) = bpf_btf_load(&kernel, &o.btf, 0, &sem)
-        .map_err(|e| err(e.errno, format!("{}: BTF load refused ({})", sc.object.display(), e.message())))?;
+    let (btf, _) = bpf_btf_load(&kernel, &o.btf, 0, &sem).map_err(|e| {
+        err(
+            e.errno,
+            format!(
+                "{}: BTF load refused ({})",
+                sc.object.display(),
+                e.message()
+            ),
+        )
+    })?;
     let name = def.kernel_name();
-    let map = map_create(&kernel, &def.attr(&btf, &name), &sem)
-        .map_err(|e| err(e, format!("{}: map {} refused", sc.object.display(), def.kname)))?;
-    let map = MapRt::new(map, &sem).map_err(|e| err(e, format!("map {}: no run-time model for its type", def.kname)))?;
+    let map = map_create(&kernel, &def.attr(&btf, &name), &sem).map_err(|e| {
+        err(
+            e,
+            format!("{}: map {} refused", sc.object.display(), def.kname),
+        )
+    })?;
+    let map = MapRt::new(map, &sem).map_err(|e| {
+        err(
+            e,
+            format!("map {}: no run-time model for its type", def.kname),
+        )
+    })?;
     let obj_id = btf
         .data()
         .local_types()
@@ -95,7 +125,11 @@ pub fn run_model(sc: &Scenario, sem: Semantics) -> Result<ModelRun, LoadError> {
         .map(|t| t.id());
     let slot = map
         .record()
-        .and_then(|r| r.fields.iter().find(|f| f.ty.intersects(BtfFieldType::KPTR_REF)))
+        .and_then(|r| {
+            r.fields
+                .iter()
+                .find(|f| f.ty.intersects(BtfFieldType::KPTR_REF))
+        })
         .map(|f| f.offset);
     let s = Setup {
         rt,
@@ -104,7 +138,7 @@ pub fn run_model(sc: &Scenario, sem: Semantics) -> Result<ModelRun, LoadError> {
         kptr: obj_id.zip(slot),
     };
     let results = sc.lines.iter().map(|l| step(&s, &def, &l.step)).collect();
-    let close = close(s);
+    let close = close(s, sc.leaks);
     Ok(ModelRun {
         def,
         results,
@@ -138,31 +172,46 @@ fn with_value(s: &Setup, key: u32, f: impl FnOnce(&Words) -> i64) -> i64 {
     }
 }
 
+/// `bpf_obj_new` an object with `id`, exchange it into `v`'s slot at `off`, drop what
+/// it displaces: that object's id, 0, or -errno.
+fn stash(s: &Setup, v: &Words, obj_ty: u32, off: u32, id: u64) -> i64 {
+    let rt = &s.rt;
+    let Some(obj) = bpf_obj_new_impl(rt, &s.btf, obj_ty) else {
+        return -i64::from(Errno::ENOMEM.raw());
+    };
+    if let Some(w) = rt.mem.get(obj).and_then(|o| o.mem.slot(0)) {
+        w.store(id, Ordering::Relaxed);
+    }
+    match bpf_kptr_xchg(v, off, obj) {
+        Ok(0) => 0,
+        Ok(old) => {
+            let oid = obj_id_of(rt, old);
+            bpf_obj_drop_impl(rt, &s.btf, obj_ty, old);
+            oid as i64
+        }
+        Err(e) => -i64::from(e.raw()),
+    }
+}
+
 fn program(s: &Setup, st: &Step) -> String {
     let Some((obj_ty, off)) = s.kptr else {
         return "verifier refuses the program (the value has no referenced kptr under this profile)".into();
     };
     let rt = &s.rt;
-    let enomem = -i64::from(Errno::ENOMEM.raw());
     rt.migrate_disable();
     let ret = match *st {
-        Step::Stash(key, id) => with_value(s, key, |v| {
-            let Some(obj) = bpf_obj_new_impl(rt, &s.btf, obj_ty) else {
-                return enomem;
-            };
-            if let Some(w) = rt.mem.get(obj).and_then(|o| o.mem.slot(0)) {
-                w.store(id, Ordering::Relaxed);
-            }
-            match bpf_kptr_xchg(v, off, obj) {
-                Ok(0) => 0,
-                Ok(old) => {
-                    let oid = obj_id_of(rt, old);
-                    bpf_obj_drop_impl(rt, &s.btf, obj_ty, old);
-                    oid as i64
+        Step::Stash(key, id) => with_value(s, key, |v| stash(s, v, obj_ty, off, id)),
+        Step::StashDeleted(key, id) => match s.map.htab_lookup(&key_bytes(key)) {
+            Some(e) => {
+                // The program holds the element across its own delete.
+                let _ = s.map.delete(rt, &key_bytes(key));
+                match e.values.first() {
+                    Some(v) => stash(s, v, obj_ty, off, id),
+                    None => -i64::from(Errno::ENOENT.raw()),
                 }
-                Err(e) => -i64::from(e.raw()),
             }
-        }),
+            None => -i64::from(Errno::ENOENT.raw()),
+        },
         Step::Take(key) => with_value(s, key, |v| match bpf_kptr_xchg(v, off, 0) {
             Ok(0) => 0,
             Ok(old) => {
@@ -193,9 +242,10 @@ fn program(s: &Setup, st: &Step) -> String {
 
 fn step(s: &Setup, def: &MapDef, st: &Step) -> String {
     let zero = vec![0u8; def.value_size as usize];
-    let res = |r: Result<(), Errno>| r.map_or_else(|e| errno_result(e.raw()), |()| "ok".to_string());
+    let res =
+        |r: Result<(), Errno>| r.map_or_else(|e| errno_result(e.raw()), |()| "ok".to_string());
     match *st {
-        Step::Stash(..) | Step::Take(_) | Step::Peek(_) => program(s, st),
+        Step::Stash(..) | Step::StashDeleted(..) | Step::Take(_) | Step::Peek(_) => program(s, st),
         Step::Update(key, flags) => res(s.map.update(&s.rt, &key_bytes(key), &zero, flags)),
         Step::Delete(key) => res(s.map.delete(&s.rt, &key_bytes(key))),
         Step::Lookup(key) => {
@@ -219,8 +269,9 @@ fn step(s: &Setup, def: &MapDef, st: &Step) -> String {
     }
 }
 
-/// Closes the map as the last fd's close does, and counts what is left.
-fn close(s: Setup) -> CloseSummary {
+/// Closes the map as the last fd's close does, and counts what is left; exactly
+/// `expected_leaks` left objects are acknowledged as the kernel's leak.
+fn close(s: Setup, expected_leaks: usize) -> CloseSummary {
     let Setup { rt, btf, map, .. } = s;
     if let Some(free) = MapRt::bpf_map_put(map) {
         free.run(&rt);
@@ -231,10 +282,14 @@ fn close(s: Setup) -> CloseSummary {
     let faults = rt.mem.faults();
     let (allocs, frees) = rt.mem.counts();
     let count = |f: fn(&MemFault) -> bool| faults.iter().filter(|x| f(x)).count();
+    let leaks = rt.mem.live().len();
+    if leaks > 0 && leaks == expected_leaks && faults.is_empty() {
+        rt.mem.acknowledge();
+    }
     CloseSummary {
         allocs,
         frees,
-        leaks: rt.mem.live().len(),
+        leaks,
         double_frees: count(|f| matches!(f, MemFault::DoubleFree(..))),
         use_after_free: count(|f| matches!(f, MemFault::UseAfterFree(..))),
         null_derefs: count(|f| matches!(f, MemFault::NullDeref(..))),

@@ -9,7 +9,11 @@
  *          the slot; the object it displaces is reported (its id) and dropped;
  *   take:  bpf_kptr_xchg NULL into the slot; the object taken is reported and
  *          dropped;
- *   peek:  bpf_kptr_xchg NULL into the slot, report the object, put it back.
+ *   peek:  bpf_kptr_xchg NULL into the slot, report the object, put it back;
+ *   stash_deleted (hash maps): look the value up, delete its key with
+ *          bpf_map_delete_elem while still holding the value, then stash a new
+ *          object (args->id) into it: the object lands in an element the map no
+ *          longer links, which a preallocated map reuses for a later insert.
  *
  * args->ret: the id reported, 0 for an empty slot, or -errno (-ENOENT: no
  * value for the key; -ENOMEM: bpf_obj_new failed).
@@ -115,6 +119,35 @@ int peek(struct args *a)							\
 }										\
 										\
 char _license[] SEC("license") = "GPL";
+
+/* stash_deleted: for the hash maps, whose keys a program can delete. */
+#define SCENARIO_DELETE_PROGRAM							\
+SEC("syscall")									\
+int stash_deleted(struct args *a)						\
+{										\
+	__u32 key = a->key;							\
+	struct val *v = bpf_map_lookup_elem(&vals, &key);			\
+	struct obj *o;								\
+										\
+	if (!v) {								\
+		a->ret = -SC_ENOENT;						\
+		return 0;							\
+	}									\
+	bpf_map_delete_elem(&vals, &key);					\
+	o = bpf_obj_new(struct obj);						\
+	if (!o) {								\
+		a->ret = -SC_ENOMEM;						\
+		return 0;							\
+	}									\
+	o->id = a->id;								\
+	o = bpf_kptr_xchg(&v->slot, o);						\
+	a->ret = 0;								\
+	if (o) {								\
+		a->ret = o->id;							\
+		bpf_obj_drop(o);						\
+	}									\
+	return 0;								\
+}
 
 /* The key goes through the stack: a helper takes no pointer into the context. */
 #define LOOKUP_VALS(a)								\
