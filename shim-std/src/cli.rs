@@ -302,7 +302,7 @@ pub fn cmd_btf(
         Ok(x) => x,
         Err(e) => {
             if !quiet {
-                let _ = out.write_all(e.log.as_bytes());
+                let _ = out.write_all(&e.log);
                 let _ = writeln!(out);
             }
             // A quiet run keeps no log: verify again with one for the kernel's message.
@@ -317,7 +317,7 @@ pub fn cmd_btf(
         }
     };
     if !quiet {
-        out.write_all(log.as_str().as_bytes()).map_err(io_err)?;
+        out.write_all(log.as_bytes()).map_err(io_err)?;
     }
     let src = match &what {
         KernelBtfSource::File(f) => f.clone(),

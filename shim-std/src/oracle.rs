@@ -152,8 +152,13 @@ fn own_fd(ret: libc::c_long) -> Result<OwnedFd, i32> {
 
 /// Text of a kernel log buffer, cut at the first NUL.
 fn log_text(buf: &[u8]) -> String {
+    String::from_utf8_lossy(log_bytes(buf)).into_owned()
+}
+
+/// A log buffer's bytes up to the first NUL.
+fn log_bytes(buf: &[u8]) -> &[u8] {
     let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
+    &buf[..end]
 }
 
 /// `name` as a NUL-terminated `BPF_OBJ_NAME_LEN` array (truncated to 15 bytes).
@@ -312,6 +317,12 @@ pub fn unavailable_reason() -> Option<String> {
             if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
                 return Some("/sys/kernel/btf/vmlinux does not exist (kernel without BTF)".into());
             }
+            // The comparisons judge the model's v6.18 profile: another kernel is not
+            // its judge.
+            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+            if !release.starts_with("6.18.") && release.trim() != "6.18" {
+                return Some(format!("kernel {}, profile v6.18", release.trim()));
+            }
             match btf_load_fd(&tiny_btf()) {
                 Ok(_fd) => None,
                 Err(e) => Some(format!(
@@ -340,8 +351,8 @@ pub struct BtfLoadVerdict {
     /// `None` on success, `Some(positive errno)` on failure.
     pub errno: Option<i32>,
     /// Verifier log of a second load with `log_level=1` (empty if the kernel wrote none),
-    /// cut at the first NUL.
-    pub log: String,
+    /// cut at the first NUL: the kernel's bytes.
+    pub log: Vec<u8>,
 }
 
 /// One `BPF_BTF_LOAD`, with a log buffer when `log` is given.
@@ -372,7 +383,7 @@ pub fn btf_load(blob: &[u8]) -> BtfLoadVerdict {
     let _ = btf_load_raw(blob, Some(&mut buf));
     BtfLoadVerdict {
         errno,
-        log: log_text(&buf),
+        log: log_bytes(&buf).to_vec(),
     }
 }
 

@@ -117,23 +117,29 @@ pub fn blobs() -> Vec<Blob> {
             b.decl_tag("arg", f, 1);
         }),
         hdr("valid: longer header with zero padding", |_| {}),
-        one("kflag on TYPE_TAG (attribute)", |b, int| {
-            b.raw_named(
-                "attr",
-                btf_info_enc(BtfKind::TypeTag as u8, true, 0),
-                int,
-                &[],
-            );
-        }),
-        one("kflag on DECL_TAG (attribute)", |b, int| {
-            let s = b.struct_("s", 4, &[("x", int, 0)]);
-            b.raw_named(
-                "attr",
-                btf_info_enc(BtfKind::DeclTag as u8, true, 0),
-                s,
-                &(-1i32).to_ne_bytes(),
-            );
-        }),
+        one(
+            "valid since btf_tag_kflag: kflag on TYPE_TAG (attribute)",
+            |b, int| {
+                b.raw_named(
+                    "attr",
+                    btf_info_enc(BtfKind::TypeTag as u8, true, 0),
+                    int,
+                    &[],
+                );
+            },
+        ),
+        one(
+            "valid since btf_tag_kflag: kflag on DECL_TAG (attribute)",
+            |b, int| {
+                let s = b.struct_("s", 4, &[("x", int, 0)]);
+                b.raw_named(
+                    "attr",
+                    btf_info_enc(BtfKind::DeclTag as u8, true, 0),
+                    s,
+                    &(-1i32).to_ne_bytes(),
+                );
+            },
+        ),
         // header and sections
         hdr("bad magic", |h| h.magic = 0xbeef),
         hdr("version 2", |h| h.version = 2),
@@ -237,6 +243,33 @@ pub fn blobs() -> Vec<Blob> {
         }),
         one("kind past BTF_KIND_MAX", |b, _| {
             b.raw_type(0, btf_info_enc(20, false, 0), 0, &[]);
+        }),
+        one("valid: typedef named with Latin-1 letters (the kernel's isalpha takes them), not UTF-8", |b, int| {
+            let n = b.raw_strings(b"\xff\xfename\0");
+            b.raw_type(n, btf_info_enc(BtfKind::Typedef as u8, false, 0), int, &[]);
+        }),
+        one("valid: struct member named with a Latin-1 letter, not UTF-8", |b, int| {
+            let n = b.raw_strings(b"m\xc3\0");
+            let sname = b.add_str("holder");
+            let mut m = Vec::new();
+            m.extend_from_slice(&n.to_ne_bytes());
+            m.extend_from_slice(&int.to_ne_bytes());
+            m.extend_from_slice(&0u32.to_ne_bytes());
+            b.raw_type(sname, btf_info_enc(BtfKind::Struct as u8, false, 1), 4, &m);
+        }),
+        one("typedef named with a byte that is not a letter, not UTF-8", |b, int| {
+            let n = b.raw_strings(b"t\x80\0");
+            b.raw_type(n, btf_info_enc(BtfKind::Typedef as u8, false, 0), int, &[]);
+        }),
+        one("valid: decl tag whose value is not UTF-8", |b, int| {
+            let s = b.struct_("tagged", 4, &[("x", int, 0)]);
+            let n = b.raw_strings(b"note:\xe9t\xe9\0");
+            b.raw_type(
+                n,
+                btf_info_enc(BtfKind::DeclTag as u8, false, 0),
+                s,
+                &(-1i32).to_ne_bytes(),
+            );
         }),
         one("name offset out of range", |b, int| {
             b.raw_type(

@@ -1,15 +1,57 @@
 //! The BTF verifier log (`struct bpf_verifier_log`, kernel/bpf/log.c) as `BPF_BTF_LOAD`
 //! fills it with `log_level` 1: the header dump, one line per type checked, and the
-//! failing check's message.
+//! failing check's message. The log is bytes, as the kernel's is: a name is printed
+//! as its bytes (`%s`), whatever they are.
 
-use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt::{self, Write};
+
+/// The first of 128 private-use code points that stand for the bytes 0x80..=0xff of a
+/// name while it passes through `core::fmt`; the log turns each back into its byte.
+/// Only [`LogName`] produces them, and it encodes every non-ASCII byte of a name, so
+/// the round trip is exact.
+const RAW_BYTE_BASE: u32 = 0x10_ff00;
+
+/// A name from the string section, printed into the log as its raw bytes.
+pub struct LogName<'a>(pub &'a [u8]);
+
+impl fmt::Display for LogName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &b in self.0 {
+            let c = if b < 0x80 {
+                char::from(b)
+            } else {
+                char::from_u32(RAW_BYTE_BASE + u32::from(b)).unwrap_or(char::REPLACEMENT_CHARACTER)
+            };
+            f.write_char(c)?;
+        }
+        Ok(())
+    }
+}
+
+/// The log's bytes, written through `core::fmt`.
+struct Sink<'a>(&'a mut Vec<u8>);
+
+impl Write for Sink<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.chars() {
+            let u = u32::from(c);
+            if (RAW_BYTE_BASE + 0x80..=RAW_BYTE_BASE + 0xff).contains(&u) {
+                self.0.push((u - RAW_BYTE_BASE) as u8);
+            } else {
+                let mut b = [0u8; 4];
+                self.0.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            }
+        }
+        Ok(())
+    }
+}
 
 /// A verifier log. With level 0 nothing is formatted, as in the kernel.
 #[derive(Default, Clone, Debug)]
 pub struct VerifierLog {
     level: u32,
-    buf: String,
+    buf: Vec<u8>,
 }
 
 impl VerifierLog {
@@ -17,7 +59,7 @@ impl VerifierLog {
     pub fn new(level: u32) -> Self {
         VerifierLog {
             level,
-            buf: String::new(),
+            buf: Vec::new(),
         }
     }
 
@@ -27,20 +69,39 @@ impl VerifierLog {
         self.level != 0
     }
 
-    /// Appends formatted text (`bpf_verifier_vlog`).
+    /// Appends formatted text (`bpf_verifier_vlog`); [`LogName`]s become their bytes.
     pub fn write(&mut self, args: fmt::Arguments<'_>) {
         if self.needed() {
-            let _ = self.buf.write_fmt(args);
+            let _ = Sink(&mut self.buf).write_fmt(args);
         }
     }
 
-    /// The text so far.
-    pub fn as_str(&self) -> &str {
+    /// The bytes so far.
+    pub fn as_bytes(&self) -> &[u8] {
         &self.buf
     }
 
-    /// Takes the text out.
-    pub fn into_string(self) -> String {
+    /// Takes the bytes out.
+    pub fn into_bytes(self) -> Vec<u8> {
         self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_keep_their_bytes() {
+        let mut l = VerifierLog::new(1);
+        l.write(format_args!(
+            "[1] STRUCT {} size={}\n",
+            LogName(b"a\xff\xc3(b"),
+            8
+        ));
+        assert_eq!(l.as_bytes(), b"[1] STRUCT a\xff\xc3(b size=8\n");
+        let mut off = VerifierLog::new(0);
+        off.write(format_args!("{}", LogName(b"x")));
+        assert!(off.as_bytes().is_empty());
     }
 }

@@ -3,6 +3,7 @@
 
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::vec::Vec;
 use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
@@ -321,14 +322,14 @@ pub fn btf_parse_with_log(
     data: &[u8],
     log_level: u32,
     sem: Semantics,
-) -> Result<(BtfRef, String), BtfParseError> {
+) -> Result<(BtfRef, Vec<u8>), BtfParseError> {
     let opts = ParseOpts {
         log_level,
         resolve: true,
         sem,
     };
     let (d, log) = btf_verify(Box::from(data), None, &opts)?;
-    Ok((Btf::new(d, "", BtfOrigin::User), log.into_string()))
+    Ok((Btf::new(d, "", BtfOrigin::User), log.into_bytes()))
 }
 
 /// `btf_parse_base("vmlinux")` for the kernel's own BTF. The kernel checks only the

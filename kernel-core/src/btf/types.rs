@@ -337,6 +337,15 @@ impl<'a> View<'a> {
         off - self.start_str_off < self.str_len
     }
 
+    /// `__btf_name_by_offset` (kernel/bpf/btf.c) as the kernel prints it with `%s`: the
+    /// name's bytes, "(anon)" for 0, "(invalid-name-offset)" when bad.
+    pub fn name_bytes_by_offset(&self, off: u32) -> &'a [u8] {
+        if off == 0 {
+            return b"(anon)";
+        }
+        self.str_by_offset(off).unwrap_or(b"(invalid-name-offset)")
+    }
+
     /// `__btf_name_by_offset` (kernel/bpf/btf.c): "(anon)" for 0, "(invalid-name-offset)" when bad.
     pub fn name_by_offset(&self, off: u32) -> &'a str {
         if off == 0 {

@@ -9,7 +9,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::log::VerifierLog;
+use super::log::{LogName, VerifierLog};
 use super::object::BtfRef;
 use super::types::{
     BtfData, BtfMember, BtfVarSecinfo, TypeRef, VOID_OFF, View, nosize, rd32, type_id_size_with,
@@ -26,17 +26,21 @@ pub struct BtfParseError {
     pub errno: Errno,
     /// The failing check's message template, e.g. `"Invalid magic"`.
     pub reason: &'static str,
-    /// The verifier log (empty at log level 0).
-    pub log: String,
+    /// The verifier log's bytes (empty at log level 0).
+    pub log: Vec<u8>,
 }
 
 impl BtfParseError {
     /// The last line of the log (the kernel's message for the failing check), or the
     /// reason when no log was kept.
-    pub fn message(&self) -> &str {
-        match self.log.trim_end_matches('\n').rsplit('\n').next() {
-            Some(l) if !l.is_empty() => l,
-            _ => self.reason,
+    pub fn message(&self) -> String {
+        let mut log = &self.log[..];
+        while let Some(l) = log.strip_suffix(b"\n") {
+            log = l;
+        }
+        match log.rsplit(|&b| b == b'\n').next() {
+            Some(l) if !l.is_empty() => String::from_utf8_lossy(l).into_owned(),
+            _ => String::from(self.reason),
         }
     }
 }
@@ -319,15 +323,15 @@ impl<'a> Env<'a, '_> {
                     vlog!(self, "vararg");
                 } else {
                     let (no, ty) = t.param(0);
-                    vlog!(self, "{} {}", ty, v.name_by_offset(no));
+                    vlog!(self, "{} {}", ty, LogName(v.name_bytes_by_offset(no)));
                     for i in 1..n - 1 {
                         let (no, ty) = t.param(i);
-                        vlog!(self, ", {} {}", ty, v.name_by_offset(no));
+                        vlog!(self, ", {} {}", ty, LogName(v.name_bytes_by_offset(no)));
                     }
                     if n > 1 {
                         let (no, ty) = t.param(n - 1);
                         if ty != 0 {
-                            vlog!(self, ", {} {}", ty, v.name_by_offset(no));
+                            vlog!(self, ", {} {}", ty, LogName(v.name_bytes_by_offset(no)));
                         } else {
                             vlog!(self, ", vararg");
                         }
@@ -352,7 +356,7 @@ impl<'a> Env<'a, '_> {
         if !self.log.needed() {
             return;
         }
-        let name = self.v.name_by_offset(t.name_off());
+        let name = LogName(self.v.name_bytes_by_offset(t.name_off()));
         let kind = BtfKind::from_u8(t.kind_raw())
             .unwrap_or(BtfKind::Unkn)
             .as_str();
@@ -389,7 +393,7 @@ impl<'a> Env<'a, '_> {
         if self.phase != Phase::CheckMeta {
             self.log_type_plain(st);
         }
-        let name = self.v.name_by_offset(m.name_off);
+        let name = LogName(self.v.name_bytes_by_offset(m.name_off));
         if st.kflag() {
             vlog!(
                 self,
@@ -650,7 +654,7 @@ impl<'a> Env<'a, '_> {
             if !self.log.needed() {
                 continue;
             }
-            let name = self.v.name_by_offset(name_off);
+            let name = LogName(self.v.name_bytes_by_offset(name_off));
             match (is64, t.kflag()) {
                 (false, true) => vlog!(self, "\t{} val={}\n", name, v32),
                 (false, false) => vlog!(self, "\t{} val={}\n", name, v32 as u32),
@@ -1857,7 +1861,7 @@ fn verify_with(
         return Err(BtfParseError {
             errno: Errno::E2BIG,
             reason: "btf_size > BTF_MAX_SIZE",
-            log: String::new(),
+            log: Vec::new(),
         });
     }
     let mut b = BtfData::new(data, base);
@@ -1866,7 +1870,7 @@ fn verify_with(
         Err(f) => Err(BtfParseError {
             errno: f.errno,
             reason: f.reason,
-            log: log.into_string(),
+            log: log.into_bytes(),
         }),
     }
 }

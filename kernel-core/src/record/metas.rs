@@ -2,7 +2,6 @@
 //! (`btf_parse_struct_metas`, `btf_find_struct_meta`, `btf_check_ownership_depth`),
 //! and `BPF_BTF_LOAD` as a whole (`btf_parse`, kernel/bpf/btf.c).
 
-use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -236,16 +235,16 @@ pub fn bpf_btf_load(
     data: &[u8],
     log_level: u32,
     sem: &Semantics,
-) -> Result<(BtfRef, String), BtfParseError> {
+) -> Result<(BtfRef, Vec<u8>), BtfParseError> {
     let opts = ParseOpts {
         log_level,
         resolve: true,
         sem: *sem,
     };
     let (d, log) = btf_verify(data.into(), None, &opts)?;
-    let log = log.into_string();
+    let log = log.into_bytes();
     let mut btf = Btf::new(d, "", BtfOrigin::User);
-    let fail = |errno: Errno, reason: &'static str, log: &String| BtfParseError {
+    let fail = |errno: Errno, reason: &'static str, log: &Vec<u8>| BtfParseError {
         errno,
         reason,
         log: log.clone(),
