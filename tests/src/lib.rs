@@ -63,18 +63,58 @@ pub fn arena_refused() -> Option<String> {
     shim_std::oracle::arena_refused()
 }
 
-/// Whether an object may be given to the running kernel: its source's header says
-/// `KERNEL_SAFE: no` for layouts that fire a kernel WARN (and taint the kernel).
-/// An object whose source cannot be read is treated as unsafe.
+/// The fixtures kept out of every kernel run, by name: their layouts fire a kernel
+/// WARN (and taint the kernel). The one place that lists them;
+/// `tests/tests/fixture_manifest.rs` holds it equal to the sources' `KERNEL_SAFE: no`
+/// headers and to the manifest.
+pub const KERNEL_UNSAFE_FIXTURES: &[&str] = &[
+    "list_head_res_spin_lock",
+    "nested_two_spin_locks",
+    "rb_root_res_spin_lock",
+    "res_spin_lock_and_spin_lock",
+    "spin_lock_and_res_spin_lock",
+    "two_refcounts",
+];
+
+/// Whether a fixture object may be given to the running kernel: it is not one of
+/// [`KERNEL_UNSAFE_FIXTURES`]. Objects outside the fixtures (the corpus, scenario
+/// objects) are written kernel-safe; their tests ask the model for WARNs first.
 pub fn kernel_safe(obj: &std::path::Path) -> bool {
-    let Some(stem) = obj.file_stem() else {
-        return false;
-    };
-    let src = fixtures_dir().join("bpf").join(stem).with_extension("c");
-    match std::fs::read_to_string(src) {
-        Ok(s) => !s.contains("KERNEL_SAFE: no"),
-        Err(_) => false,
-    }
+    obj.file_stem()
+        .and_then(|s| s.to_str())
+        .is_some_and(|n| !KERNEL_UNSAFE_FIXTURES.contains(&n))
+}
+
+/// One fixture as `fixtures/manifest.json` records it (from the source's header).
+pub struct ManifestEntry {
+    /// The fixture's name.
+    pub name: String,
+    /// `KERNEL_SAFE: yes`.
+    pub kernel_safe: bool,
+    /// The maps the header lists (datasec maps by section).
+    pub maps: Vec<String>,
+}
+
+/// `fixtures/manifest.json`.
+pub fn manifest() -> Vec<ManifestEntry> {
+    let p = fixtures_dir().join("manifest.json");
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| ManifestEntry {
+                    name: e["name"].as_str().unwrap_or_default().to_string(),
+                    kernel_safe: e["kernel_safe"].as_bool().unwrap_or(false),
+                    maps: e["expect"]["maps"]
+                        .as_object()
+                        .map(|m| m.keys().cloned().collect())
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The mutation tests' starting points: the kernel-judged corpus, every kind, and the

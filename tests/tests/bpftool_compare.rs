@@ -119,9 +119,25 @@ fn fixtures_match_bpftool_type_for_type() {
     }
     eprintln!("{same} objects: same BTF-load verdict and log as the kernel");
     eprintln!("kept out of the kernel (KERNEL_SAFE: no): {kept_out:?}");
-    assert!(
-        kept_out.len() >= 2,
-        "the spin_lock + res_spin_lock layouts must be kept out"
+    let mut names: Vec<String> = kept_out
+        .iter()
+        .filter_map(|p| {
+            std::path::Path::new(p)
+                .file_stem()?
+                .to_str()
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        kptr_tests::KERNEL_UNSAFE_FIXTURES,
+        "kept out of the kernel"
+    );
+    assert_eq!(
+        same + metas.len() + kept_out.len(),
+        kptr_tests::fixture_objects().len(),
+        "every fixture: compared, refused by struct metas, or kept out"
     );
     eprintln!(
         "{} refused by the kernel's struct-meta pass: {metas:?}",
