@@ -1,6 +1,5 @@
-//! Fuzz target for the BTF loader: any bytes, both as user BTF (`BPF_BTF_LOAD`, with
-//! and without a log) and as kernel BTF (meta pass only); must never panic.
-//! Run with `cargo +nightly fuzz run btf_parse` from `fuzz/`.
+//! Fuzz target for the BTF verifier: any bytes, as user BTF (`btf_parse`, with and
+//! without a log) and as kernel BTF (meta pass only); must never panic. See run.sh.
 #![no_main]
 
 use kernel_core::Semantics;
