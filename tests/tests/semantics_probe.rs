@@ -120,6 +120,33 @@ fn model_v6_18_matches_the_kernel_where_releases_differ() {
         .filter(|c| c.map.is_some())
         .count();
     for c in [ownership_chain(), two_tags(), unknown_tag_next_to_timer()] {
+        // The model under the other rule gives what the case says it does.
+        let (osem, o_btf, o_map) = c.other;
+        let (okernel, _) = load_kernel_btfs(None, false, osem).expect("kernel BTF");
+        let om = bpf_btf_load(&okernel, &c.blob, 0, &osem);
+        assert_eq!(
+            om.as_ref().err().map(|e| e.errno.raw()),
+            o_btf,
+            "{}: {}",
+            c.name,
+            osem.name
+        );
+        if let (Some((vid, vsize)), Ok((obtf, _))) = (c.map, &om) {
+            let attr = MapAttr {
+                inner_map: None,
+                map_type: BPF_MAP_TYPE_ARRAY,
+                key_size: 4,
+                value_size: vsize,
+                max_entries: 1,
+                map_flags: BPF_F_RDONLY_PROG,
+                btf: Some(obtf),
+                btf_key_type_id: 1,
+                btf_value_type_id: vid,
+                name: "probe",
+            };
+            let r = map_create(&okernel, &attr, &osem).err().map(|e| e.raw());
+            assert_eq!(r, o_map, "{}: RDONLY map under {}", c.name, osem.name);
+        }
         let k = oracle::btf_load(&c.blob);
         let m = bpf_btf_load(&kernel, &c.blob, 0, &sem);
         assert_eq!(

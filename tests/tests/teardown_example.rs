@@ -53,10 +53,16 @@ fn every_later_profile_drops_the_node_once() {
             "{}: program BTF refcount restored",
             sem.name
         );
-        let _ = warns;
         // c8e18754's teardown drops the node with migration enabled (fixed by
-        // 9e36a204bd43 in v6.4): bpf_mem_free WARNs there and only there.
+        // 9e36a204bd43 in v6.4): bpf_mem_free WARNs there and only there, and that WARN
+        // reaches the WARN sink too.
         let migrate_warn = o.warnings.iter().any(|w| w.contains("migrate_disable"));
+        assert_eq!(
+            kernel_core::sync::warn::warn_count() != warns,
+            !o.warnings.is_empty(),
+            "{}: the WARN sink saw the run's WARNs",
+            sem.name
+        );
         assert_eq!(
             migrate_warn,
             sem.name == "c8e18754",
