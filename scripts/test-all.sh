@@ -14,5 +14,6 @@ trap 'rm -f "$tally"' EXIT
 KPTR_TALLY_FILE="$tally" cargo test --release --workspace
 cargo run -q --release -p shim-std --bin kptr-tally -- "$tally" \
   teardown_fields teardown_example cli
-RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}" \
+# Every loom model finishes at 3 preemptions (about 4 s of model time; README).
+RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
   cargo test --release -p loom-tests --target-dir target-loom -- --test-threads=1

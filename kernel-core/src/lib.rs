@@ -21,6 +21,7 @@ pub mod profile;
 pub mod record;
 pub mod sync;
 pub mod trace;
+pub mod why;
 
 pub use errno::{Errno, KResult};
 pub use profile::Semantics;

@@ -28,6 +28,7 @@ pub struct Module {
 impl Module {
     /// A module in state `Coming` with no references held by others.
     pub fn new(name: &str) -> Arc<Module> {
+        crate::obj::tally::module_created();
         Arc::new(Module {
             name: String::from(name),
             state: AtomicU32::new(ModuleState::Coming as u32),
@@ -71,6 +72,16 @@ impl Module {
         }
         self.set_state(ModuleState::Going);
         Ok(())
+    }
+}
+
+impl Drop for Module {
+    /// The module's last holder is gone: a reference still counted on it (a count
+    /// above 0; an unloaded module sits at -1) was taken and never put, which the suite
+    /// tally counts.
+    fn drop(&mut self) {
+        let left = self.refcnt.load(Ordering::Acquire);
+        crate::obj::tally::module_dropped(usize::try_from(left).unwrap_or(0));
     }
 }
 

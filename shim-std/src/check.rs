@@ -25,6 +25,8 @@ pub struct FieldReport {
     pub dtor: Option<String>,
     /// The references the field holds ("btf vmlinux", "btf <prog>", "module m").
     pub holds: Vec<String>,
+    /// A graph root's contained struct and its node's offset in it.
+    pub contains: Option<(String, u32)>,
 }
 
 /// One map's verdict.
@@ -50,6 +52,12 @@ pub struct MapReport {
     /// libbpf's retry without BTF after a refusal with it (`bpf_object__create_map`):
     /// `None` when there was none, else its errno (`Some(None)`: created).
     pub without_btf: Option<Option<Errno>>,
+    /// Why map creation failed (the rule and the culprit), when it did.
+    pub why: Option<crate::why::Culprit>,
+    /// Why the record failed, when it did.
+    pub record_why: Option<crate::why::Culprit>,
+    /// The kernel WARNs creating the map raised.
+    pub warnings: Vec<&'static str>,
 }
 
 /// The whole answer for one object.
@@ -65,6 +73,10 @@ pub struct CheckReport {
     pub btf_stage: Option<&'static str>,
     /// Maps (empty when BTF load failed: libbpf stops there).
     pub maps: Vec<MapReport>,
+    /// Why BTF load failed (the rule and the culprit), when the model knows.
+    pub btf_why: Option<crate::why::Culprit>,
+    /// The kernel WARNs BTF load raised.
+    pub btf_warnings: Vec<&'static str>,
 }
 
 fn dtor_name(d: &KptrDtor) -> Option<String> {
@@ -98,7 +110,15 @@ pub fn fields_of(rec: &BtfRecord, prog_btf: &BtfRef) -> Vec<FieldReport> {
                 }
                 None => (None, None, None),
             };
+            let contains = f.graph_root.as_ref().map(|g| {
+                let d = prog_btf.data();
+                let name = d
+                    .type_by_id(g.value_btf_id)
+                    .map_or("?", |t| d.name_by_offset(t.name_off()));
+                (name.to_string(), g.node_offset)
+            });
             FieldReport {
+                contains,
                 offset: f.offset,
                 ty: f.ty.name(),
                 pointee,
@@ -136,10 +156,25 @@ pub fn check_object_named(
         btf_log: None,
         btf_stage: None,
         maps: Vec::new(),
+        btf_why: None,
+        btf_warnings: Vec::new(),
     };
-    let btf = match bpf_btf_load(kernel, &o.btf, 1, sem) {
+    let ((loaded, why), warns) =
+        crate::warns::during(|| crate::why::collect(|| bpf_btf_load(kernel, &o.btf, 1, sem)));
+    rep.btf_warnings = warns;
+    let btf = match loaded {
         Ok((b, _)) => b,
         Err(e) => {
+            rep.btf_why = why.last.and_then(|c| {
+                let opts = kernel_core::btf::ParseOpts {
+                    log_level: 0,
+                    resolve: true,
+                    sem: *sem,
+                };
+                let (d, _) =
+                    kernel_core::btf::btf_verify(o.btf.clone().into(), None, &opts).ok()?;
+                c.culprit(&d)
+            });
             rep.btf_errno = Some(e.errno);
             let line = e.message().to_string();
             // Struct-meta failures log no message of their own: the log ends with the
@@ -155,7 +190,8 @@ pub fn check_object_named(
     };
     let mut created: Vec<(String, kernel_core::map::BpfMap)> = Vec::new();
     for def in o.maps.iter().cloned() {
-        let (mut r, map) = create_map(kernel, &btf, def, sem);
+        let ((mut r, map), warns) = crate::warns::during(|| create_map(kernel, &btf, def, sem));
+        r.warnings = warns;
         if let Some(outer) = &map {
             r.slots = init_map_in_map_slots(outer, &r.def, &created, sem);
         }
@@ -232,13 +268,16 @@ fn create_map(
     });
     let mut attr = def.attr(btf, &name);
     attr.inner_map = inner_map.as_ref();
+    let mut why = crate::why::Collected::default();
     let res = if inner_def.is_some() && inner_map.is_none() {
         Err(inner
             .as_ref()
             .and_then(|i| i.errno)
             .unwrap_or(Errno::EINVAL))
     } else {
-        match map_create(kernel, &attr, sem) {
+        let (r, w) = crate::why::collect(|| map_create(kernel, &attr, sem));
+        why = w;
+        match r {
             // A map of maps without `values`: libbpf passes inner_map_fd 0, so the
             // kernel looks at this process's fd 0: EBADF when it is closed, EINVAL
             // when it is open but not a map (`__bpf_map_get`).
@@ -246,6 +285,13 @@ fn create_map(
             r => r,
         }
     };
+    let d = btf.data();
+    let map_why = if res.is_err() {
+        why.last.as_ref().and_then(|c| c.culprit(d))
+    } else {
+        None
+    };
+    let record_why = why.record.as_ref().and_then(|c| c.culprit(d));
     let (errno, fields, record_error, modelled) = match &res {
         Ok(m) => (
             None,
@@ -285,18 +331,169 @@ fn create_map(
         inner,
         slots: Vec::new(),
         without_btf,
+        why: map_why,
+        record_why: if record_error.is_some() {
+            record_why
+        } else {
+            None
+        },
+        warnings: Vec::new(),
     };
     (rep, created)
 }
 
-fn errno_json(e: Option<Errno>) -> Value {
+/// An errno as JSON: its name, `"errno N"` for one the model does not name, or null.
+pub fn errno_json(e: Option<Errno>) -> Value {
     match e.and_then(|e| e.name()) {
         Some(n) => json!(n),
         None => e.map_or(Value::Null, |e| json!(format!("errno {}", e.raw()))),
     }
 }
 
-fn map_json(m: &MapReport) -> Value {
+/// A culprit as JSON (null when none).
+pub fn why_json(w: Option<&crate::why::Culprit>) -> Value {
+    match w {
+        None => Value::Null,
+        Some(c) => json!({
+            "errno": errno_json(Some(c.errno)),
+            "func": c.func,
+            "rule": c.rule,
+            "at": c.at.iter().map(|p| json!({
+                "type": p.ty, "member": p.member, "offset": p.offset,
+            })).collect::<Vec<_>>(),
+            "text": c.to_string(),
+        }),
+    }
+}
+
+/// The names of the `BPF_F_*` flags set in `flags` (unknown bits as hex).
+pub fn map_flag_names(flags: u32) -> Vec<String> {
+    const NAMES: [(u32, &str); 17] = [
+        (1 << 0, "BPF_F_NO_PREALLOC"),
+        (1 << 1, "BPF_F_NO_COMMON_LRU"),
+        (1 << 2, "BPF_F_NUMA_NODE"),
+        (1 << 3, "BPF_F_RDONLY"),
+        (1 << 4, "BPF_F_WRONLY"),
+        (1 << 5, "BPF_F_STACK_BUILD_ID"),
+        (1 << 6, "BPF_F_ZERO_SEED"),
+        (1 << 7, "BPF_F_RDONLY_PROG"),
+        (1 << 8, "BPF_F_WRONLY_PROG"),
+        (1 << 9, "BPF_F_CLONE"),
+        (1 << 10, "BPF_F_MMAPABLE"),
+        (1 << 11, "BPF_F_PRESERVE_ELEMS"),
+        (1 << 12, "BPF_F_INNER_MAP"),
+        (1 << 13, "BPF_F_LINK"),
+        (1 << 14, "BPF_F_PATH_FD"),
+        (1 << 15, "BPF_F_VTYPE_BTF_OBJ_FD"),
+        (1 << 16, "BPF_F_TOKEN_FD"),
+    ];
+    let mut v: Vec<String> = NAMES
+        .iter()
+        .filter(|(b, _)| flags & b != 0)
+        .map(|(_, n)| n.to_string())
+        .collect();
+    let known = NAMES.iter().fold(0, |a, (b, _)| a | b);
+    if flags & !known != 0 {
+        v.push(format!("{:#x}", flags & !known));
+    }
+    v
+}
+
+/// A field as JSON.
+pub fn field_json(f: &FieldReport) -> Value {
+    json!({
+        "offset": f.offset, "type": f.ty, "pointee": f.pointee, "local": f.local,
+        "dtor": f.dtor, "holds": f.holds,
+        "contains": f.contains.as_ref().map(|(s, o)| json!({"struct": s, "node_offset": o})),
+    })
+}
+
+/// A field in words: `+0    kptr_ref -> struct node_data (local) dtor ... holds [...]`.
+pub fn field_text(f: &FieldReport) -> String {
+    let mut s = format!("+{:<4} {}", f.offset, f.ty);
+    if let Some(p) = &f.pointee {
+        let kind = if f.local == Some(true) {
+            "local"
+        } else {
+            "kernel"
+        };
+        s.push_str(&format!(" -> struct {p} ({kind})"));
+    }
+    if let Some((c, o)) = &f.contains {
+        s.push_str(&format!(" contains struct {c} (node at +{o})"));
+    }
+    if let Some(d) = &f.dtor {
+        s.push_str(&format!(" dtor {d}"));
+    }
+    if !f.holds.is_empty() {
+        s.push_str(&format!(" holds [{}]", f.holds.join(", ")));
+    }
+    s
+}
+
+/// The WARN closing a map raises when a graph root is guarded only by a
+/// `bpf_res_spin_lock`, if its fields are so (see [`crate::compare`]).
+pub fn close_warning(m: &MapReport) -> Option<&'static str> {
+    let inner = m.inner.as_deref().map_or(&[][..], |i| i.fields.as_slice());
+    (crate::compare::res_lock_only_guards_a_root(&m.fields)
+        || crate::compare::res_lock_only_guards_a_root(inner))
+    .then_some("closing the map WARNs: a graph root guarded only by a bpf_res_spin_lock")
+}
+
+/// A map's header in words: `map NAME [SECTION] (TYPE, key K, value V, ...)`.
+pub fn map_header(m: &MapReport) -> String {
+    let sec = if m.def.internal && m.def.kname != m.def.name {
+        format!(" [{}]", m.def.name)
+    } else {
+        String::new()
+    };
+    let flags = map_flag_names(m.def.map_flags);
+    format!(
+        "map {}{sec} ({}, key {}, value {}, max_entries {}, flags {:#x}{})",
+        m.def.kname,
+        map_type_name(m.def.map_type),
+        m.def.key_size,
+        m.def.value_size,
+        m.def.max_entries,
+        m.def.map_flags,
+        if flags.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", flags.join("|"))
+        }
+    )
+}
+
+/// The map-create verdict in words: `created`, or the errno and why.
+pub fn map_verdict_text(m: &MapReport) -> String {
+    let mut s = match m.errno {
+        None => "created".to_string(),
+        Some(e) => format!("{e}"),
+    };
+    if let Some(w) = &m.why {
+        s.push_str(&format!(": {w}"));
+    }
+    if !m.modelled {
+        s.push_str(" [map type checks not modelled]");
+    }
+    s
+}
+
+/// The record error in words, when there is one.
+pub fn record_text(m: &MapReport) -> Option<String> {
+    m.record_error.map(|e| {
+        let mut s = format!("record: {e} (map has no special fields)");
+        if let Some(w) = &m.record_why {
+            s.push_str(&format!(": {w}"));
+        }
+        s
+    })
+}
+
+/// A map as JSON (the shape of `check --json`'s `maps`).
+pub fn map_json(m: &MapReport) -> Value {
+    let mut warnings: Vec<&str> = m.warnings.clone();
+    warnings.extend(close_warning(m));
     json!({
         "name": m.def.kname,
         "section": m.def.internal.then_some(&m.def.name),
@@ -305,13 +502,13 @@ fn map_json(m: &MapReport) -> Value {
         "value_size": m.def.value_size,
         "max_entries": m.def.max_entries,
         "map_flags": m.def.map_flags,
-        "map_create": {"ok": m.errno.is_none(), "errno": errno_json(m.errno)},
-        "fields": m.fields.iter().map(|f| json!({
-            "offset": f.offset, "type": f.ty, "pointee": f.pointee, "local": f.local,
-            "dtor": f.dtor, "holds": f.holds,
-        })).collect::<Vec<_>>(),
+        "flags": map_flag_names(m.def.map_flags),
+        "map_create": {"ok": m.errno.is_none(), "errno": errno_json(m.errno), "why": why_json(m.why.as_ref())},
+        "fields": m.fields.iter().map(field_json).collect::<Vec<_>>(),
         "record_error": errno_json(m.record_error),
+        "record_why": why_json(m.record_why.as_ref()),
         "modelled": m.modelled,
+        "warnings": warnings,
         "inner": m.inner.as_deref().map(map_json),
         "slots": m.slots.iter().map(|(i, n, e)| json!({
             "index": i, "map": n, "ok": e.is_none(), "errno": errno_json(*e),
@@ -320,32 +517,13 @@ fn map_json(m: &MapReport) -> Value {
 }
 
 fn map_text(s: &mut String, m: &MapReport, indent: &str, label: &str) {
-    let sec = if m.def.internal && m.def.kname != m.def.name {
-        format!(" [{}]", m.def.name)
-    } else {
-        String::new()
-    };
     s.push_str(&format!(
-        "{indent}{label}map {}{sec} ({}, key {}, value {}, max_entries {}, flags {:#x}): ",
-        m.def.kname,
-        map_type_name(m.def.map_type),
-        m.def.key_size,
-        m.def.value_size,
-        m.def.max_entries,
-        m.def.map_flags
+        "{indent}{label}{}: {}\n",
+        map_header(m),
+        map_verdict_text(m)
     ));
-    match m.errno {
-        None => s.push_str("created"),
-        Some(e) => s.push_str(&format!("{e}")),
-    }
-    if !m.modelled {
-        s.push_str(" [map type checks not modelled]");
-    }
-    s.push('\n');
-    if let Some(e) = m.record_error {
-        s.push_str(&format!(
-            "{indent}  record: {e} (map has no special fields)\n"
-        ));
+    if let Some(r) = record_text(m) {
+        s.push_str(&format!("{indent}  {r}\n"));
     }
     if matches!(m.def.map_type, 12 | 13) && m.def.inner.is_none() {
         s.push_str(&format!(
@@ -353,22 +531,10 @@ fn map_text(s: &mut String, m: &MapReport, indent: &str, label: &str) {
         ));
     }
     for f in &m.fields {
-        s.push_str(&format!("{indent}  +{:<4} {}", f.offset, f.ty));
-        if let Some(p) = &f.pointee {
-            let kind = if f.local == Some(true) {
-                "local"
-            } else {
-                "kernel"
-            };
-            s.push_str(&format!(" -> struct {p} ({kind})"));
-        }
-        if let Some(d) = &f.dtor {
-            s.push_str(&format!(" dtor {d}"));
-        }
-        if !f.holds.is_empty() {
-            s.push_str(&format!(" holds [{}]", f.holds.join(", ")));
-        }
-        s.push('\n');
+        s.push_str(&format!("{indent}  {}\n", field_text(f)));
+    }
+    for w in m.warnings.iter().copied().chain(close_warning(m)) {
+        s.push_str(&format!("{indent}  kernel WARN: {w}\n"));
     }
     if let Some(i) = &m.inner {
         map_text(s, i, &format!("{indent}  "), "inner ");
@@ -380,6 +546,27 @@ fn map_text(s: &mut String, m: &MapReport, indent: &str, label: &str) {
                 "{indent}  slot [{i}] = map {n}: {e} (the update libbpf makes is refused; libbpf fails the load)\n"
             )),
         }
+    }
+}
+
+impl MapReport {
+    /// True when the kernel refuses something of this map: its creation, its record
+    /// (the map is created without its special fields), a preset slot, its inner map.
+    pub fn refused(&self) -> bool {
+        self.errno.is_some()
+            || self.record_error.is_some()
+            || self.slots.iter().any(|s| s.2.is_some())
+            || self.inner.as_deref().is_some_and(MapReport::refused)
+    }
+
+    /// Every kernel WARN of this map (and its inner map): at creation, and at close.
+    pub fn all_warnings(&self) -> Vec<&'static str> {
+        let mut v = self.warnings.clone();
+        v.extend(close_warning(self));
+        if let Some(i) = &self.inner {
+            v.extend(i.all_warnings());
+        }
+        v
     }
 }
 
@@ -399,30 +586,61 @@ impl CheckReport {
         })
     }
 
+    /// Every kernel WARN the object raises: BTF load, map creation, map close.
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut v = self.btf_warnings.clone();
+        for m in &self.maps {
+            v.extend(m.all_warnings());
+        }
+        v
+    }
+
+    /// True when the kernel accepts everything: BTF load, every map, every record
+    /// and slot, and nothing WARNs.
+    pub fn accepted(&self) -> bool {
+        self.btf_errno.is_none()
+            && !self.maps.iter().any(MapReport::refused)
+            && self.warnings().is_empty()
+    }
+
+    /// The BTF-load verdict in words: `ok`, or the errno, the log's message and why.
+    pub fn btf_text(&self) -> String {
+        let mut s = match self.btf_errno {
+            None => "ok".to_string(),
+            Some(e) => format!("{e}"),
+        };
+        if let Some(l) = &self.btf_log {
+            s.push_str(&format!(": {l}"));
+        }
+        if let Some(st) = self.btf_stage {
+            s.push_str(&format!(" (refused by {st}; the kernel logs no message)"));
+        }
+        if let Some(w) = &self.btf_why {
+            s.push_str(&format!(": {w}"));
+        }
+        s
+    }
+
     /// The JSON shape of `kptr-model check --json`.
     pub fn to_json(&self) -> Value {
         json!({
             "profile": self.profile,
-            "btf_load": {"ok": self.btf_errno.is_none(), "errno": errno_json(self.btf_errno), "log": self.btf_log},
+            "btf_load": {
+                "ok": self.btf_errno.is_none(), "errno": errno_json(self.btf_errno),
+                "log": self.btf_log, "stage": self.btf_stage,
+                "why": why_json(self.btf_why.as_ref()), "warnings": self.btf_warnings,
+            },
             "maps": self.maps.iter().map(map_json).collect::<Vec<_>>(),
+            "warnings": self.warnings(),
+            "accepted": self.accepted(),
         })
     }
 
     /// Human-readable text.
     pub fn to_text(&self) -> String {
-        let mut s = String::new();
-        match self.btf_errno {
-            None => s.push_str(&format!("BTF load ({}): ok\n", self.profile)),
-            Some(e) => {
-                s.push_str(&format!("BTF load ({}): {e}", self.profile));
-                if let Some(l) = &self.btf_log {
-                    s.push_str(&format!(": {l}"));
-                }
-                if let Some(st) = self.btf_stage {
-                    s.push_str(&format!(" (refused by {st}; the kernel logs no message)"));
-                }
-                s.push('\n');
-            }
+        let mut s = format!("BTF load ({}): {}\n", self.profile, self.btf_text());
+        for w in &self.btf_warnings {
+            s.push_str(&format!("  kernel WARN: {w}\n"));
         }
         for m in &self.maps {
             map_text(&mut s, m, "", "");

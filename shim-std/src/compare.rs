@@ -171,7 +171,9 @@ impl KernelComparison {
     }
 }
 
-fn res_lock_only_guards_a_root(fields: &[FieldReport]) -> bool {
+/// True when a graph root among `fields` is guarded only by a `bpf_res_spin_lock`
+/// (closing such a map WARNs).
+pub fn res_lock_only_guards_a_root(fields: &[FieldReport]) -> bool {
     let tys: Vec<&str> = fields.iter().map(|f| f.ty).collect();
     tys.contains(&"res_spin_lock")
         && !tys.contains(&"spin_lock")

@@ -18,3 +18,4 @@ pub mod run;
 pub mod scenario;
 pub mod tally;
 pub mod warns;
+pub mod why;

@@ -639,3 +639,131 @@ mod tests {
         assert_eq!(log_text(b""), "");
     }
 }
+
+/// `BPF_LINK_CREATE`.
+const BPF_LINK_CREATE: libc::c_int = 28;
+/// `BPF_ITER_CREATE`.
+const BPF_ITER_CREATE: libc::c_int = 33;
+/// `BPF_TRACE_ITER` (`enum bpf_attach_type`).
+const BPF_TRACE_ITER: u32 = 28;
+
+/// The `BPF_LINK_CREATE` part of `union bpf_attr` for an iterator (`iter_info` and
+/// `iter_info_len`).
+#[repr(C)]
+#[derive(Default)]
+struct LinkCreateIterAttr {
+    prog_fd: u32,
+    target_fd: u32,
+    attach_type: u32,
+    flags: u32,
+    iter_info: u64,
+    iter_info_len: u32,
+    pad: u32,
+}
+
+/// The `BPF_ITER_CREATE` part of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct IterCreateAttr {
+    link_fd: u32,
+    flags: u32,
+}
+
+/// `BPF_LINK_CREATE` of the iterator program `prog` (`BPF_TRACE_ITER`, no iterator
+/// parameters): the link, or the kernel's errno.
+pub fn link_create_iter(prog: BorrowedFd<'_>) -> Result<OwnedFd, i32> {
+    let mut attr = LinkCreateIterAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        attach_type: BPF_TRACE_ITER,
+        ..Default::default()
+    };
+    // SAFETY: a valid BPF_LINK_CREATE prefix with no pointer in it (iter_info 0).
+    own_fd(unsafe { sys_bpf(BPF_LINK_CREATE, &mut attr) }?)
+}
+
+/// `BPF_ITER_CREATE` on an iterator link: the iterator's fd, or the kernel's errno.
+pub fn iter_create(link: BorrowedFd<'_>) -> Result<OwnedFd, i32> {
+    let mut attr = IterCreateAttr {
+        link_fd: link.as_raw_fd() as u32,
+        flags: 0,
+    };
+    // SAFETY: a valid BPF_ITER_CREATE prefix with no pointer in it.
+    own_fd(unsafe { sys_bpf(BPF_ITER_CREATE, &mut attr) }?)
+}
+
+/// One run of the iterator program `prog`: a link, an iterator on it, read to its end
+/// (the program runs once per object the iterator visits, in the calling thread);
+/// both fds closed. The kernel's errno on failure.
+pub fn run_iter(prog: BorrowedFd<'_>) -> Result<(), i32> {
+    use std::io::Read;
+    let link = link_create_iter(prog)?;
+    let iter = iter_create(std::os::fd::AsFd::as_fd(&link))?;
+    let mut f = std::fs::File::from(iter);
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)
+        .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+    Ok(())
+}
+
+/// `BPF_MAP_LOOKUP_ELEM` of `key` into `value` with `flags` (`BPF_F_LOCK`): the
+/// kernel's errno on failure.
+pub fn map_lookup_elem_flags(
+    map: BorrowedFd<'_>,
+    key: &[u8],
+    value: &mut [u8],
+    flags: u64,
+) -> Result<(), i32> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        flags,
+        ..Default::default()
+    };
+    // SAFETY: a valid BPF_MAP_LOOKUP_ELEM prefix; the key is read and the value buffer,
+    // as large as the caller's map needs, written during the call only.
+    unsafe { sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) }.map(|_| ())
+}
+
+/// A map element command for [`map_elem_raw_fd`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapElemCmd {
+    /// `BPF_MAP_LOOKUP_ELEM`: `value` is written.
+    Lookup,
+    /// `BPF_MAP_UPDATE_ELEM`: `value` is read.
+    Update,
+    /// `BPF_MAP_DELETE_ELEM`: `value` is not used.
+    Delete,
+}
+
+/// `cmd` on the map behind the fd number `map_fd`, which need not be open (a closed
+/// or negative number gets the kernel's EBADF): the kernel's errno on failure. The
+/// caller passes buffers of the map's key and value sizes.
+pub fn map_elem_raw_fd(
+    cmd: MapElemCmd,
+    map_fd: std::os::fd::RawFd,
+    key: &[u8],
+    value: &mut [u8],
+    flags: u64,
+) -> Result<(), i32> {
+    let mut attr = MapElemAttr {
+        map_fd: map_fd as u32,
+        key: key.as_ptr() as u64,
+        value: if cmd == MapElemCmd::Delete {
+            0
+        } else {
+            value.as_mut_ptr() as u64
+        },
+        flags,
+        ..Default::default()
+    };
+    let c = match cmd {
+        MapElemCmd::Lookup => BPF_MAP_LOOKUP_ELEM,
+        MapElemCmd::Update => BPF_MAP_UPDATE_ELEM,
+        MapElemCmd::Delete => BPF_MAP_DELETE_ELEM,
+    };
+    // SAFETY: a valid prefix of `union bpf_attr` for the command; the key is read and
+    // the value buffer read or written (as large as the caller's map needs) during the
+    // call only. An fd number that is not open is refused by the kernel (EBADF).
+    unsafe { sys_bpf(c, &mut attr) }.map(|_| ())
+}

@@ -1,7 +1,10 @@
-//! The suite-wide allocator tally. A process that calls [`install`] while
-//! `KPTR_TALLY_FILE` is set appends, at exit, one JSON line with its
+//! The suite-wide tally of objects and references. A process that calls [`install`]
+//! while `KPTR_TALLY_FILE` is set appends, at exit, one JSON line with its
 //! [`MemTally`] to that file; [`check_file`] adds the lines up and holds the whole
-//! suite to zero leaks, zero double frees and zero uses after free.
+//! suite to zero leaks, zero double frees and zero uses after free of allocator
+//! objects, every `struct btf` freed (no BTF reference left over), no read of a freed
+//! BTF, and every module dropped with no reference left on it, beyond what the tests
+//! that reproduce kernel bugs acknowledge.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -55,6 +58,15 @@ pub fn line(program: &str, t: &MemTally) -> String {
         "uses_after_free": t.uses_after_free,
         "wild": t.wild,
         "acknowledged": t.acknowledged,
+        "btfs_created": t.btfs_created,
+        "btfs_freed": t.btfs_freed,
+        "btfs_acknowledged": t.btfs_acknowledged,
+        "btf_refs_acknowledged": t.btf_refs_acknowledged,
+        "btf_uses_after_free": t.btf_uses_after_free,
+        "modules_created": t.modules_created,
+        "modules_dropped": t.modules_dropped,
+        "module_refs_leaked": t.module_refs_leaked,
+        "module_refs_acknowledged": t.module_refs_acknowledged,
     })
     .to_string()
 }
@@ -115,6 +127,15 @@ pub fn sum(text: &str) -> Result<Suite, String> {
         t.uses_after_free += n("uses_after_free")?;
         t.wild += n("wild")?;
         t.acknowledged += n("acknowledged")?;
+        t.btfs_created += n("btfs_created")?;
+        t.btfs_freed += n("btfs_freed")?;
+        t.btfs_acknowledged += n("btfs_acknowledged")?;
+        t.btf_refs_acknowledged += n("btf_refs_acknowledged")?;
+        t.btf_uses_after_free += n("btf_uses_after_free")?;
+        t.modules_created += n("modules_created")?;
+        t.modules_dropped += n("modules_dropped")?;
+        t.module_refs_leaked += n("module_refs_leaked")?;
+        t.module_refs_acknowledged += n("module_refs_acknowledged")?;
         let p = v
             .get("program")
             .and_then(|x| x.as_str())
@@ -130,7 +151,9 @@ pub fn check(s: &Suite, expect: &[&str]) -> Result<String, String> {
     let t = &s.total;
     let summary = format!(
         "suite tally: {} processes, {} allocators ({} dropped), {} objects allocated, {} freed; \
-         leaks: {}, double frees: {}, use after free: {}, wild: {} ({} acknowledged by the tests that reproduce kernel bugs)",
+         leaks: {}, double frees: {}, use after free: {}, wild: {} ({} acknowledged by the tests that reproduce kernel bugs); \
+         BTFs: {} made, {} freed, {} left ({} acknowledged, {} leaked references put back), {} reads of a freed BTF; \
+         modules: {} made ({} dropped), {} references left ({} acknowledged)",
         s.programs.values().sum::<usize>(),
         t.allocators_created,
         t.allocators_dropped,
@@ -141,6 +164,16 @@ pub fn check(s: &Suite, expect: &[&str]) -> Result<String, String> {
         t.uses_after_free,
         t.wild,
         t.acknowledged,
+        t.btfs_created,
+        t.btfs_freed,
+        t.btf_leaks(),
+        t.btfs_acknowledged,
+        t.btf_refs_acknowledged,
+        t.btf_uses_after_free,
+        t.modules_created,
+        t.modules_dropped,
+        t.module_refs_leaked,
+        t.module_refs_acknowledged,
     );
     let missing: Vec<&str> = expect
         .iter()

@@ -5,10 +5,25 @@ use std::sync::Mutex;
 
 static WARNS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
 
+thread_local! {
+    static MINE: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn hook(msg: &'static str) {
     if let Ok(mut g) = WARNS.lock() {
         g.push(msg);
     }
+    MINE.with(|m| m.borrow_mut().push(msg));
+}
+
+/// Runs `f` and returns the WARNs this thread raised meanwhile (installs the
+/// collector).
+pub fn during<R>(f: impl FnOnce() -> R) -> (R, Vec<&'static str>) {
+    install();
+    let before = MINE.with(|m| std::mem::take(&mut *m.borrow_mut()));
+    let r = f();
+    let got = MINE.with(|m| std::mem::replace(&mut *m.borrow_mut(), before));
+    (r, got)
 }
 
 /// Installs the collector as `kernel-core`'s WARN hook.

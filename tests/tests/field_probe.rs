@@ -58,6 +58,7 @@ fn fr(offset: u32, ty: &'static str, pointee: Option<&str>) -> FieldReport {
         local: None,
         dtor: None,
         holds: Vec::new(),
+        contains: None,
     }
 }
 

@@ -360,10 +360,11 @@ fn per_cpu_hash_updates_are_in_place() {
             let what = format!("{} type {ty} flags {flags}", sem.name);
             let (k, rt, p) = runtime(sem);
             let m = map(&k, &p, ty, flags, p.plain, &sem);
-            m.update(&rt, &key(0), &[0u8; 16], 0).expect("insert");
+            // User space's value: one 16-byte slice per CPU (bpf_map_value_size).
+            m.update(&rt, &key(0), &[0u8; 32], 0).expect("insert");
             let e = m.htab_lookup(&key(0)).expect("key 0");
             let ns: Vec<u64> = e.values.iter().map(|v| stash(&rt, &p, v)).collect();
-            m.update(&rt, &key(0), &[0xabu8; 16], 0).expect("update");
+            m.update(&rt, &key(0), &[0xabu8; 32], 0).expect("update");
             rt.rcu.rcu_barrier();
             let now = m.htab_lookup(&key(0)).expect("key 0");
             assert!(Arc::ptr_eq(&e, &now), "{what}: the same element");
@@ -498,5 +499,68 @@ mod sys {
             .join()
         });
         res.unwrap_or_default()
+    }
+}
+
+/// A per-CPU map's value from user space is one `round_up(value_size, 8)` slice per
+/// possible CPU (`bpf_map_value_size`, kernel/bpf/syscall.c): `bpf_percpu_array_update`
+/// (kernel/bpf/arraymap.c) and `pcpu_copy_value` with `onallcpus`
+/// (kernel/bpf/hashtab.c, for a new element through `pcpu_init_value`) copy slice `c`
+/// into CPU `c`'s value; `bpf_percpu_array_copy` and `bpf_percpu_hash_copy` hand each
+/// CPU's value back in its slice, special fields zeroed (`check_and_init_map_value`).
+/// A shorter buffer cannot be copied in (`kvmemdup_bpfptr`: -EFAULT). The old model
+/// took one value for every CPU.
+#[test]
+fn per_cpu_updates_copy_one_slice_per_cpu() {
+    use kernel_core::map::BPF_MAP_TYPE_PERCPU_ARRAY;
+    use kernel_core::map::runtime::NR_CPUS;
+    for sem in [Semantics::V6_12, Semantics::V6_18] {
+        for (ty, flags) in [
+            (BPF_MAP_TYPE_PERCPU_ARRAY, 0),
+            (BPF_MAP_TYPE_PERCPU_HASH, 0),
+            (BPF_MAP_TYPE_PERCPU_HASH, BPF_F_NO_PREALLOC),
+            (BPF_MAP_TYPE_LRU_PERCPU_HASH, 0),
+        ] {
+            let what = format!("{} type {ty} flags {flags}", sem.name);
+            let (k, rt, p) = runtime(sem);
+            let m = map(&k, &p, ty, flags, p.plain, &sem);
+            assert_eq!(m.bpf_map_value_size(), 16 * NR_CPUS, "{what}");
+            assert_eq!(
+                m.update(&rt, &key(0), &[1u8; 16], 0),
+                Err(Errno::EFAULT),
+                "{what}: one slice is not a per-CPU value"
+            );
+            let mut v = [0u8; 32];
+            v[..8].copy_from_slice(&5u64.to_ne_bytes());
+            v[16..24].copy_from_slice(&6u64.to_ne_bytes());
+            m.update(&rt, &key(0), &v, 0).expect("insert");
+            let back = m.bpf_map_copy_value(&key(0), 0).expect("lookup");
+            assert_eq!(back.len(), 32, "{what}");
+            assert_eq!(back[0], 5, "{what}: CPU 0's slice");
+            assert_eq!(back[16], 6, "{what}: CPU 1's slice");
+            // A program on CPU 1 stashes into its value; user space's copy zeroes the
+            // slot (check_and_init_map_value), the value keeps it.
+            let n = if ty == BPF_MAP_TYPE_PERCPU_ARRAY {
+                stash(&rt, &p, m.array_value(0, 1).expect("CPU 1's value"))
+            } else {
+                stash(&rt, &p, &m.htab_lookup(&key(0)).expect("key 0").values[1])
+            };
+            let back = m.bpf_map_copy_value(&key(0), 0).expect("lookup");
+            assert_eq!(
+                &back[24..32],
+                &[0u8; 8],
+                "{what}: no kernel pointer to user space"
+            );
+            v[16..24].copy_from_slice(&7u64.to_ne_bytes());
+            m.update(&rt, &key(0), &v, 2).expect("update");
+            let back = m.bpf_map_copy_value(&key(0), 0).expect("lookup");
+            assert_eq!((back[0], back[16]), (5, 7), "{what}");
+            // The array frees every CPU's fields on update; the hashes per profile.
+            let freed = ty == BPF_MAP_TYPE_PERCPU_ARRAY || sem.htab_percpu_update_frees_fields;
+            rt.rcu.rcu_barrier();
+            assert_eq!(rt.mem.is_live(n), !freed, "{what}");
+            close(&rt, m);
+            assert_clean(&rt, &what);
+        }
     }
 }

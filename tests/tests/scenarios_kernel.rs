@@ -59,13 +59,7 @@ fn every_scenario_agrees_with_the_kernel() {
         }
         for ((l, m), k) in sc.lines.iter().zip(&model.results).zip(&kernel) {
             steps += 1;
-            program_steps += usize::from(matches!(
-                l.step,
-                run::Step::Stash(..)
-                    | run::Step::StashDeleted(..)
-                    | run::Step::Take(_)
-                    | run::Step::Peek(_)
-            ));
+            program_steps += usize::from(l.step.is_program());
             if m != k {
                 failures.push(format!(
                     "{}:{}: {}: model {m}, kernel {k}",
@@ -91,7 +85,7 @@ fn every_scenario_agrees_with_the_kernel() {
         all.len() - failures.len().min(all.len())
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(all.len() >= 40, "only {} scenarios", all.len());
+    assert!(all.len() >= 60, "only {} scenarios", all.len());
     for t in [
         "ARRAY",
         "PERCPU_ARRAY",
@@ -99,6 +93,9 @@ fn every_scenario_agrees_with_the_kernel() {
         "PERCPU_HASH",
         "LRU_HASH",
         "LRU_PERCPU_HASH",
+        "TASK_STORAGE",
+        "CGRP_STORAGE",
+        "SK_STORAGE",
     ] {
         assert!(types.contains(t), "no scenario on {t}: {types:?}");
     }
@@ -124,6 +121,22 @@ fn scenario_mistakes_name_the_file_and_line() {
         ("object a.o\ntake 1 2\n", "bad.scn:2: unexpected \"2\""),
         ("# nothing\n", "bad.scn:0: no `object` line"),
         ("object a.o\nstash 1\n", "bad.scn:2: missing object id"),
+        (
+            "object a.o\nupdate 1 any data x\n",
+            "bad.scn:2: data \"x\" is not a number",
+        ),
+        (
+            "object a.o\nupdate 1 any 5\n",
+            "bad.scn:2: unexpected \"5\" (data N[,N...])",
+        ),
+        (
+            "object a.o\nupdate 1 any+sometimes\n",
+            "bad.scn:2: unknown update flag \"any+sometimes\"",
+        ),
+        (
+            "object a.o\nouter-delete self\n",
+            "bad.scn:2: key \"self\" is not a number",
+        ),
     ] {
         let e = run::parse(p, text).expect_err(text);
         assert_eq!(e.errno, kernel_core::Errno::EINVAL);
@@ -155,4 +168,39 @@ fn scenario_on_a_missing_map_or_object_is_an_error() {
     let sc = run::parse(&dir.join("x.scn"), "object bpf/obj/nosuch.o\npeek 0\n").expect("parses");
     let e = run_model(&sc, Semantics::V6_18).expect_err("no object");
     assert!(e.reason.contains("nosuch.o"), "{}", e.reason);
+}
+
+/// Keys and steps the map type does not have are scenario mistakes named by file and
+/// line: `self` is a local storage map's key only, a storage takes no number, a task
+/// storage's owner (the runner's thread) cannot go, a storage is not filled.
+#[test]
+fn keys_the_map_type_does_not_have_are_mistakes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    for (text, want) in [
+        (
+            "object bpf/obj/sc_array.o\npeek 0\npeek self\n",
+            "x.scn:3: `self` is the key of a local storage map only",
+        ),
+        (
+            "object bpf/obj/sc_task_storage.o\nstash 0 1\n",
+            "x.scn:2: a local storage map's key is its owner: `self`",
+        ),
+        (
+            "object bpf/obj/sc_task_storage.o\nstash self 1\nowner-free\n",
+            "x.scn:3: the task storage's owner is the runner's own thread",
+        ),
+        (
+            "object bpf/obj/sc_sk_storage.o\nfill 0\n",
+            "x.scn:2: a local storage map cannot be filled",
+        ),
+        (
+            "object bpf/obj/sc_array.o\nowner-free\n",
+            "x.scn:2: `owner-free` needs a local storage map",
+        ),
+    ] {
+        let sc = run::parse(&dir.join("x.scn"), text).expect("parses");
+        let e = run_model(&sc, Semantics::V6_18).expect_err(text);
+        assert_eq!(e.errno, kernel_core::Errno::EINVAL, "{text:?}");
+        assert!(e.reason.contains(want), "{text:?}: {}", e.reason);
+    }
 }

@@ -60,6 +60,7 @@ pub enum BtfOrigin {
 
 impl Btf {
     fn into_ref(self) -> BtfRef {
+        crate::obj::tally::btf_created();
         BtfRef(NonNull::from(Box::leak(Box::new(self))))
     }
 
@@ -215,6 +216,11 @@ impl BtfRef {
         self.0
     }
 
+    /// The IDR this BTF is published in (`None` before `btf_alloc_id`).
+    pub fn published_idr(&self) -> Option<Arc<BtfIdr>> {
+        (*self.btf().idr).clone()
+    }
+
     pub(crate) fn set_idr(&mut self, idr: Arc<BtfIdr>) {
         // SAFETY: only called by `BtfIdr::publish` on an object not yet published (id 0,
         // checked there), before any other thread can find it through the IDR; the
@@ -246,6 +252,7 @@ pub fn btf_get(b: &BtfRef) -> BtfRef {
 /// else is freed. The count must include that leaked reference.
 pub fn btf_put_leaked_reference(b: &BtfRef) {
     if b.refcount() > 1 {
+        crate::obj::tally::btf_ref_acknowledged();
         drop(BtfRef(b.0));
     } else {
         crate::sync::warn::warn("btf_put_leaked_reference: no leaked reference to put");
@@ -298,6 +305,7 @@ impl Drop for BtfRef {
                     // in the IDR's quarantine, so a late reader reads memory the model
                     // still owns and the IDR reports as freed.
                     b.release_contents();
+                    crate::obj::tally::btf_freed();
                     idr2.quarantine(p.0);
                 });
             }
@@ -305,6 +313,7 @@ impl Drop for BtfRef {
                 // SAFETY: the count reached zero and the object was never published, so
                 // this was the last pointer to it.
                 drop(unsafe { Box::from_raw(p.0.as_ptr()) });
+                crate::obj::tally::btf_freed();
             }
         }
     }

@@ -131,10 +131,19 @@ pub(crate) fn type_check_btf(map: &BpfMap, d: &BtfData, key_id: u32, value_id: u
     let Some(value) = d.type_by_id(value_id) else {
         return Err(Errno::EINVAL);
     };
-    let ok = match check_btf_op(map.map_type) {
+    let op = check_btf_op(map.map_type);
+    let ok = match op {
         // arena_map_check_btf returns 0.
         CheckBtfOp::None | CheckBtfOp::Hash | CheckBtfOp::Arena => true,
-        CheckBtfOp::NoBtf => return Err(Errno::ENOTSUPP),
+        CheckBtfOp::NoBtf => {
+            return Err(crate::why::refuse(
+                Errno::ENOTSUPP,
+                "map_check_no_btf",
+                0,
+                None,
+                || alloc::format!("a {} map takes no BTF", map_type_name(map.map_type)),
+            ));
+        }
         CheckBtfOp::Array => array_map_check_btf(map, key, &value),
         // bpf_local_storage_map_check_btf: a 32-bit INT key.
         CheckBtfOp::LocalStorage => key_is_int(key, 32),
@@ -144,5 +153,26 @@ pub(crate) fn type_check_btf(map: &BpfMap, d: &BtfData, key_id: u32, value_id: u
         // bloom_map_check_btf: keyless only.
         CheckBtfOp::Bloom => key.is_none(),
     };
-    if ok { Ok(()) } else { Err(Errno::EINVAL) }
+    if ok {
+        return Ok(());
+    }
+    let (func, rule) = match op {
+        CheckBtfOp::Array => (
+            "array_map_check_btf",
+            "the key must be a 32-bit int (or absent for a one-entry ARRAY of a DATASEC)",
+        ),
+        CheckBtfOp::LocalStorage => (
+            "bpf_local_storage_map_check_btf",
+            "the key must be a 32-bit int",
+        ),
+        CheckBtfOp::CgroupStorage => (
+            "cgroup_storage_check_btf",
+            "the key must be a 64-bit int, or struct bpf_cgroup_storage_key for a 16-byte key",
+        ),
+        CheckBtfOp::Trie => ("trie_check_btf", "the key must be a struct"),
+        _ => ("bloom_map_check_btf", "a bloom filter takes no key type"),
+    };
+    Err(crate::why::refuse(Errno::EINVAL, func, 0, None, || {
+        alloc::string::String::from(rule)
+    }))
 }

@@ -12,6 +12,7 @@ use crate::btf::{BtfRef, KernelBtfs, btf_get};
 use crate::errno::{Errno, KResult};
 use crate::profile::Semantics;
 use crate::record::{BtfFieldType as F, BtfRecord, btf_check_and_fixup_record, btf_parse_fields};
+use crate::why::{refuse, within};
 
 /// The `BPF_MAP_CREATE` attributes the model reads.
 #[derive(Clone, Copy)]
@@ -433,22 +434,41 @@ pub fn map_check_btf(
     let d = btf.data();
     // btf_type_id_size resolves typedefs and modifiers in place: the map type's own
     // check sees the resolved key and value types.
+    let size_rule = |what: &'static str, id: u32, want: u32| {
+        move || match d.type_id_size(id) {
+            Some((_, _, size)) => {
+                alloc::format!("the {what} type is {size} bytes, the map's {what}_size {want}")
+            }
+            None => alloc::format!("the {what} type (id {id}) has no size"),
+        }
+    };
     let key_id = if key_id != 0 {
         match d.type_id_size(key_id) {
             Some((_, id, size)) if size == map.key_size => id,
-            _ => return Err(Errno::EINVAL),
+            _ => {
+                let rule = size_rule("key", key_id, map.key_size);
+                return Err(refuse(Errno::EINVAL, "map_check_btf", key_id, None, rule));
+            }
         }
     } else if matches!(
         check_btf_op(map.map_type),
         CheckBtfOp::None | CheckBtfOp::Hash
     ) {
-        return Err(Errno::EINVAL);
+        return Err(refuse(Errno::EINVAL, "map_check_btf", 0, None, || {
+            alloc::format!(
+                "a {} map with BTF needs a key type",
+                map_type_name(map.map_type)
+            )
+        }));
     } else {
         0
     };
     let value_id = match d.type_id_size(value_id) {
         Some((_, id, size)) if size == map.value_size => id,
-        _ => return Err(Errno::EINVAL),
+        _ => {
+            let rule = size_rule("value", value_id, map.value_size);
+            return Err(refuse(Errno::EINVAL, "map_check_btf", value_id, None, rule));
+        }
     };
     match btf_parse_fields(
         btf,
@@ -462,9 +482,11 @@ pub fn map_check_btf(
         Err(e) => {
             map.record = None;
             map.record_error = Some(e);
+            crate::why::record_kept();
         }
     }
     let res = check_record(map, btf, sem)
+        .map_err(|e| within(e, value_id, None, None))
         .and_then(|()| type_check_btf(map, btf.data(), key_id, value_id));
     if res.is_err() {
         // bpf_map_free_record.
@@ -478,11 +500,29 @@ fn check_record(map: &mut BpfMap, btf: &BtfRef, sem: &Semantics) -> KResult<()> 
         return Ok(());
     };
     if map.map_flags & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != 0 {
-        return Err(Errno::EACCES);
+        return Err(refuse(Errno::EACCES, "map_check_btf", 0, None, || {
+            alloc::string::String::from(
+                "a value with special fields in a map with BPF_F_RDONLY_PROG or BPF_F_WRONLY_PROG (programs must write it)",
+            )
+        }));
     }
     for ty in F::ALL {
         if rec.field_mask.intersects(ty) && !field_allowed(ty, map.map_type, sem) {
-            return Err(Errno::EOPNOTSUPP);
+            let off = rec.fields.iter().find(|f| f.ty == ty).map(|f| f.offset);
+            let mt = map.map_type;
+            return Err(refuse(Errno::EOPNOTSUPP, "map_check_btf", 0, off, || {
+                let allowed: alloc::vec::Vec<&str> = (1..=BPF_MAP_TYPE_ARENA)
+                    .filter(|&t| field_allowed(ty, t, sem))
+                    .map(map_type_name)
+                    .collect();
+                alloc::format!(
+                    "a {} field{} is not allowed in map type {}; map_check_btf allows it in {}",
+                    ty.name(),
+                    off.map_or(alloc::string::String::new(), |o| alloc::format!(" (+{o})")),
+                    map_type_name(mt),
+                    allowed.join(", ")
+                )
+            }));
         }
     }
     btf_check_and_fixup_record(btf, rec, sem)
@@ -504,30 +544,59 @@ pub fn map_create(kernel: &KernelBtfs, a: &MapAttr<'_>, sem: &Semantics) -> KRes
     if a.map_type == BPF_MAP_TYPE_UNSPEC || a.map_type > BPF_MAP_TYPE_ARENA {
         return Err(Errno::EINVAL);
     }
-    match a.map_type {
-        BPF_MAP_TYPE_ARRAY | BPF_MAP_TYPE_PERCPU_ARRAY => array_alloc_check(a)?,
+    let (alloc_check, func) = match a.map_type {
+        BPF_MAP_TYPE_ARRAY | BPF_MAP_TYPE_PERCPU_ARRAY => {
+            (array_alloc_check(a), "array_map_alloc_check")
+        }
         BPF_MAP_TYPE_HASH
         | BPF_MAP_TYPE_PERCPU_HASH
         | BPF_MAP_TYPE_LRU_HASH
-        | BPF_MAP_TYPE_LRU_PERCPU_HASH => htab_alloc_check(a)?,
-        t if is_local_storage(t) => local_storage_alloc_check(a)?,
-        BPF_MAP_TYPE_BLOOM_FILTER => bloom_alloc_check(a)?,
-        _ => {
-            if let Some(r) = other_alloc_check(a) {
-                r?;
-            }
-        }
-    }
+        | BPF_MAP_TYPE_LRU_PERCPU_HASH => (htab_alloc_check(a), "htab_map_alloc_check"),
+        t if is_local_storage(t) => (
+            local_storage_alloc_check(a),
+            "bpf_local_storage_map_alloc_check",
+        ),
+        BPF_MAP_TYPE_BLOOM_FILTER => (bloom_alloc_check(a), "bloom_map_alloc_check"),
+        _ => (
+            other_alloc_check(a).unwrap_or(Ok(())),
+            "the map type's map_alloc",
+        ),
+    };
+    alloc_check.map_err(|e| {
+        refuse(e, func, 0, None, || {
+            alloc::format!(
+                "a {} map with key_size {}, value_size {}, max_entries {}, map_flags {:#x}: outside the type's limits",
+                map_type_name(a.map_type),
+                a.key_size,
+                a.value_size,
+                a.max_entries,
+                a.map_flags
+            )
+        })
+    })?;
     // array_of_map_alloc, htab_of_map_alloc: the inner map's template first. On any
     // later error it is freed with the map (bpf_map_meta_free).
     let inner_map_meta = match a.map_type {
         BPF_MAP_TYPE_ARRAY_OF_MAPS | BPF_MAP_TYPE_HASH_OF_MAPS => {
-            Some(Box::new(bpf_map_meta_alloc(a.inner_map)?))
+            Some(Box::new(bpf_map_meta_alloc(a.inner_map).map_err(|e| {
+                refuse(e, "bpf_map_meta_alloc", 0, None, || {
+                    alloc::string::String::from(match (a.inner_map, e) {
+                        (None, _) => "no inner map behind inner_map_fd",
+                        (Some(_), Errno::EINVAL) => "the inner map is itself a map of maps, or has a special field its template cannot carry",
+                        (Some(_), _) => "the inner map's type cannot be an inner map (no map_meta_equal)",
+                    })
+                })
+            })?))
         }
         _ => None,
     };
     if !name_ok(a.name) {
-        return Err(Errno::EINVAL);
+        return Err(refuse(Errno::EINVAL, "bpf_obj_name_cpy", 0, None, || {
+            alloc::format!(
+                "map name `{}`: at most 15 characters of letters, digits, `_` and `.`",
+                a.name
+            )
+        }));
     }
     let mut map = BpfMap {
         map_type: a.map_type,
@@ -547,9 +616,15 @@ pub fn map_create(kernel: &KernelBtfs, a: &MapAttr<'_>, sem: &Semantics) -> KRes
         map.map_flags |= BPF_F_RDONLY_PROG;
     }
     if a.btf_key_type_id != 0 || a.btf_value_type_id != 0 {
-        let btf = a.btf.ok_or(Errno::EBADF)?;
+        let btf = a.btf.ok_or_else(|| {
+            refuse(Errno::EBADF, "map_create", 0, None, || {
+                alloc::string::String::from("BTF type ids without a BTF fd")
+            })
+        })?;
         if btf.is_kernel() {
-            return Err(Errno::EACCES);
+            return Err(refuse(Errno::EACCES, "map_create", 0, None, || {
+                alloc::string::String::from("the BTF fd is a kernel BTF")
+            }));
         }
         map.btf = Some(btf_get(btf));
         if a.btf_value_type_id != 0 {

@@ -1,9 +1,11 @@
 //! Maps: `map_create` and `map_check_btf` (kernel/bpf/syscall.c) with the map types'
 //! own checks (kernel/bpf/arraymap.c, hashtab.c, bpf_local_storage.c, ...) and maps of
-//! maps (kernel/bpf/map_in_map.c).
+//! maps (kernel/bpf/map_in_map.c); at run time ([`runtime`]) arrays, hash maps, arrays
+//! of maps and local storage ([`local_storage`]).
 
 mod check_btf;
 pub mod create;
+pub mod local_storage;
 pub mod lru;
 pub mod map_in_map;
 pub mod runtime;

@@ -4,7 +4,9 @@
 
 use alloc::vec::Vec;
 
-use super::helpers::{bpf_spin_lock, bpf_spin_unlock, drop_impl, find_meta, kptr_btf};
+use super::helpers::{
+    __bpf_obj_drop_impl, bpf_spin_lock, bpf_spin_unlock, find_meta, kptr_btf, unref_btf,
+};
 use super::mem::Words;
 use super::runtime::BpfRuntime;
 use crate::record::{BtfField, BtfFieldType as F, BtfRecord, KptrDtor};
@@ -63,18 +65,12 @@ fn release_kptr(rt: &BpfRuntime, f: &BtfField, mem: &Words) {
             rt.warn("bpf_obj_free_fields: local kptr pointee without struct meta");
         }
         // 9e36a204bd43 (v6.4) to v6.12 disable migration here; v6.18's callers have.
-        let pinned = rt.sem.free_fields_migrate_disable && !rt.sem.map_free_migrate_disable;
-        if pinned {
+        let wrap = rt.sem.free_fields_migrate_disable && !rt.sem.map_free_migrate_disable;
+        if wrap {
             rt.migrate_disable_at("bpf_obj_free_fields");
         }
-        drop_impl(
-            rt,
-            old,
-            meta.and_then(|m| m.rec()),
-            f.ty == F::KPTR_PERCPU,
-            pinned,
-        );
-        if pinned {
+        __bpf_obj_drop_impl(rt, old, meta.and_then(|m| m.rec()), f.ty == F::KPTR_PERCPU);
+        if wrap {
             rt.migrate_enable_at("bpf_obj_free_fields");
         }
     } else if let KptrDtor::Kfunc { name, .. } = &k.dtor {
@@ -109,25 +105,22 @@ fn graph_root_free(rt: &BpfRuntime, rec: &BtfRecord, f: &BtfField, mem: &Words) 
         return;
     }
     // value_rec: the contained type's record in the BTF the root was parsed from.
-    let btf = crate::record::KptrBtf::Borrowed(g.btf_ptr);
-    let Some(b) = kptr_btf(rt, &btf) else {
-        core::mem::forget(btf);
+    let Some(b) = unref_btf(rt, g.btf_ptr) else {
         return;
     };
     let meta = find_meta(b, g.value_btf_id);
-    core::mem::forget(btf);
-    let pinned = !rt.sem.map_free_migrate_disable;
+    let wrap = !rt.sem.map_free_migrate_disable;
     let site = if f.ty == F::RB_ROOT {
         "bpf_rb_root_free"
     } else {
         "bpf_list_head_free"
     };
     for obj in nodes {
-        if pinned {
+        if wrap {
             rt.migrate_disable_at(site);
         }
-        drop_impl(rt, obj, meta.as_ref().and_then(|m| m.rec()), false, pinned);
-        if pinned {
+        __bpf_obj_drop_impl(rt, obj, meta.as_ref().and_then(|m| m.rec()), false);
+        if wrap {
             rt.migrate_enable_at(site);
         }
     }

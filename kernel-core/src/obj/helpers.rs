@@ -4,6 +4,7 @@
 //! and rbtree insertions with the node owner claim, `bpf_timer_init`.
 
 use alloc::format;
+use core::ptr::NonNull;
 
 use super::free_fields::bpf_obj_free_fields;
 use super::mem::Words;
@@ -21,23 +22,30 @@ pub use crate::record::metas::{MetaRec, find_meta};
 /// unreferenced program BTF (v6.12+) is checked against the IDR's freed list, and a
 /// use of a freed one is reported (WARN) instead of performed.
 #[inline(always)]
-pub(crate) fn kptr_btf<'a>(rt: &BpfRuntime, k: &'a KptrBtf) -> Option<&'a Btf> {
+pub(crate) fn kptr_btf<'a>(rt: &'a BpfRuntime, k: &'a KptrBtf) -> Option<&'a Btf> {
     match k {
         KptrBtf::Held(b) => Some(b),
-        KptrBtf::Borrowed(p) => {
-            if rt.kernel.idr().is_freed(p.as_ptr() as usize) {
-                rt.warn("use after free: an unreferenced program BTF was freed");
-                return None;
-            }
-            // SAFETY: the address is not on the IDR's freed list; a published BTF is
-            // freed only by an RCU callback that marks the address freed before it
-            // releases anything, and its memory stays in the IDR's quarantine until
-            // the IDR goes. The record's owner (a map holding `map->btf`) keeps it
-            // published; a profile that drops that reference early (v6.4) is the
-            // kernel's use after free, reported on the next check.
-            Some(unsafe { p.as_ref() })
-        }
+        KptrBtf::Borrowed(p) => unref_btf(rt, p.as_ptr()),
     }
+}
+
+/// The BTF behind an unreferenced pointer (a local kptr's, a graph root's), if it is
+/// still alive; a freed one is the kernel's use after free, reported (a WARN of the
+/// runtime, counted in the suite tally) instead of read.
+pub(crate) fn unref_btf(rt: &BpfRuntime, p: NonNull<Btf>) -> Option<&Btf> {
+    if rt.kernel.idr().is_freed(p.as_ptr() as usize) {
+        rt.warn("use after free: an unreferenced program BTF was freed");
+        rt.mem.note_btf_use_after_free();
+        return None;
+    }
+    // SAFETY: the address is not on the IDR's freed list; a published BTF is freed
+    // only by an RCU callback that marks the address freed before it releases
+    // anything, and its memory stays in the IDR's quarantine until the IDR goes, which
+    // the runtime holds (`rt.kernel`) for longer than any caller's borrow. The record's
+    // owner (a map holding `map->btf`) keeps it published; a profile that drops that
+    // reference early (v6.4) is the kernel's use after free, reported on the next
+    // check.
+    Some(unsafe { p.as_ref() })
 }
 
 /// `bpf_obj_init`: zeroes the special fields of a new object, sets a refcount to 1.
@@ -82,12 +90,13 @@ pub fn bpf_percpu_obj_new_impl(rt: &BpfRuntime, btf: &BtfRef, type_id: u32) -> O
     Some(addr)
 }
 
-/// Frees an object's memory; `pinned`: the caller has just disabled migration
-/// itself, so the allocator's requirement holds without looking.
-fn free_obj(rt: &BpfRuntime, addr: u64, percpu: bool, pinned: bool) {
-    if !pinned {
-        rt.check_migrate("bpf_mem_free without migrate_disable");
-    }
+/// Frees an object's memory (`bpf_mem_free_rcu`, or `bpf_mem_free` before v6.6). The
+/// BPF allocator frees to this CPU's cache, so the task must not migrate: the free
+/// checks the calling task's own migrate-disable count (`current->migration_disabled`)
+/// itself, whoever disabled it, and WARNs when it is zero. No argument can vouch for
+/// it.
+fn free_obj(rt: &BpfRuntime, addr: u64, percpu: bool) {
+    rt.check_migrate("bpf_mem_free without migrate_disable");
     let _ = percpu;
     let rcu = rt.sem.obj_drop_free_rcu;
     if crate::trace::enabled() {
@@ -107,17 +116,6 @@ fn free_obj(rt: &BpfRuntime, addr: u64, percpu: bool, pinned: bool) {
 /// object (only c8e18754 passes one) still has its record's fields released:
 /// `bpf_obj_free_fields(rec, NULL)`. Profile flags: `obj_drop_free_rcu`, `refcount`.
 pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, percpu: bool) {
-    drop_impl(rt, addr, rec, percpu, false);
-}
-
-/// [`__bpf_obj_drop_impl`]; `pinned`: the caller disabled migration just before.
-pub(crate) fn drop_impl(
-    rt: &BpfRuntime,
-    addr: u64,
-    rec: Option<&BtfRecord>,
-    percpu: bool,
-    pinned: bool,
-) {
     emit(Event::ObjDrop { addr });
     if addr == 0 {
         // c8e18754 reaches here with NULL: bpf_obj_free_fields(rec, NULL), then
@@ -151,7 +149,7 @@ pub(crate) fn drop_impl(
     if let Some(r) = rec {
         bpf_obj_free_fields(rt, r, &obj.mem);
     }
-    free_obj(rt, addr, percpu, pinned);
+    free_obj(rt, addr, percpu);
 }
 
 /// Saturates a `bpf_refcount` inside an object (`refcount_warn_saturate`, lib/refcount.c).
@@ -240,21 +238,40 @@ pub fn bpf_kptr_xchg(mem: &Words, off: u32, new: u64) -> KResult<u64> {
     Ok(old)
 }
 
-/// `bpf_spin_lock` on the lock word of a value (a lock word outside the value WARNs
-/// instead of spinning forever).
+/// `bpf_spin_lock` (kernel/bpf/helpers.c, `__bpf_spin_lock`: `arch_spin_lock`, whose
+/// qspinlock fast path is a compare-and-exchange with acquire ordering,
+/// `atomic_try_cmpxchg_acquire`) on the 4-byte lock word at `off` of a value. The lock
+/// word shares its 8-byte [`Word`](crate::sync::Word) with what follows it, so the
+/// model takes the lock with a test-and-set of its bit (`fetch_or`, acquire): a
+/// read-modify-write always reads the word's latest value, so a waiter spins on what
+/// the holder last wrote. The data the lock guards is read and written plainly, and
+/// loom reports a race on it if the lock does not order the critical sections. A lock
+/// word outside the value WARNs instead of spinning forever.
 pub fn bpf_spin_lock(mem: &Words, off: u32) {
-    if mem.u32_at(off).is_none() {
+    let Some((w, sh)) = mem.u32_at(off) else {
         crate::sync::warn::warn("bpf_spin_lock: lock outside the value");
         return;
-    }
-    while mem.cas_u32(off, 0, 1).is_err() {
+    };
+    let mask = 0xffff_ffffu64 << sh;
+    while w.fetch_or(1 << sh, Ordering::Acquire) & mask != 0 {
         crate::sync::cpu_relax();
     }
 }
 
-/// `bpf_spin_unlock`.
+/// `bpf_spin_unlock` (`__bpf_spin_unlock`: `arch_spin_unlock`, a store with release
+/// ordering, `smp_store_release` in qspinlock): clears the lock word with release
+/// ordering, the word's other bytes kept. Unlocking a lock that is not held WARNs and
+/// changes nothing.
 pub fn bpf_spin_unlock(mem: &Words, off: u32) {
-    if mem.cas_u32(off, 1, 0).is_err() {
+    let Some((w, sh)) = mem.u32_at(off) else {
+        crate::sync::warn::warn("bpf_spin_unlock: lock outside the value");
+        return;
+    };
+    let mask = 0xffff_ffffu64 << sh;
+    let unlocked = w.fetch_update(Ordering::Release, Ordering::Relaxed, |cur| {
+        (cur & mask == 1 << sh).then_some(cur & !mask)
+    });
+    if unlocked.is_err() {
         crate::sync::warn::warn("bpf_spin_unlock of an unlocked lock");
     }
 }

@@ -15,7 +15,10 @@ use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 
 use super::local_frees;
-use crate::sync::{Arc, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering, Rcu, SpinLock};
+use crate::sync::{
+    Arc, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering, Rcu, SpinLock, Word, word_atomic,
+    word_read, word_write,
+};
 
 /// Words held inline: objects and values up to 16 bytes need no second allocation.
 const INLINE_WORDS: usize = 2;
@@ -24,11 +27,11 @@ const INLINE_WORDS: usize = 2;
 /// fits the size's padding: a `WordsBuf` is 24 bytes.
 enum Store {
     Inline {
-        words: [AtomicU64; INLINE_WORDS],
+        words: [Word; INLINE_WORDS],
         size: u32,
     },
     Heap {
-        words: alloc::boxed::Box<[AtomicU64]>,
+        words: alloc::boxed::Box<[Word]>,
         size: u32,
     },
 }
@@ -47,12 +50,12 @@ impl WordsBuf {
         let n = Words::count(size);
         let store = if n <= INLINE_WORDS {
             Store::Inline {
-                words: core::array::from_fn(|_| AtomicU64::new(0)),
+                words: core::array::from_fn(|_| Word::new(0)),
                 size,
             }
         } else {
             Store::Heap {
-                words: (0..n).map(|_| AtomicU64::new(0)).collect(),
+                words: (0..n).map(|_| Word::new(0)).collect(),
                 size,
             }
         };
@@ -80,17 +83,20 @@ impl core::ops::Deref for WordsBuf {
     }
 }
 
-/// Memory as 8-byte atomic words, seen in place: a value inside an array map's one
-/// allocation, an object's bytes. Its size is its whole words.
+/// Memory as 8-byte words ([`Word`]), seen in place: a value inside an array map's one
+/// allocation, an object's bytes. Its size is its whole words. Special fields are read
+/// and written atomically ([`slot`](Self::slot), [`u32_at`](Self::u32_at) and the
+/// methods over it); data bytes plainly ([`byte`](Self::byte),
+/// [`set_byte`](Self::set_byte), [`zero`](Self::zero)), which loom checks for races.
 #[repr(transparent)]
-pub struct Words([AtomicU64]);
+pub struct Words([Word]);
 
 impl Words {
     /// The words `w` as one value's memory.
-    pub fn of(w: &[AtomicU64]) -> &Words {
-        // SAFETY: `Words` is a `repr(transparent)` wrapper of `[AtomicU64]`, so the
-        // two have the same layout and pointer metadata; the lifetime is kept.
-        unsafe { &*(w as *const [AtomicU64] as *const Words) }
+    pub fn of(w: &[Word]) -> &Words {
+        // SAFETY: `Words` is a `repr(transparent)` wrapper of `[Word]`, so the two have
+        // the same layout and pointer metadata; the lifetime is kept.
+        unsafe { &*(w as *const [Word] as *const Words) }
     }
 
     /// Words for `size` bytes (at least one).
@@ -98,7 +104,7 @@ impl Words {
         (size as usize).div_ceil(8).max(1)
     }
 
-    fn words(&self) -> &[AtomicU64] {
+    fn words(&self) -> &[Word] {
         &self.0
     }
 
@@ -113,28 +119,25 @@ impl Words {
         if !off.is_multiple_of(8) {
             return None;
         }
-        self.words().get(off as usize / 8)
+        self.words().get(off as usize / 8).map(word_atomic)
     }
 
-    /// Reads byte `i`.
+    /// Reads byte `i`: a plain load (0 past the end).
     pub fn byte(&self, i: u32) -> u8 {
-        let w = self.words()[i as usize / 8].load(Ordering::Relaxed);
-        (w >> ((i % 8) * 8)) as u8
+        let Some(w) = self.words().get(i as usize / 8) else {
+            return 0;
+        };
+        (word_read(w) >> ((i % 8) * 8)) as u8
     }
 
-    /// Writes byte `i` (a read-modify-write of its word, so concurrent writers of other
-    /// bytes of the word are not lost).
+    /// Writes byte `i`: a plain store (nothing past the end). The word's other bytes
+    /// are kept ([`word_write`]).
     pub fn set_byte(&self, i: u32, b: u8) {
         let sh = (i % 8) * 8;
-        let w = &self.words()[i as usize / 8];
-        let mut cur = w.load(Ordering::Relaxed);
-        loop {
-            let new = (cur & !(0xffu64 << sh)) | ((b as u64) << sh);
-            match w.compare_exchange_weak(cur, new, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(c) => cur = c,
-            }
-        }
+        let Some(w) = self.words().get(i as usize / 8) else {
+            return;
+        };
+        word_write(w, |cur| (cur & !(0xffu64 << sh)) | ((b as u64) << sh));
     }
 
     /// The 4-byte word at `off` (4-aligned): the atomic word and the shift.
@@ -143,7 +146,10 @@ impl Words {
             return None;
         }
         // Whole words: an aligned u32 is in range exactly when its word is.
-        Some((self.words().get(off as usize / 8)?, (off % 8) * 8))
+        Some((
+            word_atomic(self.words().get(off as usize / 8)?),
+            (off % 8) * 8,
+        ))
     }
 
     /// Reads a u32 at a 4-aligned offset.
@@ -317,6 +323,9 @@ struct MemInner {
     /// The slab indexes of the objects live, and the number of faults seen, when
     /// [`BpfMemAlloc::acknowledge`] was called.
     acked: (Vec<usize>, usize),
+    /// Reads of a freed BTF the runtime of this allocator reported, and how many of
+    /// them were acknowledged.
+    btf_uaf: (usize, usize),
 }
 
 impl MemInner {
@@ -368,6 +377,7 @@ impl BpfMemAlloc {
                 faults: Vec::new(),
                 frees: 0,
                 acked: (Vec::new(), 0),
+                btf_uaf: (0, 0),
             }),
             chunks: (0..CHUNKS)
                 .map(|_| AtomicPtr::new(core::ptr::null_mut()))
@@ -730,6 +740,13 @@ impl BpfMemAlloc {
         let mut g = self.inner.lock();
         let live: Vec<usize> = (0..g.len).filter(|&i| self.live_at(i)).collect();
         g.acked = (live, g.faults.len());
+        g.btf_uaf.1 = g.btf_uaf.0;
+    }
+
+    /// A read of a freed BTF by the runtime this allocator serves: tallied with the
+    /// allocator, so [`acknowledge`](Self::acknowledge) covers it too.
+    pub(crate) fn note_btf_use_after_free(&self) {
+        self.inner.lock().btf_uaf.0 += 1;
     }
 
     /// The RCU domain frees are deferred through.
@@ -761,6 +778,7 @@ impl Drop for BpfMemAlloc {
             unexpected,
             expected + acked_faults.min(g.faults.len()),
         );
+        super::tally::btf_uses_after_free_dropped(g.btf_uaf.0, g.btf_uaf.1);
         drop(g);
         for c in self.chunks.iter() {
             let c = c.load(Ordering::Acquire);

@@ -35,6 +35,12 @@ pub struct BpfRuntime {
     pub mem: Arc<BpfMemAlloc>,
     /// The RCU domain.
     pub rcu: Arc<Rcu>,
+    /// The RCU tasks trace domain (`call_rcu_tasks_trace`, `synchronize_rcu_tasks_trace`,
+    /// kernel/rcu/tasks.h): the readers are sleepable programs (`rcu_read_lock_trace`).
+    /// Its grace periods are independent of [`rcu`](Self::rcu)'s: the model takes the
+    /// kernel's `!rcu_trace_implies_rcu_gp()` branches, so what waits for both kinds of
+    /// readers waits for a grace period of each.
+    pub rcu_tasks_trace: Arc<Rcu>,
     kobjs: SpinLock<HashMap<u64, KernelObj>>,
     kobj_next: AtomicUsize,
     pub(crate) lists: SpinLock<HashMap<u64, Vec<u64>>>,
@@ -50,6 +56,7 @@ impl BpfRuntime {
             kernel,
             mem: BpfMemAlloc::new(Arc::clone(&rcu)),
             rcu,
+            rcu_tasks_trace: Arc::new(Rcu::new()),
             kobjs: SpinLock::new(HashMap::new()),
             kobj_next: AtomicUsize::new(0),
             lists: SpinLock::new(HashMap::new()),

@@ -1,12 +1,20 @@
-//! The process-wide tally of every [`BpfMemAlloc`](super::BpfMemAlloc): what each
-//! allocator allocated, freed, leaked and saw misused, added up when it is dropped, so
-//! a whole test suite can be held to zero leaks and zero double frees.
+//! The process-wide tally of every [`BpfMemAlloc`](super::BpfMemAlloc), every `struct
+//! btf` and every module: what each allocator allocated, freed, leaked and saw misused,
+//! added up when it is dropped; how many BTF objects were made and freed, and every read
+//! of a freed one; how many module references were left when a module went. A whole
+//! test suite can so be held to zero leaks, zero double frees and zero references left
+//! over, objects and references alike.
 //!
 //! A test that provokes a leak or a fault on purpose (a kernel bug it reproduces)
-//! acknowledges what it has asserted with
-//! [`BpfMemAlloc::acknowledge`](super::BpfMemAlloc::acknowledge); only what goes beyond
-//! the acknowledged counts is tallied as unexpected. The counters are plain atomics,
-//! outside what the loom models explore.
+//! acknowledges what it has asserted: objects with
+//! [`BpfMemAlloc::acknowledge`](super::BpfMemAlloc::acknowledge); a BTF reference the
+//! kernel leaks by putting it back with
+//! [`btf_put_leaked_reference`](crate::btf::object::btf_put_leaked_reference) once
+//! asserted; BTF objects that stay (a reference cycle the kernel makes) with
+//! [`acknowledge_btfs`]; reads of a freed BTF with [`acknowledge_btf_uses_after_free`];
+//! module references with [`acknowledge_module_refs`]. Only what goes beyond them is
+//! tallied as unexpected. The counters are plain atomics, outside what the loom models
+//! explore.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -19,8 +27,18 @@ static DOUBLE_FREES: AtomicUsize = AtomicUsize::new(0);
 static USES_AFTER_FREE: AtomicUsize = AtomicUsize::new(0);
 static WILD: AtomicUsize = AtomicUsize::new(0);
 static ACKNOWLEDGED: AtomicUsize = AtomicUsize::new(0);
+static BTFS_CREATED: AtomicUsize = AtomicUsize::new(0);
+static BTFS_FREED: AtomicUsize = AtomicUsize::new(0);
+static BTFS_ACKNOWLEDGED: AtomicUsize = AtomicUsize::new(0);
+static BTF_REFS_ACKNOWLEDGED: AtomicUsize = AtomicUsize::new(0);
+static BTF_USES_AFTER_FREE: AtomicUsize = AtomicUsize::new(0);
+static BTF_USES_ACKNOWLEDGED: AtomicUsize = AtomicUsize::new(0);
+static MODULES_CREATED: AtomicUsize = AtomicUsize::new(0);
+static MODULES_DROPPED: AtomicUsize = AtomicUsize::new(0);
+static MODULE_REFS_LEFT: AtomicUsize = AtomicUsize::new(0);
+static MODULE_REFS_ACKNOWLEDGED: AtomicUsize = AtomicUsize::new(0);
 
-/// The sums over every allocator of this process.
+/// The sums over every allocator, BTF and module of this process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemTally {
     /// Allocators created.
@@ -42,16 +60,47 @@ pub struct MemTally {
     pub wild: usize,
     /// Leaks and faults acknowledged by the tests that provoked them.
     pub acknowledged: usize,
+    /// `struct btf` objects made (`btf_parse`, vmlinux, modules).
+    pub btfs_created: usize,
+    /// `struct btf` objects freed (their last `btf_put` and, once published, the RCU
+    /// free that follows it).
+    pub btfs_freed: usize,
+    /// BTF objects a test expects to stay (a reference cycle of the kernel's).
+    pub btfs_acknowledged: usize,
+    /// BTF references the kernel leaks that a test asserted and put back.
+    pub btf_refs_acknowledged: usize,
+    /// Reads of a freed BTF through an unreferenced pointer, not acknowledged.
+    pub btf_uses_after_free: usize,
+    /// Modules made.
+    pub modules_created: usize,
+    /// Modules dropped (their last holder gone).
+    pub modules_dropped: usize,
+    /// References still held on a module when it was dropped, not acknowledged.
+    pub module_refs_leaked: usize,
+    /// Module references acknowledged (as leaked by the kernel) by the tests.
+    pub module_refs_acknowledged: usize,
 }
 
 impl MemTally {
-    /// True if nothing unexpected happened and every allocator was dropped.
+    /// BTF objects neither freed nor acknowledged: leaked references keep them.
+    pub fn btf_leaks(&self) -> usize {
+        self.btfs_created
+            .saturating_sub(self.btfs_freed)
+            .saturating_sub(self.btfs_acknowledged)
+    }
+
+    /// True if nothing unexpected happened, every allocator and every module was
+    /// dropped, and every BTF freed.
     pub fn is_clean(&self) -> bool {
         self.allocators_created == self.allocators_dropped
             && self.leaks == 0
             && self.double_frees == 0
             && self.uses_after_free == 0
             && self.wild == 0
+            && self.btf_leaks() == 0
+            && self.btf_uses_after_free == 0
+            && self.modules_created == self.modules_dropped
+            && self.module_refs_leaked == 0
     }
 }
 
@@ -68,7 +117,38 @@ pub fn mem_tally() -> MemTally {
         uses_after_free: l(&USES_AFTER_FREE),
         wild: l(&WILD),
         acknowledged: l(&ACKNOWLEDGED),
+        btfs_created: l(&BTFS_CREATED),
+        btfs_freed: l(&BTFS_FREED),
+        btfs_acknowledged: l(&BTFS_ACKNOWLEDGED),
+        btf_refs_acknowledged: l(&BTF_REFS_ACKNOWLEDGED),
+        btf_uses_after_free: l(&BTF_USES_AFTER_FREE).saturating_sub(l(&BTF_USES_ACKNOWLEDGED)),
+        modules_created: l(&MODULES_CREATED),
+        modules_dropped: l(&MODULES_DROPPED),
+        module_refs_leaked: l(&MODULE_REFS_LEFT).saturating_sub(l(&MODULE_REFS_ACKNOWLEDGED)),
+        module_refs_acknowledged: l(&MODULE_REFS_ACKNOWLEDGED),
     }
+}
+
+/// Reads of a freed BTF seen so far in this process, acknowledged or not (a model
+/// compares it before and after an execution).
+pub fn btf_uses_after_free_seen() -> usize {
+    BTF_USES_AFTER_FREE.load(Ordering::Relaxed)
+}
+
+/// `n` BTF objects are expected to stay: a reference cycle the kernel makes (the
+/// program-BTF self-reference of v6.4 to v6.11), asserted by the test.
+pub fn acknowledge_btfs(n: usize) {
+    BTFS_ACKNOWLEDGED.fetch_add(n, Ordering::Relaxed);
+}
+
+/// `n` reads of a freed BTF were the kernel's (a profile's bug a test reproduces).
+pub fn acknowledge_btf_uses_after_free(n: usize) {
+    BTF_USES_ACKNOWLEDGED.fetch_add(n, Ordering::Relaxed);
+}
+
+/// `n` module references are the kernel's leak, asserted by the test.
+pub fn acknowledge_module_refs(n: usize) {
+    MODULE_REFS_ACKNOWLEDGED.fetch_add(n, Ordering::Relaxed);
 }
 
 pub(crate) fn created() {
@@ -91,4 +171,50 @@ pub(crate) fn dropped(
     USES_AFTER_FREE.fetch_add(unexpected[2], Ordering::Relaxed);
     WILD.fetch_add(unexpected[3], Ordering::Relaxed);
     ACKNOWLEDGED.fetch_add(acknowledged, Ordering::Relaxed);
+}
+
+/// A `struct btf` was made.
+pub(crate) fn btf_created() {
+    BTFS_CREATED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A `struct btf` was freed.
+pub(crate) fn btf_freed() {
+    BTFS_FREED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A BTF reference the kernel leaked was put back by the test that asserted it.
+pub(crate) fn btf_ref_acknowledged() {
+    BTF_REFS_ACKNOWLEDGED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A read of a freed BTF, already reported by the caller (a WARN).
+pub(crate) fn btf_use_after_free_counted() {
+    BTF_USES_AFTER_FREE.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A dropped allocator's reads of a freed BTF (its runtime's), `acked` of them
+/// acknowledged by the test (counted with the acknowledged leaks and faults too).
+pub(crate) fn btf_uses_after_free_dropped(seen: usize, acked: usize) {
+    BTF_USES_AFTER_FREE.fetch_add(seen, Ordering::Relaxed);
+    BTF_USES_ACKNOWLEDGED.fetch_add(acked, Ordering::Relaxed);
+    ACKNOWLEDGED.fetch_add(acked, Ordering::Relaxed);
+}
+
+/// A read of a freed BTF where no runtime is at hand (`btf_record_free`): a WARN with
+/// the kernel function's name, and counted.
+pub(crate) fn btf_use_after_free(site: &'static str) {
+    btf_use_after_free_counted();
+    crate::sync::warn::warn(site);
+}
+
+/// A module was made.
+pub(crate) fn module_created() {
+    MODULES_CREATED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A module was dropped with `refs` references still held on it.
+pub(crate) fn module_dropped(refs: usize) {
+    MODULES_DROPPED.fetch_add(1, Ordering::Relaxed);
+    MODULE_REFS_LEFT.fetch_add(refs, Ordering::Relaxed);
 }

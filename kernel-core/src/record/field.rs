@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use core::ptr::NonNull;
 
 use super::metas::MetaRec;
-use crate::btf::{Btf, BtfRef};
+use crate::btf::{Btf, BtfIdr, BtfRef};
 use crate::module::{Module, module_put};
 use crate::profile::Semantics;
 use crate::sync::Arc;
@@ -168,15 +168,72 @@ pub enum KptrBtf {
     Held(BtfRef),
     /// The program BTF, not referenced (v6.12+): kept alive by whoever owns the
     /// record (the map's BTF, or the BTF whose struct metas hold it).
-    Borrowed(NonNull<Btf>),
+    Borrowed(UnrefBtf),
 }
 
-// SAFETY: the pointer is read only through `obj::helpers::kptr_btf`, which checks the
-// IDR's freed list first; a published BTF's memory is kept (quarantined) until the IDR
-// itself goes, so sharing the pointer across threads never exposes returned memory.
-unsafe impl Send for KptrBtf {}
+/// An unreferenced `struct btf *` (a local kptr's `kptr.btf` from v6.12): the kernel
+/// reads through it without a reference, trusting the record's owner to keep the BTF
+/// alive (`map->btf`, put after the record in `bpf_map_free`).
+///
+/// # Invariants
+///
+/// `idr` is the IDR the BTF was published in when the pointer was taken, or `None` if
+/// it was not yet published (a struct meta's pointer to its own BTF, taken by
+/// `btf_parse_struct_metas` before `btf_alloc_id`). With `Some`, the `Btf` at `ptr`
+/// stays allocated while `idr` does: a published BTF's memory is freed only when its
+/// IDR goes (it is quarantined there after its RCU free), and this holds the IDR.
+pub struct UnrefBtf {
+    ptr: NonNull<Btf>,
+    idr: Option<Arc<BtfIdr>>,
+}
+
+// SAFETY: the pointer is dereferenced only where the invariant (or, in
+// `obj::helpers::kptr_btf`, the runtime's own IDR) keeps the memory allocated, and only
+// immutable fields are read; the IDR is `Send + Sync`.
+unsafe impl Send for UnrefBtf {}
 // SAFETY: see `Send`.
-unsafe impl Sync for KptrBtf {}
+unsafe impl Sync for UnrefBtf {}
+
+impl UnrefBtf {
+    /// An unreferenced pointer to `b` (no count taken).
+    pub fn new(b: &BtfRef) -> UnrefBtf {
+        UnrefBtf {
+            ptr: b.raw(),
+            idr: b.published_idr(),
+        }
+    }
+
+    /// The pointer (identity; see [`obj::helpers`](crate::obj::helpers) for reads).
+    pub fn as_ptr(&self) -> NonNull<Btf> {
+        self.ptr
+    }
+
+    /// `btf_is_kernel(btf)` through the unreferenced pointer, as `btf_record_free` and
+    /// `btf_record_dup` read it (kernel/bpf/syscall.c). A BTF already freed (its RCU
+    /// free ran: the IDR lists its address) is the kernel's use after free: reported
+    /// (a WARN naming `site`, counted in the suite tally) and not read. `None` also for
+    /// a pointer taken before the BTF was published, which is not read (see the type's
+    /// invariants).
+    pub fn btf_is_kernel(&self, site: &'static str) -> Option<bool> {
+        let idr = self.idr.as_ref()?;
+        if idr.is_freed(self.ptr.as_ptr() as usize) {
+            crate::obj::tally::btf_use_after_free(site);
+            return None;
+        }
+        // SAFETY: `idr` is held, so the memory is allocated (type invariant); it is not
+        // on the freed list, and `kernel_btf` is never written after construction.
+        Some(unsafe { self.ptr.as_ref() }.is_kernel())
+    }
+}
+
+impl Clone for UnrefBtf {
+    fn clone(&self) -> UnrefBtf {
+        UnrefBtf {
+            ptr: self.ptr,
+            idr: self.idr.clone(),
+        }
+    }
+}
 
 // SAFETY: the pointer is an identity and is dereferenced only after the runtime's
 // liveness check (see `obj::helpers::kptr_btf`).
@@ -189,7 +246,7 @@ impl KptrBtf {
     pub fn addr(&self) -> usize {
         match self {
             KptrBtf::Held(b) => b.addr(),
-            KptrBtf::Borrowed(p) => p.as_ptr() as usize,
+            KptrBtf::Borrowed(p) => p.as_ptr().as_ptr() as usize,
         }
     }
     /// True when the field holds a reference.
@@ -235,10 +292,19 @@ pub struct BtfFieldKptr {
 }
 
 impl Drop for BtfFieldKptr {
-    /// The kptr half of `btf_record_free`: `module_put`, then `btf_put` of a held BTF.
+    /// The kptr half of `btf_record_free` (kernel/bpf/syscall.c): `module_put`, then
+    /// `if (btf_is_kernel(kptr.btf)) btf_put(kptr.btf)`. The test reads the BTF even for
+    /// a local kptr that holds no reference (v6.12+): a record dropped after its BTF
+    /// was freed (the map's BTF put first) reads freed memory, which
+    /// [`UnrefBtf::btf_is_kernel`] reports. A held reference is put when `btf` drops.
     fn drop(&mut self) {
         if let Some(m) = self.module.take() {
             module_put(&m);
+        }
+        if let KptrBtf::Borrowed(b) = &self.btf {
+            let _ = b.btf_is_kernel(
+                "use after free: btf_record_free read a freed BTF (btf_is_kernel(kptr.btf))",
+            );
         }
     }
 }

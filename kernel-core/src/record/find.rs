@@ -10,6 +10,7 @@ use crate::btf::uapi::{BtfKind, MAX_RESOLVE_DEPTH};
 use crate::btf::{BtfData, TypeRef};
 use crate::errno::{Errno, KResult};
 use crate::profile::Semantics;
+use crate::why::{refuse, within};
 
 /// `struct btf_field_info`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +62,10 @@ fn name<'a>(d: &'a BtfData, t: &TypeRef<'_>) -> &'a [u8] {
         .unwrap_or(b"(invalid-name-offset)")
 }
 
+fn lossy(b: &[u8]) -> alloc::string::String {
+    alloc::string::String::from_utf8_lossy(b).into_owned()
+}
+
 /// `btf_find_kptr`: classifies a pointer member. Profile flags: `percpu_kptr`,
 /// `uptr`, `kptr_untrusted_tag` (the tag names), `kptr_skips_attr_tags` (tags with
 /// kind_flag are attributes, and types outside `mask` are ignored, as since v6.13).
@@ -90,7 +95,18 @@ pub(crate) fn find_kptr(
     if d.type_by_id(tag.type_id())
         .is_some_and(|n| n.kind() == BtfKind::TypeTag)
     {
-        return Err(Errno::EINVAL);
+        return Err(refuse(
+            Errno::EINVAL,
+            "btf_find_kptr",
+            tag.id(),
+            None,
+            || {
+                alloc::format!(
+                    "two type tags on one pointer (`{}` and another): a kptr takes exactly one",
+                    lossy(name(d, &tag))
+                )
+            },
+        ));
     }
     let ty = match name(d, &tag) {
         b"kptr_untrusted" if sem.kptr_untrusted_tag => F::KPTR_UNREF,
@@ -99,18 +115,61 @@ pub(crate) fn find_kptr(
         b"kptr_ref" if !sem.kptr_untrusted_tag => F::KPTR_REF,
         b"percpu_kptr" if sem.percpu_kptr => F::KPTR_PERCPU,
         b"uptr" if sem.uptr => F::UPTR,
-        _ => return Err(Errno::EINVAL),
+        other => {
+            return Err(refuse(
+                Errno::EINVAL,
+                "btf_find_kptr",
+                tag.id(),
+                None,
+                || {
+                    alloc::format!(
+                        "type tag `{}` on a pointer is not a kptr tag of this profile ({})",
+                        lossy(other),
+                        known_kptr_tags(sem)
+                    )
+                },
+            ));
+        }
     };
     if sem.kptr_skips_attr_tags && !ty.intersects(mask) {
         return Ok(Found::Ignore);
     }
     let (base, res_id) = d.skip_modifiers(tag.type_id());
     if !base.is_some_and(|b| b.is_struct_only()) {
-        return Err(Errno::EINVAL);
+        return Err(refuse(
+            Errno::EINVAL,
+            "btf_find_kptr",
+            res_id,
+            None,
+            || match base {
+                None => alloc::string::String::from(
+                    "the kptr points to void: its pointee must be a struct",
+                ),
+                Some(b) if b.kind() == BtfKind::Fwd => alloc::format!(
+                    "the kptr's pointee `{}` is only a forward declaration (BTF_KIND_FWD) in the object's BTF: its pointee must be a struct (define it, e.g. include vmlinux.h)",
+                    lossy(name(d, &b))
+                ),
+                Some(b) => alloc::format!(
+                    "the kptr's pointee `{}` is a {}: its pointee must be a struct",
+                    lossy(name(d, &b)),
+                    b.kind().as_str()
+                ),
+            },
+        ));
     }
     let mut info = FieldInfo::new(ty, off);
     info.kptr_type_id = res_id;
     Ok(Found::Found(info))
+}
+
+/// The kptr tags `btf_find_kptr` knows under `sem`.
+fn known_kptr_tags(sem: &Semantics) -> &'static str {
+    match (sem.kptr_untrusted_tag, sem.percpu_kptr, sem.uptr) {
+        (false, _, _) => "kptr, kptr_ref",
+        (true, false, _) => "kptr, kptr_untrusted",
+        (true, true, false) => "kptr, kptr_untrusted, percpu_kptr",
+        (true, true, true) => "kptr, kptr_untrusted, percpu_kptr, uptr",
+    }
 }
 
 /// `btf_find_decl_tag_value(btf, pt, comp_idx, "contains:")`: the text after the key
@@ -175,7 +234,18 @@ impl Walk<'_> {
             }
             if unique {
                 if *seen & ty.0 != 0 {
-                    return Err(Errno::E2BIG);
+                    return Err(refuse(
+                        Errno::E2BIG,
+                        "btf_get_field_type",
+                        t.id(),
+                        None,
+                        || {
+                            alloc::format!(
+                                "a second `{}` in one struct: at most one per struct",
+                                lossy(n)
+                            )
+                        },
+                    ));
                 }
                 *seen |= ty.0;
             }
@@ -199,12 +269,26 @@ impl Walk<'_> {
         elem_size: u32,
     ) -> KResult<()> {
         let ok = F::KPTR.or(F::UPTR).or(F::GRAPH_ROOT);
-        if infos[base..base + cnt].iter().any(|i| !i.ty.intersects(ok)) {
-            return Err(Errno::EINVAL);
+        if let Some(i) = infos[base..base + cnt]
+            .iter()
+            .find(|i| !i.ty.intersects(ok))
+        {
+            let ty = i.ty;
+            return Err(refuse(Errno::EINVAL, "btf_repeat_fields", 0, None, || {
+                alloc::format!(
+                    "an array of {}: only kptrs, uptrs and graph roots may repeat",
+                    ty.name()
+                )
+            }));
         }
         let total = (cnt as u64) * (repeat as u64 + 1);
         if total > (self.cap - base) as u64 {
-            return Err(Errno::E2BIG);
+            let cap = self.cap;
+            return Err(refuse(Errno::E2BIG, "btf_repeat_fields", 0, None, || {
+                alloc::format!(
+                    "{total} special fields from an array: more than BTF_FIELDS_MAX ({cap})"
+                )
+            }));
         }
         for r in 0..repeat {
             for j in 0..cnt {
@@ -246,7 +330,9 @@ impl Walk<'_> {
                 i += 1;
             }
             if i == MAX_RESOLVE_DEPTH {
-                return Err(Errno::E2BIG);
+                return Err(refuse(Errno::E2BIG, "btf_find_field_one", 0, None, || {
+                    alloc::format!("arrays nested {MAX_RESOLVE_DEPTH} deep (MAX_RESOLVE_DEPTH)")
+                }));
             }
             if nelems == 0 {
                 return Ok(0);
@@ -265,7 +351,18 @@ impl Walk<'_> {
         }
         if !self.sem.nested_fields && !off.is_multiple_of(8) {
             // v6.4: the bit offset is checked after classification.
-            return Err(Errno::EINVAL);
+            return Err(refuse(
+                Errno::EINVAL,
+                "btf_find_struct_field",
+                0,
+                None,
+                || {
+                    alloc::format!(
+                        "a {} at bit offset {off}: not on a byte boundary",
+                        ty.name()
+                    )
+                },
+            ));
         }
         let off = if self.sem.nested_fields { off } else { off / 8 };
         let sz = ty.size(&self.sem);
@@ -288,7 +385,10 @@ impl Walk<'_> {
             return Ok(0);
         };
         if infos.len() >= self.cap {
-            return Err(Errno::E2BIG);
+            let cap = self.cap;
+            return Err(refuse(Errno::E2BIG, "btf_find_field_one", 0, None, || {
+                alloc::format!("more than BTF_FIELDS_MAX ({cap}) special fields")
+            }));
         }
         let base = infos.len();
         infos.push(info);
@@ -311,15 +411,47 @@ impl Walk<'_> {
         if !t.is_struct_only() || t.size() != sz {
             return Ok(Found::Ignore);
         }
-        let value =
-            find_decl_tag_value(self.d, pt.id(), idx, b"contains:").map_err(|_| Errno::EINVAL)?;
+        let what = ty.name();
+        let value = find_decl_tag_value(self.d, pt.id(), idx, b"contains:").map_err(|e| {
+            refuse(Errno::EINVAL, "btf_find_graph_root", 0, None, || {
+                if e == Errno::EEXIST {
+                    alloc::format!("a {what} with two `contains:` decl tags")
+                } else {
+                    alloc::format!("a {what} without a `__contains(struct, node)` decl tag")
+                }
+            })
+        })?;
         let Some(colon) = value.iter().position(|&c| c == b':') else {
-            return Err(Errno::EINVAL);
+            return Err(refuse(
+                Errno::EINVAL,
+                "btf_find_graph_root",
+                0,
+                None,
+                || {
+                    alloc::format!(
+                        "the {what}'s tag `contains:{}` names no node member (`struct:node`)",
+                        lossy(value)
+                    )
+                },
+            ));
         };
-        let id = find_by_name_kind(self.d, &value[..colon], BtfKind::Struct)?;
+        let id = find_by_name_kind(self.d, &value[..colon], BtfKind::Struct).map_err(|e| {
+            refuse(e, "btf_find_graph_root", 0, None, || {
+                alloc::format!(
+                    "the {what} contains struct `{}`, which the object's BTF does not define",
+                    lossy(&value[..colon])
+                )
+            })
+        })?;
         let node = &value[colon + 1..];
         if node.is_empty() {
-            return Err(Errno::EINVAL);
+            return Err(refuse(
+                Errno::EINVAL,
+                "btf_find_graph_root",
+                0,
+                None,
+                || alloc::format!("the {what}'s `contains:` tag has an empty node name"),
+            ));
         }
         let mut info = FieldInfo::new(ty, off);
         info.value_btf_id = id;
@@ -338,7 +470,13 @@ impl Walk<'_> {
     ) -> KResult<usize> {
         let level = level + 1;
         if level as usize >= MAX_RESOLVE_DEPTH {
-            return Err(Errno::E2BIG);
+            return Err(refuse(
+                Errno::E2BIG,
+                "btf_find_nested_struct",
+                t.id(),
+                None,
+                || alloc::format!("structs nested {MAX_RESOLVE_DEPTH} deep (MAX_RESOLVE_DEPTH)"),
+            ));
         }
         let base = infos.len();
         let ret = self.struct_field(t, infos, level)?;
@@ -370,13 +508,25 @@ impl Walk<'_> {
             let bits = t.member_bit_offset(&m);
             let off = if self.sem.nested_fields {
                 if !bits.is_multiple_of(8) {
-                    return Err(Errno::EINVAL);
+                    return Err(refuse(
+                        Errno::EINVAL,
+                        "btf_find_struct_field",
+                        t.id(),
+                        None,
+                        || {
+                            alloc::format!(
+                                "member {i} at bit offset {bits}: not on a byte boundary"
+                            )
+                        },
+                    ));
                 }
                 bits / 8
             } else {
                 bits
             };
-            n += self.field_one(t, mt, i as i32, off, 0, &mut seen, infos, level)?;
+            n += self
+                .field_one(t, mt, i as i32, off, 0, &mut seen, infos, level)
+                .map_err(|e| within(e, t.id(), Some(i as u32), Some(bits / 8)))?;
         }
         Ok(n)
     }
@@ -396,7 +546,9 @@ impl Walk<'_> {
             } else {
                 vsi.offset * 8
             };
-            n += self.field_one(&var, vt, -1, off, vsi.size, &mut seen, infos, 0)?;
+            n += self
+                .field_one(&var, vt, -1, off, vsi.size, &mut seen, infos, 0)
+                .map_err(|e| within(e, t.id(), Some(u32::from(i)), Some(vsi.offset)))?;
         }
         Ok(n)
     }
@@ -424,7 +576,18 @@ pub fn btf_find_field(
     } else if t.kind() == BtfKind::Datasec {
         w.datasec_var(t, &mut infos)?;
     } else {
-        return Err(Errno::EINVAL);
+        return Err(refuse(
+            Errno::EINVAL,
+            "btf_find_field",
+            t.id(),
+            None,
+            || {
+                alloc::format!(
+                    "the value is a {}, not a struct or DATASEC",
+                    t.kind().as_str()
+                )
+            },
+        ));
     }
     Ok(infos)
 }

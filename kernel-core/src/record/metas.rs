@@ -153,9 +153,23 @@ pub fn btf_parse_struct_metas(
         if !t.is_struct_only() || !t.members().any(|m| aof.binary_search(&m.type_id).is_ok()) {
             continue;
         }
-        match btf_parse_fields(btf, kernel, i, mask, t.size(), sem)? {
+        match btf_parse_fields(btf, kernel, i, mask, t.size(), sem)
+            .map_err(|e| crate::why::within(e, i, None, None))?
+        {
             Some(rec) => types.push((i, rec)),
-            None => return Err(Errno::EFAULT),
+            None => {
+                return Err(crate::why::refuse(
+                    Errno::EFAULT,
+                    "btf_parse_struct_metas",
+                    i,
+                    None,
+                    || {
+                        alloc::string::String::from(
+                            "a member of a special type, but no field recorded (a special struct of another kernel's size?)",
+                        )
+                    },
+                ));
+            }
         }
     }
     Ok(Some(BtfStructMetas { types }))
@@ -197,7 +211,17 @@ fn ownership_depth(
     left: i32,
 ) -> KResult<i32> {
     if left == 0 {
-        return Err(Errno::ELOOP);
+        return Err(crate::why::refuse(
+            Errno::ELOOP,
+            "btf_check_ownership_depth",
+            tab.types[idx].0,
+            None,
+            || {
+                alloc::string::String::from(
+                    "owned types form a cycle or a chain deeper than BTF_MAX_OWNERSHIP_DEPTH (8)",
+                )
+            },
+        ));
     }
     if depth[idx] == 0 {
         let mut max = 0;
@@ -265,8 +289,9 @@ pub fn bpf_btf_load(
                 .ok()
                 .map(|i| summary[i].1)
         };
-        for (_, r) in tab.types.iter_mut() {
+        for (id, r) in tab.types.iter_mut() {
             btf_check_and_fixup_fields(&btf, &lookup, r, sem)
+                .map_err(|e| crate::why::within(e, *id, None, None))
                 .map_err(|e| fail(e, "btf_check_and_fixup_fields", &log))?;
         }
         if sem.ownership_depth {

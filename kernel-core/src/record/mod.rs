@@ -7,7 +7,7 @@ pub mod metas;
 pub mod parse;
 
 pub use field::{
-    BtfField, BtfFieldGraphRoot, BtfFieldKptr, BtfFieldType, BtfRecord, KptrBtf, KptrDtor,
+    BtfField, BtfFieldGraphRoot, BtfFieldKptr, BtfFieldType, BtfRecord, KptrBtf, KptrDtor, UnrefBtf,
 };
 pub use find::{FieldInfo, btf_find_field};
 pub use metas::{

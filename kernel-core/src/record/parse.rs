@@ -16,6 +16,7 @@ use crate::module::try_module_get;
 use crate::profile::Semantics;
 use crate::sync::Arc;
 use crate::sync::warn::warn;
+use crate::why::{refuse, within};
 
 /// The result of `btf_parse_fields`: `Ok(None)` is the kernel's NULL record (no special
 /// fields), `Err` its error pointer.
@@ -46,7 +47,7 @@ pub fn btf_parse_kptr(
             let kbtf = if sem.local_kptr_holds_btf {
                 KptrBtf::Held(btf_get(btf))
             } else {
-                KptrBtf::Borrowed(btf.raw())
+                KptrBtf::Borrowed(super::field::UnrefBtf::new(btf))
             };
             Ok(BtfFieldKptr {
                 btf: kbtf,
@@ -62,16 +63,37 @@ pub fn btf_parse_kptr(
                 pointee_meta: None,
             })
         }
-        Err(e) => Err(e),
+        Err(e) => Err(refuse(e, "btf_parse_kptr", info.kptr_type_id, None, || {
+            if e == Errno::ENOENT {
+                alloc::format!(
+                    "the kptr's pointee `{name}` is not a kernel type (bpf_find_btf_id: ENOENT), and this profile has no local kptrs (c8e18754)"
+                )
+            } else {
+                alloc::format!("looking the kptr's pointee `{name}` up in the kernel BTFs failed")
+            }
+        })),
         Ok((id, kbtf)) => {
             let mut dtor = KptrDtor::None;
             let mut module = None;
             if info.ty == F::KPTR_REF {
                 // On any error below `kbtf` is dropped: the kernel's btf_put.
-                let dtor_id = kernel.btf_find_dtor_kfunc(&kbtf, id)?;
+                let dtor_id = kernel.btf_find_dtor_kfunc(&kbtf, id).map_err(|e| {
+                    refuse(e, "btf_parse_kptr", info.kptr_type_id, None, || {
+                        alloc::format!(
+                            "a referenced kptr to kernel type `{name}` needs a destructor kfunc registered for it (register_btf_id_dtor_kfuncs), and `{name}` has none: use __kptr_untrusted, or a type with a release kfunc"
+                        )
+                    })
+                })?;
                 let f = kbtf.data().type_by_id(dtor_id).ok_or(Errno::ENOENT)?;
                 if kbtf.is_module() {
-                    module = Some(kernel.btf_try_get_module(&kbtf).ok_or(Errno::ENXIO)?);
+                    module = Some(kernel.btf_try_get_module(&kbtf).ok_or_else(|| {
+                        refuse(Errno::ENXIO, "btf_parse_kptr", info.kptr_type_id, None, || {
+                            alloc::format!(
+                                "the module of kernel type `{name}` ({}) is going away (try_module_get)",
+                                kbtf.name()
+                            )
+                        })
+                    })?);
                 }
                 dtor = KptrDtor::Kfunc {
                     name: String::from(kbtf.data().name_by_offset(f.name_off())),
@@ -104,22 +126,43 @@ fn btf_parse_graph_root(
 ) -> KResult<BtfFieldGraphRoot> {
     let d = btf.data();
     let t = d.type_by_id(info.value_btf_id).ok_or(Errno::EINVAL)?;
+    let node = alloc::string::String::from_utf8_lossy(&info.node_name);
+    let sname = alloc::string::String::from_utf8_lossy(d.type_name(&t));
     let mut found: Option<BtfFieldGraphRoot> = None;
     for m in t.members() {
         if d.str_by_offset(m.name_off).unwrap_or(b"(anon)") != info.node_name.as_slice() {
             continue;
         }
+        let fail = |rule: &dyn Fn() -> alloc::string::String| {
+            refuse(
+                Errno::EINVAL,
+                "btf_parse_graph_root",
+                info.value_btf_id,
+                None,
+                rule,
+            )
+        };
         if found.is_some() {
-            return Err(Errno::EINVAL);
+            return Err(fail(&|| {
+                alloc::format!("the contained struct `{sname}` has two members named `{node}`")
+            }));
         }
         let n = d.type_by_id(m.type_id).ok_or(Errno::EINVAL)?;
         if !n.is_struct_only() || d.type_name(&n) != node_type.as_bytes() {
-            return Err(Errno::EINVAL);
+            return Err(fail(&|| {
+                alloc::format!(
+                    "member `{node}` of the contained struct `{sname}` is not a `struct {node_type}`"
+                )
+            }));
         }
         // Decoded with the node type's kind_flag, as the kernel does.
         let bits = n.member_bit_offset(&m);
         if bits % 8 != 0 || (bits / 8) % align != 0 {
-            return Err(Errno::EINVAL);
+            return Err(fail(&|| {
+                alloc::format!(
+                    "member `{node}` of the contained struct `{sname}` at bit {bits}: not {align}-byte aligned"
+                )
+            }));
         }
         found = Some(BtfFieldGraphRoot {
             btf_ptr: btf.raw(),
@@ -128,7 +171,19 @@ fn btf_parse_graph_root(
             value_rec: None,
         });
     }
-    found.ok_or(Errno::ENOENT)
+    found.ok_or_else(|| {
+        refuse(
+            Errno::ENOENT,
+            "btf_parse_graph_root",
+            info.value_btf_id,
+            None,
+            || {
+                alloc::format!(
+                    "the contained struct `{sname}` has no member `{node}` (named by `__contains`)"
+                )
+            },
+        )
+    })
 }
 
 /// `btf_parse_fields`: the record of `type_id` (a STRUCT or DATASEC of `btf`) for the
@@ -165,10 +220,34 @@ pub fn btf_parse_fields(
         let size = info.ty.size(sem);
         if info.off as u64 + size as u64 > value_size as u64 {
             warn("verifier bug: field beyond the value");
-            return Err(Errno::EFAULT);
+            return Err(refuse(
+                Errno::EFAULT,
+                "btf_parse_fields",
+                type_id,
+                Some(info.off),
+                || {
+                    alloc::format!(
+                        "the {} at +{} ({size} bytes) runs past the value's end ({value_size} bytes); the kernel WARNs (\"verifier bug\")",
+                        info.ty.name(),
+                        info.off
+                    )
+                },
+            ));
         }
         if (info.off as u64) < next_off {
-            return Err(Errno::EEXIST);
+            return Err(refuse(
+                Errno::EEXIST,
+                "btf_parse_fields",
+                type_id,
+                Some(info.off),
+                || {
+                    alloc::format!(
+                        "the {} at +{} overlaps the field before it (a union?)",
+                        info.ty.name(),
+                        info.off
+                    )
+                },
+            ));
         }
         next_off = info.off as u64 + size as u64;
         rec.field_mask = rec.field_mask.or(info.ty);
@@ -200,13 +279,22 @@ pub fn btf_parse_fields(
             F::REFCOUNT => cache(&mut rec.refcount_off),
             F::TASK_WORK => cache(&mut rec.task_work_off),
             F::KPTR_UNREF | F::KPTR_REF | F::KPTR_PERCPU | F::UPTR => {
-                field.kptr = Some(btf_parse_kptr(btf, kernel, info, sem)?);
+                field.kptr = Some(
+                    btf_parse_kptr(btf, kernel, info, sem)
+                        .map_err(|e| within(e, type_id, None, Some(info.off)))?,
+                );
             }
             F::LIST_HEAD => {
-                field.graph_root = Some(btf_parse_graph_root(btf, info, "bpf_list_node", 8)?);
+                field.graph_root = Some(
+                    btf_parse_graph_root(btf, info, "bpf_list_node", 8)
+                        .map_err(|e| within(e, type_id, None, Some(info.off)))?,
+                );
             }
             F::RB_ROOT => {
-                field.graph_root = Some(btf_parse_graph_root(btf, info, "bpf_rb_node", 8)?);
+                field.graph_root = Some(
+                    btf_parse_graph_root(btf, info, "bpf_rb_node", 8)
+                        .map_err(|e| within(e, type_id, None, Some(info.off)))?,
+                );
             }
             F::LIST_NODE | F::RB_NODE => {}
             _ => return Err(Errno::EFAULT),
@@ -214,13 +302,46 @@ pub fn btf_parse_fields(
         rec.fields.push(field);
     }
     if rec.spin_lock_off >= 0 && rec.res_spin_lock_off >= 0 {
-        return Err(Errno::EINVAL);
+        let (a, b) = (rec.spin_lock_off, rec.res_spin_lock_off);
+        return Err(refuse(
+            Errno::EINVAL,
+            "btf_parse_fields",
+            type_id,
+            None,
+            || {
+                alloc::format!(
+                    "a bpf_spin_lock (+{a}) and a bpf_res_spin_lock (+{b}) in one value: at most one lock"
+                )
+            },
+        ));
     }
     if rec.has_field(F::GRAPH_ROOT) && rec.spin_lock_off < 0 && rec.res_spin_lock_off < 0 {
-        return Err(Errno::EINVAL);
+        let root = rec.fields.iter().find(|f| f.ty.intersects(F::GRAPH_ROOT));
+        let (what, off) = root.map_or(("graph root", 0), |f| (f.ty.name(), f.offset));
+        return Err(refuse(
+            Errno::EINVAL,
+            "btf_parse_fields",
+            type_id,
+            Some(off),
+            || {
+                alloc::format!(
+                    "a {what} at +{off} needs a bpf_spin_lock (or bpf_res_spin_lock) in the same value, and there is none"
+                )
+            },
+        ));
     }
     if rec.refcount_off < 0 && rec.has_field(F::LIST_NODE) && rec.has_field(F::RB_NODE) {
-        return Err(Errno::EINVAL);
+        return Err(refuse(
+            Errno::EINVAL,
+            "btf_parse_fields",
+            type_id,
+            None,
+            || {
+                String::from(
+                    "a bpf_list_node and a bpf_rb_node in one struct need a bpf_refcount, and there is none",
+                )
+            },
+        ));
     }
     rec.fields.sort_by_key(|f| f.offset);
     Ok(Some(rec))
@@ -248,27 +369,73 @@ pub fn btf_check_and_fixup_fields(
     for f in rec.fields.iter_mut() {
         if f.ty == F::UPTR {
             let Some(k) = &f.kptr else { continue };
+            let (off, pointee) = (f.offset, &k.pointee);
             let data = match &k.btf {
-                KptrBtf::Held(b) if b.is_kernel() => return Err(Errno::EINVAL),
+                KptrBtf::Held(b) if b.is_kernel() => {
+                    return Err(refuse(
+                        Errno::EINVAL,
+                        "btf_check_and_fixup_fields",
+                        0,
+                        Some(off),
+                        || {
+                            alloc::format!(
+                                "the uptr at +{off} points to kernel type `{pointee}`: a uptr's pointee must be a program type"
+                            )
+                        },
+                    ));
+                }
                 KptrBtf::Held(b) => b.data(),
                 KptrBtf::Borrowed(_) => btf.data(),
             };
             let size = data.type_by_id(k.btf_id).map_or(0, |t| t.size());
             if size == 0 {
-                return Err(Errno::EINVAL);
+                return Err(refuse(
+                    Errno::EINVAL,
+                    "btf_check_and_fixup_fields",
+                    0,
+                    Some(off),
+                    || alloc::format!("the uptr at +{off} points to `{pointee}` of size 0"),
+                ));
             }
             if size > 4096 {
-                return Err(Errno::E2BIG);
+                return Err(refuse(
+                    Errno::E2BIG,
+                    "btf_check_and_fixup_fields",
+                    0,
+                    Some(off),
+                    || {
+                        alloc::format!(
+                            "the uptr at +{off} points to `{pointee}` of {size} bytes: more than a page"
+                        )
+                    },
+                ));
             }
             continue;
         }
         let Some(g) = f.graph_root.as_mut() else {
             continue;
         };
-        let owns_roots = metas(g.value_btf_id).ok_or(Errno::EFAULT)?;
-        g.value_rec = Some(g.value_btf_id);
+        let (off, vid) = (f.offset, g.value_btf_id);
+        let owns_roots = metas(vid).ok_or_else(|| {
+            refuse(Errno::EFAULT, "btf_check_and_fixup_fields", vid, Some(off), || {
+                alloc::format!(
+                    "the graph root at +{off} contains a struct with no struct meta (it has no bpf_list_node, bpf_rb_node or other special field)"
+                )
+            })
+        })?;
+        g.value_rec = Some(vid);
         if !sem.ownership_depth && has_nodes && owns_roots {
-            return Err(Errno::ELOOP);
+            return Err(refuse(
+                Errno::ELOOP,
+                "btf_check_and_fixup_fields",
+                vid,
+                Some(off),
+                || {
+                    String::from(
+                        "a struct that is both owned (it has a node) and an owner may own only types without graph roots: the graph root here contains one that has its own",
+                    )
+                },
+            ));
         }
     }
     Ok(())
@@ -321,7 +488,11 @@ pub fn btf_record_dup(rec: &BtfRecord) -> KResult<BtfRecord> {
             Some(k) => {
                 let btf = match &k.btf {
                     KptrBtf::Held(b) => KptrBtf::Held(btf_get(b)),
-                    KptrBtf::Borrowed(p) => KptrBtf::Borrowed(*p),
+                    KptrBtf::Borrowed(p) => {
+                        // if (btf_is_kernel(fields[i].kptr.btf)) btf_get(..): read, no get.
+                        let _ = p.btf_is_kernel("use after free: btf_record_dup read a freed BTF (btf_is_kernel(kptr.btf))");
+                        KptrBtf::Borrowed(p.clone())
+                    }
                 };
                 if let Some(m) = &k.module
                     && !try_module_get(m)

@@ -10,6 +10,13 @@
 //! peek 0 -> holds 7          # program: which object key 0's slot holds
 //! update 0 exist             # user space: BPF_MAP_UPDATE_ELEM (any|noexist|exist|lock)
 //! delete 0                   # user space: BPF_MAP_DELETE_ELEM
+//! update self lock           # a local storage map's key: the owner the runner makes
+//! update 0 any data 5,6      # per-CPU: CPU 0's slice gets data 5, CPU 1's 6
+//! values 0                   # user space: BPF_MAP_LOOKUP_ELEM, each CPU's data
+//! timer-init 0               # program: bpf_timer_init on the value's timer
+//! close-fd                   # user space closes its fd of the map (map_release_uref)
+//! outer-delete 0             # user space: delete the map of maps' slot holding the map
+//! owner-free                 # the storage owner goes (a cgroup removed, a socket closed)
 //! ```
 //!
 //! `-> RESULT` after a step is what the step must give (the model, and the kernel
@@ -35,6 +42,16 @@ pub const BPF_F_LOCK: u64 = 4;
 /// The most keys `fill` tries.
 pub const FILL_MAX: u32 = 4096;
 
+/// The key `self`: a local storage map's owner (the runner's thread for task storage,
+/// a cgroup it creates, a UDP socket it opens), named in user-space steps by its fd
+/// (a pidfd, the cgroup directory's fd, the socket).
+pub const OWNER_SELF: u32 = u32::MAX;
+
+/// The offset of `struct val`'s `data` in the scenario objects (tests/scenarios/bpf/
+/// scenario.h: a `bpf_spin_lock` or a `__u32`, then `data`): what `update ... data`
+/// writes and `values` reads.
+pub const DATA_OFF: usize = 4;
+
 /// One step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -49,14 +66,64 @@ pub enum Step {
     /// `bpf_map_delete_elem` while holding it, then stash a new object with id `.1`
     /// into the unlinked element.
     StashDeleted(u32, u64),
-    /// User space: `BPF_MAP_UPDATE_ELEM` of a zeroed value with these flags.
-    Update(u32, u64),
+    /// User space: `BPF_MAP_UPDATE_ELEM` of a zeroed value with these flags; with
+    /// `data`, the value's (per-CPU: each CPU's slice's, in order) `data` field set.
+    Update(u32, u64, Vec<u32>),
     /// User space: `BPF_MAP_DELETE_ELEM`.
     Delete(u32),
     /// User space: `BPF_MAP_LOOKUP_ELEM`.
     Lookup(u32),
     /// User space: updates with `BPF_NOEXIST` from this key on until one is refused.
     Fill(u32),
+    /// User space: `BPF_MAP_LOOKUP_ELEM` with these flags, reporting the value's
+    /// `data` (each CPU's, for a per-CPU map).
+    Values(u32, u64),
+    /// Program: `bpf_timer_init` on the value's timer (objects with a `bpf_timer`).
+    TimerInit(u32),
+    /// User space closes its fd of the map; the programs keep it (its last user
+    /// reference goes: `map_release_uref`). User-space steps on it are then -EBADF.
+    CloseFd,
+    /// User space: `BPF_MAP_DELETE_ELEM` of this slot of the map of maps that holds
+    /// the scenario's map.
+    OuterDelete(u32),
+    /// User space: `BPF_MAP_UPDATE_ELEM` of this slot of the map of maps with the
+    /// scenario's map (its fd).
+    OuterUpdate(u32),
+    /// The local storage owner goes: the cgroup is removed, the socket closed (its
+    /// storage freed: `bpf_cgrp_storage_free`, `bpf_sk_storage_free`). Programs then
+    /// find no owner (-ENOENT), user space has no fd for it (-EBADF).
+    OwnerFree,
+}
+
+impl Step {
+    /// A program run (what `BPF_PROG_TEST_RUN` or an iterator runs).
+    pub fn is_program(&self) -> bool {
+        matches!(
+            self,
+            Step::Stash(..)
+                | Step::StashDeleted(..)
+                | Step::Take(_)
+                | Step::Peek(_)
+                | Step::TimerInit(_)
+        )
+    }
+
+    /// The key the step names, if any.
+    pub fn key(&self) -> Option<u32> {
+        match *self {
+            Step::Stash(k, _)
+            | Step::StashDeleted(k, _)
+            | Step::Take(k)
+            | Step::Peek(k)
+            | Step::Update(k, ..)
+            | Step::Delete(k)
+            | Step::Lookup(k)
+            | Step::Fill(k)
+            | Step::Values(k, _)
+            | Step::TimerInit(k) => Some(k),
+            Step::CloseFd | Step::OuterDelete(_) | Step::OuterUpdate(_) | Step::OwnerFree => None,
+        }
+    }
 }
 
 /// A step with where it came from.
@@ -94,6 +161,35 @@ fn bad(path: &Path, no: usize, why: impl std::fmt::Display) -> LoadError {
         errno: Errno::EINVAL,
         reason: format!("{}:{no}: {why}", path.display()),
     }
+}
+
+/// A key: a number, or `self` ([`OWNER_SELF`]).
+fn key(path: &Path, no: usize, w: Option<&str>) -> Result<u32, LoadError> {
+    match w {
+        Some("self") => Ok(OWNER_SELF),
+        _ => num(path, no, w, "key"),
+    }
+}
+
+/// Update or lookup flags: `any`, `noexist`, `exist`, `lock`, joined by `+`.
+fn flags(path: &Path, no: usize, w: &str) -> Result<u64, LoadError> {
+    let mut f = 0;
+    for part in w.split('+') {
+        f |= match part {
+            "any" => 0,
+            "noexist" => BPF_NOEXIST,
+            "exist" => BPF_EXIST,
+            "lock" => BPF_F_LOCK,
+            _ => {
+                return Err(bad(
+                    path,
+                    no,
+                    format!("unknown update flag {w:?} (any, noexist, exist, lock, joined by +)"),
+                ));
+            }
+        };
+    }
+    Ok(f)
 }
 
 fn num<T: std::str::FromStr>(
@@ -146,44 +242,54 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, LoadError> {
                 continue;
             }
             "stash" => Step::Stash(
-                num(path, no, w.next(), "key")?,
+                key(path, no, w.next())?,
                 num(path, no, w.next(), "object id")?,
             ),
             "stash-deleted" => Step::StashDeleted(
-                num(path, no, w.next(), "key")?,
+                key(path, no, w.next())?,
                 num(path, no, w.next(), "object id")?,
             ),
-            "take" => Step::Take(num(path, no, w.next(), "key")?),
-            "peek" => Step::Peek(num(path, no, w.next(), "key")?),
+            "take" => Step::Take(key(path, no, w.next())?),
+            "peek" => Step::Peek(key(path, no, w.next())?),
             "update" => {
-                let key = num(path, no, w.next(), "key")?;
-                let flags = match w.next().unwrap_or("any") {
-                    "any" => 0,
-                    "noexist" => BPF_NOEXIST,
-                    "exist" => BPF_EXIST,
-                    "lock" => BPF_F_LOCK,
-                    "exist+lock" | "lock+exist" => BPF_EXIST | BPF_F_LOCK,
-                    f => {
-                        return Err(bad(
-                            path,
-                            no,
-                            format!(
-                                "unknown update flag {f:?} (any, noexist, exist, lock, exist+lock)"
-                            ),
-                        ));
+                let k = key(path, no, w.next())?;
+                let f = flags(path, no, w.next().unwrap_or("any"))?;
+                let mut data = Vec::new();
+                if let Some(d) = w.next() {
+                    if d != "data" {
+                        return Err(bad(path, no, format!("unexpected {d:?} (data N[,N...])")));
                     }
-                };
-                Step::Update(key, flags)
+                    let list = w
+                        .next()
+                        .ok_or_else(|| bad(path, no, "missing data after `data`"))?;
+                    for n in list.split(',') {
+                        data.push(num(path, no, Some(n), "data")?);
+                    }
+                }
+                Step::Update(k, f, data)
             }
-            "delete" => Step::Delete(num(path, no, w.next(), "key")?),
-            "lookup" => Step::Lookup(num(path, no, w.next(), "key")?),
+            "delete" => Step::Delete(key(path, no, w.next())?),
+            "lookup" => Step::Lookup(key(path, no, w.next())?),
             "fill" => Step::Fill(num(path, no, w.next(), "first key")?),
+            "values" => {
+                let k = key(path, no, w.next())?;
+                let f = match w.next() {
+                    Some(f) => flags(path, no, f)?,
+                    None => 0,
+                };
+                Step::Values(k, f)
+            }
+            "timer-init" => Step::TimerInit(key(path, no, w.next())?),
+            "close-fd" => Step::CloseFd,
+            "outer-delete" => Step::OuterDelete(num(path, no, w.next(), "key")?),
+            "outer-update" => Step::OuterUpdate(num(path, no, w.next(), "key")?),
+            "owner-free" => Step::OwnerFree,
             v => {
                 return Err(bad(
                     path,
                     no,
                     format!(
-                        "unknown step {v:?} (object, map, stash, stash-deleted, take, peek, update, delete, lookup, fill)"
+                        "unknown step {v:?} (object, map, leaks, stash, stash-deleted, take, peek, timer-init, update, delete, lookup, values, fill, close-fd, outer-delete, outer-update, owner-free)"
                     ),
                 ));
             }
@@ -220,6 +326,42 @@ pub fn load(path: &Path) -> Result<Scenario, LoadError> {
     parse(path, &text)
 }
 
+/// What `values` prints: the `data` of each value in `bytes` (one value, or one slice
+/// of `slice` bytes per CPU, the first `cpus` of them).
+pub fn values_result(bytes: &[u8], slice: usize, cpus: usize) -> String {
+    let mut out = String::from("data");
+    for v in bytes.chunks(slice.max(1)).take(cpus.max(1)) {
+        let d = v
+            .get(DATA_OFF..DATA_OFF + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, u32::from_ne_bytes);
+        out += &format!(" {d}");
+    }
+    out
+}
+
+/// The value user space sends for `data` (each slice's `data` set in order; the
+/// rest zero): `size` bytes, `slice` bytes per CPU.
+pub fn update_value(size: usize, slice: usize, data: &[u32]) -> Vec<u8> {
+    let mut v = vec![0u8; size];
+    for (i, d) in data.iter().enumerate() {
+        let at = i * slice + DATA_OFF;
+        if let Some(b) = v.get_mut(at..at + 4) {
+            b.copy_from_slice(&d.to_ne_bytes());
+        }
+    }
+    v
+}
+
+/// The map of maps in the scenario's object whose preset slots hold the scenario's
+/// map (`.values = { [i] = &map }`), if any: the map `outer-delete` and
+/// `outer-update` act on, and through which the programs reach the scenario's map.
+pub fn outer_map(maps: &[crate::maps::MapDef], map: &str) -> Option<crate::maps::MapDef> {
+    maps.iter()
+        .find(|m| m.init_slots.iter().flatten().any(|s| s == map))
+        .cloned()
+}
+
 /// A step's result as both sides print it.
 pub fn errno_result(e: i32) -> String {
     Errno::from_raw(e).to_string()
@@ -234,6 +376,7 @@ pub fn program_result(step: &Step, ret: i64) -> String {
     let what = match step {
         Step::Stash(..) | Step::StashDeleted(..) => "old",
         Step::Take(_) => "took",
+        Step::TimerInit(_) => return "ok".into(),
         _ => "holds",
     };
     if ret == 0 {

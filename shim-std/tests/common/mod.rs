@@ -1,0 +1,3 @@
+//! Shared pieces of the shim's integration tests.
+
+pub mod schema;
