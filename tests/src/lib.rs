@@ -166,3 +166,72 @@ pub fn local_kptr_btf() -> LocalKptrBtf {
         value,
     }
 }
+
+/// The program BTF the run-time tests share, over a kernel whose BTF is the embedded
+/// vmlinux: `struct hnode { long key; struct bpf_spin_lock l; }` (a struct meta of its
+/// own: v6.4 WARNs at the drop of a pointee without one) and three map values holding
+/// a referenced kptr to it at +8.
+pub struct RtProg {
+    /// The loaded program BTF.
+    pub btf: kernel_core::btf::BtfRef,
+    /// `struct hnode`.
+    pub node: u32,
+    /// `struct plain { long pad; struct hnode __kptr *n; }` (16 bytes).
+    pub plain: u32,
+    /// `struct locked { struct bpf_spin_lock l; int data; struct hnode __kptr *n; }`.
+    pub locked: u32,
+    /// `struct timed { long pad; struct hnode __kptr *n; struct bpf_timer t; }` (32
+    /// bytes, timer at 16; no lock: an LRU map takes none).
+    pub timed: u32,
+}
+
+/// The kernel, a run-time (with the suite's allocation tally installed) and
+/// [`RtProg`] under `sem`.
+pub fn runtime(
+    sem: kernel_core::Semantics,
+) -> (
+    kernel_core::sync::Arc<kernel_core::btf::KernelBtfs>,
+    kernel_core::sync::Arc<kernel_core::obj::BpfRuntime>,
+    RtProg,
+) {
+    use kernel_core::btf::builder::BtfBuilder;
+    use kernel_core::btf::uapi::BTF_INT_SIGNED;
+    use kernel_core::btf::{BtfIdr, KernelBtfs, btf_parse_vmlinux};
+    use kernel_core::sync::{Arc, Rcu};
+    shim_std::tally::install();
+    let vm =
+        btf_parse_vmlinux(&shim_std::kernel_btf::embedded_vmlinux(), true, sem).expect("vmlinux");
+    let k = Arc::new(
+        KernelBtfs::new(BtfIdr::new(Arc::new(Rcu::new())), Some(vm)).expect("kernel BTFs"),
+    );
+    let rt = kernel_core::obj::BpfRuntime::new(sem, Arc::clone(&k), Arc::clone(k.idr().rcu_arc()));
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
+    let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
+    let timer = b.struct_("bpf_timer", 16, &[("a", long, 0), ("b", long, 64)]);
+    let node = b.struct_("hnode", 16, &[("key", long, 0), ("l", lock, 64)]);
+    let t = b.type_tag("kptr", node);
+    let p = b.ptr(t);
+    let plain = b.struct_("plain", 16, &[("pad", long, 0), ("n", p, 64)]);
+    let locked = b.struct_(
+        "locked",
+        16,
+        &[("l", lock, 0), ("data", int, 32), ("n", p, 64)],
+    );
+    let timed = b.struct_(
+        "timed",
+        32,
+        &[("pad", long, 0), ("n", p, 64), ("t", timer, 128)],
+    );
+    let (btf, _) =
+        kernel_core::record::bpf_btf_load(&k, &b.build(), 0, &sem).expect("program BTF loads");
+    let prog = RtProg {
+        btf,
+        node,
+        plain,
+        locked,
+        timed,
+    };
+    (k, rt, prog)
+}

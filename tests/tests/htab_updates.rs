@@ -6,59 +6,20 @@
 //! kernel can be asked, the LRU's answers are the kernel's own.
 
 use kernel_core::Semantics;
-use kernel_core::btf::builder::BtfBuilder;
-use kernel_core::btf::uapi::*;
-use kernel_core::btf::{BtfIdr, BtfRef, KernelBtfs, btf_parse_vmlinux};
+use kernel_core::btf::KernelBtfs;
 use kernel_core::map::runtime::MapRt;
 use kernel_core::map::{
     BPF_F_NO_COMMON_LRU, BPF_F_NO_PREALLOC, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH,
     BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_HASH, MapAttr, map_create,
 };
 use kernel_core::obj::*;
-use kernel_core::record::bpf_btf_load;
-use kernel_core::sync::{Arc, Rcu};
+use kernel_core::sync::Arc;
 use kernel_core::{Errno, sync::Ordering};
-use shim_std::kernel_btf::embedded_vmlinux;
 
 /// `BPF_F_LOCK` (include/uapi/linux/bpf.h).
 const BPF_F_LOCK: u64 = 4;
 
-struct Prog {
-    btf: BtfRef,
-    node: u32,
-    /// `struct plain { long pad; struct node __kptr *n; }` (16 bytes, kptr at 8).
-    plain: u32,
-    /// `struct locked { struct bpf_spin_lock l; struct node __kptr *n; }` (kptr at 8).
-    locked: u32,
-}
-
-fn runtime(sem: Semantics) -> (Arc<KernelBtfs>, Arc<BpfRuntime>, Prog) {
-    shim_std::tally::install();
-    let vm = btf_parse_vmlinux(&embedded_vmlinux(), true, sem).expect("vmlinux");
-    let k = Arc::new(
-        KernelBtfs::new(BtfIdr::new(Arc::new(Rcu::new())), Some(vm)).expect("kernel BTFs"),
-    );
-    let rt = BpfRuntime::new(sem, Arc::clone(&k), Arc::clone(k.idr().rcu_arc()));
-    let mut b = BtfBuilder::new();
-    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
-    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
-    let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
-    // A struct meta of its own (the spin lock): v6.4 WARNs at the drop of a pointee
-    // without one.
-    let node = b.struct_("hnode", 16, &[("key", long, 0), ("l", lock, 64)]);
-    let t = b.type_tag("kptr", node);
-    let p = b.ptr(t);
-    let plain = b.struct_("plain", 16, &[("pad", long, 0), ("n", p, 64)]);
-    let locked = b.struct_("locked", 16, &[("l", lock, 0), ("n", p, 64)]);
-    let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("program BTF loads");
-    let prog = Prog {
-        btf,
-        node,
-        plain,
-        locked,
-    };
-    (k, rt, prog)
-}
+use kptr_tests::{RtProg as Prog, runtime};
 
 fn map(
     k: &KernelBtfs,

@@ -8,9 +8,7 @@
 //! cited source.
 
 use kernel_core::Semantics;
-use kernel_core::btf::builder::BtfBuilder;
-use kernel_core::btf::uapi::*;
-use kernel_core::btf::{BtfIdr, BtfRef, KernelBtfs, btf_parse_vmlinux};
+use kernel_core::btf::KernelBtfs;
 use kernel_core::map::local_storage::{
     BPF_LOCAL_STORAGE_GET_F_CREATE, BpfLocalStorageElem, OwnerKind, StorageOwner,
     bpf_local_storage_delete, bpf_local_storage_get, bpf_local_storage_owner_free,
@@ -22,10 +20,8 @@ use kernel_core::map::{
     BPF_MAP_TYPE_TASK_STORAGE, MapAttr, map_create,
 };
 use kernel_core::obj::*;
-use kernel_core::record::bpf_btf_load;
-use kernel_core::sync::{Arc, Rcu};
+use kernel_core::sync::Arc;
 use kernel_core::{Errno, sync::Ordering};
-use shim_std::kernel_btf::embedded_vmlinux;
 
 /// `BPF_NOEXIST`, `BPF_EXIST`, `BPF_F_LOCK` (include/uapi/linux/bpf.h).
 const BPF_NOEXIST: u64 = 1;
@@ -47,47 +43,7 @@ const PROFILES: [Semantics; 4] = [
     Semantics::V6_18,
 ];
 
-struct Prog {
-    btf: BtfRef,
-    node: u32,
-    /// `struct locked { struct bpf_spin_lock l; int data; struct hnode __kptr *n; }`.
-    locked: u32,
-    /// `struct plain { long pad; struct hnode __kptr *n; }`.
-    plain: u32,
-}
-
-fn runtime(sem: Semantics) -> (Arc<KernelBtfs>, Arc<BpfRuntime>, Prog) {
-    shim_std::tally::install();
-    let vm = btf_parse_vmlinux(&embedded_vmlinux(), true, sem).expect("vmlinux");
-    let k = Arc::new(
-        KernelBtfs::new(BtfIdr::new(Arc::new(Rcu::new())), Some(vm)).expect("kernel BTFs"),
-    );
-    let rt = BpfRuntime::new(sem, Arc::clone(&k), Arc::clone(k.idr().rcu_arc()));
-    let mut b = BtfBuilder::new();
-    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
-    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
-    let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
-    let node = b.struct_("hnode", 16, &[("key", long, 0), ("l", lock, 64)]);
-    let t = b.type_tag("kptr", node);
-    let p = b.ptr(t);
-    let locked = b.struct_(
-        "locked",
-        16,
-        &[("l", lock, 0), ("data", int, 32), ("n", p, 64)],
-    );
-    let plain = b.struct_("plain", 16, &[("pad", long, 0), ("n", p, 64)]);
-    let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("program BTF loads");
-    (
-        k,
-        rt,
-        Prog {
-            btf,
-            node,
-            locked,
-            plain,
-        },
-    )
-}
+use kptr_tests::{RtProg as Prog, runtime};
 
 fn storage_map(k: &KernelBtfs, p: &Prog, map_type: u32, value: u32, sem: &Semantics) -> Arc<MapRt> {
     let attr = MapAttr {

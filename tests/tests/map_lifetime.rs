@@ -8,75 +8,21 @@
 //! `map_in_map_*.scn`, `array_lock*_errno_order.scn`).
 
 use kernel_core::Semantics;
-use kernel_core::btf::builder::BtfBuilder;
-use kernel_core::btf::uapi::*;
-use kernel_core::btf::{BtfIdr, BtfRef, KernelBtfs, btf_parse_vmlinux};
+use kernel_core::btf::KernelBtfs;
 use kernel_core::map::runtime::{GracePeriods, MapRt};
 use kernel_core::map::{
     BPF_F_NO_PREALLOC, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH,
     BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BpfMap, MapAttr, map_create,
 };
 use kernel_core::obj::*;
-use kernel_core::record::bpf_btf_load;
-use kernel_core::sync::{Arc, Rcu};
+use kernel_core::sync::Arc;
 use kernel_core::{Errno, sync::Ordering};
-use shim_std::kernel_btf::embedded_vmlinux;
 
 const BPF_NOEXIST: u64 = 1;
 const BPF_EXIST: u64 = 2;
 const BPF_F_LOCK: u64 = 4;
 
-struct Prog {
-    btf: BtfRef,
-    node: u32,
-    /// `struct timed { long pad; struct hnode __kptr *n; struct bpf_timer t; }` (kptr
-    /// at 8, timer at 16; 32 bytes; no lock: an LRU map takes none).
-    timed: u32,
-    /// `struct locked { struct bpf_spin_lock l; int pad; struct hnode __kptr *n; }`.
-    locked: u32,
-    /// `struct plain { long pad; struct hnode __kptr *n; }`.
-    plain: u32,
-}
-
-fn runtime(sem: Semantics) -> (Arc<KernelBtfs>, Arc<BpfRuntime>, Prog) {
-    shim_std::tally::install();
-    let vm = btf_parse_vmlinux(&embedded_vmlinux(), true, sem).expect("vmlinux");
-    let k = Arc::new(
-        KernelBtfs::new(BtfIdr::new(Arc::new(Rcu::new())), Some(vm)).expect("kernel BTFs"),
-    );
-    let rt = BpfRuntime::new(sem, Arc::clone(&k), Arc::clone(k.idr().rcu_arc()));
-    let mut b = BtfBuilder::new();
-    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
-    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
-    let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
-    let timer = b.struct_("bpf_timer", 16, &[("a", long, 0), ("b", long, 64)]);
-    let node = b.struct_("hnode", 16, &[("key", long, 0), ("l", lock, 64)]);
-    let t = b.type_tag("kptr", node);
-    let p = b.ptr(t);
-    let timed = b.struct_(
-        "timed",
-        32,
-        &[("pad", long, 0), ("n", p, 64), ("t", timer, 128)],
-    );
-    let locked = b.struct_(
-        "locked",
-        16,
-        &[("l", lock, 0), ("pad", int, 32), ("n", p, 64)],
-    );
-    let plain = b.struct_("plain", 16, &[("pad", long, 0), ("n", p, 64)]);
-    let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("program BTF loads");
-    (
-        k,
-        rt,
-        Prog {
-            btf,
-            node,
-            timed,
-            locked,
-            plain,
-        },
-    )
-}
+use kptr_tests::{RtProg as Prog, runtime};
 
 fn bpf_map(
     k: &KernelBtfs,
