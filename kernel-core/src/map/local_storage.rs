@@ -25,9 +25,15 @@
 //! what a freed element held is released, or leaks), the owner's memory charge
 //! (`mem_charge`), the per-map lookup cache (`cache_idx`: a lookup walks the list),
 //! the per-CPU busy counters' recursion refusals (`-EBUSY` of the `_recur` helpers),
-//! `bpf_sk_storage_clone`, and `__uptr` pinning (`bpf_obj_swap_uptrs`,
-//! `unpin_uptr_kaddr`): an uptr slot is copied over and cleared like an unreferenced
-//! kptr.
+//! and `bpf_sk_storage_clone`.
+//!
+//! `__uptr` pinning (profile flag `uptr`, v6.13+; modelled from the upstream series
+//! "bpf: Support __uptr type tag in task local storage", not read from a local tree):
+//! a user-space update pins (`bpf_obj_pin_uptrs`, in `MapRt::update_owner`), the new
+//! element takes the pinned addresses (`bpf_obj_swap_uptrs` in `bpf_selem_alloc`, the
+//! kernel's `swap_uptrs`), and the element's free unpins (`bpf_obj_free_fields`); an
+//! update that replaces an element thus unpins the old pages when the old element's
+//! fields are freed. See [`crate::obj::uptr`].
 
 use alloc::vec::Vec;
 
@@ -35,6 +41,7 @@ use super::create::BpfMap;
 use super::runtime::{BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, copy_map_value, copy_map_value_locked};
 use super::types::*;
 use crate::errno::{Errno, KResult};
+use crate::obj::uptr::bpf_obj_swap_uptrs;
 use crate::obj::{BpfRuntime, Words, WordsBuf, bpf_obj_free_fields};
 use crate::record::{BtfFieldType as F, BtfRecord};
 use crate::sync::{Arc, AtomicBool, Ordering, SpinLock};
@@ -267,11 +274,15 @@ fn lookup_in(
 }
 
 /// `bpf_selem_alloc`: a zeroed element (`bpf_map_kzalloc`, or the BPF allocator and a
-/// `memset`), `value` copied in with its special fields skipped (`copy_map_value`).
+/// `memset`), `value` copied in with its special fields skipped (`copy_map_value`);
+/// with `uptrs` (v6.13's `swap_uptrs`: the kernel copy of a user-space update's value,
+/// its uptrs pinned) the pinned addresses are swapped in (`bpf_obj_swap_uptrs`),
+/// leaving NULL in the copy.
 fn bpf_selem_alloc(
     rt: &BpfRuntime,
     smap: &BpfLocalStorageMap,
     value: Option<&[u8]>,
+    uptrs: Option<&Words>,
 ) -> Arc<BpfLocalStorageElem> {
     if smap.shared.bpf_ma {
         rt.migrate_disable_at("bpf_selem_alloc");
@@ -280,6 +291,9 @@ fn bpf_selem_alloc(
     let data = WordsBuf::new(smap.value_size);
     if let Some(v) = value {
         copy_map_value(smap.record(), &data, v);
+        if let Some(src) = uptrs {
+            bpf_obj_swap_uptrs(smap.record(), &data, src);
+        }
     }
     Arc::new(BpfLocalStorageElem {
         data,
@@ -566,12 +580,29 @@ fn bpf_local_storage_alloc(
 /// fields kept; otherwise a new element replaces it and the old one is unlinked and
 /// freed without `reuse_now` ([`bpf_selem_free`]: its stashed objects go, at once or
 /// after the grace periods, per profile). A storage whose last element is going
-/// answers -EAGAIN. Profile flags: those of [`bpf_selem_free`].
+/// answers -EAGAIN. Profile flags: those of [`bpf_selem_free`]. This is the call
+/// with `swap_uptrs` false (the helpers'); a user-space update of a value with uptrs
+/// goes through `MapRt::update_owner`, which swaps them in (flag `uptr`).
 pub fn bpf_local_storage_update(
     rt: &Arc<BpfRuntime>,
     owner: &Arc<StorageOwner>,
     smap: &BpfLocalStorageMap,
     value: Option<&[u8]>,
+    map_flags: u64,
+    gfp_kernel: bool,
+) -> KResult<Arc<BpfLocalStorageElem>> {
+    local_storage_update(rt, owner, smap, value, None, map_flags, gfp_kernel)
+}
+
+/// [`bpf_local_storage_update`] with v6.13's `swap_uptrs`: `uptrs`, the kernel copy
+/// of the value whose pinned uptrs the new element takes ([`bpf_selem_alloc`]). Once
+/// they are swapped in, a failure frees the new element, which unpins them.
+fn local_storage_update(
+    rt: &Arc<BpfRuntime>,
+    owner: &Arc<StorageOwner>,
+    smap: &BpfLocalStorageMap,
+    value: Option<&[u8]>,
+    uptrs: Option<&Words>,
     map_flags: u64,
     gfp_kernel: bool,
 ) -> KResult<Arc<BpfLocalStorageElem>> {
@@ -589,7 +620,7 @@ pub fn bpf_local_storage_update(
     let Some(local_storage) = local_storage else {
         // The owner's very first element.
         check_flags(false, map_flags)?;
-        let selem = bpf_selem_alloc(rt, smap, value);
+        let selem = bpf_selem_alloc(rt, smap, value, uptrs);
         if let Err(e) = bpf_local_storage_alloc(owner, smap, &selem) {
             bpf_selem_free(rt, selem, true);
             return Err(e);
@@ -609,7 +640,7 @@ pub fn bpf_local_storage_update(
             return Ok(old);
         }
     }
-    let alloc_selem = bpf_selem_alloc(rt, smap, value);
+    let alloc_selem = bpf_selem_alloc(rt, smap, value, uptrs);
     let mut free_list = Vec::new();
     let res = {
         let mut list = local_storage.list.lock();
@@ -886,13 +917,32 @@ pub fn bpf_local_storage_update_elem(
     value: &[u8],
     map_flags: u64,
 ) -> KResult<()> {
+    local_storage_update_elem(rt, smap, owner, value, None, map_flags)
+}
+
+/// [`bpf_local_storage_update_elem`] with the kernel copy `uptrs` of a value whose
+/// uptrs `bpf_obj_pin_uptrs` has pinned (`MapRt::update_owner`): task storage passes
+/// `swap_uptrs` true to [`bpf_local_storage_update`], and (`bpf_pid_task_storage_update_elem`,
+/// v6.13+, profile flag `uptr`) refuses `BPF_F_LOCK` on a value with a uptr,
+/// -EOPNOTSUPP. The caller unpins what is left in `uptrs` on an error.
+pub(crate) fn local_storage_update_elem(
+    rt: &Arc<BpfRuntime>,
+    smap: &BpfLocalStorageMap,
+    owner: &Arc<StorageOwner>,
+    value: &[u8],
+    uptrs: Option<&Words>,
+    map_flags: u64,
+) -> KResult<()> {
+    if map_flags & BPF_F_LOCK != 0 && smap.record().is_some_and(|r| r.has_field(F::UPTR)) {
+        return Err(Errno::EOPNOTSUPP);
+    }
     owner_of(smap, owner)?;
     if owner.kind == OwnerKind::Task && !owner.is_alive() {
         return Err(Errno::ENOENT);
     }
     let kind = smap.shared.kind;
     storage_lock(rt, kind);
-    let r = bpf_local_storage_update(rt, owner, smap, Some(value), map_flags, false);
+    let r = local_storage_update(rt, owner, smap, Some(value), uptrs, map_flags, false);
     storage_unlock(rt, kind);
     r.map(|_| ())
 }

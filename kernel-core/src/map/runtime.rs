@@ -16,11 +16,12 @@ use hashbrown::HashMap;
 use super::create::BpfMap;
 use super::local_storage::{
     BpfLocalStorageElem, BpfLocalStorageMap, StorageOwner, bpf_local_storage_delete_elem,
-    bpf_local_storage_lookup_elem, bpf_local_storage_map_free, bpf_local_storage_update_elem,
+    bpf_local_storage_lookup_elem, bpf_local_storage_map_free, local_storage_update_elem,
 };
 use super::lru::BpfLru;
 use super::types::*;
 use crate::errno::{Errno, KResult};
+use crate::obj::uptr::{bpf_obj_pin_uptrs, bpf_obj_unpin_uptrs};
 use crate::obj::{BpfRuntime, Words, WordsBuf, bpf_obj_free_fields, bpf_obj_init};
 use crate::record::{BtfFieldType as F, BtfRecord};
 use crate::sync::Word;
@@ -1217,7 +1218,14 @@ impl MapRt {
     /// the syscall's own checks as [`update`](Self::update), then
     /// [`super::local_storage::bpf_local_storage_update_elem`] inside
     /// `bpf_disable_instrumentation`. -EINVAL for a map of another type. Profile flags:
-    /// those of [`super::local_storage::bpf_selem_free`].
+    /// those of [`super::local_storage::bpf_selem_free`], and `uptr` (v6.13+): a value
+    /// whose record has a uptr is copied into the kernel (`kvmemdup_bpfptr`) and
+    /// `bpf_map_update_value` pins its uptrs first
+    /// ([`crate::obj::uptr::bpf_obj_pin_uptrs`]: -EOPNOTSUPP for a pointee crossing a
+    /// page, -EFAULT for an unmapped one), the new element takes them (task storage's
+    /// `swap_uptrs`), and on an error what is left in the copy is unpinned
+    /// ([`crate::obj::uptr::bpf_obj_unpin_uptrs`]). From the upstream uptr series, not
+    /// a local tree.
     pub fn update_owner(
         &self,
         rt: &Arc<BpfRuntime>,
@@ -1229,9 +1237,24 @@ impl MapRt {
         let Storage::Local(m) = &self.storage else {
             return Err(Errno::EINVAL);
         };
+        let rec = self.record().filter(|r| r.has_field(F::UPTR));
+        let kvalue = rec.map(|_| {
+            let size = self.map.value_size;
+            let k = WordsBuf::new(size);
+            for (i, b) in value.iter().take(size as usize).enumerate() {
+                k.set_byte(i as u32, *b);
+            }
+            k
+        });
+        if let Some(k) = &kvalue {
+            bpf_obj_pin_uptrs(rt, rec, k)?;
+        }
         rt.migrate_disable_at("bpf_disable_instrumentation");
-        let r = bpf_local_storage_update_elem(rt, m, owner, value, flags);
+        let r = local_storage_update_elem(rt, m, owner, value, kvalue.as_deref(), flags);
         rt.migrate_enable_at("bpf_disable_instrumentation");
+        if let (Err(_), Some(k)) = (&r, &kvalue) {
+            bpf_obj_unpin_uptrs(rt, rec, k);
+        }
         r
     }
 

@@ -1,6 +1,7 @@
 //! `bpf_obj_free_fields` (kernel/bpf/syscall.c) and what it calls for each field:
 //! `bpf_timer_cancel_and_free`, `bpf_wq_cancel_and_free`, the kptr release, and the
-//! graph-root drains `bpf_list_head_free`/`bpf_rb_root_free` (kernel/bpf/helpers.c).
+//! graph-root drains `bpf_list_head_free`/`bpf_rb_root_free` (kernel/bpf/helpers.c),
+//! and a uptr's unpin (`unpin_uptr_kaddr`, kernel/bpf/syscall.c, see [`super::uptr`]).
 
 use alloc::vec::Vec;
 
@@ -9,6 +10,7 @@ use super::helpers::{
 };
 use super::mem::Words;
 use super::runtime::BpfRuntime;
+use super::uptr::unpin_uptr_kaddr;
 use crate::record::{BtfField, BtfFieldType as F, BtfRecord, KptrDtor};
 use crate::sync::Ordering;
 use crate::trace::{Event, emit};
@@ -131,8 +133,10 @@ const NOTHING: u32 =
     F::SPIN_LOCK.0 | F::RES_SPIN_LOCK.0 | F::LIST_NODE.0 | F::RB_NODE.0 | F::REFCOUNT.0;
 
 /// `bpf_obj_free_fields` (kernel/bpf/syscall.c): releases every special field of the
-/// value or object `mem` per `rec`; running it twice releases nothing the second time.
-/// Profile flags: `free_fields_null_check` (c8e18754 releases NULL too),
+/// value or object `mem` per `rec`; running it twice releases nothing the second time
+/// (each slot is cleared as it is released; the kernel leaves a uptr's slot as it
+/// was). A uptr's page is unpinned (`unpin_uptr_kaddr`, v6.13+: only profiles with
+/// `uptr` have uptr fields). Profile flags: `free_fields_null_check` (c8e18754 releases NULL too),
 /// `free_fields_migrate_disable` and `map_free_migrate_disable` (who disables
 /// migration around a local kptr's drop), `warn_missing_pointee_meta`, and those of
 /// `__bpf_obj_drop_impl`.
@@ -163,8 +167,9 @@ fn free_each_field(rt: &BpfRuntime, rec: &BtfRecord, mem: &Words) {
             }
             F::KPTR_REF | F::KPTR_PERCPU => release_kptr(rt, f, mem),
             F::UPTR => {
+                // The caller ensured no one uses the uptr any more: unpin its page.
                 if let Some(s) = mem.slot(f.offset) {
-                    s.store(0, Ordering::Release);
+                    unpin_uptr_kaddr(rt, s.swap(0, Ordering::AcqRel));
                 }
             }
             F::LIST_HEAD | F::RB_ROOT => graph_root_free(rt, rec, f, mem),

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use hashbrown::HashMap;
 
 use super::mem::BpfMemAlloc;
+use super::uptr::UserPages;
 use crate::btf::KernelBtfs;
 use crate::profile::Semantics;
 use crate::sync::task;
@@ -41,6 +42,9 @@ pub struct BpfRuntime {
     /// kernel's `!rcu_trace_implies_rcu_gp()` branches, so what waits for both kinds of
     /// readers waits for a grace period of each.
     pub rcu_tasks_trace: Arc<Rcu>,
+    /// The user process's pages and their pins (`__uptr` pinning, profile flag
+    /// `uptr`; see [`super::uptr`]).
+    pub user_pages: UserPages,
     kobjs: SpinLock<HashMap<u64, KernelObj>>,
     kobj_next: AtomicUsize,
     pub(crate) lists: SpinLock<HashMap<u64, Vec<u64>>>,
@@ -57,6 +61,7 @@ impl BpfRuntime {
             mem: BpfMemAlloc::new(Arc::clone(&rcu)),
             rcu,
             rcu_tasks_trace: Arc::new(Rcu::new()),
+            user_pages: UserPages::new(),
             kobjs: SpinLock::new(HashMap::new()),
             kobj_next: AtomicUsize::new(0),
             lists: SpinLock::new(HashMap::new()),
