@@ -80,8 +80,11 @@ fn release_empty_slot(sem: Semantics, list: bool) -> (Vec<MemFault>, Vec<&'stati
     rt.migrate_enable();
     rt.rcu.rcu_barrier();
     let faults = rt.mem.faults();
-    // The NULL dereference is c8e18754's, asserted by the caller.
-    rt.mem.acknowledge();
+    // The NULL dereference is c8e18754's, asserted by the caller: exactly these
+    // faults, no object left.
+    let kinds: Vec<kernel_core::obj::FaultKind> =
+        faults.iter().map(kernel_core::obj::FaultKind::of).collect();
+    rt.mem.acknowledge(&[], &kinds).expect("acknowledged");
     (faults, rt.warnings())
 }
 

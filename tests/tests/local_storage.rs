@@ -226,7 +226,9 @@ fn an_object_stashed_into_a_deleted_element_leaks_where_the_fields_went_at_the_u
             if at_once {
                 assert_eq!(live.len(), 1, "{what}: the kernel's leak, {live:?}");
                 assert!(rt.mem.faults().is_empty(), "{what}");
-                rt.mem.acknowledge();
+                rt.mem
+                    .acknowledge(&["hnode"], &[])
+                    .expect("the late object");
             } else {
                 assert_clean(&rt, &what);
             }

@@ -2,7 +2,7 @@
 //! acknowledged ones apart; an allocator kept alive is seen as not dropped. One test
 //! function, so no other test of this binary moves the counters meanwhile.
 
-use kernel_core::obj::{BpfMemAlloc, mem_tally};
+use kernel_core::obj::{BpfMemAlloc, FaultKind, mem_tally};
 use kernel_core::sync::{Arc, Rcu};
 use shim_std::tally::{check, line, sum};
 
@@ -45,7 +45,8 @@ fn the_tally_counts_what_each_allocator_leaked_and_misused() {
     m.free(b);
     m.free(b);
     assert!(m.get(b).is_none());
-    m.acknowledge();
+    m.acknowledge(&["node"], &[FaultKind::DoubleFree, FaultKind::UseAfterFree])
+        .expect("the leak, the double free, the use after free");
     m.free(b);
     drop(m);
     let t3 = mem_tally();
@@ -58,7 +59,7 @@ fn the_tally_counts_what_each_allocator_leaked_and_misused() {
     // object leaked instead, is one unexpected leak.
     let m = BpfMemAlloc::new(Arc::clone(&rcu));
     let a = m.alloc("node", 16, false).expect("alloc");
-    m.acknowledge();
+    m.acknowledge(&["node"], &[]).expect("the leak");
     m.free(a);
     let _b = m.alloc("node", 16, false).expect("alloc");
     drop(m);

@@ -263,6 +263,33 @@ pub enum MemFault {
     NullDeref(u64, String),
 }
 
+/// The kind of a [`MemFault`], as a test acknowledges it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// [`MemFault::DoubleFree`].
+    DoubleFree,
+    /// [`MemFault::UseAfterFree`].
+    UseAfterFree,
+    /// [`MemFault::Wild`].
+    Wild,
+    /// [`MemFault::NullDeref`].
+    NullDeref,
+    /// A read of a freed BTF (`btf_is_kernel` on a put BTF).
+    BtfUseAfterFree,
+}
+
+impl FaultKind {
+    /// The kind of `f`.
+    pub fn of(f: &MemFault) -> FaultKind {
+        match f {
+            MemFault::DoubleFree(..) => FaultKind::DoubleFree,
+            MemFault::UseAfterFree(..) => FaultKind::UseAfterFree,
+            MemFault::Wild(_) => FaultKind::Wild,
+            MemFault::NullDeref(..) => FaultKind::NullDeref,
+        }
+    }
+}
+
 /// Objects per slab chunk, and chunks per allocator (loom's models allocate a few
 /// objects; its atomics are costly to create).
 #[cfg(not(loom))]
@@ -732,15 +759,34 @@ impl BpfMemAlloc {
         (g.len, g.frees)
     }
 
-    /// Marks the objects live now and the faults seen so far as expected: a test that
-    /// reproduces a kernel leak or misuse calls this once it has asserted them, and
-    /// the process-wide [`mem_tally`](super::tally::mem_tally) counts only what
-    /// happens beyond them.
-    pub fn acknowledge(&self) {
+    /// Acknowledges a reproduced kernel bug, and only it: the objects live now must be
+    /// exactly `live_types` (their type names, in any order) and the faults seen since
+    /// the last acknowledgement exactly `faults` (their kinds, in order; a read of a
+    /// freed BTF by the runtime this allocator serves counts as
+    /// [`FaultKind::BtfUseAfterFree`]). Then they are expected: the process-wide
+    /// [`mem_tally`](super::tally::mem_tally) counts only what happens beyond them.
+    /// Anything else acknowledges nothing and says what was found.
+    pub fn acknowledge(&self, live_types: &[&str], faults: &[FaultKind]) -> Result<(), String> {
+        let mut want: Vec<&str> = live_types.to_vec();
+        want.sort_unstable();
+        let live = self.live();
+        let mut got: Vec<&str> = live.iter().map(|(_, i)| &*i.ty).collect();
+        got.sort_unstable();
         let mut g = self.inner.lock();
-        let live: Vec<usize> = (0..g.len).filter(|&i| self.live_at(i)).collect();
-        g.acked = (live, g.faults.len());
+        let mut kinds: Vec<FaultKind> = g.faults[g.acked.1.min(g.faults.len())..]
+            .iter()
+            .map(FaultKind::of)
+            .collect();
+        kinds.extend((g.btf_uaf.1..g.btf_uaf.0).map(|_| FaultKind::BtfUseAfterFree));
+        if got != want || kinds != faults {
+            return Err(alloc::format!(
+                "acknowledged live {want:?} and faults {faults:?}; found live {got:?} and faults {kinds:?}"
+            ));
+        }
+        let live_idx: Vec<usize> = (0..g.len).filter(|&i| self.live_at(i)).collect();
+        g.acked = (live_idx, g.faults.len());
         g.btf_uaf.1 = g.btf_uaf.0;
+        Ok(())
     }
 
     /// A read of a freed BTF by the runtime this allocator serves: tallied with the
@@ -803,7 +849,7 @@ impl Drop for BpfMemAlloc {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::{BpfMemAlloc, CHUNK, MemFault, WordsBuf};
+    use super::{BpfMemAlloc, CHUNK, FaultKind, MemFault, WordsBuf};
     use crate::obj::local_frees::FREE_CHUNK as PENDING_CHUNK;
     use crate::sync::{Arc, Rcu};
     use alloc::vec;
@@ -831,7 +877,8 @@ mod tests {
             a.faults(),
             vec![MemFault::DoubleFree(addrs[PENDING_CHUNK], "node".into())]
         );
-        a.acknowledge();
+        a.acknowledge(&[], &[FaultKind::DoubleFree])
+            .expect("the double free");
     }
 
     /// Inside `with_local_frees` an RCU free waits on the task's own list, which no
@@ -879,7 +926,8 @@ mod tests {
         assert!(a.live().is_empty() && b.live().is_empty());
         assert_eq!(a.counts(), (PENDING_CHUNK + 3, PENDING_CHUNK + 3));
         assert_eq!(a.faults(), vec![MemFault::DoubleFree(xs[2], "node".into())]);
-        a.acknowledge();
+        a.acknowledge(&[], &[FaultKind::DoubleFree])
+            .expect("the double free");
     }
 
     /// A build without tasks keeps no list of its own: inside `with_local_frees` an
@@ -928,7 +976,15 @@ mod tests {
             a.free(x);
         }
         assert!(a.live().is_empty());
-        a.acknowledge();
+        a.acknowledge(
+            &[],
+            &[
+                FaultKind::UseAfterFree,
+                FaultKind::DoubleFree,
+                FaultKind::Wild,
+            ],
+        )
+        .expect("the three faults");
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod uptr;
 
 pub use free_fields::bpf_obj_free_fields;
 pub use helpers::*;
-pub use mem::{BpfMemAlloc, MemFault, Obj, ObjInfo, Words, WordsBuf};
+pub use mem::{BpfMemAlloc, FaultKind, MemFault, Obj, ObjInfo, Words, WordsBuf};
 pub use runtime::{BpfRuntime, KernelObj};
 pub use tally::{MemTally, mem_tally};
 pub use uptr::UserPages;
