@@ -7,7 +7,8 @@
 //! Groups:
 //! - `load_vmlinux`: one parse of the whole file per iteration, freeing included; with
 //!   two floors (see [`floor`]) that no loader checking what the kernel checks can
-//!   beat.
+//!   beat, and the running kernel's own `BPF_BTF_LOAD` of the same bytes (skipped,
+//!   with a message, where this process cannot ask the kernel).
 //! - `lookup`: 64 STRUCT names spread over the named STRUCTs' ids, one iteration looks all 64
 //!   up (throughput = 64 elements, so criterion's per-element rate and the `ratios`
 //!   printer give the per-lookup time).
@@ -245,6 +246,21 @@ fn load_vmlinux(c: &mut Criterion) {
         "the floor walk finds every type"
     );
     btf_rs::Btf::from_bytes(data).expect("btf-rs from_bytes");
+    // The running kernel's own BPF_BTF_LOAD of the same blob (btf_parse: the same
+    // checks, and the copy from user space), when this process may ask it.
+    let kernel_load = match shim_std::oracle::btf_load_fd(data) {
+        Ok(fd) => {
+            drop(fd);
+            true
+        }
+        Err(errno) => {
+            eprintln!(
+                "kptr-bench: the kernel's BPF_BTF_LOAD cannot be asked here (errno {errno}); \
+                 skipping load_vmlinux/kernel_bpf_btf_load"
+            );
+            false
+        }
+    };
 
     let mut g = c.benchmark_group("load_vmlinux");
     // Milliseconds per iteration: equal-sized samples fit the 3 s budget, where
@@ -265,6 +281,12 @@ fn load_vmlinux(c: &mut Criterion) {
     g.bench_function("libbpf_btf_new", |b| {
         b.iter(|| libbpf::Btf::new(black_box(data)).unwrap())
     });
+    if kernel_load {
+        // The fd's close frees the BTF after an RCU grace period, outside the time.
+        g.bench_function("kernel_bpf_btf_load", |b| {
+            b.iter(|| shim_std::oracle::btf_load_fd(black_box(data)).unwrap())
+        });
+    }
     g.bench_function("aya_obj_parse", |b| {
         b.iter(|| aya_obj::btf::Btf::parse(black_box(data), object::Endianness::default()).unwrap())
     });

@@ -179,9 +179,9 @@ pub fn check_object_named(
             let line = e.message().to_string();
             // Struct-meta failures log no message of their own: the log ends with the
             // type dump.
-            if e.reason.starts_with("btf_") {
+            if !e.stage.is_verifier() {
                 rep.btf_log = None;
-                rep.btf_stage = Some(e.reason);
+                rep.btf_stage = Some(e.stage.name());
             } else {
                 rep.btf_log = Some(line);
             }

@@ -2,6 +2,9 @@
 //! fills it with `log_level` 1: the header dump, one line per type checked, and the
 //! failing check's message. The log is bytes, as the kernel's is: a name is printed
 //! as its bytes (`%s`), whatever they are.
+//!
+//! The verifier is generic over its log ([`BtfLog`]): [`VerifierLog`] keeps the text,
+//! [`NoLog`] (log level 0) is a sink whose every call compiles to nothing.
 
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
@@ -44,6 +47,38 @@ impl Write for Sink<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Where the verifier writes its log: `struct bpf_verifier_log` (kernel/bpf/log.c).
+pub trait BtfLog {
+    /// `bpf_verifier_log_needed`: whether anything is written at all.
+    fn needed(&self) -> bool;
+    /// `bpf_verifier_vlog`: appends formatted text; [`LogName`]s become their bytes.
+    fn write(&mut self, args: fmt::Arguments<'_>);
+}
+
+/// The log at level 0: nothing is ever needed, so a verifier monomorphised over it
+/// formats nothing and tests nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoLog;
+
+impl BtfLog for NoLog {
+    #[inline(always)]
+    fn needed(&self) -> bool {
+        false
+    }
+    #[inline(always)]
+    fn write(&mut self, _: fmt::Arguments<'_>) {}
+}
+
+impl BtfLog for VerifierLog {
+    #[inline]
+    fn needed(&self) -> bool {
+        VerifierLog::needed(self)
+    }
+    fn write(&mut self, args: fmt::Arguments<'_>) {
+        VerifierLog::write(self, args)
     }
 }
 

@@ -1,9 +1,9 @@
-//! BTF: the format, a zero-copy view, the verifier `btf_parse` runs, split BTF,
+//! BTF: the format, a zero-copy view, the verifier `btf_parse` runs (one engine,
+//! generic over its log: `verifier`, `names`, `log`), split BTF,
 //! refcounted `struct btf` objects and the registry of kernel BTFs.
 
 pub mod builder;
 pub mod dtors;
-mod fast;
 pub mod log;
 pub mod name_index;
 mod names;
@@ -20,4 +20,4 @@ pub use object::{
 pub use registry::{BtfIdr, KernelBtfs, btf_find_by_name_kind};
 pub use types::{BtfData, BtfMember, BtfVarSecinfo, TypeRef};
 pub use uapi::BtfKind;
-pub use verifier::{BtfParseError, ParseOpts, btf_verify, btf_verify_exact, btf_verify_fast};
+pub use verifier::{BtfParseError, BtfStage, ParseOpts, btf_verify};

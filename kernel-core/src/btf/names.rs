@@ -1,131 +1,90 @@
-//! The string section classified for `btf_name_valid_identifier` (kernel/bpf/btf.c):
-//! one pass over its 64-byte blocks finds those that hold only identifier bytes and
-//! NULs, and those that also hold a NUL. A name whose first byte may start an
-//! identifier is then proven valid by one bit: its block and the next are clean and
-//! the next holds a NUL, so the name ends within 128 bytes on identifier bytes only.
-//! Any other name gets the byte-by-byte check.
+//! Names in BTF (kernel/bpf/btf.c, lib/ctype.c): the one identifier checker
+//! [`btf_name_valid_identifier`], [`btf_name_valid_section`], the kernel's Latin-1
+//! `_ctype` they use, and [`Names`], which proves most identifiers of a string section
+//! by one bit and hands every other name to the same checker.
+//!
+//! The kernel's `isalpha`/`isalnum`/`isprint` are those of lib/ctype.c, a Latin-1
+//! table: 0xc0..=0xff are letters (but 0xd7 and 0xf7, which are punctuation), 0xa0 is a
+//! space and 0xa1..=0xbf punctuation. A name is bytes, never decoded as UTF-8.
+//!
+//! No profile flag changes these rules.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
 use super::uapi::KSYM_NAME_LEN;
-use super::verifier::{name_char_first_ok, name_char_rest_ok};
 
-/// The string section, classified once.
-pub(crate) struct Names<'a> {
-    pub(crate) s: &'a [u8],
-    /// One bit per 64-byte block `b`: blocks `b` and `b + 1` hold only NUL, `.`, `_`,
-    /// ASCII letters and digits, and `b + 1` holds a NUL (past the section's end
-    /// counts as such a block).
-    proven: Vec<u64>,
-}
-
-impl<'a> Names<'a> {
-    pub(crate) fn new(s: &'a [u8]) -> Self {
-        let blocks = s.len().div_ceil(64);
-        let words = blocks.div_ceil(64) + 1;
-        // Bit per block: clean; clean and holding a NUL. Blocks past the end are both.
-        let mut clean = vec![u64::MAX; words];
-        let mut with_nul = vec![u64::MAX; words];
-        let mut mark = |bi: usize, (good, nul): (bool, bool)| {
-            let bit = 1u64 << (bi % 64);
-            clean[bi / 64] &= !bit | u64::from(good).wrapping_neg();
-            with_nul[bi / 64] &= !bit | u64::from(good && nul).wrapping_neg();
-        };
-        let mut chunks = s.chunks_exact(64);
-        for (bi, c) in chunks.by_ref().enumerate() {
-            let mut b = [0u8; 64];
-            b.copy_from_slice(c);
-            mark(bi, classify64(&b));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            // The zero tail is clean and holds a NUL.
-            let mut b = [0u8; 64];
-            b[..rest.len()].copy_from_slice(rest);
-            mark(s.len() / 64, classify64(&b));
-        }
-        let proven = (0..words)
-            .map(|w| {
-                let next = with_nul.get(w + 1).copied().unwrap_or(u64::MAX);
-                clean[w] & ((with_nul[w] >> 1) | (next << 63))
-            })
-            .collect();
-        Names { s, proven }
+/// `_ctype` of lib/ctype.c: bit 0 upper, 1 lower, 2 digit, 3 punct, 4 hard space.
+static CTYPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = ctype_of(i as u8);
+        i += 1;
     }
+    t
+};
 
-    /// `btf_name_valid_identifier` at a valid offset.
-    #[inline(always)]
-    pub(crate) fn ident(&self, off: u32) -> bool {
-        let i = off as usize;
-        let Some(&first) = self.s.get(i) else {
-            return false;
-        };
-        if !name_char_first_ok(first) {
-            return false;
-        }
-        let b = i / 64;
-        let proven = self.proven.get(b / 64).copied().unwrap_or(0);
-        if proven >> (b % 64) & 1 != 0 {
-            return true;
-        }
-        valid_identifier_bytes(&self.s[i..])
+const fn ctype_of(c: u8) -> u8 {
+    const U: u8 = 1;
+    const L: u8 = 2;
+    const D: u8 = 4;
+    const P: u8 = 8;
+    const SP: u8 = 16;
+    match c {
+        b'A'..=b'Z' => U,
+        b'a'..=b'z' => L,
+        b'0'..=b'9' => D,
+        b' ' => SP,
+        0x21..=0x2f | 0x3a..=0x40 | 0x5b..=0x60 | 0x7b..=0x7e => P,
+        0xa0 => SP,
+        0xa1..=0xbf => P,
+        0xd7 | 0xf7 => P,
+        0xc0..=0xde => U,
+        0xdf..=0xff => L,
+        _ => 0,
     }
 }
 
-/// NUL, `.`, `_`, ASCII letters and digits.
-fn ident_or_nul(c: u8) -> bool {
-    c == 0 || c == b'.' || c == b'_' || c.is_ascii_alphanumeric()
+/// `isprint` (include/linux/ctype.h) with the kernel's `_ctype`.
+fn isprint(c: u8) -> bool {
+    CTYPE[c as usize] != 0
 }
 
-/// (every byte is [`ident_or_nul`], some byte is NUL) of 64 bytes.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-fn classify64(b: &[u8; 64]) -> (bool, bool) {
-    use core::arch::x86_64::*;
-    // SAFETY: SSE2 is enabled (cfg above); each unaligned load reads 16 of the 64
-    // bytes of `b` and has no alignment requirement.
-    unsafe {
-        let set = |c: u8| _mm_set1_epi8(c as i8);
-        // Byte in lo..lo + n: after adding 0x80 - lo, the range starts at i8::MIN.
-        let within = |v, lo: u8, n: u8| {
-            _mm_cmplt_epi8(
-                _mm_add_epi8(v, set(0x80u8.wrapping_sub(lo))),
-                set(0x80u8.wrapping_add(n)),
-            )
-        };
-        let mut good = set(0xff);
-        let mut nul = _mm_setzero_si128();
-        for j in 0..4 {
-            let x = _mm_loadu_si128(b.as_ptr().add(16 * j).cast());
-            let z = _mm_cmpeq_epi8(x, _mm_setzero_si128());
-            let letter = within(_mm_or_si128(x, set(0x20)), b'a', 26);
-            let digit = within(x, b'0', 10);
-            let punct = _mm_or_si128(_mm_cmpeq_epi8(x, set(b'_')), _mm_cmpeq_epi8(x, set(b'.')));
-            let g = _mm_or_si128(_mm_or_si128(letter, digit), _mm_or_si128(z, punct));
-            good = _mm_and_si128(good, g);
-            nul = _mm_or_si128(nul, z);
-        }
-        (
-            _mm_movemask_epi8(good) == 0xffff,
-            _mm_movemask_epi8(nul) != 0,
-        )
+/// `__btf_name_char_ok` as two tables: [first char, later chars].
+static NAME_OK: [[bool; 256]; 2] = {
+    let mut t = [[false; 256]; 2];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        let special = c == b'_' || c == b'.';
+        t[0][i] = ctype_of(c) & 3 != 0 || special;
+        t[1][i] = ctype_of(c) & 7 != 0 || special;
+        i += 1;
     }
+    t
+};
+
+/// `__btf_name_char_ok(c, true)`: `isalpha(c) || c == '_' || c == '.'` with the
+/// kernel's Latin-1 `_ctype`.
+#[inline(always)]
+pub(crate) fn name_char_first_ok(c: u8) -> bool {
+    NAME_OK[0][c as usize]
 }
 
-/// (every byte is [`ident_or_nul`], some byte is NUL) of 64 bytes.
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-fn classify64(b: &[u8; 64]) -> (bool, bool) {
-    classify64_bytes(b)
+/// `__btf_name_char_ok(c, false)`: `isalnum(c) || c == '_' || c == '.'` with the
+/// kernel's Latin-1 `_ctype` (also `bpf_obj_name_cpy`'s test, kernel/bpf/syscall.c).
+#[inline(always)]
+pub(crate) fn name_char_rest_ok(c: u8) -> bool {
+    NAME_OK[1][c as usize]
 }
 
-#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
-fn classify64_bytes(b: &[u8; 64]) -> (bool, bool) {
-    (b.iter().all(|&c| ident_or_nul(c)), b.contains(&0))
-}
-
-/// `btf_name_valid_identifier` over the bytes from the name to the end of the string
-/// section (which ends in NUL). Eight bytes at a time while they are ASCII.
-fn valid_identifier_bytes(s: &[u8]) -> bool {
+/// `btf_name_valid_identifier` (kernel/bpf/btf.c) of the name at the start of `s`, the
+/// bytes from the name's offset to the end of its string section: a first byte that
+/// may start an identifier, then identifier bytes up to a NUL, at most
+/// `KSYM_NAME_LEN` bytes in all (the kernel reads `src[KSYM_NAME_LEN]` and wants the
+/// NUL there). Eight bytes at a time while they are ASCII. No profile flag changes it.
+pub(crate) fn btf_name_valid_identifier(s: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
@@ -180,9 +139,209 @@ fn valid_identifier_bytes(s: &[u8]) -> bool {
     s.get(lim).is_none_or(|&c| c == 0)
 }
 
+/// `btf_name_valid_section` (kernel/bpf/btf.c) of the name at the start of `s`: not
+/// empty, printable bytes (`isprint`, Latin-1) up to a NUL, at most `KSYM_NAME_LEN`.
+/// No profile flag changes it.
+pub(crate) fn btf_name_valid_section(s: &[u8]) -> bool {
+    let at = |i: usize| s.get(i).copied().unwrap_or(0);
+    if at(0) == 0 {
+        return false;
+    }
+    let mut i = 0;
+    while at(i) != 0 && i < KSYM_NAME_LEN {
+        if !isprint(at(i)) {
+            return false;
+        }
+        i += 1;
+    }
+    at(i) == 0
+}
+
+/// A string section classified for [`btf_name_valid_identifier`]: one pass over its
+/// 64-byte blocks finds those that hold only identifier bytes and NULs, and those that
+/// also hold a NUL. A name whose first byte may start an identifier is then proven
+/// valid by one bit: its block and the next are clean and the next holds a NUL, so the
+/// name ends within 128 bytes on identifier bytes only. Any other name goes to
+/// [`btf_name_valid_identifier`].
+pub(crate) struct Names<'a> {
+    pub(crate) s: &'a [u8],
+    /// One byte per 64-byte block `b`, not 0 when blocks `b` and `b + 1` hold only
+    /// NUL, `.`, `_`, ASCII letters and digits, and `b + 1` holds a NUL (past the
+    /// section's end counts as such a block).
+    proven: Vec<u8>,
+}
+
+impl<'a> Names<'a> {
+    pub(crate) fn new(s: &'a [u8]) -> Self {
+        let blocks = s.len().div_ceil(64);
+        // Per block: clean (bit 0) and clean holding a NUL (bit 1); one block past
+        // the end is both.
+        let mut class = vec![3u8; blocks + 1];
+        classify_blocks(s, &mut class);
+        let rest = s.chunks_exact(64).remainder();
+        if !rest.is_empty() {
+            // The zero tail is clean and holds a NUL.
+            let mut b = [0u8; 64];
+            b[..rest.len()].copy_from_slice(rest);
+            let (good, nul) = classify64(&b);
+            if let Some(k) = class.get_mut(s.len() / 64) {
+                *k = u8::from(good) | u8::from(good && nul) << 1;
+            }
+        }
+        let proven = class.windows(2).map(|w| w[0] & (w[1] >> 1) & 1).collect();
+        Names { s, proven }
+    }
+
+    /// [`btf_name_valid_identifier`] at offset `off` of this section (a valid offset).
+    #[inline(always)]
+    pub(crate) fn ident(&self, off: u32) -> bool {
+        let i = off as usize;
+        let Some(&first) = self.s.get(i) else {
+            return false;
+        };
+        if !name_char_first_ok(first) {
+            return false;
+        }
+        if self.proven.get(i / 64).is_some_and(|&p| p != 0) {
+            return true;
+        }
+        btf_name_valid_identifier(self.s.get(i..).unwrap_or(&[]))
+    }
+
+    /// The string at `off` is not empty (`value[0]` of a tag's value), `off` valid.
+    #[inline(always)]
+    pub(crate) fn nonempty(&self, off: u32) -> bool {
+        self.s.get(off as usize).is_some_and(|&c| c != 0)
+    }
+}
+
+/// The class of every whole 64-byte block of `s` into `class` (see [`Names::new`]),
+/// with AVX2 where the host has it.
+fn classify_blocks(s: &[u8], class: &mut [u8]) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        unsafe { classify_blocks_avx2(s, class) };
+        return;
+    }
+    for (c, k) in s.chunks_exact(64).zip(class.iter_mut()) {
+        let mut b = [0u8; 64];
+        b.copy_from_slice(c);
+        let (good, nul) = classify64(&b);
+        *k = u8::from(good) | u8::from(good && nul) << 1;
+    }
+}
+
+/// [`classify_blocks`] with 32-byte vectors.
+///
+/// # Safety
+///
+/// The CPU must have AVX2.
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+#[target_feature(enable = "avx2")]
+unsafe fn classify_blocks_avx2(s: &[u8], class: &mut [u8]) {
+    use core::arch::x86_64::*;
+    let set = |c: u8| _mm256_set1_epi8(c as i8);
+    // Byte in lo..lo + n: after adding 0x80 - lo, the range starts at i8::MIN.
+    let within = |v, lo: u8, n: u8| {
+        _mm256_cmpgt_epi8(
+            set(0x80u8.wrapping_add(n)),
+            _mm256_add_epi8(v, set(0x80u8.wrapping_sub(lo))),
+        )
+    };
+    for (c, k) in s.chunks_exact(64).zip(class.iter_mut()) {
+        let mut good = set(0xff);
+        let mut nul = _mm256_setzero_si256();
+        for half in c.chunks_exact(32) {
+            // SAFETY: `half` is 32 readable bytes; the load has no alignment
+            // requirement.
+            let x = unsafe { _mm256_loadu_si256(half.as_ptr().cast()) };
+            let z = _mm256_cmpeq_epi8(x, _mm256_setzero_si256());
+            let letter = within(_mm256_or_si256(x, set(0x20)), b'a', 26);
+            let digit = within(x, b'0', 10);
+            let punct = _mm256_or_si256(
+                _mm256_cmpeq_epi8(x, set(b'_')),
+                _mm256_cmpeq_epi8(x, set(b'.')),
+            );
+            let g = _mm256_or_si256(_mm256_or_si256(letter, digit), _mm256_or_si256(z, punct));
+            good = _mm256_and_si256(good, g);
+            nul = _mm256_or_si256(nul, z);
+        }
+        let good = _mm256_movemask_epi8(good) == -1;
+        let nul = _mm256_movemask_epi8(nul) != 0;
+        *k = u8::from(good) | u8::from(good && nul) << 1;
+    }
+}
+
+/// NUL, `.`, `_`, ASCII letters and digits.
+fn ident_or_nul(c: u8) -> bool {
+    c == 0 || c == b'.' || c == b'_' || c.is_ascii_alphanumeric()
+}
+
+/// (every byte is [`ident_or_nul`], some byte is NUL) of 64 bytes.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn classify64(b: &[u8; 64]) -> (bool, bool) {
+    use core::arch::x86_64::*;
+    // SAFETY: SSE2 is enabled (cfg above); each unaligned load reads 16 of the 64
+    // bytes of `b` and has no alignment requirement.
+    unsafe {
+        let set = |c: u8| _mm_set1_epi8(c as i8);
+        // Byte in lo..lo + n: after adding 0x80 - lo, the range starts at i8::MIN.
+        let within = |v, lo: u8, n: u8| {
+            _mm_cmplt_epi8(
+                _mm_add_epi8(v, set(0x80u8.wrapping_sub(lo))),
+                set(0x80u8.wrapping_add(n)),
+            )
+        };
+        let mut good = set(0xff);
+        let mut nul = _mm_setzero_si128();
+        for j in 0..4 {
+            let x = _mm_loadu_si128(b.as_ptr().add(16 * j).cast());
+            let z = _mm_cmpeq_epi8(x, _mm_setzero_si128());
+            let letter = within(_mm_or_si128(x, set(0x20)), b'a', 26);
+            let digit = within(x, b'0', 10);
+            let punct = _mm_or_si128(_mm_cmpeq_epi8(x, set(b'_')), _mm_cmpeq_epi8(x, set(b'.')));
+            let g = _mm_or_si128(_mm_or_si128(letter, digit), _mm_or_si128(z, punct));
+            good = _mm_and_si128(good, g);
+            nul = _mm_or_si128(nul, z);
+        }
+        (
+            _mm_movemask_epi8(good) == 0xffff,
+            _mm_movemask_epi8(nul) != 0,
+        )
+    }
+}
+
+/// (every byte is [`ident_or_nul`], some byte is NUL) of 64 bytes.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn classify64(b: &[u8; 64]) -> (bool, bool) {
+    classify64_bytes(b)
+}
+
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+fn classify64_bytes(b: &[u8; 64]) -> (bool, bool) {
+    (b.iter().all(|&c| ident_or_nul(c)), b.contains(&0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ctype_matches_kernel_table() {
+        let [first, rest] = &NAME_OK;
+        assert!(first[b'a' as usize] && first[b'Z' as usize] && !first[b'0' as usize]);
+        assert!(rest[b'7' as usize] && rest[b'_' as usize] && !rest[b'-' as usize]);
+        assert!(first[0xc0] && first[0xff] && !first[0xd7] && !first[0xf7] && !first[0x80]);
+        assert!(!isprint(0x80) && isprint(0xa0) && isprint(b' ') && !isprint(b'\n'));
+        assert!(!isprint(0x7f));
+        // Latin-1 letters start and continue identifiers; section names take any
+        // printable byte.
+        assert!(btf_name_valid_identifier(b"\xe9t\xe9\0"));
+        assert!(!btf_name_valid_identifier(b"a\xd7b\0"));
+        assert!(btf_name_valid_section(b".data a\xd7\0") && !btf_name_valid_section(b"\0"));
+        assert!(!btf_name_valid_section(b"a\x7f\0"));
+    }
 
     /// The word-at-a-time identifier check agrees with the byte loop on every
     /// single-byte substitution, at every position of a word and across the limit.
@@ -213,7 +372,7 @@ mod tests {
                     s.push(0);
                     s.extend_from_slice(b"zz\0");
                     assert_eq!(
-                        valid_identifier_bytes(&s),
+                        btf_name_valid_identifier(&s),
                         bytewise(&s),
                         "len {len} pos {pos} byte {c:#x}"
                     );
@@ -224,10 +383,10 @@ mod tests {
         assert!(checked > 10_000);
         let mut long = vec![b'x'; 600];
         long.push(0);
-        assert!(!valid_identifier_bytes(&long));
+        assert!(!btf_name_valid_identifier(&long));
         long.truncate(512);
         long.push(0);
-        assert!(valid_identifier_bytes(&long));
+        assert!(btf_name_valid_identifier(&long));
     }
 
     /// The 64-byte classifier in use (SSE2 on x86_64) agrees with the byte loop for
@@ -256,6 +415,41 @@ mod tests {
         );
     }
 
+    /// Every block class, on the path in use (AVX2 where the host has it) and on
+    /// SSE2, agrees with the byte loop: each byte value at each position of a block
+    /// with and without a NUL elsewhere.
+    #[test]
+    fn classify_blocks_matches_bytes() {
+        let mut s = Vec::new();
+        for pos in 0..64 {
+            for c in (0..=255u8).step_by(3) {
+                for nul_at in [None, Some((pos + 29) % 64)] {
+                    let mut b = [b'q'; 64];
+                    if let Some(z) = nul_at {
+                        b[z] = 0;
+                    }
+                    b[pos] = c;
+                    s.extend_from_slice(&b);
+                }
+            }
+        }
+        let blocks = s.len() / 64;
+        let mut class = vec![0u8; blocks];
+        classify_blocks(&s, &mut class);
+        for (i, c) in s.chunks_exact(64).enumerate() {
+            let mut b = [0u8; 64];
+            b.copy_from_slice(c);
+            let (good, nul) = classify64_bytes(&b);
+            let want = u8::from(good) | u8::from(good && nul) << 1;
+            assert_eq!(class[i], want, "block {i}");
+            assert_eq!(
+                (classify64(&b).0, classify64(&b).1),
+                (good, nul),
+                "block {i}"
+            );
+        }
+    }
+
     /// The one-bit proof agrees with the byte check at every offset of sections
     /// holding a non-identifier byte, a long name, names across block edges and a
     /// section end inside a block.
@@ -278,10 +472,9 @@ mod tests {
         for s in &sections {
             let n = Names::new(s);
             for off in 0..s.len() {
-                let byte = valid_identifier_bytes(&s[off..]);
+                let byte = btf_name_valid_identifier(&s[off..]);
                 assert_eq!(n.ident(off as u32), byte, "offset {off}");
-                let b = off / 64;
-                proven += (n.proven[b / 64] >> (b % 64) & 1) as usize;
+                proven += usize::from(n.proven[off / 64]);
             }
         }
         assert!(proven > 1000, "only {proven} offsets in proven blocks");

@@ -11,6 +11,19 @@ use crate::sync::{AtomicBool, Ordering};
 
 static VOID: [u8; BTF_TYPE_SIZE] = [0; BTF_TYPE_SIZE];
 
+/// [`BtfKind`] of each 5-bit kind number, `Unkn` for those the format does not define.
+const KIND_OF: [BtfKind; 32] = {
+    let mut t = [BtfKind::Unkn; 32];
+    let mut k = 0;
+    while k < 32 {
+        if let Some(kind) = BtfKind::from_u8(k as u8) {
+            t[k] = kind;
+        }
+        k += 1;
+    }
+    t
+};
+
 /// Offset sentinel for the implicit `void` (id 0 of a base BTF).
 pub(crate) const VOID_OFF: u32 = u32::MAX;
 
@@ -48,16 +61,27 @@ pub(crate) fn cstr_len(s: &[u8]) -> usize {
 pub struct TypeRef<'a> {
     raw: &'a [u8],
     id: u32,
+    /// The record's header words, read once: `name_off`, `info`, `size`/`type`.
+    hdr: [u32; 3],
 }
 
 impl<'a> TypeRef<'a> {
+    #[inline]
     pub(crate) fn new(raw: &'a [u8], id: u32) -> Self {
-        TypeRef { raw, id }
+        let hdr = match raw.get(..BTF_TYPE_SIZE) {
+            Some(h) => [rd32(h, 0), rd32(h, 4), rd32(h, 8)],
+            None => [rd32(raw, 0), rd32(raw, 4), rd32(raw, 8)],
+        };
+        TypeRef { raw, id, hdr }
     }
 
     /// The implicit `void` type (`btf_void` (kernel/bpf/btf.c)).
     pub fn void() -> TypeRef<'static> {
-        TypeRef { raw: &VOID, id: 0 }
+        TypeRef {
+            raw: &VOID,
+            id: 0,
+            hdr: [0; 3],
+        }
     }
 
     /// Type id.
@@ -65,16 +89,19 @@ impl<'a> TypeRef<'a> {
         self.id
     }
     /// `name_off` (include/uapi/linux/btf.h).
+    #[inline]
     pub fn name_off(&self) -> u32 {
-        rd32(self.raw, 0)
+        self.hdr[0]
     }
     /// `info` (include/uapi/linux/btf.h).
+    #[inline]
     pub fn info(&self) -> u32 {
-        rd32(self.raw, 4)
+        self.hdr[1]
     }
     /// `size` / `type` union.
+    #[inline]
     pub fn size_or_type(&self) -> u32 {
-        rd32(self.raw, 8)
+        self.hdr[2]
     }
     /// `t->size`.
     pub fn size(&self) -> u32 {
@@ -89,8 +116,9 @@ impl<'a> TypeRef<'a> {
         btf_info_kind(self.info())
     }
     /// Kind; `Unkn` for a number the format does not define.
+    #[inline]
     pub fn kind(&self) -> BtfKind {
-        BtfKind::from_u8(self.kind_raw()).unwrap_or(BtfKind::Unkn)
+        KIND_OF[usize::from(self.kind_raw() & 31)]
     }
     /// `btf_type_vlen` (include/linux/btf.h).
     pub fn vlen(&self) -> u16 {
@@ -218,6 +246,79 @@ impl<'a> TypeRef<'a> {
     }
 }
 
+/// `enum visit_state` (kernel/bpf/btf.c).
+pub(crate) const NOT_VISITED: u8 = 0;
+/// On the resolve stack.
+pub(crate) const VISITED: u8 = 1;
+/// Resolved.
+pub(crate) const RESOLVED: u8 = 2;
+
+/// What the verifier keeps of one type id, in one word (its slot), and what a
+/// verified [`BtfData`] keeps of it: the kernel's `visit_states`, `resolved_ids` and
+/// `resolved_sizes` in one.
+///
+/// Bits 0..32: for a kind with a size (`btf_type_has_size`) `t->size`; for an ARRAY
+/// its `resolved_sizes` entry (0 until it is resolved); for any other its
+/// `resolved_ids` entry once resolved, before that `t->type` for the `REFS` kinds and
+/// 0 for the rest. So the size `btf_type_id_size` gives is this word of the type it
+/// ends at, but for a PTR. Bits 32..40: the kind. 40..48: the `visit_state`. 48..56:
+/// where `TIS` is set, the kind of the type `btf_type_id_size` ends at. 56..64: flags
+/// (the verifier's; see `verifier.rs`).
+///
+/// An ARRAY's resolved id (its element's, through `btf_type_id_size`) is read by no
+/// check of the verifier; [`BtfData::resolved_type_id`] finds it from the element.
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct Node(pub(crate) u64);
+
+impl Node {
+    #[inline(always)]
+    pub(crate) const fn new(a: u32, kind: u8, visit: u8, rkind: u8, flags: u8) -> Self {
+        Node(
+            a as u64
+                | (kind as u64) << 32
+                | (visit as u64) << 40
+                | (rkind as u64) << 48
+                | (flags as u64) << 56,
+        )
+    }
+    #[inline(always)]
+    pub(crate) const fn a(self) -> u32 {
+        self.0 as u32
+    }
+    #[inline(always)]
+    pub(crate) const fn kind(self) -> u8 {
+        (self.0 >> 32) as u8
+    }
+    #[inline(always)]
+    pub(crate) const fn visit(self) -> u8 {
+        (self.0 >> 40) as u8
+    }
+    #[inline(always)]
+    pub(crate) const fn rkind(self) -> u8 {
+        (self.0 >> 48) as u8
+    }
+    #[inline(always)]
+    pub(crate) const fn flags(self) -> u8 {
+        (self.0 >> 56) as u8
+    }
+    #[inline(always)]
+    pub(crate) const fn with_a(self, a: u32) -> Self {
+        Node(self.0 & !0xffff_ffff | a as u64)
+    }
+    #[inline(always)]
+    pub(crate) const fn with_visit(self, v: u8) -> Self {
+        Node(self.0 & !(0xff << 40) | (v as u64) << 40)
+    }
+    #[inline(always)]
+    pub(crate) const fn with_rkind(self, k: u8) -> Self {
+        Node(self.0 & !(0xff << 48) | (k as u64) << 48)
+    }
+    #[inline(always)]
+    pub(crate) const fn or_flags(self, f: u8) -> Self {
+        Node(self.0 | (f as u64) << 56)
+    }
+}
+
 /// `struct btf_member`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BtfMember {
@@ -246,11 +347,14 @@ pub struct BtfData {
     pub(crate) data: Box<[u8]>,
     pub(crate) hdr: BtfHeader,
     pub(crate) types: Vec<u32>,
-    pub(crate) resolved_ids: Vec<u32>,
-    pub(crate) resolved_sizes: Vec<u32>,
+    /// After the resolve pass, the verifier's slot of each local type ([`Node`]):
+    /// `resolved_ids` and `resolved_sizes` are read from it.
+    pub(crate) resolved: Vec<Node>,
     pub(crate) start_id: u32,
     pub(crate) start_str_off: u32,
     pub(crate) str_start: usize,
+    /// The end of the type section in the blob (set with the header).
+    pub(crate) types_end: usize,
     /// The base BTF (split BTF). Its count is put once, by [`BtfData::put_base`] when
     /// `btf_free` runs, else when the data is dropped; the pointer stays readable.
     pub(crate) base: ManuallyDrop<Option<BtfRef>>,
@@ -417,11 +521,11 @@ impl BtfData {
             data,
             hdr: BtfHeader::default(),
             types: Vec::new(),
-            resolved_ids: Vec::new(),
-            resolved_sizes: Vec::new(),
+            resolved: Vec::new(),
             start_id,
             start_str_off,
             str_start: 0,
+            types_end: 0,
             base: ManuallyDrop::new(base),
             base_put: AtomicBool::new(false),
         }
@@ -436,10 +540,7 @@ impl BtfData {
             start_str_off: self.start_str_off,
             str_start: self.str_start,
             str_len: self.hdr.str_len,
-            types_end: (self.hdr.hdr_len as usize)
-                .saturating_add(self.hdr.type_off as usize)
-                .saturating_add(self.hdr.type_len as usize)
-                .min(self.data.len()),
+            types_end: self.types_end(),
             base: self.base.as_ref().map(|b| b.data()),
         }
     }
@@ -474,15 +575,51 @@ impl BtfData {
     }
     /// Whether the resolve pass ran (user BTF, or kernel BTF verified fully).
     pub fn is_resolved(&self) -> bool {
-        !self.resolved_ids.is_empty() || self.types.len() <= 1
+        !self.resolved.is_empty() || self.types.len() <= 1
     }
     /// `btf_type_by_id` (kernel/bpf/btf.c).
+    #[inline]
     pub fn type_by_id(&self, id: u32) -> Option<TypeRef<'_>> {
-        self.view().type_by_id(id)
+        if id < self.start_id {
+            return self.base.as_ref()?.data().type_by_id(id);
+        }
+        let off = *self.types.get((id - self.start_id) as usize)?;
+        if off == VOID_OFF {
+            return Some(TypeRef::void());
+        }
+        let end = self.types_end();
+        let raw = self.data.get(off as usize..end)?;
+        Some(TypeRef::new(raw, id))
     }
     /// `btf_str_by_offset` (kernel/bpf/btf.c).
+    #[inline]
     pub fn str_by_offset(&self, off: u32) -> Option<&[u8]> {
-        self.view().str_by_offset(off)
+        if off < self.start_str_off {
+            return self.base.as_ref()?.data().str_by_offset(off);
+        }
+        let off = off - self.start_str_off;
+        if off >= self.hdr.str_len {
+            return None;
+        }
+        let s = self
+            .data
+            .get(self.str_start + off as usize..self.str_start + self.hdr.str_len as usize)?;
+        Some(&s[..cstr_len(s)])
+    }
+
+    /// The end of the type section in the blob.
+    #[inline]
+    fn types_end(&self) -> usize {
+        self.types_end
+    }
+
+    /// Sets the header and what follows from it.
+    pub(crate) fn set_hdr(&mut self, hdr: BtfHeader) {
+        self.hdr = hdr;
+        self.types_end = (hdr.hdr_len as usize)
+            .saturating_add(hdr.type_off as usize)
+            .saturating_add(hdr.type_len as usize)
+            .min(self.data.len());
     }
     /// `__btf_name_by_offset` (kernel/bpf/btf.c).
     pub fn name_by_offset(&self, off: u32) -> &str {
@@ -505,18 +642,36 @@ impl BtfData {
         b
     }
 
-    /// `btf_resolved_type_id` (kernel/bpf/btf.c).
+    /// `btf_resolved_type_id` (kernel/bpf/btf.c): what the resolve pass resolved `id`
+    /// to (0 for a kind with a size, and before or without the resolve pass). An
+    /// ARRAY's is its element's, through `btf_type_id_size`, as `btf_array_resolve`
+    /// popped it.
     pub fn resolved_type_id(&self, id: u32) -> u32 {
         let b = self.level(id);
         let i = id.wrapping_sub(b.start_id) as usize;
-        b.resolved_ids.get(i).copied().unwrap_or(0)
+        let Some(&n) = b.resolved.get(i) else {
+            return 0;
+        };
+        let k = n.kind();
+        if n.visit() != RESOLVED || BtfKind::from_u8(k).is_some_and(has_size) {
+            return 0;
+        }
+        if k == BtfKind::Array as u8 {
+            let elem = b.type_by_id(id).map_or(0, |t| t.array().0);
+            return self.type_id_size(elem).map_or(0, |x| x.1);
+        }
+        n.a()
     }
 
-    /// `btf_resolved_type_size` (kernel/bpf/btf.c).
+    /// `btf_resolved_type_size` (kernel/bpf/btf.c): an ARRAY's size once resolved,
+    /// 0 for every other type.
     pub fn resolved_type_size(&self, id: u32) -> u32 {
         let b = self.level(id);
         let i = id.wrapping_sub(b.start_id) as usize;
-        b.resolved_sizes.get(i).copied().unwrap_or(0)
+        match b.resolved.get(i) {
+            Some(n) if n.visit() == RESOLVED && n.kind() == BtfKind::Array as u8 => n.a(),
+            _ => 0,
+        }
     }
 
     /// `btf_type_skip_modifiers` (kernel/bpf/btf.c): follows modifiers; returns the first

@@ -163,6 +163,114 @@ impl BtfKind {
     }
 }
 
+/// The kind numbers as `u8` constants, each from its [`BtfKind`] (for `match` patterns
+/// on a raw `BTF_INFO_KIND` and for [`KindSet`]s).
+#[allow(missing_docs)]
+pub mod kind {
+    use super::BtfKind;
+    pub const UNKN: u8 = BtfKind::Unkn as u8;
+    pub const INT: u8 = BtfKind::Int as u8;
+    pub const PTR: u8 = BtfKind::Ptr as u8;
+    pub const ARRAY: u8 = BtfKind::Array as u8;
+    pub const STRUCT: u8 = BtfKind::Struct as u8;
+    pub const UNION: u8 = BtfKind::Union as u8;
+    pub const ENUM: u8 = BtfKind::Enum as u8;
+    pub const FWD: u8 = BtfKind::Fwd as u8;
+    pub const TYPEDEF: u8 = BtfKind::Typedef as u8;
+    pub const VOLATILE: u8 = BtfKind::Volatile as u8;
+    pub const CONST: u8 = BtfKind::Const as u8;
+    pub const RESTRICT: u8 = BtfKind::Restrict as u8;
+    pub const FUNC: u8 = BtfKind::Func as u8;
+    pub const FUNC_PROTO: u8 = BtfKind::FuncProto as u8;
+    pub const VAR: u8 = BtfKind::Var as u8;
+    pub const DATASEC: u8 = BtfKind::Datasec as u8;
+    pub const FLOAT: u8 = BtfKind::Float as u8;
+    pub const DECL_TAG: u8 = BtfKind::DeclTag as u8;
+    pub const TYPE_TAG: u8 = BtfKind::TypeTag as u8;
+    pub const ENUM64: u8 = BtfKind::Enum64 as u8;
+}
+
+/// A set of kind numbers, one bit each: the kernel's kind predicates
+/// (include/linux/btf.h, kernel/bpf/btf.c) as one test of a raw kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindSet(pub u32);
+
+impl KindSet {
+    /// The set of `kinds`.
+    pub const fn of(kinds: &[u8]) -> KindSet {
+        let mut m = 0u32;
+        let mut i = 0;
+        while i < kinds.len() {
+            m |= 1 << (kinds[i] & 31);
+            i += 1;
+        }
+        KindSet(m)
+    }
+
+    /// Both sets together.
+    pub const fn with(self, o: KindSet) -> KindSet {
+        KindSet(self.0 | o.0)
+    }
+
+    /// Whether kind number `k` is in the set.
+    #[inline(always)]
+    pub const fn has(self, k: u8) -> bool {
+        self.0 & (1 << (k & 31)) != 0
+    }
+}
+
+/// `btf_type_is_modifier`: TYPEDEF, VOLATILE, CONST, RESTRICT, TYPE_TAG.
+pub const MODIFIER_KINDS: KindSet = KindSet::of(&[
+    kind::TYPEDEF,
+    kind::VOLATILE,
+    kind::CONST,
+    kind::RESTRICT,
+    kind::TYPE_TAG,
+]);
+/// `btf_type_is_struct`: STRUCT, UNION.
+pub const STRUCT_KINDS: KindSet = KindSet::of(&[kind::STRUCT, kind::UNION]);
+/// ENUM, ENUM64.
+pub const ENUM_KINDS: KindSet = KindSet::of(&[kind::ENUM, kind::ENUM64]);
+/// `btf_type_has_size`.
+pub const HAS_SIZE_KINDS: KindSet = KindSet::of(&[
+    kind::INT,
+    kind::STRUCT,
+    kind::UNION,
+    kind::ENUM,
+    kind::DATASEC,
+    kind::FLOAT,
+    kind::ENUM64,
+]);
+/// `btf_type_nosize` (void is kind 0 here).
+pub const NOSIZE_KINDS: KindSet = KindSet::of(&[
+    kind::UNKN,
+    kind::FWD,
+    kind::FUNC,
+    kind::FUNC_PROTO,
+    kind::DECL_TAG,
+]);
+/// `btf_type_is_resolve_source_only`: VAR, DECL_TAG, DATASEC.
+pub const SOURCE_ONLY_KINDS: KindSet = KindSet::of(&[kind::VAR, kind::DECL_TAG, kind::DATASEC]);
+/// `btf_type_needs_resolve`.
+pub const NEEDS_RESOLVE_KINDS: KindSet = MODIFIER_KINDS.with(KindSet::of(&[
+    kind::PTR,
+    kind::STRUCT,
+    kind::UNION,
+    kind::ARRAY,
+    kind::VAR,
+    kind::FUNC,
+    kind::DECL_TAG,
+    kind::DATASEC,
+]));
+/// `btf_type_is_decl_tag_target`: FUNC, STRUCT, UNION, VAR, TYPEDEF.
+pub const DECL_TAG_TARGET_KINDS: KindSet = KindSet::of(&[
+    kind::FUNC,
+    kind::STRUCT,
+    kind::UNION,
+    kind::VAR,
+    kind::TYPEDEF,
+]);
+
 /// `BTF_INFO_KIND(info)`.
 #[inline]
 pub const fn btf_info_kind(info: u32) -> u8 {

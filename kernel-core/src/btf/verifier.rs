@@ -1,36 +1,159 @@
-//! The BTF verifier `btf_parse` runs (kernel/bpf/btf.c): header and section checks,
-//! the string section, the per-kind meta pass (`btf_check_all_metas`), the resolve
-//! pass (`btf_check_all_types`) and the type-tag chain check (`btf_check_type_tags`),
-//! with the kernel's errno and, at log level 1, the kernel's log text byte for byte.
+//! The BTF verifier `btf_parse` runs (kernel/bpf/btf.c), as one engine: the header and
+//! section checks (`btf_parse_hdr`, `btf_check_sec_info`, `btf_parse_str_sec`), the
+//! per-kind meta pass (`btf_check_all_metas`), the resolve pass (`btf_check_all_types`)
+//! and the type-tag chain check (`btf_check_type_tags`), with the kernel's errno, its
+//! first failing check and, at log level 1, its log text byte for byte.
+//!
+//! Every rule is one function under the kernel's name, so that a search for a kernel
+//! function finds its model: `btf_int_check_meta`, `btf_struct_check_meta`,
+//! `btf_array_resolve`, `btf_struct_resolve`, `btf_datasec_resolve`,
+//! `btf_decl_tag_resolve`, `btf_modifier_resolve`/`btf_ptr_resolve`/`btf_var_resolve`
+//! (one body, [`Env::btf_ref_type_resolve`]), the `btf_*_check_member` family,
+//! `btf_func_proto_check`, `btf_func_check`, `btf_resolve`, `btf_resolve_valid`,
+//! `btf_type_id_size`, `env_stack_push`, `env_stack_pop_resolved`, ... Checks run in
+//! the kernel's order, so the first failing check, its errno and its log line are the
+//! kernel's.
+//!
+//! The engine is generic over its log ([`BtfLog`]): [`VerifierLog`] at log level 1,
+//! [`NoLog`] at level 0, where every log call compiles to nothing. The failing paths
+//! are out of line (`#[cold]`), so the accepting path is the same code in both modes.
+//!
+//! State per type id is one packed 8-byte slot ([`Node`]): kind, visit state, size or
+//! resolved id, and what `btf_type_id_size` gives. The resolve pass follows an edge
+//! of the type graph with one load; the slot is only ever read and written whole (a
+//! narrower store followed by the word's load would stall store-to-load forwarding).
+//! The verified [`BtfData`] keeps the slots: the kernel's `resolved_ids` and
+//! `resolved_sizes` are read from them. Names are checked by [`super::names`], which
+//! classifies the string section once.
+//!
+//! The passes run in the kernel's order, with two shortcuts of the resolve pass that
+//! change nothing the kernel would observe, taken only with the log off (with it on,
+//! every turn is taken as the kernel takes it; `tests/tests/btf_fast_path.rs` holds
+//! the two modes to the same verdicts, errors and resolved state): a FUNC whose
+//! prototype is a lower id passing `btf_func_check`, and a FUNC_PROTO whose return
+//! type and parameters are lower ids that will have passed by its turn, are found
+//! so by the meta pass, which reads those records anyway, and the resolve pass has
+//! nothing to do at their turns (`PRE_OK`). A FUNC so resolved early is seen by any
+//! walk before its turn as the kernel has it then, not resolved ([`Env::turn_view`]).
+//! The resolve pass visits only the ids it has something to do for, in id order.
+//!
+//! Split BTF (a module's, on a base) is verified by the same code: ids below
+//! `start_id` and string offsets below `start_str_off` are read from the base, whose
+//! types count as resolved (`env_type_is_resolved`).
+//!
+//! Profile flag: `btf_tag_kflag` (kind_flag allowed on TYPE_TAG and DECL_TAG;
+//! `btf_ref_type_check_meta`, `btf_decl_tag_check_meta`).
 
 use alloc::boxed::Box;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::log::{LogName, VerifierLog};
+use super::log::{BtfLog, LogName, NoLog, VerifierLog};
+use super::names::{Names, btf_name_valid_identifier, btf_name_valid_section};
 use super::object::BtfRef;
 use super::types::{
-    BtfData, BtfMember, BtfVarSecinfo, TypeRef, VOID_OFF, View, nosize, rd32, type_id_size_with,
+    BtfData, BtfMember, BtfVarSecinfo, NOT_VISITED, Node, RESOLVED, TypeRef, VISITED, VOID_OFF,
+    View, rd32,
 };
+use super::uapi::kind::*;
 use super::uapi::*;
 use crate::errno::Errno;
 use crate::profile::Semantics;
 
+pub(crate) use super::names::name_char_rest_ok;
+
+// ---------------------------------------------------------------------------------
+// results
+// ---------------------------------------------------------------------------------
+
+/// The stage of `BPF_BTF_LOAD` that refused a blob, named after the kernel function
+/// whose error `btf_parse` returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BtfStage {
+    /// `btf_parse` itself, before the header: the blob's size (`BTF_MAX_SIZE`).
+    Parse,
+    /// `btf_parse_hdr`, with `btf_check_sec_info`.
+    ParseHdr,
+    /// `btf_parse_str_sec`.
+    ParseStrSec,
+    /// `btf_parse_type_sec`'s own checks (the type section's alignment and presence).
+    ParseTypeSec,
+    /// `btf_check_all_metas`.
+    CheckAllMetas,
+    /// `btf_check_all_types`.
+    CheckAllTypes,
+    /// `btf_check_type_tags`.
+    CheckTypeTags,
+    /// `btf_parse_struct_metas`: after the verifier, in `BPF_BTF_LOAD`.
+    ParseStructMetas,
+    /// `btf_check_and_fixup_fields` of a struct meta's record.
+    CheckAndFixupFields,
+    /// `btf_check_ownership_depth`.
+    CheckOwnershipDepth,
+    /// `btf_alloc_id`, in `btf_new_fd`.
+    AllocId,
+}
+
+impl BtfStage {
+    /// The kernel function's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BtfStage::Parse => "btf_parse",
+            BtfStage::ParseHdr => "btf_parse_hdr",
+            BtfStage::ParseStrSec => "btf_parse_str_sec",
+            BtfStage::ParseTypeSec => "btf_parse_type_sec",
+            BtfStage::CheckAllMetas => "btf_check_all_metas",
+            BtfStage::CheckAllTypes => "btf_check_all_types",
+            BtfStage::CheckTypeTags => "btf_check_type_tags",
+            BtfStage::ParseStructMetas => "btf_parse_struct_metas",
+            BtfStage::CheckAndFixupFields => "btf_check_and_fixup_fields",
+            BtfStage::CheckOwnershipDepth => "btf_check_ownership_depth",
+            BtfStage::AllocId => "btf_alloc_id",
+        }
+    }
+
+    /// Whether the verifier proper refused (`btf_parse` up to `btf_check_type_tags`),
+    /// which logs the failing check's message; the later stages log none of their own.
+    pub const fn is_verifier(self) -> bool {
+        !matches!(
+            self,
+            BtfStage::ParseStructMetas
+                | BtfStage::CheckAndFixupFields
+                | BtfStage::CheckOwnershipDepth
+                | BtfStage::AllocId
+        )
+    }
+}
+
 /// Why a BTF blob was refused: the kernel's errno, the failing check's message (its
-/// format string, as in the kernel source) and, at log level 1, the full verifier log.
+/// format string, as in the kernel source), the stage that refused it and, at log
+/// level 1, the full verifier log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BtfParseError {
     /// The errno `BPF_BTF_LOAD` returns.
     pub errno: Errno,
-    /// The failing check's message template, e.g. `"Invalid magic"`.
+    /// The failing check's message template, e.g. `"Invalid magic"`; after the
+    /// verifier, the stage's kernel function name.
     pub reason: &'static str,
+    /// The stage that refused the blob.
+    pub stage: BtfStage,
     /// The verifier log's bytes (empty at log level 0).
     pub log: Vec<u8>,
 }
 
 impl BtfParseError {
+    /// A refusal after the verifier accepted (struct metas, the id): the stage's
+    /// function name is the reason, and `log` is the verifier's (no line of its own).
+    pub fn after_verifier(errno: Errno, stage: BtfStage, log: Vec<u8>) -> Self {
+        BtfParseError {
+            errno,
+            reason: stage.name(),
+            stage,
+            log,
+        }
+    }
+
     /// The last line of the log (the kernel's message for the failing check), or the
     /// reason when no log was kept.
     pub fn message(&self) -> String {
@@ -62,19 +185,145 @@ pub struct ParseOpts {
     pub sem: Semantics,
 }
 
-#[derive(Clone, Copy)]
+/// A failed check: the errno and the message template.
+#[derive(Clone, Copy, Debug)]
 struct Fail {
     errno: Errno,
     reason: &'static str,
 }
 
-type VResult<T> = Result<T, Fail>;
+/// A check failed; what failed is in [`Env::failed`]. A zero-sized error keeps the
+/// accepting path's results in registers.
+struct Stop;
 
-const fn fail(errno: Errno, reason: &'static str) -> Fail {
-    Fail { errno, reason }
-}
+type VResult<T = ()> = Result<T, Stop>;
 
 const EINVAL: Errno = Errno::EINVAL;
+
+// ---------------------------------------------------------------------------------
+// kinds and the per-type slot
+// ---------------------------------------------------------------------------------
+
+/// `btf_type_is_modifier`.
+const MODIFIER: KindSet = MODIFIER_KINDS;
+/// `btf_type_needs_resolve`.
+const NEEDS_RESOLVE: KindSet = NEEDS_RESOLVE_KINDS;
+/// `btf_type_nosize` (void is kind 0 here).
+const NOSIZE: KindSet = NOSIZE_KINDS;
+/// `btf_type_has_size`.
+const HAS_SIZE: KindSet = HAS_SIZE_KINDS;
+/// `btf_type_is_resolve_source_only`.
+const SOURCE_ONLY: KindSet = SOURCE_ONLY_KINDS;
+/// `btf_type_is_struct`.
+const STRUCTS: KindSet = STRUCT_KINDS;
+const ENUMS: KindSet = ENUM_KINDS;
+/// Member kinds checked as whole bytes at a byte offset (`btf_ptr_check_member`,
+/// `btf_array_check_member`, `btf_struct_check_member`, `btf_enum_check_member`).
+const BYTE_SIZED: KindSet = KindSet::of(&[PTR, ARRAY, STRUCT, UNION, ENUM, ENUM64]);
+/// Kinds whose slot holds `t->type` until they are resolved.
+const REFS: KindSet = MODIFIER.with(KindSet::of(&[PTR, VAR, DECL_TAG, FUNC]));
+/// Kinds `btf_type_id_size` sizes by themselves.
+const SIZED: KindSet = HAS_SIZE.with(KindSet::of(&[PTR, ARRAY]));
+/// The kinds whose slot holds a size: `btf_type_has_size` and ARRAY.
+const SIZED_NOT_PTR: KindSet = HAS_SIZE.with(KindSet::of(&[ARRAY]));
+/// MODIFIER and VAR: `btf_type_id_size` follows their resolved id.
+const MODIFIER_OR_VAR: KindSet = MODIFIER.with(KindSet::of(&[VAR]));
+
+/// `enum resolve_mode` as the kinds that are not sinks in it
+/// (`env_type_is_resolve_sink`): `RESOLVE_TBD`, `RESOLVE_PTR`,
+/// `RESOLVE_STRUCT_OR_ARRAY`.
+const MODE_TBD: KindSet = NEEDS_RESOLVE;
+const MODE_PTR: KindSet = MODIFIER.with(KindSet::of(&[PTR]));
+const MODE_STRUCT_OR_ARRAY: KindSet = MODIFIER.with(STRUCTS).with(KindSet::of(&[ARRAY]));
+/// The mode `env_stack_push` leaves after pushing a type of each kind in
+/// `RESOLVE_TBD`.
+const AFTER_PUSH: [KindSet; 32] = {
+    let mut t = [MODE_TBD; 32];
+    t[PTR as usize] = MODE_PTR;
+    t[STRUCT as usize] = MODE_STRUCT_OR_ARRAY;
+    t[UNION as usize] = MODE_STRUCT_OR_ARRAY;
+    t[ARRAY as usize] = MODE_STRUCT_OR_ARRAY;
+    t
+};
+
+/// `btf_type_id_size` of the id succeeds (fixed once the id is resolved).
+const TIS: u8 = 1;
+/// A FUNC_PROTO with a parameter that has no name but a type, which `btf_func_check`
+/// refuses for any FUNC of that prototype.
+const BAD_PARAM: u8 = 2;
+/// Resolved, or of a kind that never needs it (`btf_type_needs_resolve`): one test
+/// where the kernel asks both.
+const DONE: u8 = 4;
+/// A FUNC_PROTO with a named parameter whose name `btf_func_proto_check` refuses (an
+/// invalid offset or not an identifier), found while the metas read the records in
+/// section order; `btf_func_proto_check` then makes the name checks itself.
+const BAD_ARG_NAME: u8 = 8;
+/// `DONE` and `TIS` and not source-only (`btf_type_is_resolve_source_only`): the
+/// state in which a FUNC_PROTO's return type or parameter, or a member, passes every
+/// test before its size check. Kept with `DONE` and `TIS`, so that the common case
+/// is one test.
+const ARG_OK: u8 = 16;
+
+/// Known by the meta pass: once the resolve pass has come past this type's id (so
+/// that it and every lower id are resolved), `ARG_OK` holds. Set for a kind that
+/// `btf_type_id_size` sizes by itself and that is not source-only, and for a
+/// modifier whose target is a lower id with `FINAL_OK` (a modifier resolves to what
+/// its target resolves to, `btf_modifier_resolve`).
+const FINAL_OK: u8 = 32;
+/// Found by the meta pass, from lower ids only, to hold when the resolve pass comes
+/// to this id.
+///
+/// A FUNC: its type is a lower-id FUNC_PROTO without a parameter that has a type but
+/// no name, so its `btf_resolve` at its turn (one step, `btf_func_resolve`) passes
+/// and resolves it to that prototype. The meta pass gives it that state at once, so
+/// the resolve pass has nothing to do at its turn; until the turn, a walk that comes
+/// to it sees the kernel's state, not resolved ([`Env::turn_view`]).
+///
+/// A FUNC_PROTO: no parameter name it would refuse, no bad vararg, and its return
+/// type and parameters are lower ids with `FINAL_OK`, so every test of
+/// `btf_func_proto_check` passes and nothing is left for it to resolve.
+const PRE_OK: u8 = 64;
+
+/// A FUNC that the meta pass resolved with `PRE_OK`: until its turn, walks see it
+/// as not resolved ([`Env::turn_view`]).
+const EARLY: u8 = 128;
+
+/// The slot the meta pass gives a type of kind `k` whose `t->size`/`t->type` is `st`,
+/// with `extra` flags found by its kind's check (`BAD_PARAM`, `BAD_ARG_NAME`,
+/// `PRE_OK`, a modifier's `FINAL_OK`), and whether the resolve pass has something to
+/// do at its turn. Called with a constant kind, it folds to constants.
+#[inline(always)]
+const fn initial_slot(st: u32, k: u8, extra: u8) -> (Node, bool) {
+    // A FUNC or PTR with PRE_OK is resolved now (see PRE_OK).
+    let early = (k == FUNC || k == PTR) && extra & PRE_OK != 0;
+    let todo = (NEEDS_RESOLVE.has(k) && !early) || (k == FUNC_PROTO && extra & PRE_OK == 0);
+    let mut flags = extra;
+    if early {
+        flags |= EARLY;
+    }
+    if SIZED.has(k) {
+        flags |= TIS;
+        if !SOURCE_ONLY.has(k) {
+            flags |= FINAL_OK;
+        }
+    }
+    if !NEEDS_RESOLVE.has(k) || early {
+        flags |= DONE;
+    }
+    let a = if HAS_SIZE.with(REFS).has(k) { st } else { 0 };
+    let visit = if early { RESOLVED } else { NOT_VISITED };
+    (Node::new(a, k, visit, k, with_arg_ok(flags, k)), todo)
+}
+
+/// The flags of a slot whose `DONE` and `TIS` are `flags`, of kind `k`.
+#[inline(always)]
+const fn with_arg_ok(flags: u8, k: u8) -> u8 {
+    if flags & (DONE | TIS) == DONE | TIS && !SOURCE_ONLY.has(k) {
+        flags | ARG_OK
+    } else {
+        flags
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -82,41 +331,116 @@ enum Phase {
     CheckType,
 }
 
-/// `enum resolve_mode`: what ends a walk (the sink rule).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ResolveMode {
-    Tbd,
-    Ptr,
-    StructOrArray,
+/// `btf_add_type`'s growth of the `types` array, kept to reproduce its limit check.
+pub(crate) struct TypesCap {
+    pub(crate) size: u32,
 }
 
-/// `enum visit_state`.
-pub(crate) const NOT_VISITED: u8 = 0;
-pub(crate) const VISITED: u8 = 1;
-pub(crate) const RESOLVED: u8 = 2;
+impl TypesCap {
+    /// The number of types (void included) at which `btf_add_type` first refuses
+    /// one, for a BTF whose first id is `start_id`; `None` if it never does.
+    pub(crate) fn limit(start_id: u32) -> Option<u32> {
+        let mut c = TypesCap { size: 0 };
+        let mut n = 0u32;
+        loop {
+            if c.size == n {
+                if !c.add(n, start_id) {
+                    return Some(n);
+                }
+                if c.size == n {
+                    // No growth left (the kernel's array is full): never refused.
+                    return None;
+                }
+            }
+            n = c.size;
+        }
+    }
 
+    #[inline(always)]
+    pub(crate) fn add(&mut self, nr_types: u32, start_id: u32) -> bool {
+        if self.size == nr_types {
+            if start_id.wrapping_add(self.size) == BTF_MAX_TYPE {
+                return false;
+            }
+            let expand = (self.size >> 2).max(16);
+            self.size = BTF_MAX_TYPE.min(self.size + expand);
+        }
+        true
+    }
+}
+
+/// The STRUCT or UNION whose member is checked: its id, `t->size` and kind_flag.
 #[derive(Clone, Copy)]
-struct Vertex<'a> {
-    t: TypeRef<'a>,
-    type_id: u32,
-    next_member: u16,
+struct Holder {
+    id: u32,
+    size: u32,
+    kflag: bool,
 }
 
-/// `struct btf_verifier_env`.
-struct Env<'a, 'l> {
-    v: View<'a>,
-    log: &'l mut VerifierLog,
+/// The header words of the record being checked by the meta pass.
+#[derive(Clone, Copy)]
+struct Rec {
+    /// Word index of the record in the type section.
+    cur: usize,
+    name: u32,
+    info: u32,
+    /// `t->size` / `t->type`.
+    st: u32,
+}
+
+impl Rec {
+    #[inline(always)]
+    fn vlen(self) -> usize {
+        btf_info_vlen(self.info) as usize
+    }
+    #[inline(always)]
+    fn kflag(self) -> bool {
+        btf_info_kflag(self.info)
+    }
+}
+
+/// `struct btf_verifier_env` with the verifier's view of the `struct btf` it fills.
+/// `SPLIT`: the BTF has a base (split BTF); without one, `start_id` and
+/// `start_str_off` are 0 and nothing is read from a base, at no cost.
+struct Env<'a, 'l, L: BtfLog, const SPLIT: bool> {
+    log: &'l mut L,
+    /// The whole blob.
+    data: &'a [u8],
+    /// The type section as native-endian words (a copy where it is not 4-aligned).
+    w: &'a [u32],
+    /// Byte offset of the type section in the blob, and of its end.
+    sec: usize,
+    types_end: usize,
+    /// `hdr.type_len`.
+    type_len: usize,
+    base: Option<&'a BtfData>,
+    start_id: u32,
+    start_str_off: u32,
+    str_start: usize,
+    str_len: u32,
+    names: Names<'a>,
+    sem: Semantics,
+    /// Per local type: the blob offset of its record (`VOID_OFF` for void):
+    /// `btf->types`.
+    rec: Vec<u32>,
+    /// Per local type: its slot.
+    nodes: Vec<Node>,
+    /// The modifiers, ascending: the type-tag pass walks only them.
+    mods: Vec<u32>,
+    /// The ids the resolve pass has something to do for at their turn, ascending:
+    /// those that need resolving (`btf_type_needs_resolve`) but a FUNC with
+    /// `PRE_OK`, and each FUNC_PROTO without `PRE_OK`.
+    work: Vec<u32>,
+    /// The id whose turn it is in `btf_check_all_types`.
+    cursor: u32,
+    stack: [(u32, u16); MAX_RESOLVE_DEPTH],
+    top: usize,
+    /// The kinds that are not sinks in the current `env->resolve_mode`.
+    mode: KindSet,
     log_type_id: u32,
     phase: Phase,
-    resolve_mode: ResolveMode,
-    visit: Vec<u8>,
-    rids: Vec<u32>,
-    rsizes: Vec<u32>,
-    stack: [Option<Vertex<'a>>; MAX_RESOLVE_DEPTH],
-    top: usize,
-    sem: Semantics,
-    /// `btf_name_valid_identifier` per local string offset: 0 unknown, 1 yes, 2 no.
-    ident_cache: Vec<u8>,
+    stage: BtfStage,
+    failed: Fail,
 }
 
 macro_rules! vlog {
@@ -128,53 +452,350 @@ macro_rules! vlog {
 }
 
 // ---------------------------------------------------------------------------------
-// name checks (kernel/bpf/btf.c, lib/ctype.c)
+// reading types, names and slots
 // ---------------------------------------------------------------------------------
 
-/// `_ctype` of lib/ctype.c (Latin-1): bit 0 upper, 1 lower, 2 digit, 3 punct,
-/// 4 hard space.
-static CTYPE: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = ctype_of(i as u8);
-        i += 1;
+impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
+    /// Records a failed check.
+    #[cold]
+    #[inline(never)]
+    fn fail(&mut self, errno: Errno, reason: &'static str) -> Stop {
+        self.failed = Fail { errno, reason };
+        Stop
     }
-    t
-};
 
-#[inline]
-fn ctype(c: u8) -> u8 {
-    CTYPE[c as usize]
-}
+    /// `btf->start_id`: 0 without a base.
+    #[inline(always)]
+    fn start_id(&self) -> u32 {
+        if SPLIT { self.start_id } else { 0 }
+    }
 
-const fn ctype_of(c: u8) -> u8 {
-    const U: u8 = 1;
-    const L: u8 = 2;
-    const D: u8 = 4;
-    const P: u8 = 8;
-    const SP: u8 = 16;
-    match c {
-        b'A'..=b'Z' => U,
-        b'a'..=b'z' => L,
-        b'0'..=b'9' => D,
-        b' ' => SP,
-        0x21..=0x2f | 0x3a..=0x40 | 0x5b..=0x60 | 0x7b..=0x7e => P,
-        0xa0 => SP,
-        0xa1..=0xbf => P,
-        0xd7 | 0xf7 => P,
-        0xc0..=0xde => U,
-        0xdf..=0xff => L,
-        _ => 0,
+    /// `btf->start_str_off`: 0 without a base.
+    #[inline(always)]
+    fn start_str_off(&self) -> u32 {
+        if SPLIT { self.start_str_off } else { 0 }
+    }
+
+    /// The local index of `id` (huge for a base id).
+    #[inline(always)]
+    fn local(&self, id: u32) -> usize {
+        id.wrapping_sub(self.start_id()) as usize
+    }
+
+    /// The slot of `id`; `None` past the last type.
+    #[inline(always)]
+    fn node(&self, id: u32) -> Option<Node> {
+        match self.nodes.get(self.local(id)) {
+            Some(&n) => Some(n),
+            None if SPLIT => self.base_node(id),
+            None => None,
+        }
+    }
+
+    /// The slot a base type would have: resolved (`env_type_is_resolved`), with the
+    /// base's resolved id and what its `btf_type_id_size` gives.
+    #[cold]
+    #[inline(never)]
+    fn base_node(&self, id: u32) -> Option<Node> {
+        let b = self.base?;
+        if id >= self.start_id {
+            return None;
+        }
+        let t = b.type_by_id(id)?;
+        let k = t.kind_raw();
+        let a = if HAS_SIZE.has(k) {
+            t.size()
+        } else if k == ARRAY {
+            b.resolved_type_size(id)
+        } else {
+            b.resolved_type_id(id)
+        };
+        let mut flags = DONE;
+        let mut rk = k;
+        if let Some((rt, _, _)) = b.type_id_size(id) {
+            flags |= TIS;
+            rk = rt.kind_raw();
+        }
+        if k == FUNC_PROTO
+            && (0..t.vlen()).any(|i| {
+                let (no, ty) = t.param(i);
+                no == 0 && ty != 0
+            })
+        {
+            flags |= BAD_PARAM;
+        }
+        let flags = with_arg_ok(flags, k);
+        let flags = if flags & ARG_OK != 0 {
+            flags | FINAL_OK
+        } else {
+            flags
+        };
+        Some(Node::new(a, k, RESOLVED, rk, flags))
+    }
+
+    /// Kind of `id`; `None` past the last type.
+    #[inline(always)]
+    fn kind(&self, id: u32) -> Option<u8> {
+        self.node(id).map(|n| n.kind())
+    }
+
+    /// Word index of local `id`'s record in the type section (out of range for void
+    /// and base ids).
+    #[inline(always)]
+    fn word_index(&self, id: u32) -> usize {
+        let r = self.rec.get(self.local(id)).copied().unwrap_or(VOID_OFF);
+        (r as usize).wrapping_sub(self.sec) / 4
+    }
+
+    /// Word `i` of `id`'s record, the 12-byte header's three first (0 when absent).
+    #[inline(always)]
+    fn word(&self, id: u32, i: usize) -> u32 {
+        match self.w.get(self.word_index(id).wrapping_add(i)) {
+            Some(&x) => x,
+            None if SPLIT => self.base_word(id, i),
+            None => 0,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn base_word(&self, id: u32, i: usize) -> u32 {
+        if id >= self.start_id {
+            return 0;
+        }
+        match self.base.and_then(|b| b.type_by_id(id)) {
+            Some(t) if t.is_void() => 0,
+            Some(t) => match i {
+                0 => t.name_off(),
+                1 => t.info(),
+                2 => t.size_or_type(),
+                _ => rd32(t.trailing(), (i - 3) * 4),
+            },
+            None => 0,
+        }
+    }
+
+    /// `t->size` / `t->type` of `id` (0 for void and unknown ids).
+    #[inline(always)]
+    fn st(&self, id: u32) -> u32 {
+        self.word(id, 2)
+    }
+
+    /// `t->info` of `id`.
+    #[inline(always)]
+    fn info(&self, id: u32) -> u32 {
+        self.word(id, 1)
+    }
+
+    /// The words of local `id`'s record after its header, `n` of them (empty when
+    /// absent).
+    #[inline(always)]
+    fn data(&self, id: u32, n: usize) -> &'a [u32] {
+        let r = self.word_index(id).wrapping_add(3);
+        self.w.get(r..r.wrapping_add(n)).unwrap_or(&[])
+    }
+
+    /// The `info` word of local `id`'s record and the `vlen * 3` words after its
+    /// header (a STRUCT's, UNION's or DATASEC's entries); empty when absent.
+    #[inline(always)]
+    fn record(&self, id: u32) -> (u32, &'a [u32]) {
+        let r = self.word_index(id);
+        let w = self.w;
+        let Some(&info) = w.get(r.wrapping_add(1)) else {
+            return (0, &[]);
+        };
+        let n = btf_info_vlen(info) as usize * 3;
+        let d = w.get(r + 3..r + 3 + n).unwrap_or(&[]);
+        (info, d)
+    }
+
+    /// `resolved_ids[id]` of a type that is not an ARRAY (see [`Node`]).
+    #[inline(always)]
+    fn rid(&self, id: u32) -> u32 {
+        self.node(id).map_or(0, |n| {
+            if HAS_SIZE.has(n.kind()) || n.kind() == ARRAY || n.visit() != RESOLVED {
+                0
+            } else {
+                n.a()
+            }
+        })
+    }
+
+    /// `resolved_sizes[id]`: only an ARRAY's is ever set.
+    #[inline(always)]
+    fn rsize(&self, id: u32) -> u32 {
+        self.node(id)
+            .map_or(0, |n| if n.kind() == ARRAY { n.a() } else { 0 })
+    }
+
+    /// The slot `n` of `id` as the kernel has it now: a FUNC resolved early
+    /// (`PRE_OK`) whose turn has not come is not resolved yet.
+    #[inline(always)]
+    fn turn_view(&self, id: u32, n: Node) -> Node {
+        if n.flags() & EARLY != 0 && id >= self.cursor {
+            if MODIFIER_OR_VAR.has(n.kind()) {
+                return self.before_turn(id, n);
+            }
+            // A FUNC's or PTR's slot holds its `t->type` either way.
+            let flags = n.flags() & !(DONE | PRE_OK | EARLY | ARG_OK);
+            Node::new(n.a(), n.kind(), NOT_VISITED, n.kind(), flags)
+        } else {
+            n
+        }
+    }
+
+    /// The slot of an early-resolved `id` before the resolve pass: `t->type`, its
+    /// kind, and none of what resolving gave it (DONE, ARG_OK, a modifier's TIS).
+    #[cold]
+    #[inline(never)]
+    fn before_turn(&self, id: u32, n: Node) -> Node {
+        let k = n.kind();
+        let mut flags = n.flags() & !(DONE | PRE_OK | EARLY | ARG_OK);
+        if MODIFIER_OR_VAR.has(k) {
+            flags &= !TIS;
+        }
+        Node::new(self.st(id), k, NOT_VISITED, k, flags)
+    }
+
+    /// `env_type_is_resolved`.
+    #[inline(always)]
+    fn is_resolved(&self, id: u32) -> bool {
+        self.node(id).is_some_and(|n| n.visit() == RESOLVED)
+    }
+
+    /// `btf_type_id_size` of `id`, whose slot is `n`: (resolved id, size, its kind).
+    #[inline(always)]
+    fn tis(&self, id: u32, n: Node) -> Option<(u32, u32, u8)> {
+        if n.flags() & TIS == 0 {
+            return None;
+        }
+        let r = if MODIFIER_OR_VAR.has(n.kind()) {
+            n.a()
+        } else {
+            id
+        };
+        // A load and a select: whether `r` is `id` follows no pattern.
+        let own = self.node(r).map_or(0, |x| x.a());
+        let size = if n.rkind() == PTR { 8 } else { own };
+        Some((r, size, n.rkind()))
+    }
+
+    /// `btf_type_id_size` (kernel/bpf/btf.c): the sized type behind `id` (through a
+    /// resolved modifier or VAR) as (its id, its size, its kind); `None` for a type
+    /// without size, or a modifier not (yet) resolved to one.
+    /// No profile flag changes it.
+    #[inline(always)]
+    fn btf_type_id_size(&self, id: u32) -> Option<(u32, u32, u8)> {
+        self.tis(id, self.node(id)?)
+    }
+
+    /// `btf_type_int_is_regular` (kernel/bpf/btf.c) of an INT id: whole bytes, no bit
+    /// offset, 1, 2, 4, 8 or 16 bytes. No profile flag changes it.
+    fn btf_type_int_is_regular(&self, id: u32) -> bool {
+        int_data_is_regular(self.word(id, 3))
+    }
+
+    /// `btf_name_offset_valid` (kernel/bpf/btf.c).
+    /// No profile flag changes it.
+    #[inline(always)]
+    fn btf_name_offset_valid(&self, off: u32) -> bool {
+        if off > BTF_MAX_NAME_OFFSET {
+            return false;
+        }
+        match off.checked_sub(self.start_str_off()) {
+            Some(o) => o < self.str_len,
+            None => self.strs().name_offset_valid(off),
+        }
+    }
+
+    /// `btf_name_valid_identifier` of the name at a valid offset.
+    #[inline(always)]
+    fn ident(&self, off: u32) -> bool {
+        match off.checked_sub(self.start_str_off()) {
+            Some(o) => self.names.ident(o),
+            None => self.base_ident(off),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn base_ident(&self, off: u32) -> bool {
+        btf_name_valid_identifier(self.raw_str(off))
+    }
+
+    /// A name that must be set and be an identifier.
+    #[inline(always)]
+    fn named(&self, off: u32) -> bool {
+        off != 0 && self.ident(off)
+    }
+
+    /// A name that may be anonymous, else an identifier.
+    #[inline(always)]
+    fn anon_or_named(&self, off: u32) -> bool {
+        off == 0 || self.ident(off)
+    }
+
+    /// `btf_name_by_offset(btf, off)[0] != 0` at a valid offset (a tag's value).
+    #[inline(always)]
+    fn nonempty_str(&self, off: u32) -> bool {
+        match off.checked_sub(self.start_str_off()) {
+            Some(o) => self.names.nonempty(o),
+            None => self
+                .strs()
+                .str_by_offset(off)
+                .is_some_and(|s| !s.is_empty()),
+        }
+    }
+
+    /// The bytes from string offset `off` to the end of its section (what the kernel's
+    /// name checks may read).
+    fn raw_str(&self, off: u32) -> &'a [u8] {
+        raw_str_at(&self.strs(), off)
+    }
+
+    /// A view of the blob for names (no types).
+    fn strs(&self) -> View<'a> {
+        View {
+            data: self.data,
+            types: &[],
+            start_id: self.start_id,
+            start_str_off: self.start_str_off,
+            str_start: self.str_start,
+            str_len: self.str_len,
+            types_end: self.types_end,
+            base: self.base,
+        }
+    }
+
+    /// The record at word `cur` of the type section, as the log prints it.
+    fn rec_type(&self, cur: usize) -> TypeRef<'a> {
+        let at = self.sec + cur * 4;
+        TypeRef::new(
+            self.data.get(at..self.types_end).unwrap_or(&[]),
+            self.log_type_id,
+        )
+    }
+
+    /// Type `id`, as the log prints it.
+    fn type_at(&self, id: u32) -> TypeRef<'a> {
+        if id < self.start_id() {
+            return self
+                .base
+                .and_then(|b| b.type_by_id(id))
+                .unwrap_or(TypeRef::void());
+        }
+        match self.rec.get(self.local(id)) {
+            Some(&off) if off != VOID_OFF => TypeRef::new(
+                self.data.get(off as usize..self.types_end).unwrap_or(&[]),
+                id,
+            ),
+            _ => TypeRef::void(),
+        }
     }
 }
 
-fn isprint(c: u8) -> bool {
-    ctype(c) != 0
-}
-
-/// Reads up to `KSYM_NAME_LEN + 1` bytes of the string at `off` (the kernel never
-/// looks further).
+/// Reads up to the end of the string section holding `off` (the kernel never looks
+/// further than `KSYM_NAME_LEN + 1` bytes).
 fn raw_str_at<'a>(v: &View<'a>, off: u32) -> &'a [u8] {
     if off < v.start_str_off {
         return match v.base {
@@ -187,97 +808,22 @@ fn raw_str_at<'a>(v: &View<'a>, off: u32) -> &'a [u8] {
     v.data.get(o..end).unwrap_or(&[])
 }
 
-/// `__btf_name_char_ok` as two tables: [first char, later chars].
-static NAME_OK: [[bool; 256]; 2] = {
-    let mut t = [[false; 256]; 2];
-    let mut i = 0;
-    while i < 256 {
-        let c = i as u8;
-        let special = c == b'_' || c == b'.';
-        t[0][i] = ctype_of(c) & 3 != 0 || special;
-        t[1][i] = ctype_of(c) & 7 != 0 || special;
-        i += 1;
-    }
-    t
-};
-
-/// `isalpha(c) || c == '_' || c == '.'` with the kernel's Latin-1 `_ctype`.
-pub(crate) fn name_char_first_ok(c: u8) -> bool {
-    NAME_OK[0][c as usize]
-}
-
-/// `isalnum(c) || c == '_' || c == '.'` with the kernel's Latin-1 `_ctype`.
-pub(crate) fn name_char_rest_ok(c: u8) -> bool {
-    NAME_OK[1][c as usize]
-}
-
-/// `btf_name_valid_identifier`.
-pub(crate) fn name_valid_identifier(v: &View<'_>, off: u32) -> bool {
-    let s = raw_str_at(v, off);
-    let Some(&first) = s.first() else {
-        return false;
-    };
-    if !NAME_OK[0][first as usize] {
-        return false;
-    }
-    let lim = s.len().min(KSYM_NAME_LEN);
-    for &c in &s[1..lim] {
-        if c == 0 {
-            return true;
-        }
-        if !NAME_OK[1][c as usize] {
-            return false;
-        }
-    }
-    s.get(lim).is_none_or(|&c| c == 0)
-}
-
-/// `btf_name_valid_section`.
-pub(crate) fn name_valid_section(v: &View<'_>, off: u32) -> bool {
-    let s = raw_str_at(v, off);
-    let at = |i: usize| s.get(i).copied().unwrap_or(0);
-    if at(0) == 0 {
-        return false;
-    }
-    let mut i = 0;
-    while at(i) != 0 && i < KSYM_NAME_LEN {
-        if !isprint(at(i)) {
-            return false;
-        }
-        i += 1;
-    }
-    at(i) == 0
-}
-
-impl Env<'_, '_> {
-    /// `btf_name_valid_identifier`, memoised per string offset of this level.
-    fn ident_ok(&mut self, off: u32) -> bool {
-        let Some(i) = off.checked_sub(self.v.start_str_off) else {
-            return name_valid_identifier(&self.v, off);
-        };
-        if self.ident_cache.is_empty() {
-            self.ident_cache = vec![0; self.v.str_len as usize];
-        }
-        match self.ident_cache.get(i as usize) {
-            Some(1) => true,
-            Some(2) => false,
-            Some(_) => {
-                let ok = name_valid_identifier(&self.v, off);
-                self.ident_cache[i as usize] = if ok { 1 } else { 2 };
-                ok
-            }
-            None => name_valid_identifier(&self.v, off),
-        }
-    }
+/// `btf_type_int_is_regular` on an INT's data word: whole bytes, no bit offset, 1, 2,
+/// 4, 8 or 16 bytes.
+pub(crate) fn int_data_is_regular(d: u32) -> bool {
+    let nr_bits = btf_int_bits(d) as u8;
+    let nr_bytes = nr_bits.div_ceil(8);
+    !(nr_bits & 7 != 0 || btf_int_offset(d) != 0 || !matches!(nr_bytes, 1 | 2 | 4 | 8 | 16))
 }
 
 // ---------------------------------------------------------------------------------
-// logging (__btf_verifier_log_type, btf_verifier_log_member, btf_verifier_log_vsi)
+// the log (__btf_verifier_log_type, btf_verifier_log_member, btf_verifier_log_vsi)
 // ---------------------------------------------------------------------------------
 
-impl<'a> Env<'a, '_> {
+impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
+    /// The `log_details` op of `t`'s kind.
     fn log_details(&mut self, t: &TypeRef<'a>) {
-        let v = self.v;
+        let v = self.strs();
         match t.kind() {
             BtfKind::Int => {
                 let d = t.int_data();
@@ -351,12 +897,14 @@ impl<'a> Env<'a, '_> {
         }
     }
 
-    /// `__btf_verifier_log_type`.
+    /// `__btf_verifier_log_type`: `btf_verifier_log_type` with `details`,
+    /// `btf_verifier_log_basic` without.
+    #[inline(never)]
     fn log_type_impl(&mut self, t: &TypeRef<'a>, details: bool, msg: Option<fmt::Arguments<'_>>) {
         if !self.log.needed() {
             return;
         }
-        let name = LogName(self.v.name_bytes_by_offset(t.name_off()));
+        let name = LogName(self.strs().name_bytes_by_offset(t.name_off()));
         let kind = BtfKind::from_u8(t.kind_raw())
             .unwrap_or(BtfKind::Unkn)
             .as_str();
@@ -377,23 +925,25 @@ impl<'a> Env<'a, '_> {
         vlog!(self, "\n");
     }
 
-    fn log_type(&mut self, t: &TypeRef<'a>, msg: &str) {
-        self.log_type_impl(t, true, Some(format_args!("{msg}")));
-    }
-
-    fn log_type_plain(&mut self, t: &TypeRef<'a>) {
-        self.log_type_impl(t, true, None);
+    /// `btf_verifier_log_type(env, t, NULL)` of the record being checked.
+    #[inline(always)]
+    fn log_rec(&mut self, r: Rec) {
+        if self.log.needed() {
+            let t = self.rec_type(r.cur);
+            self.log_type_impl(&t, true, None);
+        }
     }
 
     /// `btf_verifier_log_member`.
+    #[inline(never)]
     fn log_member(&mut self, st: &TypeRef<'a>, m: &BtfMember, msg: Option<fmt::Arguments<'_>>) {
         if !self.log.needed() {
             return;
         }
         if self.phase != Phase::CheckMeta {
-            self.log_type_plain(st);
+            self.log_type_impl(st, true, None);
         }
-        let name = LogName(self.v.name_bytes_by_offset(m.name_off));
+        let name = LogName(self.strs().name_bytes_by_offset(m.name_off));
         if st.kflag() {
             vlog!(
                 self,
@@ -418,18 +968,14 @@ impl<'a> Env<'a, '_> {
         vlog!(self, "\n");
     }
 
-    fn member_fail(&mut self, st: &TypeRef<'a>, m: &BtfMember, msg: &'static str) -> Fail {
-        self.log_member(st, m, Some(format_args!("{msg}")));
-        fail(EINVAL, msg)
-    }
-
     /// `btf_verifier_log_vsi`.
+    #[inline(never)]
     fn log_vsi(&mut self, ds: &TypeRef<'a>, vsi: &BtfVarSecinfo, msg: Option<&'static str>) {
         if !self.log.needed() {
             return;
         }
         if self.phase != Phase::CheckMeta {
-            self.log_type_plain(ds);
+            self.log_type_impl(ds, true, None);
         }
         vlog!(
             self,
@@ -444,974 +990,1525 @@ impl<'a> Env<'a, '_> {
         vlog!(self, "\n");
     }
 
-    fn vsi_fail(&mut self, ds: &TypeRef<'a>, vsi: &BtfVarSecinfo, msg: &'static str) -> Fail {
-        self.log_vsi(ds, vsi, Some(msg));
-        fail(EINVAL, msg)
+    /// `btf_verifier_log_type(env, t, msg)`, then -EINVAL.
+    #[cold]
+    #[inline(never)]
+    fn type_fail(&mut self, t: TypeRef<'a>, msg: &'static str) -> Stop {
+        self.log_type_impl(&t, true, Some(format_args!("{msg}")));
+        self.fail(EINVAL, msg)
     }
 
-    fn type_fail(&mut self, t: &TypeRef<'a>, msg: &'static str) -> Fail {
-        self.log_type(t, msg);
-        fail(EINVAL, msg)
+    /// [`Self::type_fail`] of the record being checked by the meta pass.
+    #[cold]
+    #[inline(never)]
+    fn rec_fail(&mut self, r: Rec, msg: &'static str) -> Stop {
+        self.type_fail(self.rec_type(r.cur), msg)
     }
 
-    fn basic_meta_fail(&mut self, t: &TypeRef<'a>, left: u32, needed: u32) -> Fail {
+    /// [`Self::type_fail`] of type `id` (the resolve pass).
+    #[cold]
+    #[inline(never)]
+    fn id_fail(&mut self, id: u32, msg: &'static str) -> Stop {
+        self.type_fail(self.type_at(id), msg)
+    }
+
+    /// `btf_verifier_log_member(env, struct_type, member, msg)`, then -EINVAL.
+    #[cold]
+    #[inline(never)]
+    fn member_fail(&mut self, st: TypeRef<'a>, m: BtfMember, msg: &'static str) -> Stop {
+        self.log_member(&st, &m, Some(format_args!("{msg}")));
+        self.fail(EINVAL, msg)
+    }
+
+    /// `btf_verifier_log_vsi(env, datasec_type, vsi, msg)`, then -EINVAL.
+    #[cold]
+    #[inline(never)]
+    fn vsi_fail(&mut self, ds: TypeRef<'a>, vsi: BtfVarSecinfo, msg: &'static str) -> Stop {
+        self.log_vsi(&ds, &vsi, Some(msg));
+        self.fail(EINVAL, msg)
+    }
+
+    /// `btf_verifier_log_basic(env, t, "meta_left:%u meta_needed:%u", ...)`, then
+    /// -EINVAL: the record's data after its header does not fit in the section.
+    #[cold]
+    #[inline(never)]
+    fn basic_meta_fail(&mut self, r: Rec, needed_words: usize) -> Stop {
+        let left = self.type_len.saturating_sub((r.cur + 3) * 4) as u32;
+        let needed = (needed_words * 4) as u32;
+        let t = self.rec_type(r.cur);
         self.log_type_impl(
-            t,
+            &t,
             false,
             Some(format_args!("meta_left:{left} meta_needed:{needed}")),
         );
-        fail(EINVAL, "meta_left:%u meta_needed:%u")
+        self.fail(EINVAL, "meta_left:%u meta_needed:%u")
+    }
+
+    /// `btf_verifier_log(env, msg)`, then `errno`: a message of its own line start.
+    #[cold]
+    #[inline(never)]
+    fn msg_fail(&mut self, errno: Errno, msg: &'static str) -> Stop {
+        vlog!(self, "{msg}");
+        self.fail(errno, msg)
     }
 }
 
 // ---------------------------------------------------------------------------------
-// the meta pass (btf_check_meta and the kinds' check_meta)
+// the meta pass (btf_check_all_metas, btf_check_meta and the kinds' check_meta)
 // ---------------------------------------------------------------------------------
 
-impl<'a> Env<'a, '_> {
-    fn int_check_meta(&mut self, t: &TypeRef<'a>, left: u32) -> VResult<u32> {
-        if left < 4 {
-            return Err(self.basic_meta_fail(t, left, 4));
+impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
+    /// The `n` words after the record's header, or the meta-left failure.
+    #[inline(always)]
+    fn trailing(&mut self, r: Rec, n: usize) -> VResult<&'a [u32]> {
+        let w = self.w;
+        match w.get(r.cur + 3..r.cur + 3 + n) {
+            Some(d) => Ok(d),
+            None => Err(self.basic_meta_fail(r, n)),
         }
-        if t.vlen() != 0 {
-            return Err(self.type_fail(t, "vlen != 0"));
+    }
+
+    /// `btf_int_check_meta` (kernel/bpf/btf.c).
+    /// No profile flag changes it.
+    #[inline(never)]
+    fn btf_int_check_meta(&mut self, r: Rec) -> VResult<usize> {
+        let d = self.trailing(r, 1)?[0];
+        if r.vlen() != 0 {
+            return Err(self.rec_fail(r, "vlen != 0"));
         }
-        if t.kflag() {
-            return Err(self.type_fail(t, "Invalid btf_info kind_flag"));
+        if r.kflag() {
+            return Err(self.rec_fail(r, "Invalid btf_info kind_flag"));
         }
-        let d = t.int_data();
         if d & !BTF_INT_MASK != 0 {
-            self.log_type_impl(t, false, Some(format_args!("Invalid int_data:{d:x}")));
-            return Err(fail(EINVAL, "Invalid int_data:%x"));
+            return Err(self.int_data_fail(r, d));
         }
         let nr_bits = btf_int_bits(d) + btf_int_offset(d);
         if nr_bits > 128 {
-            self.log_type_impl(t, true, Some(format_args!("nr_bits exceeds 128")));
-            return Err(fail(EINVAL, "nr_bits exceeds %zu"));
+            return Err(self.int_bits_fail(r));
         }
-        if nr_bits.div_ceil(8) > t.size() {
-            return Err(self.type_fail(t, "nr_bits exceeds type_size"));
+        if nr_bits.div_ceil(8) > r.st {
+            return Err(self.rec_fail(r, "nr_bits exceeds type_size"));
         }
         let enc = btf_int_encoding(d);
         if enc != 0 && enc != BTF_INT_SIGNED && enc != BTF_INT_CHAR && enc != BTF_INT_BOOL {
-            self.log_type(t, "Unsupported encoding");
-            return Err(fail(Errno::ENOTSUPP, "Unsupported encoding"));
+            let t = self.rec_type(r.cur);
+            self.log_type_impl(&t, true, Some(format_args!("Unsupported encoding")));
+            return Err(self.fail(Errno::ENOTSUPP, "Unsupported encoding"));
         }
-        self.log_type_plain(t);
-        Ok(4)
+        self.log_rec(r);
+        Ok(1)
     }
 
-    fn ref_type_check_meta(&mut self, t: &TypeRef<'a>) -> VResult<u32> {
-        if t.vlen() != 0 {
-            return Err(self.type_fail(t, "vlen != 0"));
+    #[cold]
+    #[inline(never)]
+    fn int_data_fail(&mut self, r: Rec, d: u32) -> Stop {
+        let t = self.rec_type(r.cur);
+        self.log_type_impl(&t, false, Some(format_args!("Invalid int_data:{d:x}")));
+        self.fail(EINVAL, "Invalid int_data:%x")
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn int_bits_fail(&mut self, r: Rec) -> Stop {
+        let t = self.rec_type(r.cur);
+        self.log_type_impl(&t, true, Some(format_args!("nr_bits exceeds 128")));
+        self.fail(EINVAL, "nr_bits exceeds %zu")
+    }
+
+    /// `btf_ref_type_check_meta` (kernel/bpf/btf.c): PTR, TYPEDEF, VOLATILE, CONST,
+    /// RESTRICT, TYPE_TAG. Profile flag `btf_tag_kflag`: a TYPE_TAG may have kind_flag.
+    #[inline(always)]
+    fn btf_ref_type_check_meta(&mut self, r: Rec, k: u8) -> VResult<usize> {
+        if r.vlen() != 0 {
+            return Err(self.rec_fail(r, "vlen != 0"));
         }
-        let tag_kflag_ok = t.kind() == BtfKind::TypeTag && self.sem.btf_tag_kflag;
-        if t.kflag() && !tag_kflag_ok {
-            return Err(self.type_fail(t, "Invalid btf_info kind_flag"));
+        if r.kflag() && !(k == TYPE_TAG && self.sem.btf_tag_kflag) {
+            return Err(self.rec_fail(r, "Invalid btf_info kind_flag"));
         }
-        if t.type_id() > BTF_MAX_TYPE {
-            return Err(self.type_fail(t, "Invalid type_id"));
+        if r.st > BTF_MAX_TYPE {
+            return Err(self.rec_fail(r, "Invalid type_id"));
         }
-        match t.kind() {
-            BtfKind::Typedef => {
-                if t.name_off() == 0 || !self.ident_ok(t.name_off()) {
-                    return Err(self.type_fail(t, "Invalid name"));
-                }
-            }
-            BtfKind::TypeTag => {
-                if self
-                    .v
-                    .str_by_offset(t.name_off())
-                    .is_none_or(|s| s.is_empty())
-                {
-                    return Err(self.type_fail(t, "Invalid name"));
-                }
-            }
-            _ => {
-                if t.name_off() != 0 {
-                    return Err(self.type_fail(t, "Invalid name"));
-                }
-            }
+        let ok = match k {
+            TYPEDEF => self.named(r.name),
+            TYPE_TAG => self.nonempty_str(r.name),
+            _ => r.name == 0,
+        };
+        if !ok {
+            return Err(self.rec_fail(r, "Invalid name"));
         }
-        self.log_type_plain(t);
+        self.log_rec(r);
         Ok(0)
     }
 
-    fn fwd_check_meta(&mut self, t: &TypeRef<'a>) -> VResult<u32> {
-        if t.vlen() != 0 {
-            return Err(self.type_fail(t, "vlen != 0"));
+    /// `btf_fwd_check_meta` (kernel/bpf/btf.c).
+    /// No profile flag changes it.
+    #[inline(never)]
+    fn btf_fwd_check_meta(&mut self, r: Rec) -> VResult<usize> {
+        if r.vlen() != 0 {
+            return Err(self.rec_fail(r, "vlen != 0"));
         }
-        if t.type_id() != 0 {
-            return Err(self.type_fail(t, "type != 0"));
+        if r.st != 0 {
+            return Err(self.rec_fail(r, "type != 0"));
         }
-        if t.name_off() == 0 || !self.ident_ok(t.name_off()) {
-            return Err(self.type_fail(t, "Invalid name"));
+        if !self.named(r.name) {
+            return Err(self.rec_fail(r, "Invalid name"));
         }
-        self.log_type_plain(t);
+        self.log_rec(r);
         Ok(0)
     }
 
-    fn array_check_meta(&mut self, t: &TypeRef<'a>, left: u32) -> VResult<u32> {
-        let needed = BTF_ARRAY_SIZE as u32;
-        if left < needed {
-            return Err(self.basic_meta_fail(t, left, needed));
+    /// `btf_array_check_meta` (kernel/bpf/btf.c).
+    /// No profile flag changes it.
+    #[inline(never)]
+    fn btf_array_check_meta(&mut self, r: Rec) -> VResult<usize> {
+        let a = self.trailing(r, 3)?;
+        if r.name != 0 {
+            return Err(self.rec_fail(r, "Invalid name"));
         }
-        if t.name_off() != 0 {
-            return Err(self.type_fail(t, "Invalid name"));
+        if r.vlen() != 0 {
+            return Err(self.rec_fail(r, "vlen != 0"));
         }
-        if t.vlen() != 0 {
-            return Err(self.type_fail(t, "vlen != 0"));
+        if r.kflag() {
+            return Err(self.rec_fail(r, "Invalid btf_info kind_flag"));
         }
-        if t.kflag() {
-            return Err(self.type_fail(t, "Invalid btf_info kind_flag"));
+        if r.st != 0 {
+            return Err(self.rec_fail(r, "size != 0"));
         }
-        if t.size() != 0 {
-            return Err(self.type_fail(t, "size != 0"));
+        if !(1..=BTF_MAX_TYPE).contains(&a[0]) {
+            return Err(self.rec_fail(r, "Invalid elem"));
         }
-        let (elem, index, _) = t.array();
-        if elem == 0 || elem > BTF_MAX_TYPE {
-            return Err(self.type_fail(t, "Invalid elem"));
+        if !(1..=BTF_MAX_TYPE).contains(&a[1]) {
+            return Err(self.rec_fail(r, "Invalid index"));
         }
-        if index == 0 || index > BTF_MAX_TYPE {
-            return Err(self.type_fail(t, "Invalid index"));
-        }
-        self.log_type_plain(t);
-        Ok(needed)
+        self.log_rec(r);
+        Ok(3)
     }
 
-    fn struct_check_meta(&mut self, t: &TypeRef<'a>, left: u32) -> VResult<u32> {
-        let is_union = t.kind() == BtfKind::Union;
-        let needed = t.vlen() as u32 * BTF_MEMBER_SIZE as u32;
-        if left < needed {
-            return Err(self.basic_meta_fail(t, left, needed));
+    /// `btf_struct_check_meta` (kernel/bpf/btf.c): STRUCT and UNION.
+    /// No profile flag changes it.
+    #[inline(always)]
+    fn btf_struct_check_meta(&mut self, r: Rec, k: u8) -> VResult<usize> {
+        let ms = self.trailing(r, r.vlen() * 3)?;
+        if !self.anon_or_named(r.name) {
+            return Err(self.rec_fail(r, "Invalid name"));
         }
-        if t.name_off() != 0 && !self.ident_ok(t.name_off()) {
-            return Err(self.type_fail(t, "Invalid name"));
+        self.log_rec(r);
+        let kflag = r.kflag();
+        let mut last = 0u32;
+        for m in ms.chunks_exact(3) {
+            let (mn, mt, mo) = (m[0], m[1], m[2]);
+            let off = if kflag { btf_member_bit_offset(mo) } else { mo };
+            if !self.btf_name_offset_valid(mn)
+                || !self.anon_or_named(mn)
+                || !(1..=BTF_MAX_TYPE).contains(&mt)
+                || (k == UNION && off != 0)
+                || last > off
+                || off.div_ceil(8) > r.st
+            {
+                return Err(self.struct_member_meta_fail(r, k, last, mn, mt, mo));
+            }
+            if self.log.needed() {
+                let t = self.rec_type(r.cur);
+                let bm = BtfMember {
+                    name_off: mn,
+                    type_id: mt,
+                    offset: mo,
+                };
+                self.log_member(&t, &bm, None);
+            }
+            last = off;
         }
-        self.log_type_plain(t);
-        let struct_size = t.size();
-        let mut last_offset = 0u32;
-        for m in t.members() {
-            if !self.v.name_offset_valid(m.name_off) {
-                self.log_member(
-                    t,
-                    &m,
-                    Some(format_args!("Invalid member name_offset:{}", m.name_off)),
-                );
-                return Err(fail(EINVAL, "Invalid member name_offset:%u"));
-            }
-            if m.name_off != 0 && !self.ident_ok(m.name_off) {
-                return Err(self.member_fail(t, &m, "Invalid name"));
-            }
-            if m.type_id == 0 || m.type_id > BTF_MAX_TYPE {
-                return Err(self.member_fail(t, &m, "Invalid type_id"));
-            }
-            let offset = t.member_bit_offset(&m);
-            if is_union && offset != 0 {
-                return Err(self.member_fail(t, &m, "Invalid member bits_offset"));
-            }
-            if last_offset > offset {
-                return Err(self.member_fail(t, &m, "Invalid member bits_offset"));
-            }
-            if offset.div_ceil(8) > struct_size {
-                return Err(self.member_fail(t, &m, "Member bits_offset exceeds its struct size"));
-            }
-            self.log_member(t, &m, None);
-            last_offset = offset;
-        }
-        Ok(needed)
+        Ok(ms.len())
     }
 
-    fn enum_check_meta(&mut self, t: &TypeRef<'a>, left: u32, is64: bool) -> VResult<u32> {
-        let esz = if is64 { BTF_ENUM64_SIZE } else { BTF_ENUM_SIZE } as u32;
-        let n = t.vlen();
-        let needed = n as u32 * esz;
-        if left < needed {
-            return Err(self.basic_meta_fail(t, left, needed));
+    /// The failing member check of `btf_struct_check_meta`, in its order.
+    #[cold]
+    #[inline(never)]
+    fn struct_member_meta_fail(
+        &mut self,
+        r: Rec,
+        k: u8,
+        last: u32,
+        mn: u32,
+        mt: u32,
+        mo: u32,
+    ) -> Stop {
+        let t = self.rec_type(r.cur);
+        let m = BtfMember {
+            name_off: mn,
+            type_id: mt,
+            offset: mo,
+        };
+        let off = t.member_bit_offset(&m);
+        if !self.btf_name_offset_valid(mn) {
+            self.log_member(
+                &t,
+                &m,
+                Some(format_args!("Invalid member name_offset:{mn}")),
+            );
+            return self.fail(EINVAL, "Invalid member name_offset:%u");
         }
-        if t.size() > 8 || !t.size().is_power_of_two() {
-            return Err(self.type_fail(t, "Unexpected size"));
+        let msg = if !self.anon_or_named(mn) {
+            "Invalid name"
+        } else if !(1..=BTF_MAX_TYPE).contains(&mt) {
+            "Invalid type_id"
+        } else if (k == UNION && off != 0) || last > off {
+            "Invalid member bits_offset"
+        } else {
+            "Member bits_offset exceeds its struct size"
+        };
+        self.member_fail(t, m, msg)
+    }
+
+    /// `btf_enum_check_meta` (kernel/bpf/btf.c) and `btf_enum64_check_meta`.
+    /// No profile flag changes it.
+    #[inline(never)]
+    fn btf_enum_check_meta(&mut self, r: Rec, k: u8) -> VResult<usize> {
+        let esz = if k == ENUM64 { 3 } else { 2 };
+        let es = self.trailing(r, r.vlen() * esz)?;
+        if r.st > 8 || !r.st.is_power_of_two() {
+            return Err(self.rec_fail(r, "Unexpected size"));
         }
-        if t.name_off() != 0 && !self.ident_ok(t.name_off()) {
-            return Err(self.type_fail(t, "Invalid name"));
+        if !self.anon_or_named(r.name) {
+            return Err(self.rec_fail(r, "Invalid name"));
         }
-        self.log_type_plain(t);
-        for i in 0..n {
-            let (name_off, v32, v64) = if is64 {
-                let (no, v) = t.enum64_val(i);
-                (no, 0, v)
+        self.log_rec(r);
+        for e in es.chunks_exact(esz) {
+            let name_off = e[0];
+            if !self.btf_name_offset_valid(name_off) {
+                return Err(self.enum_name_offset_fail(name_off));
+            }
+            if !self.named(name_off) {
+                return Err(self.rec_fail(r, "Invalid name"));
+            }
+            if self.log.needed() {
+                self.log_enum_val(r, k, e);
+            }
+        }
+        Ok(es.len())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn enum_name_offset_fail(&mut self, name_off: u32) -> Stop {
+        vlog!(self, "\tInvalid name_offset:{}", name_off);
+        self.fail(EINVAL, "\tInvalid name_offset:%u")
+    }
+
+    /// The enum value line of `btf_enum_check_meta`/`btf_enum64_check_meta`.
+    #[inline(never)]
+    fn log_enum_val(&mut self, r: Rec, k: u8, e: &[u32]) {
+        let name = LogName(self.strs().name_bytes_by_offset(e[0]));
+        let lo = e.get(1).copied().unwrap_or(0);
+        let hi = e.get(2).copied().unwrap_or(0);
+        let v64 = (u64::from(hi) << 32) | u64::from(lo);
+        match (k == ENUM64, r.kflag()) {
+            (false, true) => vlog!(self, "\t{} val={}\n", name, lo as i32),
+            (false, false) => vlog!(self, "\t{} val={}\n", name, lo),
+            (true, true) => vlog!(self, "\t{} val={}\n", name, v64 as i64),
+            (true, false) => vlog!(self, "\t{} val={}\n", name, v64),
+        }
+    }
+
+    /// `btf_func_proto_check_meta` (kernel/bpf/btf.c). Also notes, for `btf_func_check`
+    /// and `btf_func_proto_check`, whether a parameter has no name but a type
+    /// (`BAD_PARAM`), and with the resolve pass whether a named parameter's name would
+    /// be refused (`BAD_ARG_NAME`) or all of `btf_func_proto_check` passes (`PRE_OK`):
+    /// the records and names are read here in section order; the checks that fail stay
+    /// in their place. Returns (words, flags). No profile flag changes it.
+    #[inline(always)]
+    fn btf_func_proto_check_meta(
+        &mut self,
+        r: Rec,
+        id: u32,
+        nodes: &[Node],
+        resolve: bool,
+    ) -> VResult<(usize, u8)> {
+        let ps = self.trailing(r, r.vlen() * 2)?;
+        if r.name != 0 {
+            return Err(self.rec_fail(r, "Invalid name"));
+        }
+        if r.kflag() {
+            return Err(self.rec_fail(r, "Invalid btf_info kind_flag"));
+        }
+        self.log_rec(r);
+        let mut flags = 0;
+        if !resolve {
+            if ps.chunks_exact(2).any(|p| p[0] == 0 && p[1] != 0) {
+                flags |= BAD_PARAM;
+            }
+            return Ok((ps.len(), flags));
+        }
+        // A lower id whose slot will have ARG_OK when the resolve pass is here.
+        let final_ok = |t: u32| self.final_ok_before(nodes, t, id);
+        let mut pre_ok = r.st == 0 || final_ok(r.st);
+        let mut bad_param = false;
+        let mut bad_name = false;
+        let last = ps.len() / 2;
+        for (i, p) in ps.chunks_exact(2).enumerate() {
+            let (name, ty) = (p[0], p[1]);
+            bad_param |= name == 0 && ty != 0;
+            bad_name |= name != 0 && !(self.btf_name_offset_valid(name) && self.ident(name));
+            // A last parameter without type is a vararg: it must have no name.
+            pre_ok &= if ty == 0 && i + 1 == last {
+                name == 0
             } else {
-                let (no, v) = t.enum_val(i);
-                (no, v, 0)
+                final_ok(ty)
             };
-            if !self.v.name_offset_valid(name_off) {
-                vlog!(self, "\tInvalid name_offset:{}", name_off);
-                return Err(fail(EINVAL, "\tInvalid name_offset:%u"));
-            }
-            if name_off == 0 || !self.ident_ok(name_off) {
-                return Err(self.type_fail(t, "Invalid name"));
-            }
-            if !self.log.needed() {
-                continue;
-            }
-            let name = LogName(self.v.name_bytes_by_offset(name_off));
-            match (is64, t.kflag()) {
-                (false, true) => vlog!(self, "\t{} val={}\n", name, v32),
-                (false, false) => vlog!(self, "\t{} val={}\n", name, v32 as u32),
-                (true, true) => vlog!(self, "\t{} val={}\n", name, v64 as i64),
-                (true, false) => vlog!(self, "\t{} val={}\n", name, v64),
-            }
         }
-        Ok(needed)
+        if bad_param {
+            flags |= BAD_PARAM;
+        }
+        if bad_name {
+            flags |= BAD_ARG_NAME;
+        }
+        if pre_ok && flags & BAD_ARG_NAME == 0 && self.shortcuts() {
+            flags |= PRE_OK;
+        }
+        Ok((ps.len(), flags))
     }
 
-    fn func_proto_check_meta(&mut self, t: &TypeRef<'a>, left: u32) -> VResult<u32> {
-        let needed = t.vlen() as u32 * BTF_PARAM_SIZE as u32;
-        if left < needed {
-            return Err(self.basic_meta_fail(t, left, needed));
+    /// `btf_func_check_meta` (kernel/bpf/btf.c). With the resolve pass, also notes
+    /// whether the FUNC's `btf_func_check` will pass (`PRE_OK`), from a lower id's
+    /// slot. No profile flag changes it.
+    #[inline(always)]
+    fn btf_func_check_meta(&mut self, r: Rec, id: u32, nodes: &[Node]) -> VResult<(usize, u8)> {
+        if !self.named(r.name) {
+            return Err(self.rec_fail(r, "Invalid name"));
         }
-        if t.name_off() != 0 {
-            return Err(self.type_fail(t, "Invalid name"));
+        if r.vlen() > BTF_FUNC_GLOBAL as usize {
+            return Err(self.rec_fail(r, "Invalid func linkage"));
         }
-        if t.kflag() {
-            return Err(self.type_fail(t, "Invalid btf_info kind_flag"));
+        if r.kflag() {
+            return Err(self.rec_fail(r, "Invalid btf_info kind_flag"));
         }
-        self.log_type_plain(t);
-        Ok(needed)
+        self.log_rec(r);
+        let pre_ok = self.shortcuts()
+            && r.st < id
+            && self
+                .slot_in(nodes, r.st)
+                .is_some_and(|p| p.kind() == FUNC_PROTO && p.flags() & BAD_PARAM == 0);
+        Ok((0, if pre_ok { PRE_OK } else { 0 }))
     }
 
-    fn func_check_meta(&mut self, t: &TypeRef<'a>) -> VResult<u32> {
-        if t.name_off() == 0 || !self.ident_ok(t.name_off()) {
-            return Err(self.type_fail(t, "Invalid name"));
+    /// Whether type `t` will have `ARG_OK` when the resolve pass comes to id `turn`,
+    /// from the slots the meta pass has made so far: `t` is a lower id with
+    /// `FINAL_OK`, or a modifier whose chain of modifiers ends, below `turn`, at one
+    /// (a modifier resolves to what its target resolves to, `btf_modifier_resolve`,
+    /// and every lower id is resolved when the resolve pass is at `turn`). A chain
+    /// longer than a few links is left to the resolve pass.
+    #[inline(always)]
+    fn final_ok_before(&self, nodes: &[Node], t: u32, turn: u32) -> bool {
+        let mut t = t;
+        for _ in 0..4 {
+            if t >= turn {
+                return false;
+            }
+            let Some(n) = self.slot_in(nodes, t) else {
+                return false;
+            };
+            if n.flags() & FINAL_OK != 0 {
+                return true;
+            }
+            if !MODIFIER.has(n.kind()) || n.visit() == RESOLVED {
+                return false;
+            }
+            // An unresolved modifier's slot holds its `t->type`.
+            t = n.a();
         }
-        if t.vlen() > BTF_FUNC_GLOBAL {
-            return Err(self.type_fail(t, "Invalid func linkage"));
-        }
-        if t.kflag() {
-            return Err(self.type_fail(t, "Invalid btf_info kind_flag"));
-        }
-        self.log_type_plain(t);
-        Ok(0)
+        false
     }
 
-    fn var_check_meta(&mut self, t: &TypeRef<'a>, left: u32) -> VResult<u32> {
-        let needed = BTF_VAR_SIZE as u32;
-        if left < needed {
-            return Err(self.basic_meta_fail(t, left, needed));
-        }
-        if t.vlen() != 0 {
-            return Err(self.type_fail(t, "vlen != 0"));
-        }
-        if t.kflag() {
-            return Err(self.type_fail(t, "Invalid btf_info kind_flag"));
-        }
-        if t.name_off() == 0 || !self.ident_ok(t.name_off()) {
-            return Err(self.type_fail(t, "Invalid name"));
-        }
-        if t.type_id() == 0 || t.type_id() > BTF_MAX_TYPE {
-            return Err(self.type_fail(t, "Invalid type_id"));
-        }
-        let l = t.var_linkage();
-        if l != BTF_VAR_STATIC && l != BTF_VAR_GLOBAL_ALLOCATED {
-            return Err(self.type_fail(t, "Linkage not supported"));
-        }
-        self.log_type_plain(t);
-        Ok(needed)
+    /// Whether the meta pass may find, from lower ids, what the resolve pass will
+    /// find at a FUNC's or FUNC_PROTO's turn (`PRE_OK`). Only with the log off: with
+    /// the log on every turn is taken as the kernel takes it, and the tests hold the
+    /// two modes to the same result.
+    #[inline(always)]
+    fn shortcuts(&self) -> bool {
+        !self.log.needed()
     }
 
-    fn datasec_check_meta(&mut self, t: &TypeRef<'a>, left: u32) -> VResult<u32> {
-        let needed = t.vlen() as u32 * BTF_VAR_SECINFO_SIZE as u32;
-        if left < needed {
-            return Err(self.basic_meta_fail(t, left, needed));
+    /// `PRE_OK` for PTR `id` to `t`: with the log off, `t` is void (in a base BTF)
+    /// or a lower id of this BTF of a kind that `btf_ptr_resolve` takes as it is,
+    /// without a push at the PTR's turn: one that is no sink in `RESOLVE_PTR` but is
+    /// resolved by then (PTR), or a sink that `btf_type_id_size` sizes by itself or
+    /// that ends the walk (FWD, FUNC_PROTO). It resolves to `t`.
+    #[inline(always)]
+    fn ptr_pre_ok(&self, nodes: &[Node], t: u32, id: u32) -> u8 {
+        const TAKEN_AS_IS: KindSet = KindSet::of(&[
+            INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, FUNC_PROTO, FLOAT, ENUM64,
+        ]);
+        let ok = if t == 0 {
+            !SPLIT
+        } else {
+            t >= self.start_id()
+                && t < id
+                && self
+                    .slot_in(nodes, t)
+                    .is_some_and(|n| TAKEN_AS_IS.has(n.kind()))
+        };
+        if ok && self.shortcuts() { PRE_OK } else { 0 }
+    }
+
+    /// `PRE_OK` for modifier `id` of kind `k` to `t`, with the log off: its slot as
+    /// `btf_modifier_resolve` leaves it at its turn, found from lower ids of this BTF
+    /// (all resolved by then, so none is pushed): `t` is void (in a base BTF), or a
+    /// lower id that `btf_type_id_size` sizes by itself (it resolves to `t`), or a
+    /// FWD or FUNC_PROTO (to `t`, unsized), or a modifier so resolved itself (to what
+    /// it resolves to). `None` leaves it to its turn.
+    #[inline(always)]
+    fn modifier_pre_ok(&self, nodes: &[Node], k: u8, t: u32, id: u32) -> Option<Node> {
+        const SIZED_TARGET: KindSet =
+            KindSet::of(&[INT, PTR, ARRAY, STRUCT, UNION, ENUM, ENUM64, FLOAT]);
+        const UNSIZED_END: KindSet = KindSet::of(&[FWD, FUNC_PROTO]);
+        if !self.shortcuts() {
+            return None;
         }
-        if t.size() == 0 {
-            return Err(self.type_fail(t, "size == 0"));
+        let (rid, rk, tis) = if t == 0 {
+            if SPLIT {
+                return None;
+            }
+            (0, UNKN, false)
+        } else {
+            if t < self.start_id() || t >= id {
+                return None;
+            }
+            let n = self.slot_in(nodes, t)?;
+            let tk = n.kind();
+            if SIZED_TARGET.has(tk) {
+                (t, tk, true)
+            } else if UNSIZED_END.has(tk) {
+                (t, tk, false)
+            } else if MODIFIER.has(tk) && n.flags() & EARLY != 0 {
+                if n.flags() & TIS != 0 {
+                    (n.a(), n.rkind(), true)
+                } else {
+                    // Resolved to void, a FWD or a FUNC_PROTO: so is this one.
+                    (n.a(), UNKN, false)
+                }
+            } else {
+                return None;
+            }
+        };
+        let mut flags = DONE | EARLY | PRE_OK;
+        if tis {
+            flags |= TIS | FINAL_OK | ARG_OK;
         }
-        if t.kflag() {
-            return Err(self.type_fail(t, "Invalid btf_info kind_flag"));
+        Some(Node::new(rid, k, RESOLVED, if tis { rk } else { k }, flags))
+    }
+
+    /// The slot of `id` while the meta pass builds them in `nodes` (a base id's from
+    /// the base).
+    #[inline(always)]
+    fn slot_in(&self, nodes: &[Node], id: u32) -> Option<Node> {
+        match nodes.get(self.local(id)) {
+            Some(&n) => Some(n),
+            None if SPLIT => self.base_node(id),
+            None => None,
         }
-        if t.name_off() == 0 || !name_valid_section(&self.v, t.name_off()) {
-            return Err(self.type_fail(t, "Invalid name"));
+    }
+
+    /// `btf_var_check_meta` (kernel/bpf/btf.c).
+    /// No profile flag changes it.
+    #[inline(never)]
+    fn btf_var_check_meta(&mut self, r: Rec) -> VResult<usize> {
+        let linkage = self.trailing(r, 1)?[0];
+        if r.vlen() != 0 {
+            return Err(self.rec_fail(r, "vlen != 0"));
         }
-        self.log_type_plain(t);
-        let size = t.size() as u64;
-        let mut last_end: u64 = 0;
-        let mut sum: u64 = 0;
-        for i in 0..t.vlen() {
-            let vsi = t.var_secinfo(i);
-            if vsi.type_id == 0 || vsi.type_id > BTF_MAX_TYPE {
-                return Err(self.vsi_fail(t, &vsi, "Invalid type_id"));
+        if r.kflag() {
+            return Err(self.rec_fail(r, "Invalid btf_info kind_flag"));
+        }
+        if !self.named(r.name) {
+            return Err(self.rec_fail(r, "Invalid name"));
+        }
+        if !(1..=BTF_MAX_TYPE).contains(&r.st) {
+            return Err(self.rec_fail(r, "Invalid type_id"));
+        }
+        if linkage != BTF_VAR_STATIC && linkage != BTF_VAR_GLOBAL_ALLOCATED {
+            return Err(self.rec_fail(r, "Linkage not supported"));
+        }
+        self.log_rec(r);
+        Ok(1)
+    }
+
+    /// `btf_datasec_check_meta` (kernel/bpf/btf.c).
+    /// No profile flag changes it.
+    #[inline(never)]
+    fn btf_datasec_check_meta(&mut self, r: Rec) -> VResult<usize> {
+        let vs = self.trailing(r, r.vlen() * 3)?;
+        if r.st == 0 {
+            return Err(self.rec_fail(r, "size == 0"));
+        }
+        if r.kflag() {
+            return Err(self.rec_fail(r, "Invalid btf_info kind_flag"));
+        }
+        if r.name == 0 || !btf_name_valid_section(self.raw_str(r.name)) {
+            return Err(self.rec_fail(r, "Invalid name"));
+        }
+        self.log_rec(r);
+        let size = u64::from(r.st);
+        let (mut last_end, mut sum) = (0u64, 0u64);
+        for e in vs.chunks_exact(3) {
+            let vsi = BtfVarSecinfo {
+                type_id: e[0],
+                offset: e[1],
+                size: e[2],
+            };
+            let msg = if !(1..=BTF_MAX_TYPE).contains(&vsi.type_id) {
+                Some("Invalid type_id")
+            } else if u64::from(vsi.offset) < last_end || u64::from(vsi.offset) >= size {
+                Some("Invalid offset")
+            } else if vsi.size == 0 || u64::from(vsi.size) > size {
+                Some("Invalid size")
+            } else {
+                // The kernel adds two u32s before widening: the sum wraps at 2^32.
+                last_end = u64::from(vsi.offset.wrapping_add(vsi.size));
+                (last_end > size).then_some("Invalid offset+size")
+            };
+            if let Some(msg) = msg {
+                return Err(self.vsi_fail(self.rec_type(r.cur), vsi, msg));
             }
-            if (vsi.offset as u64) < last_end || vsi.offset as u64 >= size {
-                return Err(self.vsi_fail(t, &vsi, "Invalid offset"));
+            if self.log.needed() {
+                let t = self.rec_type(r.cur);
+                self.log_vsi(&t, &vsi, None);
             }
-            if vsi.size == 0 || vsi.size as u64 > size {
-                return Err(self.vsi_fail(t, &vsi, "Invalid size"));
-            }
-            // The kernel adds two u32s before widening: the sum wraps at 2^32.
-            last_end = vsi.offset.wrapping_add(vsi.size) as u64;
-            if last_end > size {
-                return Err(self.vsi_fail(t, &vsi, "Invalid offset+size"));
-            }
-            self.log_vsi(t, &vsi, None);
-            sum += vsi.size as u64;
+            sum += u64::from(vsi.size);
         }
         if size < sum {
-            return Err(self.type_fail(t, "Invalid btf_info size"));
+            return Err(self.rec_fail(r, "Invalid btf_info size"));
         }
-        Ok(needed)
+        Ok(vs.len())
     }
 
-    fn float_check_meta(&mut self, t: &TypeRef<'a>) -> VResult<u32> {
-        if t.vlen() != 0 {
-            return Err(self.type_fail(t, "vlen != 0"));
+    /// `btf_float_check_meta` (kernel/bpf/btf.c).
+    /// No profile flag changes it.
+    #[inline(never)]
+    fn btf_float_check_meta(&mut self, r: Rec) -> VResult<usize> {
+        if r.vlen() != 0 {
+            return Err(self.rec_fail(r, "vlen != 0"));
         }
-        if t.kflag() {
-            return Err(self.type_fail(t, "Invalid btf_info kind_flag"));
+        if r.kflag() {
+            return Err(self.rec_fail(r, "Invalid btf_info kind_flag"));
         }
-        if !matches!(t.size(), 2 | 4 | 8 | 12 | 16) {
-            return Err(self.type_fail(t, "Invalid type_size"));
+        if !matches!(r.st, 2 | 4 | 8 | 12 | 16) {
+            return Err(self.rec_fail(r, "Invalid type_size"));
         }
-        self.log_type_plain(t);
+        self.log_rec(r);
         Ok(0)
     }
 
-    fn decl_tag_check_meta(&mut self, t: &TypeRef<'a>, left: u32) -> VResult<u32> {
-        let needed = BTF_DECL_TAG_SIZE as u32;
-        if left < needed {
-            return Err(self.basic_meta_fail(t, left, needed));
+    /// `btf_decl_tag_check_meta` (kernel/bpf/btf.c). Profile flag `btf_tag_kflag`:
+    /// kind_flag allowed.
+    #[inline(never)]
+    fn btf_decl_tag_check_meta(&mut self, r: Rec) -> VResult<usize> {
+        let idx = self.trailing(r, 1)?[0] as i32;
+        if !self.nonempty_str(r.name) {
+            return Err(self.rec_fail(r, "Invalid value"));
         }
-        if self
-            .v
-            .str_by_offset(t.name_off())
-            .is_none_or(|s| s.is_empty())
-        {
-            return Err(self.type_fail(t, "Invalid value"));
+        if r.vlen() != 0 {
+            return Err(self.rec_fail(r, "vlen != 0"));
         }
-        if t.vlen() != 0 {
-            return Err(self.type_fail(t, "vlen != 0"));
+        if r.kflag() && !self.sem.btf_tag_kflag {
+            return Err(self.rec_fail(r, "Invalid btf_info kind_flag"));
         }
-        if t.kflag() && !self.sem.btf_tag_kflag {
-            return Err(self.type_fail(t, "Invalid btf_info kind_flag"));
+        if idx < -1 {
+            return Err(self.rec_fail(r, "Invalid component_idx"));
         }
-        if t.decl_tag_component_idx() < -1 {
-            return Err(self.type_fail(t, "Invalid component_idx"));
-        }
-        self.log_type_plain(t);
-        Ok(needed)
+        self.log_rec(r);
+        Ok(1)
     }
 
-    /// `btf_check_meta`: returns the record's size.
-    fn check_meta(&mut self, t: &TypeRef<'a>, left: u32) -> VResult<u32> {
-        if left < BTF_TYPE_SIZE as u32 {
-            vlog!(
-                self,
-                "[{}] meta_left:{} meta_needed:{}",
-                self.log_type_id,
-                left,
-                BTF_TYPE_SIZE
-            );
-            return Err(fail(EINVAL, "[%u] meta_left:%u meta_needed:%zu"));
-        }
-        let left = left - BTF_TYPE_SIZE as u32;
-        if t.info() & !BTF_INFO_MASK != 0 {
-            vlog!(
-                self,
-                "[{}] Invalid btf_info:{:x}",
-                self.log_type_id,
-                t.info()
-            );
-            return Err(fail(EINVAL, "[%u] Invalid btf_info:%x"));
-        }
-        let k = t.kind_raw();
-        if k > BTF_KIND_MAX || k == 0 {
-            vlog!(self, "[{}] Invalid kind:{}", self.log_type_id, k);
-            return Err(fail(EINVAL, "[%u] Invalid kind:%u"));
-        }
-        if !self.v.name_offset_valid(t.name_off()) {
-            vlog!(
-                self,
-                "[{}] Invalid name_offset:{}",
-                self.log_type_id,
-                t.name_off()
-            );
-            return Err(fail(EINVAL, "[%u] Invalid name_offset:%u"));
-        }
-        let var = match t.kind() {
-            BtfKind::Int => self.int_check_meta(t, left)?,
-            BtfKind::Ptr
-            | BtfKind::Typedef
-            | BtfKind::Volatile
-            | BtfKind::Const
-            | BtfKind::Restrict
-            | BtfKind::TypeTag => self.ref_type_check_meta(t)?,
-            BtfKind::Array => self.array_check_meta(t, left)?,
-            BtfKind::Struct | BtfKind::Union => self.struct_check_meta(t, left)?,
-            BtfKind::Enum => self.enum_check_meta(t, left, false)?,
-            BtfKind::Enum64 => self.enum_check_meta(t, left, true)?,
-            BtfKind::Fwd => self.fwd_check_meta(t)?,
-            BtfKind::Func => self.func_check_meta(t)?,
-            BtfKind::FuncProto => self.func_proto_check_meta(t, left)?,
-            BtfKind::Var => self.var_check_meta(t, left)?,
-            BtfKind::Datasec => self.datasec_check_meta(t, left)?,
-            BtfKind::Float => self.float_check_meta(t)?,
-            BtfKind::DeclTag => self.decl_tag_check_meta(t, left)?,
-            BtfKind::Unkn => return Err(fail(EINVAL, "[%u] Invalid kind:%u")),
+    /// `btf_check_meta` (kernel/bpf/btf.c) of the record at word `cur`, type `id`: (its
+    /// words, its slot, whether the resolve pass has something to do at its turn). No
+    /// profile flag changes it.
+    #[inline(always)]
+    fn btf_check_meta(
+        &mut self,
+        cur: usize,
+        id: u32,
+        nodes: &[Node],
+        mods: &mut Vec<u32>,
+        resolve: bool,
+    ) -> VResult<(usize, Node, bool)> {
+        let Some(h) = self.w.get(cur..cur + 3) else {
+            return Err(self.meta_left_fail(cur));
         };
-        Ok(BTF_TYPE_SIZE as u32 + var)
+        let r = Rec {
+            cur,
+            name: h[0],
+            info: h[1],
+            st: h[2],
+        };
+        let k = btf_info_kind(r.info);
+        if r.info & !BTF_INFO_MASK != 0 || k == UNKN || k > BTF_KIND_MAX {
+            return Err(self.info_fail(r.info));
+        }
+        if !self.btf_name_offset_valid(r.name) {
+            return Err(self.name_offset_fail(r.name));
+        }
+        let st = r.st;
+        // The slot's flags are those of the kind's class; `of_kind` puts the type's
+        // own kind in where the class has several.
+        let of_kind = |(n, todo): (Node, bool)| {
+            let n =
+                Node(n.0 & !(0xff << 32) & !(0xff << 48) | u64::from(k) << 32 | u64::from(k) << 48);
+            (n, todo)
+        };
+        let (var, (slot, todo)) = match k {
+            INT => (self.btf_int_check_meta(r)?, initial_slot(st, INT, 0)),
+            PTR => {
+                let var = self.btf_ref_type_check_meta(r, k)?;
+                (var, initial_slot(st, PTR, self.ptr_pre_ok(nodes, st, id)))
+            }
+            TYPEDEF | VOLATILE | CONST | RESTRICT | TYPE_TAG => {
+                let var = self.btf_ref_type_check_meta(r, k)?;
+                mods.push(id);
+                match self.modifier_pre_ok(nodes, k, st, id) {
+                    Some(slot) => (var, (slot, false)),
+                    None => {
+                        let target_final = st < id
+                            && self
+                                .slot_in(nodes, st)
+                                .is_some_and(|n| n.flags() & FINAL_OK != 0);
+                        let extra = if target_final { FINAL_OK } else { 0 };
+                        (var, of_kind(initial_slot(st, TYPEDEF, extra)))
+                    }
+                }
+            }
+            ARRAY => (self.btf_array_check_meta(r)?, initial_slot(st, ARRAY, 0)),
+            STRUCT | UNION => (
+                self.btf_struct_check_meta(r, k)?,
+                of_kind(initial_slot(st, STRUCT, 0)),
+            ),
+            ENUM | ENUM64 => (
+                self.btf_enum_check_meta(r, k)?,
+                of_kind(initial_slot(st, ENUM, 0)),
+            ),
+            FWD => (self.btf_fwd_check_meta(r)?, initial_slot(st, FWD, 0)),
+            FUNC => {
+                let (var, extra) = self.btf_func_check_meta(r, id, nodes)?;
+                (var, initial_slot(st, FUNC, extra))
+            }
+            FUNC_PROTO => {
+                let (var, extra) = self.btf_func_proto_check_meta(r, id, nodes, resolve)?;
+                (var, initial_slot(st, FUNC_PROTO, extra))
+            }
+            VAR => (self.btf_var_check_meta(r)?, initial_slot(st, VAR, 0)),
+            DATASEC => (
+                self.btf_datasec_check_meta(r)?,
+                initial_slot(st, DATASEC, 0),
+            ),
+            FLOAT => (self.btf_float_check_meta(r)?, initial_slot(st, FLOAT, 0)),
+            DECL_TAG => (
+                self.btf_decl_tag_check_meta(r)?,
+                initial_slot(st, DECL_TAG, 0),
+            ),
+            _ => return Err(self.info_fail(r.info)),
+        };
+        Ok((3 + var, slot, todo))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn meta_left_fail(&mut self, cur: usize) -> Stop {
+        let left = self.type_len.saturating_sub(cur * 4);
+        vlog!(
+            self,
+            "[{}] meta_left:{} meta_needed:{}",
+            self.log_type_id,
+            left,
+            BTF_TYPE_SIZE
+        );
+        self.fail(EINVAL, "[%u] meta_left:%u meta_needed:%zu")
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn info_fail(&mut self, info: u32) -> Stop {
+        if info & !BTF_INFO_MASK != 0 {
+            vlog!(self, "[{}] Invalid btf_info:{:x}", self.log_type_id, info);
+            return self.fail(EINVAL, "[%u] Invalid btf_info:%x");
+        }
+        vlog!(
+            self,
+            "[{}] Invalid kind:{}",
+            self.log_type_id,
+            btf_info_kind(info)
+        );
+        self.fail(EINVAL, "[%u] Invalid kind:%u")
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn name_offset_fail(&mut self, name: u32) -> Stop {
+        vlog!(self, "[{}] Invalid name_offset:{}", self.log_type_id, name);
+        self.fail(EINVAL, "[%u] Invalid name_offset:%u")
+    }
+
+    /// `btf_check_all_metas` (kernel/bpf/btf.c): every record in id order through
+    /// `btf_check_meta`, each then added by `btf_add_type` (`btf->types`, here `rec`)
+    /// and given its slot. No profile flag changes it.
+    #[inline(never)]
+    fn btf_check_all_metas(&mut self, resolve: bool) -> VResult {
+        self.stage = BtfStage::CheckAllMetas;
+        let n = self.w.len();
+        // At most one type per 3 words, and void: no push below reallocates.
+        let max = n / 3 + 2;
+        let mut rec: Vec<u32> = Vec::with_capacity(max);
+        let mut nodes = Vec::with_capacity(max);
+        let mut mods = Vec::new();
+        let mut work: Vec<u32> = Vec::with_capacity(max);
+        // `btf->types` and the work list are written in place, past their lengths,
+        // and given their lengths at the end: no length or capacity test per type.
+        let rec_out = rec.spare_capacity_mut();
+        let work_out = work.spare_capacity_mut();
+        let mut n_rec = 0;
+        let mut n_work = 0;
+        // btf_add_type's refusal, by the number of types it holds (its array's
+        // growth is the same for every BTF of this start id).
+        let limit = TypesCap::limit(self.start_id()).map_or(usize::MAX, |l| l as usize);
+        if !SPLIT {
+            // btf_add_type lazily puts VOID first; it takes a slot of the first growth.
+            // Void needs no resolve (`btf_type_needs_resolve`) and has no size.
+            if let Some(r) = rec_out.get_mut(n_rec) {
+                r.write(VOID_OFF);
+                n_rec += 1;
+            }
+            nodes.push(Node::new(0, UNKN, NOT_VISITED, UNKN, DONE));
+        }
+        self.log_type_id = if SPLIT { self.start_id } else { 1 };
+        let mut cur = 0usize;
+        while cur < n {
+            let id = self.start_id().wrapping_add(n_rec as u32);
+            let (words, slot, todo) = self.btf_check_meta(cur, id, &nodes, &mut mods, resolve)?;
+            if n_rec == limit {
+                return Err(self.msg_fail(Errno::E2BIG, "Exceeded max num of types"));
+            }
+            if let Some(r) = rec_out.get_mut(n_rec) {
+                r.write((self.sec + cur * 4) as u32);
+                n_rec += 1;
+            }
+            // Written always, kept when `todo`: no branch on the kind.
+            if let Some(w) = work_out.get_mut(n_work) {
+                w.write(id);
+                n_work += usize::from(todo);
+            }
+            nodes.push(slot);
+            cur += words;
+            if self.log.needed() {
+                self.log_type_id = self.log_type_id.wrapping_add(1);
+            }
+        }
+        // A type_len that is not a multiple of 4 leaves a record of fewer than 12
+        // bytes.
+        if cur * 4 < self.type_len {
+            return Err(self.meta_left_fail(cur));
+        }
+        // SAFETY: `rec_out` and `work_out` are the spare capacities of `rec` and
+        // `work`, and their first `n_rec` and `n_work` elements were written above
+        // (each count grows only after a write at its index).
+        unsafe {
+            rec.set_len(n_rec);
+            work.set_len(n_work);
+        }
+        self.rec = rec;
+        self.nodes = nodes;
+        self.mods = mods;
+        self.work = work;
+        Ok(())
     }
 }
 
 // ---------------------------------------------------------------------------------
-// the resolve pass
+// members (the kinds' check_member and check_kflag_member)
 // ---------------------------------------------------------------------------------
 
-fn is_resolve_source_only(t: &TypeRef<'_>) -> bool {
-    matches!(t.kind(), BtfKind::Var | BtfKind::DeclTag | BtfKind::Datasec)
-}
-
-fn needs_resolve(t: &TypeRef<'_>) -> bool {
-    t.is_modifier()
-        || matches!(
-            t.kind(),
-            BtfKind::Ptr
-                | BtfKind::Struct
-                | BtfKind::Union
-                | BtfKind::Array
-                | BtfKind::Var
-                | BtfKind::Func
-                | BtfKind::DeclTag
-                | BtfKind::Datasec
-        )
-}
-
-/// `btf_type_int_is_regular`.
-fn int_is_regular(t: &TypeRef<'_>) -> bool {
-    int_data_is_regular(t.int_data())
-}
-
-/// `btf_type_int_is_regular` on an INT's data word: whole bytes, no bit offset, 1, 2,
-/// 4, 8 or 16 bytes.
-pub(crate) fn int_data_is_regular(d: u32) -> bool {
-    let nr_bits = btf_int_bits(d) as u8;
-    let nr_bytes = nr_bits.div_ceil(8);
-    !(nr_bits & 7 != 0 || btf_int_offset(d) != 0 || !matches!(nr_bytes, 1 | 2 | 4 | 8 | 16))
-}
-
-/// The common end of `btf_int_check_member` and `btf_int_check_kflag_member`:
-/// `nr_bits` bits at bit offset `bits_off` need at most 128 copy bits and must lie
-/// inside `struct_size` bytes; the failing check's message otherwise.
-pub(crate) fn int_member_fits(
-    struct_size: u32,
-    bits_off: u32,
-    nr_bits: u32,
-) -> Result<(), &'static str> {
-    let bytes_offset = bits_off / 8;
-    let nr_copy_bits = nr_bits + (bits_off & 7);
-    if nr_copy_bits > 128 {
-        return Err("nr_copy_bits exceeds 128");
-    }
-    if struct_size < bytes_offset || struct_size - bytes_offset < nr_copy_bits.div_ceil(8) {
-        return Err("Member exceeds struct_size");
-    }
-    Ok(())
-}
-
-impl<'a> Env<'a, '_> {
-    fn rid(&self, id: u32) -> u32 {
-        if id < self.v.start_id {
-            return self.v.base.map_or(0, |b| b.resolved_type_id(id));
+impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
+    /// Member `i` of local STRUCT/UNION `id`.
+    fn member_of(&self, id: u32, i: usize) -> BtfMember {
+        let (_, ms) = self.record(id);
+        let m = ms.get(i * 3..i * 3 + 3).unwrap_or(&[0, 0, 0]);
+        BtfMember {
+            name_off: m[0],
+            type_id: m[1],
+            offset: m[2],
         }
-        self.rids
-            .get((id - self.v.start_id) as usize)
-            .copied()
-            .unwrap_or(0)
     }
 
-    fn rsize(&self, id: u32) -> u32 {
-        if id < self.v.start_id {
-            return self.v.base.map_or(0, |b| b.resolved_type_size(id));
-        }
-        self.rsizes
-            .get((id - self.v.start_id) as usize)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn type_id_size(&self, id: u32) -> Option<(TypeRef<'a>, u32, u32)> {
-        type_id_size_with(&self.v, |i| self.rid(i), |i| self.rsize(i), id)
-    }
-
-    /// `btf_type_id_resolve`.
-    fn type_id_resolve(&self, id: u32) -> (Option<TypeRef<'a>>, u32) {
-        let r = self.rid(id);
-        (self.v.type_by_id(r), r)
-    }
-
-    fn is_resolve_sink(&self, next: &TypeRef<'_>) -> bool {
-        match self.resolve_mode {
-            ResolveMode::Tbd => !needs_resolve(next),
-            ResolveMode::Ptr => !next.is_modifier() && next.kind() != BtfKind::Ptr,
-            ResolveMode::StructOrArray => {
-                !next.is_modifier() && next.kind() != BtfKind::Array && !next.is_struct()
+    /// The member check of STRUCT/UNION `h` for its member
+    /// `mi` (`mo` its offset word) of type `mt`, whose slot is `n`: `check_member` (or
+    /// with kflag `check_kflag_member`) of the member type's kind. A modifier's is
+    /// `btf_modifier_check_member`/`btf_modifier_check_kflag_member`, which runs the
+    /// check of the type `btf_type_id_size` resolves it to, on the member with that
+    /// type id.
+    #[inline(always)]
+    fn btf_check_member(&mut self, h: Holder, mi: usize, mt: u32, mo: u32, n: Node) -> VResult {
+        let Holder {
+            id: st,
+            size,
+            kflag,
+        } = h;
+        let Some((r, sz, rk)) = self.tis(mt, n) else {
+            return Err(self.unsized_member_fail(st, mi, n.kind(), kflag));
+        };
+        // Most members take this first test; the kind is not tested by a table jump,
+        // whose target would follow the members' kinds.
+        if BYTE_SIZED.has(rk) && !(kflag && ENUMS.has(rk)) {
+            let (off, bf) = if kflag {
+                (btf_member_bit_offset(mo), btf_member_bitfield_size(mo))
+            } else {
+                (mo, 0)
+            };
+            if bf == 0 && off & 7 == 0 && size.wrapping_sub(off / 8) >= sz {
+                return Ok(());
             }
+            return Err(self.byte_sized_member_fail(st, mi, r, size, sz, kflag));
+        }
+        match rk {
+            INT if kflag => self.btf_int_check_kflag_member(st, size, mi, r, mo),
+            INT => self.btf_int_check_member(st, size, mi, r, mo),
+            ENUM | ENUM64 => self.btf_enum_check_kflag_member(st, size, mi, r, mo),
+            FLOAT if kflag => self.btf_generic_check_kflag_member(st, size, mi, r, sz, mo),
+            FLOAT => self.btf_float_check_member(st, size, mi, r, sz, mo),
+            _ => Err(self.btf_df_check_member(st, kflag)),
         }
     }
 
-    fn is_resolved(&self, id: u32) -> bool {
-        if id < self.v.start_id {
-            return true;
+    /// The member `mi` of `st` with its type id replaced by `r` (what a modifier's
+    /// check passes on).
+    fn member_as(&self, st: u32, mi: usize, r: u32) -> BtfMember {
+        BtfMember {
+            type_id: r,
+            ..self.member_of(st, mi)
         }
-        self.visit.get((id - self.v.start_id) as usize) == Some(&RESOLVED)
     }
 
-    fn stack_push(&mut self, t: TypeRef<'a>, id: u32) -> VResult<()> {
-        if self.top == MAX_RESOLVE_DEPTH {
-            return Err(fail(Errno::E2BIG, "Exceeded max resolving depth:%u"));
+    /// A member whose type `btf_type_id_size` does not size: a modifier's
+    /// "Invalid member" (`btf_modifier_check_member`), else `btf_df_check_member`.
+    #[cold]
+    #[inline(never)]
+    fn unsized_member_fail(&mut self, st: u32, mi: usize, k: u8, kflag: bool) -> Stop {
+        if MODIFIER.has(k) {
+            let m = self.member_of(st, mi);
+            return self.member_fail(self.type_at(st), m, "Invalid member");
         }
-        if id < self.v.start_id || self.visit[(id - self.v.start_id) as usize] != NOT_VISITED {
-            return Err(fail(Errno::EEXIST, "Loop detected"));
-        }
-        self.visit[(id - self.v.start_id) as usize] = VISITED;
-        self.stack[self.top] = Some(Vertex {
-            t,
-            type_id: id,
-            next_member: 0,
-        });
-        self.top += 1;
-        if self.resolve_mode == ResolveMode::Tbd {
-            if t.kind() == BtfKind::Ptr {
-                self.resolve_mode = ResolveMode::Ptr;
-            } else if t.is_struct() || t.kind() == BtfKind::Array {
-                self.resolve_mode = ResolveMode::StructOrArray;
+        self.btf_df_check_member(st, kflag)
+    }
+
+    /// `btf_df_check_member` (kernel/bpf/btf.c) / `btf_df_check_kflag_member`.
+    /// No profile flag changes it.
+    #[cold]
+    #[inline(never)]
+    fn btf_df_check_member(&mut self, st: u32, kflag: bool) -> Stop {
+        let msg = if kflag {
+            "Unsupported check_kflag_member"
+        } else {
+            "Unsupported check_member"
+        };
+        let t = self.type_at(st);
+        self.log_type_impl(&t, false, Some(format_args!("{msg}")));
+        self.fail(EINVAL, msg)
+    }
+
+    /// The failing check of `btf_ptr_check_member`, `btf_array_check_member`,
+    /// `btf_struct_check_member` and `btf_enum_check_member` (each after
+    /// `btf_generic_check_kflag_member`'s bitfield test with kflag), in their order.
+    #[cold]
+    #[inline(never)]
+    fn byte_sized_member_fail(
+        &mut self,
+        st: u32,
+        mi: usize,
+        r: u32,
+        size: u32,
+        sz: u32,
+        kflag: bool,
+    ) -> Stop {
+        let m = self.member_as(st, mi, r);
+        let t = self.type_at(st);
+        let off = if kflag {
+            if btf_member_bitfield_size(m.offset) != 0 {
+                return self.member_fail(t, m, "Invalid member bitfield_size");
             }
+            btf_member_bit_offset(m.offset)
+        } else {
+            m.offset
+        };
+        if off & 7 != 0 {
+            return self.member_fail(t, m, "Member is not byte aligned");
+        }
+        debug_assert!(size.wrapping_sub(off / 8) < sz);
+        self.member_fail(t, m, "Member exceeds struct_size")
+    }
+
+    /// The common end of `btf_int_check_member` and `btf_int_check_kflag_member`:
+    /// `nr_bits` bits at bit offset `bits_off` need at most 128 copy bits and must lie
+    /// inside `size` bytes.
+    #[inline(always)]
+    fn int_member_fits(
+        &mut self,
+        st: u32,
+        mi: usize,
+        r: u32,
+        size: u32,
+        bits_off: u32,
+        nr_bits: u32,
+    ) -> VResult {
+        let bytes_offset = bits_off / 8;
+        let nr_copy_bits = nr_bits + (bits_off & 7);
+        if nr_copy_bits > 128 {
+            return Err(self.member_msg_fail(st, mi, r, "nr_copy_bits exceeds 128"));
+        }
+        if size < bytes_offset || size - bytes_offset < nr_copy_bits.div_ceil(8) {
+            return Err(self.member_msg_fail(st, mi, r, "Member exceeds struct_size"));
         }
         Ok(())
     }
 
-    fn set_next_member(&mut self, next: u16) {
-        if let Some(Some(v)) = self.stack.get_mut(self.top.wrapping_sub(1)) {
-            v.next_member = next;
+    /// `btf_verifier_log_member(env, struct_type, member, msg)` of member `mi` of `st`
+    /// with type id `r`, then -EINVAL.
+    #[cold]
+    #[inline(never)]
+    fn member_msg_fail(&mut self, st: u32, mi: usize, r: u32, msg: &'static str) -> Stop {
+        let m = self.member_as(st, mi, r);
+        self.member_fail(self.type_at(st), m, msg)
+    }
+
+    /// `btf_int_check_member` (kernel/bpf/btf.c).
+    /// No profile flag changes it.
+    #[inline(always)]
+    fn btf_int_check_member(&mut self, st: u32, size: u32, mi: usize, r: u32, mo: u32) -> VResult {
+        let d = self.word(r, 3);
+        if u32::MAX - mo < btf_int_offset(d) {
+            return Err(self.member_msg_fail(st, mi, r, "bits_offset exceeds U32_MAX"));
+        }
+        self.int_member_fits(st, mi, r, size, mo + btf_int_offset(d), btf_int_bits(d))
+    }
+
+    /// `btf_int_check_kflag_member` (kernel/bpf/btf.c).
+    /// No profile flag changes it.
+    #[inline(always)]
+    fn btf_int_check_kflag_member(
+        &mut self,
+        st: u32,
+        size: u32,
+        mi: usize,
+        r: u32,
+        mo: u32,
+    ) -> VResult {
+        if !self.btf_type_int_is_regular(r) {
+            return Err(self.member_msg_fail(st, mi, r, "Invalid member base type"));
+        }
+        let int_bits = btf_int_bits(self.word(r, 3));
+        let bits_off = btf_member_bit_offset(mo);
+        let mut nr_bits = btf_member_bitfield_size(mo);
+        if nr_bits == 0 {
+            if bits_off & 7 != 0 {
+                return Err(self.member_msg_fail(st, mi, r, "Invalid member offset"));
+            }
+            nr_bits = int_bits;
+        } else if nr_bits > int_bits {
+            return Err(self.member_msg_fail(st, mi, r, "Invalid member bitfield_size"));
+        }
+        self.int_member_fits(st, mi, r, size, bits_off, nr_bits)
+    }
+
+    /// `btf_enum_check_kflag_member` (kernel/bpf/btf.c) (ENUM and ENUM64; without kflag
+    /// an enum member is byte-sized: `btf_enum_check_member`). No profile flag changes
+    /// it.
+    fn btf_enum_check_kflag_member(
+        &mut self,
+        st: u32,
+        size: u32,
+        mi: usize,
+        r: u32,
+        mo: u32,
+    ) -> VResult {
+        let bits_off = btf_member_bit_offset(mo);
+        let mut nr_bits = btf_member_bitfield_size(mo);
+        if nr_bits == 0 {
+            if bits_off & 7 != 0 {
+                return Err(self.member_msg_fail(st, mi, r, "Member is not byte aligned"));
+            }
+            nr_bits = 32;
+        } else if nr_bits > 32 {
+            return Err(self.member_msg_fail(st, mi, r, "Invalid member bitfield_size"));
+        }
+        if size < (bits_off + nr_bits).div_ceil(8) {
+            return Err(self.member_msg_fail(st, mi, r, "Member exceeds struct_size"));
+        }
+        Ok(())
+    }
+
+    /// `btf_generic_check_kflag_member` (kernel/bpf/btf.c) of a FLOAT (the byte-sized
+    /// kinds take it in [`Self::btf_check_member`]): no bitfield size, then the kind's
+    /// `check_member`. No profile flag changes it.
+    fn btf_generic_check_kflag_member(
+        &mut self,
+        st: u32,
+        size: u32,
+        mi: usize,
+        r: u32,
+        sz: u32,
+        mo: u32,
+    ) -> VResult {
+        if btf_member_bitfield_size(mo) != 0 {
+            return Err(self.member_msg_fail(st, mi, r, "Invalid member bitfield_size"));
+        }
+        self.btf_float_check_member(st, size, mi, r, sz, mo)
+    }
+
+    /// `btf_float_check_member` (kernel/bpf/btf.c): aligned to `min(8, size)` bytes,
+    /// inside the struct. No profile flag changes it.
+    fn btf_float_check_member(
+        &mut self,
+        st: u32,
+        size: u32,
+        mi: usize,
+        r: u32,
+        fsize: u32,
+        mo: u32,
+    ) -> VResult {
+        let align_bits = 8u64.min(u64::from(fsize)) * 8;
+        if align_bits == 0 || !u64::from(mo).is_multiple_of(align_bits) {
+            return Err(self.member_msg_fail(st, mi, r, "Member is not properly aligned"));
+        }
+        if u64::from(mo) / 8 + u64::from(fsize) > u64::from(size) {
+            return Err(self.member_msg_fail(st, mi, r, "Member exceeds struct_size"));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// the resolve pass (btf_check_all_types)
+// ---------------------------------------------------------------------------------
+
+impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
+    /// `env_type_is_resolve_sink` in the current mode.
+    #[inline(always)]
+    fn sink(&self, k: u8) -> bool {
+        !self.mode.has(k)
+    }
+
+    /// `env_stack_push` (kernel/bpf/btf.c).
+    /// No profile flag changes it.
+    #[inline(always)]
+    fn env_stack_push(&mut self, id: u32, k: u8) -> VResult {
+        if self.top == MAX_RESOLVE_DEPTH {
+            return Err(self.fail(Errno::E2BIG, "Exceeded max resolving depth:%u"));
+        }
+        let i = self.local(id);
+        match self.nodes.get(i).map(|&n| self.turn_view(id, n)) {
+            Some(n) if n.visit() == NOT_VISITED => {
+                if let Some(slot) = self.nodes.get_mut(i) {
+                    *slot = n.with_visit(VISITED);
+                }
+            }
+            _ => return Err(self.fail(Errno::EEXIST, "Loop detected")),
+        }
+        self.stack[self.top] = (id, 0);
+        self.top += 1;
+        if self.mode == MODE_TBD {
+            self.mode = AFTER_PUSH[(k & 31) as usize];
+        }
+        Ok(())
+    }
+
+    /// `!env_type_is_resolve_sink(env, t) && !env_type_is_resolved(env, id)`, then
+    /// `env_stack_push`: `Ok(true)` when pushed.
+    #[inline(always)]
+    fn push_unless_done(&mut self, id: u32, n: Node) -> VResult<bool> {
+        if n.flags() & DONE == 0 && !self.sink(n.kind()) {
+            self.env_stack_push(id, n.kind())?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// `env_stack_set_next_member` (kernel/bpf/btf.c).
+    /// No profile flag changes it.
+    #[inline(always)]
+    fn env_stack_set_next_member(&mut self, next: usize) {
+        if let Some(v) = self.stack.get_mut(self.top.wrapping_sub(1)) {
+            v.1 = next as u16;
         }
     }
 
-    fn pop_resolved(&mut self, rid: u32, rsize: u32) {
+    /// `env_stack_pop_resolved` (kernel/bpf/btf.c).
+    /// No profile flag changes it.
+    #[inline(always)]
+    fn env_stack_pop_resolved(&mut self, rid: u32, rsize: u32) {
         self.top -= 1;
-        let Some(v) = self.stack[self.top].take() else {
+        let id = self.stack.get(self.top).map_or(0, |v| v.0);
+        self.set_resolved(id, rid, rsize);
+    }
+
+    /// What `env_stack_pop_resolved` records of `id`: `resolved_ids`,
+    /// `resolved_sizes`, `RESOLVED`. A modifier or VAR also notes whether
+    /// `btf_type_id_size` now succeeds through its resolved id, and at which kind.
+    #[inline(always)]
+    fn set_resolved(&mut self, id: u32, rid: u32, rsize: u32) {
+        let i = self.local(id);
+        let Some(&old) = self.nodes.get(i) else {
             return;
         };
-        let i = (v.type_id - self.v.start_id) as usize;
-        self.rsizes[i] = rsize;
-        self.rids[i] = rid;
-        self.visit[i] = RESOLVED;
-    }
-
-    fn check_member(&mut self, st: &TypeRef<'a>, m: &BtfMember, mt: &TypeRef<'a>) -> VResult<()> {
-        let off = m.offset;
-        match mt.kind() {
-            BtfKind::Int => {
-                let d = mt.int_data();
-                if u32::MAX - off < btf_int_offset(d) {
-                    return Err(self.member_fail(st, m, "bits_offset exceeds U32_MAX"));
-                }
-                let bits_off = off + btf_int_offset(d);
-                int_member_fits(st.size(), bits_off, btf_int_bits(d))
-                    .map_err(|msg| self.member_fail(st, m, msg))
+        let k = old.kind();
+        let mut n = old.with_visit(RESOLVED).or_flags(DONE);
+        if k == ARRAY {
+            n = n.with_a(rsize);
+        } else if !HAS_SIZE.has(k) {
+            n = n.with_a(rid);
+        }
+        if MODIFIER_OR_VAR.has(k) {
+            let rk = self.kind(rid).unwrap_or(UNKN);
+            if SIZED.has(rk) {
+                n = n.or_flags(TIS).with_rkind(rk);
             }
-            BtfKind::Typedef
-            | BtfKind::Volatile
-            | BtfKind::Const
-            | BtfKind::Restrict
-            | BtfKind::TypeTag => {
-                let Some((rt, rid, _)) = self.type_id_size(m.type_id) else {
-                    return Err(self.member_fail(st, m, "Invalid member"));
-                };
-                let rm = BtfMember { type_id: rid, ..*m };
-                self.check_member(st, &rm, &rt)
-            }
-            BtfKind::Ptr => {
-                if off & 7 != 0 {
-                    return Err(self.member_fail(st, m, "Member is not byte aligned"));
-                }
-                if st.size().wrapping_sub(off / 8) < 8 {
-                    return Err(self.member_fail(st, m, "Member exceeds struct_size"));
-                }
-                Ok(())
-            }
-            BtfKind::Array => {
-                if off & 7 != 0 {
-                    return Err(self.member_fail(st, m, "Member is not byte aligned"));
-                }
-                let size = self.type_id_size(m.type_id).map_or(0, |x| x.2);
-                if st.size().wrapping_sub(off / 8) < size {
-                    return Err(self.member_fail(st, m, "Member exceeds struct_size"));
-                }
-                Ok(())
-            }
-            BtfKind::Struct | BtfKind::Union | BtfKind::Enum | BtfKind::Enum64 => {
-                if off & 7 != 0 {
-                    return Err(self.member_fail(st, m, "Member is not byte aligned"));
-                }
-                if st.size().wrapping_sub(off / 8) < mt.size() {
-                    return Err(self.member_fail(st, m, "Member exceeds struct_size"));
-                }
-                Ok(())
-            }
-            BtfKind::Float => {
-                let align_bits = 8u64.min(mt.size() as u64) * 8;
-                if align_bits == 0 || !(off as u64).is_multiple_of(align_bits) {
-                    return Err(self.member_fail(st, m, "Member is not properly aligned"));
-                }
-                if (off as u64) / 8 + mt.size() as u64 > st.size() as u64 {
-                    return Err(self.member_fail(st, m, "Member exceeds struct_size"));
-                }
-                Ok(())
-            }
-            _ => {
-                self.log_type_impl(st, false, Some(format_args!("Unsupported check_member")));
-                Err(fail(EINVAL, "Unsupported check_member"))
-            }
+        }
+        n = Node(n.0 | u64::from(with_arg_ok(n.flags(), k)) << 56);
+        if let Some(slot) = self.nodes.get_mut(i) {
+            *slot = n;
         }
     }
 
-    fn check_kflag_member(
-        &mut self,
-        st: &TypeRef<'a>,
-        m: &BtfMember,
-        mt: &TypeRef<'a>,
-    ) -> VResult<()> {
-        match mt.kind() {
-            BtfKind::Int => {
-                if !int_is_regular(mt) {
-                    return Err(self.member_fail(st, m, "Invalid member base type"));
-                }
-                let mut nr_bits = btf_member_bitfield_size(m.offset);
-                let bits_off = btf_member_bit_offset(m.offset);
-                let int_bits = btf_int_bits(mt.int_data());
-                if nr_bits == 0 {
-                    if bits_off & 7 != 0 {
-                        return Err(self.member_fail(st, m, "Invalid member offset"));
-                    }
-                    nr_bits = int_bits;
-                } else if nr_bits > int_bits {
-                    return Err(self.member_fail(st, m, "Invalid member bitfield_size"));
-                }
-                int_member_fits(st.size(), bits_off, nr_bits)
-                    .map_err(|msg| self.member_fail(st, m, msg))
-            }
-            BtfKind::Enum | BtfKind::Enum64 => {
-                let bits_off = btf_member_bit_offset(m.offset);
-                let mut nr_bits = btf_member_bitfield_size(m.offset);
-                if nr_bits == 0 {
-                    if bits_off & 7 != 0 {
-                        return Err(self.member_fail(st, m, "Member is not byte aligned"));
-                    }
-                    nr_bits = 32;
-                } else if nr_bits > 32 {
-                    return Err(self.member_fail(st, m, "Invalid member bitfield_size"));
-                }
-                if st.size() < (bits_off + nr_bits).div_ceil(8) {
-                    return Err(self.member_fail(st, m, "Member exceeds struct_size"));
-                }
-                Ok(())
-            }
-            BtfKind::Typedef
-            | BtfKind::Volatile
-            | BtfKind::Const
-            | BtfKind::Restrict
-            | BtfKind::TypeTag => {
-                let Some((rt, rid, _)) = self.type_id_size(m.type_id) else {
-                    return Err(self.member_fail(st, m, "Invalid member"));
-                };
-                let rm = BtfMember { type_id: rid, ..*m };
-                self.check_kflag_member(st, &rm, &rt)
-            }
-            BtfKind::Ptr | BtfKind::Array | BtfKind::Struct | BtfKind::Union | BtfKind::Float => {
-                if btf_member_bitfield_size(m.offset) != 0 {
-                    return Err(self.member_fail(st, m, "Invalid member bitfield_size"));
-                }
-                self.check_member(st, m, mt)
-            }
-            _ => {
-                self.log_type_impl(
-                    st,
-                    false,
-                    Some(format_args!("Unsupported check_kflag_member")),
-                );
-                Err(fail(EINVAL, "Unsupported check_kflag_member"))
-            }
-        }
-    }
-
-    /// `btf_modifier_resolve` and `btf_ptr_resolve` (they differ only in the
-    /// last-resolved-ptr step) and `btf_var_resolve`.
-    fn ref_resolve(&mut self, v: Vertex<'a>) -> VResult<()> {
-        let k = v.t.kind();
-        let mut next_id = v.t.type_id();
-        let next = self.v.type_by_id(next_id);
-        let Some(mut next) = next.filter(|n| !is_resolve_source_only(n)) else {
-            return Err(self.type_fail(&v.t, "Invalid type_id"));
+    /// `btf_modifier_resolve` (kernel/bpf/btf.c), `btf_ptr_resolve` and
+    /// `btf_var_resolve`, which differ in two steps: PTR and VAR continue from a
+    /// modifier's last-resolved PTR, and a VAR must resolve to a sized type where the
+    /// others may end at void, FWD or FUNC_PROTO. `k` is the vertex's kind, `next_id`
+    /// its `t->type`. No profile flag changes it.
+    #[inline(always)]
+    fn btf_ref_type_resolve(&mut self, vid: u32, k: u8, next_id: u32) -> VResult {
+        let mut next_id = next_id;
+        let nn = match self.node(next_id) {
+            Some(n) if !SOURCE_ONLY.has(n.kind()) => self.turn_view(next_id, n),
+            _ => return Err(self.id_fail(vid, "Invalid type_id")),
         };
-        if !self.is_resolve_sink(&next) && !self.is_resolved(next_id) {
-            return self.stack_push(next, next_id);
+        let mut nk = nn.kind();
+        if self.push_unless_done(next_id, nn)? {
+            return Ok(());
         }
-        if (k == BtfKind::Ptr || k == BtfKind::Var) && next.is_modifier() {
-            let (rt, rid) = self.type_id_resolve(next_id);
-            if let Some(rt) = rt
-                && rt.kind() == BtfKind::Ptr
-                && !self.is_resolve_sink(&rt)
-                && !self.is_resolved(rid)
+        if (k == PTR || k == VAR) && MODIFIER.has(nk) {
+            // btf_type_id_resolve: the modifier is resolved (modifiers are no sinks).
+            let r = self.rid(next_id);
+            if let Some(rn) = self.node(r).map(|rn| self.turn_view(r, rn))
+                && rn.kind() == PTR
+                && self.push_unless_done(r, rn)?
             {
-                return self.stack_push(rt, rid);
+                return Ok(());
             }
         }
-        match self.type_id_size(next_id) {
-            Some((_, rid, _)) => next_id = rid,
-            None if k == BtfKind::Var => return Err(self.type_fail(&v.t, "Invalid type_id")),
+        match self.tis(next_id, nn) {
+            Some((r, _, _)) => next_id = r,
+            None if k == VAR => return Err(self.id_fail(vid, "Invalid type_id")),
             None => {
-                if self.is_resolved(next_id) {
-                    let (rt, rid) = self.type_id_resolve(next_id);
-                    next_id = rid;
-                    match rt {
-                        Some(rt) => next = rt,
-                        None => return Err(self.type_fail(&v.t, "Invalid type_id")),
-                    }
+                if nn.visit() == RESOLVED {
+                    next_id = self.rid(next_id);
+                    nk = self.kind(next_id).unwrap_or(UNKN);
                 }
-                if !next.is_void()
-                    && next.kind() != BtfKind::Fwd
-                    && next.kind() != BtfKind::FuncProto
-                {
-                    return Err(self.type_fail(&v.t, "Invalid type_id"));
+                // "typedef void new_void", "const void"...
+                if nk != UNKN && nk != FWD && nk != FUNC_PROTO {
+                    return Err(self.id_fail(vid, "Invalid type_id"));
                 }
             }
         }
-        self.pop_resolved(next_id, 0);
+        self.env_stack_pop_resolved(next_id, 0);
         Ok(())
     }
 
-    fn array_resolve(&mut self, v: Vertex<'a>) -> VResult<()> {
-        let (elem_id, index_id, nelems) = v.t.array();
-        let index = self.v.type_by_id(index_id);
-        let Some(index) = index.filter(|t| !nosize(t) && !is_resolve_source_only(t)) else {
-            return Err(self.type_fail(&v.t, "Invalid index"));
+    /// `btf_modifier_resolve` (kernel/bpf/btf.c): TYPEDEF, VOLATILE, CONST, RESTRICT,
+    /// TYPE_TAG. No profile flag changes it.
+    #[inline(always)]
+    fn btf_modifier_resolve(&mut self, vid: u32, k: u8, next_id: u32) -> VResult {
+        self.btf_ref_type_resolve(vid, k, next_id)
+    }
+
+    /// `btf_ptr_resolve` (kernel/bpf/btf.c).
+    /// No profile flag changes it.
+    #[inline(always)]
+    fn btf_ptr_resolve(&mut self, vid: u32, next_id: u32) -> VResult {
+        self.btf_ref_type_resolve(vid, PTR, next_id)
+    }
+
+    /// `btf_var_resolve` (kernel/bpf/btf.c).
+    /// No profile flag changes it.
+    #[inline(always)]
+    fn btf_var_resolve(&mut self, vid: u32, next_id: u32) -> VResult {
+        self.btf_ref_type_resolve(vid, VAR, next_id)
+    }
+
+    /// `btf_array_resolve` (kernel/bpf/btf.c): the index type, then the element type,
+    /// each resolved first where needed; the index must be a regular INT, an INT
+    /// element regular, and the size must fit in u32. No profile flag changes it.
+    fn btf_array_resolve(&mut self, id: u32) -> VResult {
+        let a = self.data(id, 3);
+        let (elem, index, nelems) = match a {
+            [e, i, n] => (*e, *i, *n),
+            _ => return Err(self.id_fail(id, "Invalid elem")),
         };
-        if !self.is_resolve_sink(&index) && !self.is_resolved(index_id) {
-            return self.stack_push(index, index_id);
-        }
-        match self.type_id_size(index_id) {
-            Some((it, _, _)) if it.kind() == BtfKind::Int && int_is_regular(&it) => {}
-            _ => return Err(self.type_fail(&v.t, "Invalid index")),
-        }
-        let elem = self.v.type_by_id(elem_id);
-        let Some(elem) = elem.filter(|t| !nosize(t) && !is_resolve_source_only(t)) else {
-            return Err(self.type_fail(&v.t, "Invalid elem"));
+        let inn = match self.node(index).map(|n| self.turn_view(index, n)) {
+            Some(n) if !NOSIZE.with(SOURCE_ONLY).has(n.kind()) => n,
+            _ => return Err(self.id_fail(id, "Invalid index")),
         };
-        if !self.is_resolve_sink(&elem) && !self.is_resolved(elem_id) {
-            return self.stack_push(elem, elem_id);
+        if self.push_unless_done(index, inn)? {
+            return Ok(());
         }
-        let Some((et, eid, esize)) = self.type_id_size(elem_id) else {
-            return Err(self.type_fail(&v.t, "Invalid elem"));
+        match self.tis(index, inn) {
+            Some((r, _, INT)) if self.btf_type_int_is_regular(r) => {}
+            _ => return Err(self.id_fail(id, "Invalid index")),
+        }
+        let en = match self.node(elem).map(|n| self.turn_view(elem, n)) {
+            Some(n) if !NOSIZE.with(SOURCE_ONLY).has(n.kind()) => n,
+            _ => return Err(self.id_fail(id, "Invalid elem")),
         };
-        if et.kind() == BtfKind::Int && !int_is_regular(&et) {
-            return Err(self.type_fail(&v.t, "Invalid array of int"));
+        if self.push_unless_done(elem, en)? {
+            return Ok(());
+        }
+        let Some((eid, esize, ek)) = self.tis(elem, en) else {
+            return Err(self.id_fail(id, "Invalid elem"));
+        };
+        if ek == INT && !self.btf_type_int_is_regular(eid) {
+            return Err(self.id_fail(id, "Invalid array of int"));
         }
         if nelems != 0 && esize > u32::MAX / nelems {
-            return Err(self.type_fail(&v.t, "Array size overflows U32_MAX"));
+            return Err(self.id_fail(id, "Array size overflows U32_MAX"));
         }
-        self.pop_resolved(eid, esize.wrapping_mul(nelems));
+        self.env_stack_pop_resolved(eid, esize.wrapping_mul(nelems));
         Ok(())
     }
 
-    fn struct_resolve(&mut self, v: Vertex<'a>) -> VResult<()> {
-        if v.next_member != 0 {
-            let last = v.t.member(v.next_member - 1);
-            let last_id = last.type_id;
-            if !self.is_resolved(last_id) {
-                crate::sync::warn::warn("btf_struct_resolve: last member not resolved");
-                return Err(fail(EINVAL, "WARN: last member not resolved"));
-            }
-            let Some(lt) = self.v.type_by_id(last_id) else {
-                return Err(fail(EINVAL, "WARN: last member not resolved"));
+    /// `btf_struct_resolve` (kernel/bpf/btf.c): STRUCT and UNION, member by member from
+    /// `next_member`; a member that needs resolving is pushed and its check made when
+    /// the walk comes back. No profile flag changes it.
+    fn btf_struct_resolve(&mut self, id: u32, size: u32, next_member: u16) -> VResult {
+        let (info, ms) = self.record(id);
+        let kflag = btf_info_kflag(info);
+        let holder = Holder { id, size, kflag };
+        let mut i = next_member as usize;
+        if i != 0 {
+            let Some(m) = ms.get((i - 1) * 3..i * 3) else {
+                return Err(self.fail(EINVAL, "WARN: last member not resolved"));
             };
-            if v.t.kflag() {
-                self.check_kflag_member(&v.t, &last, &lt)?;
-            } else {
-                self.check_member(&v.t, &last, &lt)?;
-            }
-        }
-        for i in v.next_member..v.t.vlen() {
-            let m = v.t.member(i);
-            let mt = self.v.type_by_id(m.type_id);
-            let Some(mt) = mt.filter(|t| !nosize(t) && !is_resolve_source_only(t)) else {
-                return Err(self.member_fail(&v.t, &m, "Invalid member"));
+            let n = match self.node(m[1]) {
+                Some(n) if n.visit() == RESOLVED => n,
+                _ => {
+                    crate::sync::warn::warn("btf_struct_resolve: last member not resolved");
+                    return Err(self.fail(EINVAL, "WARN: last member not resolved"));
+                }
             };
-            if !self.is_resolve_sink(&mt) && !self.is_resolved(m.type_id) {
-                self.set_next_member(i + 1);
-                return self.stack_push(mt, m.type_id);
-            }
-            if v.t.kflag() {
-                self.check_kflag_member(&v.t, &m, &mt)?;
-            } else {
-                self.check_member(&v.t, &m, &mt)?;
-            }
+            self.btf_check_member(holder, i - 1, m[1], m[2], n)?;
         }
-        self.pop_resolved(0, 0);
+        while let Some(m) = ms.get(i * 3..i * 3 + 3) {
+            let (mt, mo) = (m[1], m[2]);
+            let n = match self.node(mt).map(|n| self.turn_view(mt, n)) {
+                // ARG_OK: sized, resolved or needing none, not source-only.
+                Some(n) if n.flags() & ARG_OK != 0 => {
+                    self.btf_check_member(holder, i, mt, mo, n)?;
+                    i += 1;
+                    continue;
+                }
+                Some(n) if !NOSIZE.with(SOURCE_ONLY).has(n.kind()) => n,
+                _ => return Err(self.member_msg_fail(id, i, mt, "Invalid member")),
+            };
+            i += 1;
+            if n.flags() & DONE == 0 && !self.sink(n.kind()) {
+                self.env_stack_set_next_member(i);
+                return self.env_stack_push(mt, n.kind());
+            }
+            self.btf_check_member(holder, i - 1, mt, mo, n)?;
+        }
+        self.env_stack_pop_resolved(0, 0);
         Ok(())
     }
 
-    fn datasec_resolve(&mut self, v: Vertex<'a>) -> VResult<()> {
-        self.resolve_mode = ResolveMode::Tbd;
-        for i in v.next_member..v.t.vlen() {
-            let vsi = v.t.var_secinfo(i);
-            let var = self.v.type_by_id(vsi.type_id);
-            let Some(var) = var.filter(|t| t.kind() == BtfKind::Var) else {
-                return Err(self.vsi_fail(&v.t, &vsi, "Not a VAR kind member"));
+    /// `btf_datasec_resolve` (kernel/bpf/btf.c): every entry a VAR, resolved first
+    /// where needed, whose type's size fits the entry's. No profile flag changes it.
+    fn btf_datasec_resolve(&mut self, id: u32, next_member: u16) -> VResult {
+        self.mode = MODE_TBD;
+        let vlen = btf_info_vlen(self.info(id)) as usize;
+        let vs = self.data(id, vlen * 3);
+        let mut i = next_member as usize;
+        while let Some(e) = vs.get(i * 3..i * 3 + 3) {
+            let vsi = BtfVarSecinfo {
+                type_id: e[0],
+                offset: e[1],
+                size: e[2],
             };
-            if !self.is_resolve_sink(&var) && !self.is_resolved(vsi.type_id) {
-                self.set_next_member(i + 1);
-                return self.stack_push(var, vsi.type_id);
+            i += 1;
+            if self.kind(vsi.type_id) != Some(VAR) {
+                return Err(self.vsi_fail(self.type_at(id), vsi, "Not a VAR kind member"));
             }
-            let Some((_, _, size)) = self.type_id_size(var.type_id()) else {
-                return Err(self.vsi_fail(&v.t, &vsi, "Invalid type"));
+            if !self.sink(VAR) && !self.is_resolved(vsi.type_id) {
+                self.env_stack_set_next_member(i);
+                return self.env_stack_push(vsi.type_id, VAR);
+            }
+            let Some((_, size, _)) = self.btf_type_id_size(self.st(vsi.type_id)) else {
+                return Err(self.vsi_fail(self.type_at(id), vsi, "Invalid type"));
             };
             if vsi.size < size {
-                return Err(self.vsi_fail(&v.t, &vsi, "Invalid size"));
+                return Err(self.vsi_fail(self.type_at(id), vsi, "Invalid size"));
             }
         }
-        self.pop_resolved(0, 0);
+        self.env_stack_pop_resolved(0, 0);
         Ok(())
     }
 
-    fn decl_tag_resolve(&mut self, v: Vertex<'a>) -> VResult<()> {
-        let next_id = v.t.type_id();
-        let next = self.v.type_by_id(next_id);
-        let Some(next) = next.filter(|n| {
-            matches!(
-                n.kind(),
-                BtfKind::Func | BtfKind::Struct | BtfKind::Union | BtfKind::Var | BtfKind::Typedef
-            )
-        }) else {
-            return Err(self.type_fail(&v.t, "Invalid type_id"));
+    /// `btf_decl_tag_resolve` (kernel/bpf/btf.c): the target is a FUNC, STRUCT, UNION,
+    /// VAR or TYPEDEF (`btf_type_is_decl_tag_target`), resolved first where needed; a
+    /// component index must name a member or parameter. No profile flag changes it.
+    fn btf_decl_tag_resolve(&mut self, id: u32, next_id: u32) -> VResult {
+        let nn = match self.node(next_id) {
+            Some(n) if DECL_TAG_TARGET_KINDS.has(n.kind()) => self.turn_view(next_id, n),
+            _ => return Err(self.id_fail(id, "Invalid type_id")),
         };
-        if !self.is_resolve_sink(&next) && !self.is_resolved(next_id) {
-            return self.stack_push(next, next_id);
+        let nk = nn.kind();
+        if self.push_unless_done(next_id, nn)? {
+            return Ok(());
         }
-        let idx = v.t.decl_tag_component_idx();
+        let idx = self.word(id, 3) as i32;
         if idx != -1 {
-            if matches!(next.kind(), BtfKind::Var | BtfKind::Typedef) {
-                return Err(self.type_fail(&v.t, "Invalid component_idx"));
+            if nk == VAR || nk == TYPEDEF {
+                return Err(self.id_fail(id, "Invalid component_idx"));
             }
-            let vlen = if next.is_struct() {
-                next.vlen()
+            let vlen = if STRUCTS.has(nk) {
+                btf_info_vlen(self.info(next_id))
             } else {
-                self.v.type_by_id(next.type_id()).map_or(0, |p| p.vlen())
+                // next_type is a FUNC: its prototype's parameters.
+                btf_info_vlen(self.info(self.st(next_id)))
             };
-            if idx as u32 >= vlen as u32 {
-                return Err(self.type_fail(&v.t, "Invalid component_idx"));
+            if idx as u32 >= u32::from(vlen) {
+                return Err(self.id_fail(id, "Invalid component_idx"));
             }
         }
-        self.pop_resolved(next_id, 0);
+        self.env_stack_pop_resolved(next_id, 0);
         Ok(())
     }
 
-    /// `btf_func_check`.
-    fn func_check(&mut self, t: &TypeRef<'a>) -> VResult<()> {
-        let proto = self.v.type_by_id(t.type_id());
-        let Some(proto) = proto.filter(|p| p.kind() == BtfKind::FuncProto) else {
-            return Err(self.type_fail(t, "Invalid type_id"));
+    /// `btf_func_check` (kernel/bpf/btf.c): the FUNC's type is a FUNC_PROTO, none of
+    /// whose parameters has a type but no name. No profile flag changes it.
+    #[inline(always)]
+    fn btf_func_check(&mut self, id: u32, proto: u32) -> VResult {
+        match self.node(proto) {
+            Some(p) if p.kind() == FUNC_PROTO && p.flags() & BAD_PARAM == 0 => Ok(()),
+            Some(p) if p.kind() == FUNC_PROTO => Err(self.func_arg_fail(id, proto)),
+            _ => Err(self.id_fail(id, "Invalid type_id")),
+        }
+    }
+
+    /// `btf_func_check`'s "Invalid arg#%u": the first parameter with a type but no
+    /// name.
+    #[cold]
+    #[inline(never)]
+    fn func_arg_fail(&mut self, id: u32, proto: u32) -> Stop {
+        let vlen = btf_info_vlen(self.info(proto)) as usize;
+        let i = (0..vlen)
+            .find(|&i| self.word(proto, 3 + 2 * i) == 0 && self.word(proto, 4 + 2 * i) != 0)
+            .unwrap_or(0);
+        self.arg_fail(id, i + 1)
+    }
+
+    /// `btf_verifier_log_type(env, t, "Invalid arg#%u", n)`, then -EINVAL.
+    #[cold]
+    #[inline(never)]
+    fn arg_fail(&mut self, id: u32, n: usize) -> Stop {
+        let t = self.type_at(id);
+        self.log_type_impl(&t, true, Some(format_args!("Invalid arg#{n}")));
+        self.fail(EINVAL, "Invalid arg#%u")
+    }
+
+    /// `btf_func_resolve` (kernel/bpf/btf.c): `btf_func_check`, then resolved to its
+    /// prototype. No profile flag changes it.
+    #[inline(always)]
+    fn btf_func_resolve(&mut self, id: u32, proto: u32) -> VResult {
+        self.btf_func_check(id, proto)?;
+        self.env_stack_pop_resolved(proto, 0);
+        Ok(())
+    }
+
+    /// `btf_df_resolve` (kernel/bpf/btf.c): a kind without a resolve op.
+    /// No profile flag changes it.
+    #[cold]
+    #[inline(never)]
+    fn btf_df_resolve(&mut self, id: u32) -> Stop {
+        let t = self.type_at(id);
+        self.log_type_impl(&t, false, Some(format_args!("Unsupported resolve")));
+        self.fail(EINVAL, "Unsupported resolve")
+    }
+
+    /// The `resolve` op of the vertex's kind (`btf_type_ops(v->t)->resolve`).
+    #[inline(always)]
+    fn resolve_vertex(&mut self, vid: u32, next_member: u16) -> VResult {
+        let Some(n) = self.node(vid) else {
+            return Err(self.btf_df_resolve(vid));
         };
-        for i in 0..proto.vlen() {
-            let (no, ty) = proto.param(i);
-            if no == 0 && ty != 0 {
-                self.log_type_impl(t, true, Some(format_args!("Invalid arg#{}", i + 1)));
-                return Err(fail(EINVAL, "Invalid arg#%u"));
+        match n.kind() {
+            TYPEDEF | VOLATILE | CONST | RESTRICT | TYPE_TAG => {
+                self.btf_modifier_resolve(vid, n.kind(), n.a())
             }
-        }
-        Ok(())
-    }
-
-    fn resolve_one(&mut self, v: Vertex<'a>) -> VResult<()> {
-        match v.t.kind() {
-            BtfKind::Typedef
-            | BtfKind::Volatile
-            | BtfKind::Const
-            | BtfKind::Restrict
-            | BtfKind::TypeTag
-            | BtfKind::Ptr
-            | BtfKind::Var => self.ref_resolve(v),
-            BtfKind::Array => self.array_resolve(v),
-            BtfKind::Struct | BtfKind::Union => self.struct_resolve(v),
-            BtfKind::Datasec => self.datasec_resolve(v),
-            BtfKind::DeclTag => self.decl_tag_resolve(v),
-            BtfKind::Func => {
-                self.func_check(&v.t)?;
-                self.pop_resolved(v.t.type_id(), 0);
-                Ok(())
-            }
-            _ => {
-                self.log_type_impl(&v.t, false, Some(format_args!("Unsupported resolve")));
-                Err(fail(EINVAL, "Unsupported resolve"))
-            }
+            PTR => self.btf_ptr_resolve(vid, n.a()),
+            VAR => self.btf_var_resolve(vid, n.a()),
+            ARRAY => self.btf_array_resolve(vid),
+            STRUCT | UNION => self.btf_struct_resolve(vid, n.a(), next_member),
+            DATASEC => self.btf_datasec_resolve(vid, next_member),
+            DECL_TAG => self.btf_decl_tag_resolve(vid, n.a()),
+            FUNC => self.btf_func_resolve(vid, n.a()),
+            _ => Err(self.btf_df_resolve(vid)),
         }
     }
 
-    /// `btf_resolve_valid`.
-    fn resolve_valid(&self, t: &TypeRef<'a>, id: u32) -> bool {
-        if !self.is_resolved(id) {
+    /// `btf_resolve_valid` (kernel/bpf/btf.c): the final sanity check of a resolved type.
+    /// No profile flag changes it.
+    #[inline(always)]
+    fn btf_resolve_valid(&self, id: u32, k: u8) -> bool {
+        let Some(n) = self.node(id).filter(|n| n.visit() == RESOLVED) else {
             return false;
+        };
+        // resolved_ids and resolved_sizes from the slot (see Node).
+        let rid = if SIZED_NOT_PTR.has(k) { 0 } else { n.a() };
+        let rsize = if k == ARRAY { n.a() } else { 0 };
+        if STRUCTS.has(k) || k == DATASEC {
+            return rid == 0 && rsize == 0;
         }
-        if t.is_struct() || t.kind() == BtfKind::Datasec {
-            return self.rid(id) == 0 && self.rsize(id) == 0;
+        if k == DECL_TAG || k == FUNC {
+            return rid != 0 && rsize == 0;
         }
-        if matches!(t.kind(), BtfKind::DeclTag | BtfKind::Func) {
-            return self.rid(id) != 0 && self.rsize(id) == 0;
+        if MODIFIER_OR_VAR.has(k) || k == PTR {
+            return self
+                .kind(rid)
+                .is_some_and(|rk| !MODIFIER_OR_VAR.has(rk) && rk != DATASEC);
         }
-        if t.is_modifier() || matches!(t.kind(), BtfKind::Ptr | BtfKind::Var) {
-            let (rt, _) = self.type_id_resolve(id);
-            return rt.is_some_and(|rt| {
-                !rt.is_modifier() && rt.kind() != BtfKind::Var && rt.kind() != BtfKind::Datasec
-            });
-        }
-        if t.kind() == BtfKind::Array {
-            let (elem, _, n) = t.array();
-            return match self.type_id_size(elem) {
-                Some((et, _, es)) => !et.is_modifier() && n.wrapping_mul(es) == self.rsize(id),
+        if k == ARRAY {
+            let n = self.word(id, 5);
+            return match self.btf_type_id_size(self.word(id, 3)) {
+                Some((_, es, ek)) => !MODIFIER.has(ek) && n.wrapping_mul(es) == self.rsize(id),
                 None => false,
             };
         }
         false
     }
 
-    /// `btf_resolve`.
-    fn resolve(&mut self, t: TypeRef<'a>, id: u32) -> VResult<()> {
+    /// `btf_resolve` (kernel/bpf/btf.c): the depth-first walk from type `id` (kind
+    /// `k`), in the kernel's order, which decides where `MAX_RESOLVE_DEPTH` and loop
+    /// detection trigger. No profile flag changes it.
+    #[inline(always)]
+    fn btf_resolve(&mut self, id: u32, k: u8) -> VResult {
         let saved = self.log_type_id;
-        self.resolve_mode = ResolveMode::Tbd;
-        let mut res = self.stack_push(t, id);
+        self.mode = MODE_TBD;
+        let mut res = self.env_stack_push(id, k);
         while res.is_ok() && self.top > 0 {
-            let Some(v) = self.stack[self.top - 1] else {
-                break;
-            };
-            self.log_type_id = v.type_id;
-            res = self.resolve_one(v);
-        }
-        self.log_type_id = id;
-        if let Err(f) = res {
-            if f.errno == Errno::E2BIG {
-                self.log_type_impl(
-                    &t,
-                    true,
-                    Some(format_args!(
-                        "Exceeded max resolving depth:{}",
-                        MAX_RESOLVE_DEPTH
-                    )),
-                );
-            } else if f.errno == Errno::EEXIST {
-                self.log_type(&t, "Loop detected");
+            let (vid, next_member) = self.stack[self.top - 1];
+            if self.log.needed() {
+                self.log_type_id = vid;
             }
+            res = self.resolve_vertex(vid, next_member);
         }
-        if res.is_ok() && !self.resolve_valid(&t, id) {
-            self.log_type(&t, "Invalid resolve state");
-            res = Err(fail(EINVAL, "Invalid resolve state"));
+        if res.is_err() {
+            self.log_type_id = id;
+            self.log_resolve_failure(id);
+        } else if !self.btf_resolve_valid(id, k) {
+            self.log_type_id = id;
+            res = Err(self.id_fail(id, "Invalid resolve state"));
         }
         self.log_type_id = saved;
         // A failed resolve leaves vertices on the stack; the kernel abandons the whole
@@ -1419,90 +2516,210 @@ impl<'a> Env<'a, '_> {
         res
     }
 
-    /// `btf_func_proto_check`.
-    fn func_proto_check(&mut self, t: &TypeRef<'a>) -> VResult<()> {
-        if t.type_id() != 0 {
-            let rid = t.type_id();
-            let Some(rt) = self
-                .v
-                .type_by_id(rid)
-                .filter(|r| !is_resolve_source_only(r))
-            else {
-                return Err(self.type_fail(t, "Invalid return type"));
-            };
-            if needs_resolve(&rt) && !self.is_resolved(rid) {
-                self.resolve(rt, rid)?;
-            }
-            if self.type_id_size(rid).is_none() {
-                return Err(self.type_fail(t, "Invalid return type"));
-            }
+    /// `btf_resolve`'s own lines for a depth or loop failure.
+    #[cold]
+    #[inline(never)]
+    fn log_resolve_failure(&mut self, id: u32) {
+        let t = self.type_at(id);
+        if self.failed.errno == Errno::E2BIG {
+            self.log_type_impl(
+                &t,
+                true,
+                Some(format_args!(
+                    "Exceeded max resolving depth:{}",
+                    MAX_RESOLVE_DEPTH
+                )),
+            );
+        } else if self.failed.errno == Errno::EEXIST {
+            self.log_type_impl(&t, true, Some(format_args!("Loop detected")));
         }
-        let mut n = t.vlen();
-        if n == 0 {
+    }
+
+    /// A FUNC_PROTO's return type or parameter `aid`: there, not source-only,
+    /// resolved where needed (`btf_resolve`), then sized (`btf_type_id_size`); `bad`
+    /// makes the failure of the first three.
+    #[inline(always)]
+    fn resolve_sized(&mut self, aid: u32, bad: impl Fn(&mut Self) -> Stop) -> VResult {
+        if self
+            .node(aid)
+            .is_some_and(|n| self.turn_view(aid, n).flags() & ARG_OK != 0)
+        {
             return Ok(());
         }
-        let (last_name, last_ty) = t.param(n - 1);
-        if last_ty == 0 {
-            if last_name != 0 {
-                self.log_type_impl(t, true, Some(format_args!("Invalid arg#{}", n)));
-                return Err(fail(EINVAL, "Invalid arg#%u"));
-            }
-            n -= 1;
+        self.resolve_sized_slow(aid, bad)
+    }
+
+    /// [`Self::resolve_sized`] but for the common case, check by check.
+    #[inline(never)]
+    fn resolve_sized_slow(&mut self, aid: u32, bad: impl Fn(&mut Self) -> Stop) -> VResult {
+        let n = match self.node(aid) {
+            Some(n) if !SOURCE_ONLY.has(n.kind()) => self.turn_view(aid, n),
+            _ => return Err(bad(self)),
+        };
+        if n.flags() & DONE == 0 {
+            self.btf_resolve(aid, n.kind())?;
+            return match self.btf_type_id_size(aid) {
+                Some(_) => Ok(()),
+                None => Err(bad(self)),
+            };
         }
-        for i in 0..n {
-            let (no, aid) = t.param(i);
-            let bad = |env: &mut Self| {
-                env.log_type_impl(t, true, Some(format_args!("Invalid arg#{}", i + 1)));
-                fail(EINVAL, "Invalid arg#%u")
-            };
-            let Some(at) = self
-                .v
-                .type_by_id(aid)
-                .filter(|a| !is_resolve_source_only(a))
-            else {
-                return Err(bad(self));
-            };
-            if no != 0 && (!self.v.name_offset_valid(no) || !self.ident_ok(no)) {
-                return Err(bad(self));
+        match self.tis(aid, n) {
+            Some(_) => Ok(()),
+            None => Err(bad(self)),
+        }
+    }
+
+    /// `btf_func_proto_check` (kernel/bpf/btf.c): the return type and every parameter's
+    /// type resolved and sized, the parameters' names valid, a vararg only last and
+    /// unnamed. No profile flag changes it.
+    #[inline(never)]
+    fn btf_func_proto_check(&mut self, id: u32, n: Node) -> VResult {
+        let ret = self.st(id);
+        if ret != 0 {
+            self.resolve_sized(ret, |e| e.id_fail(id, "Invalid return type"))?;
+        }
+        let vlen = btf_info_vlen(self.info(id)) as usize;
+        let mut ps = self.data(id, 2 * vlen);
+        if ps.len() != 2 * vlen {
+            return Err(self.id_fail(id, "Invalid return type"));
+        }
+        if let [.., name, 0] = ps {
+            if *name != 0 {
+                return Err(self.arg_fail(id, vlen));
             }
-            if needs_resolve(&at) && !self.is_resolved(aid) {
-                self.resolve(at, aid)?;
+            ps = &ps[..ps.len() - 2];
+        }
+        let check_names = n.flags() & BAD_ARG_NAME != 0;
+        for (i, p) in ps.chunks_exact(2).enumerate() {
+            let (no, aid) = (p[0], p[1]);
+            if check_names {
+                self.arg_checks_before_resolve(id, i, no, aid)?;
             }
-            if self.type_id_size(aid).is_none() {
-                return Err(bad(self));
+            self.resolve_sized(aid, |e| e.arg_fail(id, i + 1))?;
+        }
+        Ok(())
+    }
+
+    /// `btf_func_proto_check`'s tests of argument `i` before its resolve, made one by
+    /// one where the metas found a refused name: the type exists and is not
+    /// source-only, then the name.
+    #[cold]
+    #[inline(never)]
+    fn arg_checks_before_resolve(&mut self, id: u32, i: usize, no: u32, aid: u32) -> VResult {
+        match self.node(aid) {
+            Some(n) if !SOURCE_ONLY.has(n.kind()) => {}
+            _ => return Err(self.arg_fail(id, i + 1)),
+        }
+        if no != 0 && (!self.btf_name_offset_valid(no) || !self.ident(no)) {
+            return Err(self.arg_fail(id, i + 1));
+        }
+        Ok(())
+    }
+
+    /// `btf_check_all_types` (kernel/bpf/btf.c): `btf_resolve` from each type in id
+    /// order that needs it, and `btf_func_proto_check` of each FUNC_PROTO. No profile
+    /// flag changes it.
+    #[inline(never)]
+    fn btf_check_all_types(&mut self) -> VResult {
+        self.stage = BtfStage::CheckAllTypes;
+        self.phase = Phase::CheckType;
+        let work = core::mem::take(&mut self.work);
+        let res = self.turns(&work);
+        self.work = work;
+        res
+    }
+
+    /// The turns of `btf_check_all_types` that have something to do, in id order.
+    fn turns(&mut self, work: &[u32]) -> VResult {
+        for &id in work {
+            let Some(n) = self.node(id) else { break };
+            self.cursor = id;
+            self.log_type_id = id;
+            match n.kind() {
+                // btf_resolve of a FUNC: its one step, btf_func_resolve, never pushes,
+                // and btf_resolve_valid holds after it (resolved to a FUNC_PROTO, an
+                // id other than 0, size 0), so the walk is that step alone.
+                FUNC if n.visit() != RESOLVED => {
+                    self.btf_func_check(id, n.a())?;
+                    self.set_resolved(id, n.a(), 0);
+                }
+                FUNC_PROTO => self.btf_func_proto_check(id, n)?,
+                _ if n.flags() & DONE == 0 => self.btf_resolve(id, n.kind())?,
+                _ => {}
             }
         }
         Ok(())
     }
 
-    /// `btf_check_all_types`.
-    fn check_all_types(&mut self) -> VResult<()> {
-        let n = self.v.types.len() as u32;
-        self.visit = vec![NOT_VISITED; n as usize];
-        self.rids = vec![0; n as usize];
-        self.rsizes = vec![0; n as usize];
-        self.phase = Phase::CheckType;
-        let first = if self.v.base.is_some() { 0 } else { 1 };
-        for i in first..n {
-            let id = self.v.start_id + i;
-            let Some(t) = self.v.type_by_id(id) else {
-                return Err(fail(EINVAL, "Invalid type_id"));
+    // -----------------------------------------------------------------------------
+    // btf_check_type_tags
+    // -----------------------------------------------------------------------------
+
+    /// `btf_check_type_tags` (kernel/bpf/btf.c) over the modifiers in id order (its
+    /// loop passes over the other types): type tags only before other modifiers, chains
+    /// of at most 32. No profile flag changes it.
+    #[inline(never)]
+    fn btf_check_type_tags(&mut self) -> VResult {
+        self.stage = BtfStage::CheckTypeTags;
+        let good_id = i64::from(self.start_id()) - 1;
+        let mods = core::mem::take(&mut self.mods);
+        let res = self.type_tag_chains(&mods, good_id);
+        self.mods = mods;
+        res
+    }
+
+    /// The loop of `btf_check_type_tags` over the modifiers `mods`.
+    fn type_tag_chains(&mut self, mods: &[u32], mut good_id: i64) -> VResult {
+        for &i in mods {
+            let Some(mut k) = self.kind(i) else {
+                return Err(self.fail(EINVAL, "type tags: bad id"));
             };
-            self.log_type_id = id;
-            if needs_resolve(&t) && !self.is_resolved(id) {
-                self.resolve(t, id)?;
+            let mut chain_limit = 32;
+            let mut cur_id = i;
+            let mut in_tags = k == TYPE_TAG;
+            while MODIFIER.has(k) {
+                if chain_limit == 0 {
+                    return Err(self.msg_fail(Errno::ELOOP, "Max chain length or cycle detected"));
+                }
+                chain_limit -= 1;
+                if k == TYPE_TAG {
+                    if !in_tags {
+                        return Err(self.msg_fail(EINVAL, "Type tags don't precede modifiers"));
+                    }
+                } else {
+                    in_tags = false;
+                }
+                if i64::from(cur_id) <= good_id {
+                    break;
+                }
+                cur_id = self.st(cur_id);
+                match self.kind(cur_id) {
+                    Some(nk) => k = nk,
+                    None => return Err(self.fail(EINVAL, "type tags: bad id")),
+                }
             }
-            if t.kind() == BtfKind::FuncProto {
-                self.func_proto_check(&t)?;
-            }
+            good_id = i64::from(i);
         }
         Ok(())
     }
 }
 
 // ---------------------------------------------------------------------------------
-// header, sections, type tags, and the drivers
+// header and string section (btf_parse_hdr, btf_check_sec_info, btf_parse_str_sec)
 // ---------------------------------------------------------------------------------
+
+/// A check of `btf_parse` before the type section: its message, logged alone.
+fn pre_fail<L: BtfLog>(
+    log: &mut L,
+    stage: BtfStage,
+    errno: Errno,
+    m: &'static str,
+) -> (Fail, BtfStage) {
+    if log.needed() {
+        log.write(format_args!("{m}"));
+    }
+    (Fail { errno, reason: m }, stage)
+}
 
 fn hdr_from(data: &[u8]) -> (BtfHeader, u32) {
     let hdr_len = rd32(data, 4);
@@ -1522,58 +2739,55 @@ fn hdr_from(data: &[u8]) -> (BtfHeader, u32) {
     (h, hdr_len)
 }
 
-struct Pre<'l> {
-    log: &'l mut VerifierLog,
-}
+type PResult = Result<(), (Fail, BtfStage)>;
 
-impl Pre<'_> {
-    fn msg(&mut self, errno: Errno, m: &'static str) -> Fail {
-        if self.log.needed() {
-            self.log.write(format_args!("{m}"));
-        }
-        fail(errno, m)
-    }
-}
-
-/// `btf_parse_hdr` and `btf_check_sec_info`.
-fn parse_hdr(b: &mut BtfData, log: &mut VerifierLog) -> VResult<()> {
-    let mut p = Pre { log };
+/// `btf_parse_hdr` (kernel/bpf/btf.c), ending in `btf_check_sec_info`.
+/// No profile flag changes it.
+fn btf_parse_hdr<L: BtfLog>(b: &mut BtfData, log: &mut L) -> PResult {
+    let st = BtfStage::ParseHdr;
     let size = b.data.len() as u32;
     if size < 8 {
-        return Err(p.msg(EINVAL, "hdr_len not found"));
+        return Err(pre_fail(log, st, EINVAL, "hdr_len not found"));
     }
     let (hdr, hdr_len) = hdr_from(&b.data);
     if size < hdr_len {
-        return Err(p.msg(EINVAL, "btf_header not found"));
+        return Err(pre_fail(log, st, EINVAL, "btf_header not found"));
     }
     if hdr_len as usize > BTF_HEADER_SIZE
         && b.data[BTF_HEADER_SIZE..hdr_len as usize]
             .iter()
             .any(|&c| c != 0)
     {
-        return Err(p.msg(Errno::E2BIG, "Unsupported btf_header"));
+        return Err(pre_fail(log, st, Errno::E2BIG, "Unsupported btf_header"));
     }
-    b.hdr = hdr;
-    if p.log.needed() {
-        p.log.write(format_args!(
+    b.set_hdr(hdr);
+    if log.needed() {
+        log.write(format_args!(
             "magic: 0x{:x}\nversion: {}\nflags: 0x{:x}\nhdr_len: {}\ntype_off: {}\ntype_len: {}\nstr_off: {}\nstr_len: {}\nbtf_total_size: {}\n",
             hdr.magic, hdr.version, hdr.flags, hdr.hdr_len, hdr.type_off, hdr.type_len,
             hdr.str_off, hdr.str_len, size
         ));
     }
     if hdr.magic != BTF_MAGIC {
-        return Err(p.msg(EINVAL, "Invalid magic"));
+        return Err(pre_fail(log, st, EINVAL, "Invalid magic"));
     }
     if hdr.version != BTF_VERSION {
-        return Err(p.msg(Errno::ENOTSUPP, "Unsupported version"));
+        return Err(pre_fail(log, st, Errno::ENOTSUPP, "Unsupported version"));
     }
     if hdr.flags != 0 {
-        return Err(p.msg(Errno::ENOTSUPP, "Unsupported flags"));
+        return Err(pre_fail(log, st, Errno::ENOTSUPP, "Unsupported flags"));
     }
     if b.base.is_none() && size == hdr.hdr_len {
-        return Err(p.msg(EINVAL, "No data"));
+        return Err(pre_fail(log, st, EINVAL, "No data"));
     }
-    // btf_check_sec_info: sort (off, len) pairs with the kernel's int-cast comparator.
+    btf_check_sec_info(&hdr, size, log)
+}
+
+/// `btf_check_sec_info` (kernel/bpf/btf.c): the type and string sections, sorted by the
+/// kernel's int-cast comparator, fill the data after the header without gap or overlap.
+/// No profile flag changes it.
+fn btf_check_sec_info<L: BtfLog>(hdr: &BtfHeader, size: u32, log: &mut L) -> PResult {
+    let st = BtfStage::ParseHdr;
     let mut secs = [(hdr.type_off, hdr.type_len), (hdr.str_off, hdr.str_len)];
     let cmp = |x: (u32, u32), y: (u32, u32)| -> i32 {
         let d = x.0.wrapping_sub(y.0) as i32;
@@ -1590,221 +2804,230 @@ fn parse_hdr(b: &mut BtfData, log: &mut VerifierLog) -> VResult<()> {
     let expected = size.wrapping_sub(hdr.hdr_len);
     for (off, len) in secs {
         if expected < off {
-            return Err(p.msg(EINVAL, "Invalid section offset"));
+            return Err(pre_fail(log, st, EINVAL, "Invalid section offset"));
         }
         if total < off {
-            return Err(p.msg(EINVAL, "Unsupported section found"));
+            return Err(pre_fail(log, st, EINVAL, "Unsupported section found"));
         }
         if total > off {
-            return Err(p.msg(EINVAL, "Section overlap found"));
+            return Err(pre_fail(log, st, EINVAL, "Section overlap found"));
         }
         if expected - total < len {
-            return Err(p.msg(EINVAL, "Total section length too long"));
+            return Err(pre_fail(log, st, EINVAL, "Total section length too long"));
         }
         total += len;
     }
     if expected != total {
-        return Err(p.msg(EINVAL, "Unsupported section found"));
+        return Err(pre_fail(log, st, EINVAL, "Unsupported section found"));
     }
     Ok(())
 }
 
-/// `btf_parse_str_sec`.
-fn parse_str_sec(b: &mut BtfData, log: &mut VerifierLog) -> VResult<()> {
-    let mut p = Pre { log };
+/// `btf_parse_str_sec` (kernel/bpf/btf.c).
+/// No profile flag changes it.
+fn btf_parse_str_sec<L: BtfLog>(b: &mut BtfData, log: &mut L) -> PResult {
+    let st = BtfStage::ParseStrSec;
     let h = b.hdr;
     let start = h.hdr_len as usize + h.str_off as usize;
     let end = start + h.str_len as usize;
     if end != b.data.len() {
-        return Err(p.msg(EINVAL, "String section is not at the end"));
+        return Err(pre_fail(
+            log,
+            st,
+            EINVAL,
+            "String section is not at the end",
+        ));
     }
     b.str_start = start;
     if b.base.is_some() && h.str_len == 0 {
         return Ok(());
     }
     if h.str_len == 0 || h.str_len - 1 > BTF_MAX_NAME_OFFSET || b.data[end - 1] != 0 {
-        return Err(p.msg(EINVAL, "Invalid string section"));
+        return Err(pre_fail(log, st, EINVAL, "Invalid string section"));
     }
     if b.base.is_none() && b.data[start] != 0 {
-        return Err(p.msg(EINVAL, "Invalid string section"));
+        return Err(pre_fail(log, st, EINVAL, "Invalid string section"));
     }
     Ok(())
 }
 
-/// `btf_add_type`'s growth of the `types` array, kept to reproduce its limit check.
-pub(crate) struct TypesCap {
-    pub(crate) size: u32,
+// ---------------------------------------------------------------------------------
+// the drivers
+// ---------------------------------------------------------------------------------
+
+/// What the type section's passes hand back: `btf->types` and, after the resolve
+/// pass, the slots (the resolved ids and sizes).
+struct Accepted {
+    types: Vec<u32>,
+    resolved: Option<Vec<Node>>,
 }
 
-impl TypesCap {
-    pub(crate) fn add(&mut self, nr_types: u32, start_id: u32) -> bool {
-        if self.size == nr_types {
-            if start_id.wrapping_add(self.size) == BTF_MAX_TYPE {
-                return false;
-            }
-            let expand = (self.size >> 2).max(16);
-            self.size = BTF_MAX_TYPE.min(self.size + expand);
-        }
-        true
-    }
-}
-
-/// `btf_check_all_metas`: fills `b.types`.
-fn check_all_metas(b: &mut BtfData, log: &mut VerifierLog, sem: Semantics) -> VResult<()> {
-    let h = b.hdr;
-    let cur0 = h.hdr_len as usize + h.type_off as usize;
-    let end = cur0 + h.type_len as usize;
-    let mut types = core::mem::take(&mut b.types);
-    let mut cap = TypesCap { size: 0 };
-    if b.base.is_none() {
-        // btf_add_type lazily puts VOID first; it takes a slot of the first growth.
-        if cap.add(0, b.start_id) {
-            types.push(VOID_OFF);
-        }
-    }
-    let res = {
-        let v = View {
-            data: &b.data,
-            types: &[],
-            start_id: b.start_id,
-            start_str_off: b.start_str_off,
-            str_start: b.str_start,
-            str_len: h.str_len,
-            types_end: end,
-            base: b.base.as_ref().map(|x| x.data()),
-        };
-        let mut env = Env::new(v, log, sem);
-        env.log_type_id = if b.base.is_some() { b.start_id } else { 1 };
-        let mut cur = cur0;
-        let mut res = Ok(());
-        while cur < end {
-            let t = TypeRef::new(&b.data[cur..end], env.log_type_id);
-            match env.check_meta(&t, (end - cur) as u32) {
-                Ok(sz) => {
-                    if !cap.add(types.len() as u32, b.start_id) {
-                        vlog!(env, "Exceeded max num of types");
-                        res = Err(fail(Errno::E2BIG, "Exceeded max num of types"));
-                        break;
-                    }
-                    types.push(cur as u32);
-                    cur += sz as usize;
-                    env.log_type_id += 1;
-                }
-                Err(e) => {
-                    res = Err(e);
-                    break;
-                }
-            }
-        }
-        res
-    };
-    b.types = types;
-    res
-}
-
-/// `btf_check_type_tags`.
-fn check_type_tags(b: &BtfData, log: &mut VerifierLog, start_id: u32) -> VResult<()> {
-    let v = b.view();
-    let n = v.nr_types();
-    let mut good_id = start_id as i64 - 1;
-    let mut p = Pre { log };
-    for i in start_id..n {
-        let Some(mut t) = v.type_by_id(i) else {
-            return Err(fail(EINVAL, "type tags: bad id"));
-        };
-        if !t.is_modifier() {
-            continue;
-        }
-        let mut chain_limit = 32i32;
-        let mut cur_id = i;
-        let mut in_tags = t.kind() == BtfKind::TypeTag;
-        while t.is_modifier() {
-            if chain_limit == 0 {
-                return Err(p.msg(Errno::ELOOP, "Max chain length or cycle detected"));
-            }
-            chain_limit -= 1;
-            if t.kind() == BtfKind::TypeTag {
-                if !in_tags {
-                    return Err(p.msg(EINVAL, "Type tags don't precede modifiers"));
-                }
-            } else if in_tags {
-                in_tags = false;
-            }
-            if cur_id as i64 <= good_id {
-                break;
-            }
-            cur_id = t.type_id();
-            match v.type_by_id(cur_id) {
-                Some(nt) => t = nt,
-                None => return Err(fail(EINVAL, "type tags: bad id")),
-            }
-        }
-        good_id = i as i64;
-    }
-    Ok(())
-}
-
-impl<'a, 'l> Env<'a, 'l> {
-    fn new(v: View<'a>, log: &'l mut VerifierLog, sem: Semantics) -> Self {
-        Env {
-            v,
-            log,
-            log_type_id: 0,
-            phase: Phase::CheckMeta,
-            resolve_mode: ResolveMode::Tbd,
-            visit: Vec::new(),
-            rids: Vec::new(),
-            rsizes: Vec::new(),
-            stack: [None; MAX_RESOLVE_DEPTH],
-            top: 0,
-            sem,
-            ident_cache: Vec::new(),
-        }
-    }
-}
-
-fn run(b: &mut BtfData, opts: &ParseOpts, log: &mut VerifierLog, fast: bool) -> VResult<()> {
-    parse_hdr(b, log)?;
-    parse_str_sec(b, log)?;
+/// `btf_parse_type_sec` (kernel/bpf/btf.c) (its own checks, `btf_check_all_metas`, with
+/// `resolve` `btf_check_all_types`), then `btf_check_type_tags`, over `b` whose header
+/// and string section are checked. No profile flag changes it.
+fn btf_check_types<L: BtfLog>(
+    b: &BtfData,
+    log: &mut L,
+    opts: &ParseOpts,
+) -> Result<Accepted, (Fail, BtfStage)> {
     let h = b.hdr;
     if h.type_off & 3 != 0 {
-        return Err(Pre { log }.msg(EINVAL, "Unaligned type_off"));
+        return Err(pre_fail(
+            log,
+            BtfStage::ParseTypeSec,
+            EINVAL,
+            "Unaligned type_off",
+        ));
     }
     if b.base.is_none() && h.type_len == 0 {
-        return Err(Pre { log }.msg(EINVAL, "No type found"));
+        return Err(pre_fail(
+            log,
+            BtfStage::ParseTypeSec,
+            EINVAL,
+            "No type found",
+        ));
     }
-    if fast
-        && !log.needed()
-        && let Some(acc) = super::fast::verify(b, opts.resolve, opts.sem)
-    {
-        b.types = acc.types;
-        if let Some((rids, rsizes)) = acc.resolved {
-            b.resolved_ids = rids;
-            b.resolved_sizes = rsizes;
-        }
-        return Ok(());
+    let cur0 = h.hdr_len as usize + h.type_off as usize;
+    let end = cur0 + h.type_len as usize;
+    let sec = b.data.get(cur0..end).unwrap_or(&[]);
+    let whole = sec.len() & !3;
+    // SAFETY: every bit pattern is a valid u32, and `align_to` returns only the
+    // correctly aligned middle part of the slice.
+    let (pre, mid, _) = unsafe { sec[..whole].align_to::<u32>() };
+    let copy: Vec<u32>;
+    let w: &[u32] = if pre.is_empty() {
+        mid
+    } else {
+        copy = sec
+            .chunks_exact(4)
+            .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        &copy
+    };
+    let str_end = (b.str_start + h.str_len as usize).min(b.data.len());
+    let strs = b.data.get(b.str_start..str_end).unwrap_or(&[]);
+    let base = b.base.as_ref().map(|x| x.data());
+    let words = Words {
+        data: &b.data,
+        w,
+        sec: cur0,
+        types_end: end,
+        type_len: h.type_len as usize,
+        base,
+        start_id: b.start_id,
+        start_str_off: b.start_str_off,
+        str_start: b.str_start,
+        str_len: h.str_len,
+        names: Names::new(strs),
+    };
+    if base.is_some() {
+        Env::<L, true>::run(words, log, opts)
+    } else {
+        Env::<L, false>::run(words, log, opts)
     }
-    check_all_metas(b, log, opts.sem)?;
-    if opts.resolve {
-        let (rids, rsizes) = {
-            let mut env = Env::new(b.view(), log, opts.sem);
-            env.check_all_types()?;
-            (env.rids, env.rsizes)
+}
+
+/// What the engine reads: the blob, its type section's words, the string section.
+struct Words<'a> {
+    data: &'a [u8],
+    w: &'a [u32],
+    sec: usize,
+    types_end: usize,
+    type_len: usize,
+    base: Option<&'a BtfData>,
+    start_id: u32,
+    start_str_off: u32,
+    str_start: usize,
+    str_len: u32,
+    names: Names<'a>,
+}
+
+impl<'a, 'l, L: BtfLog, const SPLIT: bool> Env<'a, 'l, L, SPLIT> {
+    /// The three passes: `btf_check_all_metas`, with `opts.resolve`
+    /// `btf_check_all_types`, then `btf_check_type_tags`.
+    fn run(x: Words<'a>, log: &'l mut L, opts: &ParseOpts) -> Result<Accepted, (Fail, BtfStage)> {
+        let mut env = Env::<'a, 'l, L, SPLIT> {
+            log,
+            data: x.data,
+            w: x.w,
+            sec: x.sec,
+            types_end: x.types_end,
+            type_len: x.type_len,
+            base: x.base,
+            start_id: x.start_id,
+            start_str_off: x.start_str_off,
+            str_start: x.str_start,
+            str_len: x.str_len,
+            names: x.names,
+            sem: opts.sem,
+            rec: Vec::new(),
+            nodes: Vec::new(),
+            mods: Vec::new(),
+            work: Vec::new(),
+            cursor: 0,
+            stack: [(0, 0); MAX_RESOLVE_DEPTH],
+            top: 0,
+            mode: MODE_TBD,
+            log_type_id: 0,
+            phase: Phase::CheckMeta,
+            stage: BtfStage::CheckAllMetas,
+            failed: Fail {
+                errno: EINVAL,
+                reason: "",
+            },
         };
-        b.resolved_ids = rids;
-        b.resolved_sizes = rsizes;
+        let passes = |env: &mut Self| -> VResult {
+            env.btf_check_all_metas(opts.resolve)?;
+            if opts.resolve {
+                env.btf_check_all_types()?;
+            }
+            env.btf_check_type_tags()
+        };
+        if passes(&mut env).is_err() {
+            return Err((env.failed, env.stage));
+        }
+        let resolved = opts.resolve.then(|| core::mem::take(&mut env.nodes));
+        Ok(Accepted {
+            types: core::mem::take(&mut env.rec),
+            resolved,
+        })
     }
-    let start = if b.base.is_some() { b.start_id } else { 1 };
-    check_type_tags(b, log, start)
+}
+
+fn verify_with<L: BtfLog>(
+    data: Box<[u8]>,
+    base: Option<BtfRef>,
+    opts: &ParseOpts,
+    log: &mut L,
+) -> Result<BtfData, (Fail, BtfStage)> {
+    if data.len() > BTF_MAX_SIZE as usize && base.is_none() {
+        return Err((
+            Fail {
+                errno: Errno::E2BIG,
+                reason: "btf_size > BTF_MAX_SIZE",
+            },
+            BtfStage::Parse,
+        ));
+    }
+    let mut b = BtfData::new(data, base);
+    btf_parse_hdr(&mut b, log)?;
+    btf_parse_str_sec(&mut b, log)?;
+    let acc = btf_check_types(&b, log, opts)?;
+    b.types = acc.types;
+    if let Some(slots) = acc.resolved {
+        b.resolved = slots;
+    }
+    Ok(b)
 }
 
 /// Runs the BTF verifier over `data`: what `btf_parse` (kernel/bpf/btf.c) does for
 /// `BPF_BTF_LOAD` up to and including `btf_check_type_tags`; with `base` set, what
 /// `btf_parse_module` does for a module's split BTF. Struct metas are built by the
-/// caller ([`crate::btf::object::btf_parse`]).
+/// caller (`crate::record::bpf_btf_load`).
 ///
-/// At log level 0 it first tries the accepting path of `fast`, which either accepts
-/// with the same result or hands over to the exact path ([`btf_verify_exact`]).
+/// At log level 0 the engine runs with [`NoLog`], at any other level with a
+/// [`VerifierLog`]: the same checks in the same order, so the same verdict, errno,
+/// reason, type offsets and resolved ids and sizes.
 ///
 /// Profile flag: `btf_tag_kflag` (kind_flag allowed on TYPE_TAG and DECL_TAG).
 pub fn btf_verify(
@@ -1812,82 +3035,28 @@ pub fn btf_verify(
     base: Option<BtfRef>,
     opts: &ParseOpts,
 ) -> Result<(BtfData, VerifierLog), BtfParseError> {
-    verify_with(data, base, opts, true)
-}
-
-/// [`btf_verify`] on the exact path only (`btf_parse`, kernel/bpf/btf.c, check by
-/// check, with the kernel's log); what the tests hold the fast path to. Profile flag:
-/// `btf_tag_kflag`.
-pub fn btf_verify_exact(
-    data: Box<[u8]>,
-    base: Option<BtfRef>,
-    opts: &ParseOpts,
-) -> Result<(BtfData, VerifierLog), BtfParseError> {
-    verify_with(data, base, opts, false)
-}
-
-/// The accepting path of `btf_parse` (kernel/bpf/btf.c) alone, for base BTF: `Some`
-/// with what [`btf_verify_exact`] would return when it accepts, `None` whenever the
-/// exact path must decide (a rejection, split BTF, or a case the fast path leaves to
-/// it). What the tests compare. Profile flag: `btf_tag_kflag`.
-pub fn btf_verify_fast(data: Box<[u8]>, opts: &ParseOpts) -> Option<BtfData> {
-    if data.len() > BTF_MAX_SIZE as usize {
-        return None;
+    let err = |(f, stage): (Fail, BtfStage), log: Vec<u8>| BtfParseError {
+        errno: f.errno,
+        reason: f.reason,
+        stage,
+        log,
+    };
+    if opts.log_level == 0 {
+        return match verify_with(data, base, opts, &mut NoLog) {
+            Ok(b) => Ok((b, VerifierLog::new(0))),
+            Err(e) => Err(err(e, Vec::new())),
+        };
     }
-    let mut b = BtfData::new(data, None);
-    let mut log = VerifierLog::new(0);
-    parse_hdr(&mut b, &mut log).ok()?;
-    parse_str_sec(&mut b, &mut log).ok()?;
-    if b.hdr.type_off & 3 != 0 || b.hdr.type_len == 0 {
-        return None;
-    }
-    let acc = super::fast::verify(&b, opts.resolve, opts.sem)?;
-    b.types = acc.types;
-    if let Some((rids, rsizes)) = acc.resolved {
-        b.resolved_ids = rids;
-        b.resolved_sizes = rsizes;
-    }
-    Some(b)
-}
-
-fn verify_with(
-    data: Box<[u8]>,
-    base: Option<BtfRef>,
-    opts: &ParseOpts,
-    fast: bool,
-) -> Result<(BtfData, VerifierLog), BtfParseError> {
     let mut log = VerifierLog::new(opts.log_level);
-    if data.len() > BTF_MAX_SIZE as usize && base.is_none() {
-        return Err(BtfParseError {
-            errno: Errno::E2BIG,
-            reason: "btf_size > BTF_MAX_SIZE",
-            log: Vec::new(),
-        });
-    }
-    let mut b = BtfData::new(data, base);
-    match run(&mut b, opts, &mut log, fast) {
-        Ok(()) => Ok((b, log)),
-        Err(f) => Err(BtfParseError {
-            errno: f.errno,
-            reason: f.reason,
-            log: log.into_bytes(),
-        }),
+    match verify_with(data, base, opts, &mut log) {
+        Ok(b) => Ok((b, log)),
+        Err(e) => Err(err(e, log.into_bytes())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ctype_matches_kernel_table() {
-        let [first, rest] = &NAME_OK;
-        assert!(first[b'a' as usize] && first[b'Z' as usize] && !first[b'0' as usize]);
-        assert!(rest[b'7' as usize] && rest[b'_' as usize] && !rest[b'-' as usize]);
-        assert!(first[0xc0] && first[0xff] && !first[0xd7] && !first[0xf7] && !first[0x80]);
-        assert!(!isprint(0x80) && isprint(0xa0) && isprint(b' ') && !isprint(b'\n'));
-        assert!(!isprint(0x7f));
-    }
 
     #[test]
     fn types_cap_limit() {
@@ -1900,5 +3069,24 @@ mod tests {
             }
         }
         assert_eq!(n, BTF_MAX_TYPE);
+    }
+
+    #[test]
+    fn kind_sets_are_the_kernel_predicates() {
+        use BtfKind as K;
+        for k in 0..=BTF_KIND_MAX {
+            let kind = BtfKind::from_u8(k).unwrap_or(K::Unkn);
+            let t = |ks: &[BtfKind]| ks.contains(&kind);
+            assert_eq!(
+                MODIFIER.has(k),
+                t(&[K::Typedef, K::Volatile, K::Const, K::Restrict, K::TypeTag])
+            );
+            assert_eq!(HAS_SIZE.has(k), super::super::types::has_size(kind));
+            assert_eq!(
+                SIZED.has(k),
+                HAS_SIZE.has(k) || t(&[K::Ptr, K::Array]),
+                "kind {k}"
+            );
+        }
     }
 }

@@ -216,7 +216,9 @@ impl Walk<'_> {
     /// `btf_get_field_type`.
     fn get_field_type(&self, t: &TypeRef<'_>, seen: &mut u32) -> KResult<F> {
         let n = name(self.d, t);
-        let table: [(F, bool); 10] = [
+        // Every special struct's name starts with `bpf_`: no other name is compared.
+        let candidates = if n.starts_with(b"bpf_") { 10 } else { 0 };
+        const TABLE: [(F, bool); 10] = [
             (F::SPIN_LOCK, true),
             (F::RES_SPIN_LOCK, true),
             (F::TIMER, true),
@@ -228,7 +230,7 @@ impl Walk<'_> {
             (F::RB_NODE, false),
             (F::REFCOUNT, false),
         ];
-        for (ty, unique) in table {
+        for &(ty, unique) in TABLE.iter().take(candidates) {
             if !self.mask.intersects(ty) || ty.struct_name().map(str::as_bytes) != Some(n) {
                 continue;
             }

@@ -9,7 +9,9 @@ use super::field::{BtfFieldType as F, BtfRecord, KptrBtf};
 use super::find::{Found, find_by_name_kind, find_kptr};
 use super::parse::{btf_check_and_fixup_fields, btf_parse_fields};
 use crate::btf::uapi::BtfKind;
-use crate::btf::{Btf, BtfOrigin, BtfParseError, BtfRef, KernelBtfs, ParseOpts, btf_verify};
+use crate::btf::{
+    Btf, BtfOrigin, BtfParseError, BtfRef, BtfStage, KernelBtfs, ParseOpts, btf_verify,
+};
 use crate::errno::{Errno, KResult};
 use crate::profile::Semantics;
 use crate::sync::Arc;
@@ -268,13 +270,11 @@ pub fn bpf_btf_load(
     let (d, log) = btf_verify(data.into(), None, &opts)?;
     let log = log.into_bytes();
     let mut btf = Btf::new(d, "", BtfOrigin::User);
-    let fail = |errno: Errno, reason: &'static str, log: &Vec<u8>| BtfParseError {
-        errno,
-        reason,
-        log: log.clone(),
+    let fail = |errno: Errno, stage: BtfStage, log: &Vec<u8>| {
+        BtfParseError::after_verifier(errno, stage, log.clone())
     };
     let tab = btf_parse_struct_metas(&btf, kernel, sem)
-        .map_err(|e| fail(e, "btf_parse_struct_metas", &log))?;
+        .map_err(|e| fail(e, BtfStage::ParseStructMetas, &log))?;
     if let Some(mut tab) = tab {
         // The fix-ups read other entries (does the contained type have a meta, does
         // it own anything): take that summary first, then fix each record up.
@@ -292,20 +292,17 @@ pub fn bpf_btf_load(
         for (id, r) in tab.types.iter_mut() {
             btf_check_and_fixup_fields(&btf, &lookup, r, sem)
                 .map_err(|e| crate::why::within(e, *id, None, None))
-                .map_err(|e| fail(e, "btf_check_and_fixup_fields", &log))?;
+                .map_err(|e| fail(e, BtfStage::CheckAndFixupFields, &log))?;
         }
         if sem.ownership_depth {
             btf_check_ownership_depth(&btf, &tab)
-                .map_err(|e| fail(e, "btf_check_ownership_depth", &log))?;
+                .map_err(|e| fail(e, BtfStage::CheckOwnershipDepth, &log))?;
         }
         btf.set_struct_metas(Arc::new(tab));
     }
     // btf_new_fd: the id is allocated only once btf_parse (struct metas and their
     // fix-ups included) has succeeded (btf_alloc_id).
-    crate::btf::BtfIdr::publish(kernel.idr(), &mut btf).map_err(|e| BtfParseError {
-        errno: e,
-        reason: "btf_alloc_id",
-        log: log.clone(),
-    })?;
+    crate::btf::BtfIdr::publish(kernel.idr(), &mut btf)
+        .map_err(|e| fail(e, BtfStage::AllocId, &log))?;
     Ok((btf, log))
 }
