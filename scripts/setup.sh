@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build and the tests need on a fresh Debian machine: clang-19 and
 # llvm-19 (to rebuild the BPF fixtures), libbpf-dev (the benchmark peer), bpftool (the
-# type-dump comparison), pkg-config. Idempotent; installs only what is missing.
+# type-dump comparison), pkg-config, g++ (libFuzzer, built by fuzz/run.sh), python3
+# (the fixture manifest). Idempotent; installs only what is missing.
 set -euo pipefail
 for tool in cargo cc; do
   command -v "$tool" >/dev/null 2>&1 || {
@@ -10,7 +11,7 @@ for tool in cargo cc; do
   }
 done
 need=()
-for p in clang-19 llvm-19 libbpf-dev bpftool pkg-config; do
+for p in clang-19 llvm-19 libbpf-dev bpftool pkg-config g++ python3; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -7,7 +7,13 @@
  * every map as the kernel reports it. Nothing is pinned; every fd is closed
  * when the object is closed.
  *
- * Usage: prepare OBJ.o      (libbpf's object name comes from OBJ's file name)
+ * Never give it an object whose layout makes the kernel WARN (a value with both
+ * bpf_spin_lock and bpf_res_spin_lock, a graph root guarded only by a
+ * bpf_res_spin_lock, ...: kptr_tests::KERNEL_UNSAFE_FIXTURES): loading or closing
+ * it taints the machine. It loads nothing unless KPTR_PREPARE_CHECKED=1 says the
+ * caller has asked the model first, as tests/tests/libbpf_prepare.rs does.
+ *
+ * Usage: KPTR_PREPARE_CHECKED=1 prepare OBJ.o   (the object name comes from OBJ)
  * Exit: 0 after printing, also when libbpf refuses the object
  * ({"open_error": errno} or {"load_error": errno, ...}); 2 on a usage error.
  */
@@ -67,6 +73,11 @@ int main(int argc, char **argv)
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s OBJ.o\n", argv[0]);
+		return 2;
+	}
+	if (!getenv("KPTR_PREPARE_CHECKED")) {
+		fprintf(stderr, "%s: not loading %s: set KPTR_PREPARE_CHECKED=1 once the "
+			"model says it raises no kernel WARN\n", argv[0], argv[1]);
 		return 2;
 	}
 	libbpf_set_print(quiet);

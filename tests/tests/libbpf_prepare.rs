@@ -50,7 +50,12 @@ fn build_prepare() -> Result<PathBuf, String> {
 }
 
 fn libbpf_verdict(prep: &Path, obj: &Path) -> Value {
-    let out = Command::new(prep).arg(obj).output().expect("run prepare");
+    // Only objects the model has checked for kernel WARNs get here.
+    let out = Command::new(prep)
+        .env("KPTR_PREPARE_CHECKED", "1")
+        .arg(obj)
+        .output()
+        .expect("run prepare");
     assert!(out.status.success(), "prepare {}: {:?}", obj.display(), out);
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("prepare {}: {e}: {:?}", obj.display(), out.stdout))
