@@ -50,19 +50,7 @@ mod func {
     pub const CGRP_STORAGE_GET: i32 = 210;
 }
 
-/// Instruction opcodes.
-mod op {
-    pub const LD_IMM64: u8 = 0x18; // BPF_LD | BPF_IMM | BPF_DW
-    pub const ST_DW: u8 = 0x7a; // BPF_ST | BPF_MEM | BPF_DW
-    pub const LDX_DW: u8 = 0x79; // BPF_LDX | BPF_MEM | BPF_DW
-    pub const MOV64_X: u8 = 0xbf; // BPF_ALU64 | BPF_MOV | BPF_X
-    pub const MOV64_K: u8 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
-    pub const ADD64_K: u8 = 0x07; // BPF_ALU64 | BPF_ADD | BPF_K
-    pub const JEQ_K: u8 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    pub const JNE_K: u8 = 0x55; // BPF_JMP | BPF_JNE | BPF_K
-    pub const CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
-    pub const EXIT: u8 = 0x95; // BPF_JMP | BPF_EXIT
-}
+use crate::oracle::op;
 
 /// `BPF_PSEUDO_MAP_FD`.
 const PSEUDO_MAP_FD: u8 = 1;

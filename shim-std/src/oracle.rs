@@ -556,8 +556,9 @@ pub enum ProbeAccess {
     Load8,
 }
 
-/// Instruction classes, sizes and ops used by the probe.
-mod op {
+/// BPF instruction opcodes the probes use (include/uapi/linux/bpf_common.h).
+pub mod op {
+    #![allow(missing_docs)]
     pub const LD_IMM64: u8 = 0x18; // BPF_LD | BPF_IMM | BPF_DW
     pub const ST_W: u8 = 0x62; // BPF_ST | BPF_MEM | BPF_W
     pub const ST_B: u8 = 0x72; // BPF_ST | BPF_MEM | BPF_B
@@ -567,6 +568,7 @@ mod op {
     pub const MOV64_K: u8 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
     pub const ADD64_K: u8 = 0x07; // BPF_ALU64 | BPF_ADD | BPF_K
     pub const JEQ_K: u8 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    pub const JNE_K: u8 = 0x55; // BPF_JMP | BPF_JNE | BPF_K
     pub const CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
     pub const EXIT: u8 = 0x95; // BPF_JMP | BPF_EXIT
 }
