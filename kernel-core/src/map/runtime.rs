@@ -23,7 +23,7 @@ use super::types::*;
 use crate::errno::{Errno, KResult};
 use crate::obj::uptr::{bpf_obj_pin_uptrs, bpf_obj_unpin_uptrs};
 use crate::obj::{BpfRuntime, Words, WordsBuf, bpf_obj_free_fields, bpf_obj_init};
-use crate::record::{BtfFieldType as F, BtfRecord};
+use crate::record::{BtfFieldType as F, BtfRecord, btf_record_free};
 use crate::sync::Word;
 use crate::sync::{Arc, AtomicBool, Ordering, SpinLock};
 use crate::trace::{Event, emit};
@@ -1583,9 +1583,9 @@ impl MapFree {
         emit(Event::Map {
             what: "btf_record_free(map->record)",
         });
-        drop(m.map.record.take());
+        btf_record_free(m.map.record.take());
         if let Storage::Local(ls) = &mut m.storage {
-            drop(ls.record_free());
+            btf_record_free(ls.record_free());
         }
         if m.map.btf.is_some() {
             emit(Event::Map {

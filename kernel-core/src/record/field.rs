@@ -6,7 +6,7 @@ use core::ptr::NonNull;
 
 use super::metas::MetaRec;
 use crate::btf::{Btf, BtfIdr, BtfRef};
-use crate::module::{Module, module_put};
+use crate::module::Module;
 use crate::profile::Semantics;
 use crate::sync::Arc;
 
@@ -289,24 +289,6 @@ pub struct BtfFieldKptr {
     /// (see `btf_check_and_fixup_record`); `None` elsewhere, where each release looks
     /// it up (`btf_find_struct_meta`) as the kernel does every time.
     pub pointee_meta: Option<MetaRec>,
-}
-
-impl Drop for BtfFieldKptr {
-    /// The kptr half of `btf_record_free` (kernel/bpf/syscall.c): `module_put`, then
-    /// `if (btf_is_kernel(kptr.btf)) btf_put(kptr.btf)`. The test reads the BTF even for
-    /// a local kptr that holds no reference (v6.12+): a record dropped after its BTF
-    /// was freed (the map's BTF put first) reads freed memory, which
-    /// [`UnrefBtf::btf_is_kernel`] reports. A held reference is put when `btf` drops.
-    fn drop(&mut self) {
-        if let Some(m) = self.module.take() {
-            module_put(&m);
-        }
-        if let KptrBtf::Borrowed(b) = &self.btf {
-            let _ = b.btf_is_kernel(
-                "use after free: btf_record_free read a freed BTF (btf_is_kernel(kptr.btf))",
-            );
-        }
-    }
 }
 
 /// `struct btf_field_graph_root`.

@@ -3,6 +3,7 @@
 
 pub mod field;
 pub mod find;
+pub mod free;
 pub mod metas;
 pub mod parse;
 
@@ -10,11 +11,12 @@ pub use field::{
     BtfField, BtfFieldGraphRoot, BtfFieldKptr, BtfFieldType, BtfRecord, KptrBtf, KptrDtor, UnrefBtf,
 };
 pub use find::{FieldInfo, btf_find_field};
+pub use free::btf_record_free;
 pub use metas::{
     BtfStructMetas, bpf_btf_load, btf_check_ownership_depth, btf_parse_struct_metas,
     struct_meta_mask,
 };
 pub use parse::{
     RecordResult, btf_check_and_fixup_fields, btf_check_and_fixup_record, btf_parse_fields,
-    btf_parse_kptr, btf_record_dup, btf_record_equal, btf_record_free,
+    btf_parse_kptr, btf_record_dup, btf_record_equal,
 };

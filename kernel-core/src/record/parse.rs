@@ -1,6 +1,6 @@
 //! Building records: `btf_parse_fields`, `btf_parse_kptr`, `btf_parse_graph_root`,
-//! `btf_check_and_fixup_fields` (kernel/bpf/btf.c) and `btf_record_free`,
-//! `btf_record_dup`, `btf_record_equal` (kernel/bpf/syscall.c).
+//! `btf_check_and_fixup_fields` (kernel/bpf/btf.c) and `btf_record_dup`,
+//! `btf_record_equal` (kernel/bpf/syscall.c).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -9,6 +9,7 @@ use super::field::{
     BtfField, BtfFieldGraphRoot, BtfFieldKptr, BtfFieldType as F, BtfRecord, KptrBtf, KptrDtor,
 };
 use super::find::{FieldInfo, btf_find_field};
+use super::free::btf_record_free;
 use super::metas::{BtfStructMetas, find_meta};
 use crate::btf::{BtfRef, KernelBtfs, btf_get};
 use crate::errno::{Errno, KResult};
@@ -470,18 +471,16 @@ pub fn btf_check_and_fixup_record(
     Ok(())
 }
 
-/// `btf_record_free`: releases each field's module and held BTF reference, then the
-/// record.
-pub fn btf_record_free(rec: Option<BtfRecord>) {
-    drop(rec)
-}
-
 /// `btf_record_dup`: a deep copy taking new references (`btf_get` on held BTFs,
-/// `try_module_get` on modules). -ENXIO if a module is going; as in the kernel, the
-/// BTF reference already taken for that field is then leaked (the field was not yet
-/// counted, so the error path does not put it).
+/// `try_module_get` on modules). -ENXIO if a module is going: the fields copied so far
+/// are released by `btf_record_free`; as in the kernel, the BTF reference already
+/// taken for the failing field is leaked (the field was not yet counted).
 pub fn btf_record_dup(rec: &BtfRecord) -> KResult<BtfRecord> {
-    let mut fields = Vec::with_capacity(rec.fields.len());
+    // new_rec->cnt = 0: fields are counted (pushed) once their references are taken.
+    let mut new_rec = BtfRecord {
+        fields: Vec::with_capacity(rec.fields.len()),
+        ..*rec
+    };
     for f in &rec.fields {
         let kptr = match &f.kptr {
             None => None,
@@ -499,6 +498,7 @@ pub fn btf_record_dup(rec: &BtfRecord) -> KResult<BtfRecord> {
                 {
                     // Kernel behaviour: the btf_get above is never put.
                     core::mem::forget(btf);
+                    btf_record_free(Some(new_rec));
                     return Err(Errno::ENXIO);
                 }
                 Some(BtfFieldKptr {
@@ -514,7 +514,7 @@ pub fn btf_record_dup(rec: &BtfRecord) -> KResult<BtfRecord> {
                 })
             }
         };
-        fields.push(BtfField {
+        new_rec.fields.push(BtfField {
             offset: f.offset,
             size: f.size,
             ty: f.ty,
@@ -522,7 +522,7 @@ pub fn btf_record_dup(rec: &BtfRecord) -> KResult<BtfRecord> {
             graph_root: f.graph_root.clone(),
         });
     }
-    Ok(BtfRecord { fields, ..*rec })
+    Ok(new_rec)
 }
 
 /// `btf_record_equal`: the kernel compares the records byte for byte, so pointer
