@@ -252,6 +252,15 @@ impl Semantics {
         Self::V6_18,
     ];
 
+    /// The same behaviour as `o`, flag for flag, whatever the two are named (a profile
+    /// changed with `--set` and back again is the profile it started from).
+    pub fn same_flags(&self, o: &Semantics) -> bool {
+        Semantics {
+            name: o.name,
+            ..*self
+        } == *o
+    }
+
     /// Looks a profile up by name.
     pub fn by_name(name: &str) -> Option<Semantics> {
         Self::ALL.iter().copied().find(|s| s.name == name)

@@ -58,6 +58,9 @@ pub struct MapReport {
     pub record_why: Option<crate::why::Culprit>,
     /// The kernel WARNs creating the map raised.
     pub warnings: Vec<&'static str>,
+    /// Closing the map WARNs: its record's graph root is guarded only by a
+    /// `bpf_res_spin_lock` ([`kernel_core::obj::graph_root_free_warns`]).
+    pub close_warns: bool,
 }
 
 /// The whole answer for one object.
@@ -70,7 +73,7 @@ pub struct CheckReport {
     /// The verifier's message for a refused BTF (last log line), if it logs one.
     pub btf_log: Option<String>,
     /// The kernel function that refused the BTF when it logs nothing (struct metas).
-    pub btf_stage: Option<&'static str>,
+    pub btf_stage: Option<kernel_core::btf::BtfStage>,
     /// Maps (empty when BTF load failed: libbpf stops there).
     pub maps: Vec<MapReport>,
     /// Why BTF load failed (the rule and the culprit), when the model knows.
@@ -181,7 +184,7 @@ pub fn check_object_named(
             // type dump.
             if !e.stage.is_verifier() {
                 rep.btf_log = None;
-                rep.btf_stage = Some(e.stage.name());
+                rep.btf_stage = Some(e.stage);
             } else {
                 rep.btf_log = Some(line);
             }
@@ -292,7 +295,7 @@ fn create_map(
         None
     };
     let record_why = why.record.as_ref().and_then(|c| c.culprit(d));
-    let (errno, fields, record_error, modelled) = match &res {
+    let (errno, fields, record_error, modelled, close_warns) = match &res {
         Ok(m) => (
             None,
             m.record
@@ -301,12 +304,16 @@ fn create_map(
                 .unwrap_or_default(),
             m.record_error,
             m.modelled,
+            m.record
+                .as_ref()
+                .is_some_and(kernel_core::obj::graph_root_free_warns),
         ),
         Err(e) => (
             Some(*e),
             Vec::new(),
             None,
             kernel_core::map::create::map_type_modelled(def.map_type),
+            false,
         ),
     };
     // libbpf retries a map refused with BTF without it; that map has no record.
@@ -338,6 +345,7 @@ fn create_map(
             None
         },
         warnings: Vec::new(),
+        close_warns,
     };
     (rep, created)
 }
@@ -431,13 +439,11 @@ pub fn field_text(f: &FieldReport) -> String {
     s
 }
 
-/// The WARN closing a map raises when a graph root is guarded only by a
-/// `bpf_res_spin_lock`, if its fields are so (see [`crate::compare`]).
+/// The WARN closing a map (or its inner template) raises when a graph root is guarded
+/// only by a `bpf_res_spin_lock` ([`MapReport::close_warns`]).
 pub fn close_warning(m: &MapReport) -> Option<&'static str> {
-    let inner = m.inner.as_deref().map_or(&[][..], |i| i.fields.as_slice());
-    (crate::compare::res_lock_only_guards_a_root(&m.fields)
-        || crate::compare::res_lock_only_guards_a_root(inner))
-    .then_some("closing the map WARNs: a graph root guarded only by a bpf_res_spin_lock")
+    (m.close_warns || m.inner.as_deref().is_some_and(|i| i.close_warns))
+        .then_some("closing the map WARNs: a graph root guarded only by a bpf_res_spin_lock")
 }
 
 /// A map's header in words: `map NAME [SECTION] (TYPE, key K, value V, ...)`.
@@ -613,7 +619,10 @@ impl CheckReport {
             s.push_str(&format!(": {l}"));
         }
         if let Some(st) = self.btf_stage {
-            s.push_str(&format!(" (refused by {st}; the kernel logs no message)"));
+            s.push_str(&format!(
+                " (refused by {}; the kernel logs no message)",
+                st.name()
+            ));
         }
         if let Some(w) = &self.btf_why {
             s.push_str(&format!(": {w}"));
@@ -627,7 +636,7 @@ impl CheckReport {
             "profile": self.profile,
             "btf_load": {
                 "ok": self.btf_errno.is_none(), "errno": errno_json(self.btf_errno),
-                "log": self.btf_log, "stage": self.btf_stage,
+                "log": self.btf_log, "stage": self.btf_stage.map(|s| s.name()),
                 "why": why_json(self.btf_why.as_ref()), "warnings": self.btf_warnings,
             },
             "maps": self.maps.iter().map(map_json).collect::<Vec<_>>(),

@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use kernel_core::btf::KernelBtfs;
 use kernel_core::{Errno, Semantics};
 
-use crate::check::{FieldReport, MapReport, check_object_named};
+use crate::check::{MapReport, check_object_named};
 use crate::elf::{LoadError, read_bpf_object_named};
 use crate::field_probe::{FieldJudgement, InnerMap, ProbeTarget, Status, judge_fields};
 use crate::oracle::{self, MapCreate};
@@ -171,15 +171,6 @@ impl KernelComparison {
     }
 }
 
-/// True when a graph root among `fields` is guarded only by a `bpf_res_spin_lock`
-/// (closing such a map WARNs).
-pub fn res_lock_only_guards_a_root(fields: &[FieldReport]) -> bool {
-    let tys: Vec<&str> = fields.iter().map(|f| f.ty).collect();
-    tys.contains(&"res_spin_lock")
-        && !tys.contains(&"spin_lock")
-        && (tys.contains(&"list_head") || tys.contains(&"rb_root"))
-}
-
 /// Asks the running kernel about object `obj` (libbpf name `obj_name`), beside the
 /// model's `v6.18` verdicts computed over `kernel`.
 pub fn compare_with_kernel(
@@ -261,8 +252,7 @@ fn compare_map(
     model_btf: Option<&kernel_core::btf::BtfRef>,
     arena_policy: Option<&str>,
 ) -> Option<OwnedFd> {
-    let inner_fields = m.inner.as_deref().map_or(&[][..], |i| i.fields.as_slice());
-    if res_lock_only_guards_a_root(&m.fields) || res_lock_only_guards_a_root(inner_fields) {
+    if crate::check::close_warning(m).is_some() {
         cmp.maps.push(MapComparison {
             name: m.def.kname.clone(),
             inner: false,
@@ -334,7 +324,7 @@ fn compare_map(
                 ..ProbeTarget::from_def(mfd.as_fd(), &m.def)
             };
             let model_fields = if m.def.inner.is_some() {
-                inner_fields
+                m.inner.as_deref().map_or(&[][..], |i| i.fields.as_slice())
             } else {
                 &m.fields
             };

@@ -65,7 +65,7 @@ fn every_later_profile_drops_the_node_once() {
         );
         assert_eq!(
             migrate_warn,
-            sem.name == "c8e18754",
+            sem == Semantics::C8E18754,
             "{}: {:?}",
             sem.name,
             o.warnings

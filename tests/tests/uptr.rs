@@ -378,7 +378,7 @@ fn without_the_flag_a_uptr_is_plain_data() {
     for sem in [Semantics::V6_4, Semantics::V6_12] {
         assert!(!sem.uptr);
         let (k, rt, _) = runtime(sem);
-        if sem.name == Semantics::V6_12.name {
+        if sem == Semantics::V6_12 {
             let (blob, ..) = uptr_blob(true);
             let r = kernel_core::record::bpf_btf_load(&k, &blob, 0, &sem);
             assert_eq!(

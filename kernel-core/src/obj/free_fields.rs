@@ -80,6 +80,15 @@ fn release_kptr(rt: &BpfRuntime, f: &BtfField, mem: &Words) {
     }
 }
 
+/// Whether freeing the fields of a value of `rec` WARNs (so closing a map with such
+/// values WARNs): `bpf_obj_free_fields` skips a graph root with
+/// `WARN_ON_ONCE(rec->spin_lock_off < 0)` (kernel/bpf/syscall.c), and a record whose
+/// list or rb root is guarded only by a `bpf_res_spin_lock` (v6.15+, profile flag
+/// `res_spin_lock`) has no `spin_lock_off`. The check [`graph_root_free`] makes.
+pub fn graph_root_free_warns(rec: &BtfRecord) -> bool {
+    rec.has_field(F::GRAPH_ROOT) && rec.spin_lock_off < 0
+}
+
 /// `bpf_list_head_free` / `bpf_rb_root_free`: detaches every node under the value's
 /// lock, then drops the objects outside it with the contained type's record. Profile
 /// flag `map_free_migrate_disable`: up to v6.12 each drop is wrapped in
@@ -87,7 +96,7 @@ fn release_kptr(rt: &BpfRuntime, f: &BtfField, mem: &Words) {
 #[inline(never)]
 fn graph_root_free(rt: &BpfRuntime, rec: &BtfRecord, f: &BtfField, mem: &Words) {
     let Some(g) = &f.graph_root else { return };
-    if rec.spin_lock_off < 0 {
+    if graph_root_free_warns(rec) {
         rt.warn("bpf_obj_free_fields: graph root without spin lock");
         return;
     }
@@ -199,7 +208,7 @@ pub(crate) fn bpf_obj_free_fields_null(rt: &BpfRuntime, rec: &BtfRecord) {
                 (f.offset, "bpf_obj_free_fields")
             }
             F::LIST_HEAD | F::RB_ROOT => {
-                if rec.spin_lock_off < 0 {
+                if graph_root_free_warns(rec) {
                     rt.warn("bpf_obj_free_fields: graph root without spin lock");
                     continue;
                 }

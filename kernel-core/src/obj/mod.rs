@@ -9,7 +9,7 @@ pub mod runtime;
 pub mod tally;
 pub mod uptr;
 
-pub use free_fields::bpf_obj_free_fields;
+pub use free_fields::{bpf_obj_free_fields, graph_root_free_warns};
 pub use helpers::*;
 pub use mem::{BpfMemAlloc, FaultKind, MemFault, Obj, ObjInfo, Words, WordsBuf};
 pub use runtime::{BpfRuntime, KernelObj};

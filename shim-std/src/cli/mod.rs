@@ -244,10 +244,7 @@ pub fn semantics(name: &str, set: &[String]) -> Result<Semantics, LoadError> {
 
 /// True when `sem` behaves exactly as the running kernel's profile (v6.18).
 pub fn is_running_kernel(sem: &Semantics) -> bool {
-    Semantics {
-        name: Semantics::V6_18.name,
-        ..*sem
-    } == Semantics::V6_18
+    sem.same_flags(&Semantics::V6_18)
 }
 
 /// `EM_BPF`.
