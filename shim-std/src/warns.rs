@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 static WARNS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
 
-thread_local! {
+kernel_core::sync::task::task_local! {
     static MINE: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 

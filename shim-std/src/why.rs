@@ -36,7 +36,7 @@ struct Collector {
     kept: Option<Chain>,
 }
 
-thread_local! {
+kernel_core::sync::task::task_local! {
     static COLLECTOR: RefCell<Option<Collector>> = const { RefCell::new(None) };
 }
 

@@ -48,13 +48,7 @@ mod imp {
 
     // The task's installed list: null, or a list that `install`'s caller keeps alive
     // and uses only through this pointer until it installs the previous one again.
-    #[cfg(loom)]
-    loom::thread_local! {
-        static LOCAL: Cell<*mut LocalFrees> = Cell::new(ptr::null_mut());
-    }
-
-    #[cfg(not(loom))]
-    std::thread_local! {
+    crate::sync::task::task_local! {
         static LOCAL: Cell<*mut LocalFrees> = const { Cell::new(ptr::null_mut()) };
     }
 

@@ -1,18 +1,35 @@
 //! The calling task's own state (`current`, include/asm-generic/current.h): its
-//! migrate-disable count, `current->migration_disabled` (include/linux/sched.h).
+//! migrate-disable count, `current->migration_disabled` (include/linux/sched.h), and
+//! [`task_local!`], the one way the workspace declares per-task state.
 //!
 //! A task here is a thread: loom's thread under `cfg(loom)`, the host's with the `std`
 //! feature. A build with neither has one task, whose count is one shared atomic.
 
 use core::cell::Cell;
 
+/// Declares per-task state, as `std::thread_local!` does (`static NAME: T = INIT;`,
+/// read with `NAME.with(..)`): a loom thread's under `cfg(loom)`, so the models explore
+/// it per thread, the host thread's with the `std` feature. Every per-task state of the
+/// workspace (the migrate-disable count, the allocators' local free lists, the shim's
+/// WARN and refusal collectors) is declared with it.
 #[cfg(loom)]
-loom::thread_local! {
-    static MIGRATION_DISABLED: Cell<usize> = Cell::new(0);
+macro_rules! task_local {
+    ($(#[$a:meta])* $v:vis static $n:ident: $t:ty = const { $e:expr };) => {
+        loom::thread_local! { $(#[$a])* $v static $n: $t = $e; }
+    };
 }
-
+/// Declares per-task state, as `std::thread_local!` does (`static NAME: T = INIT;`,
+/// read with `NAME.with(..)`): a loom thread's under `cfg(loom)`, so the models explore
+/// it per thread, the host thread's with the `std` feature. Every per-task state of the
+/// workspace (the migrate-disable count, the allocators' local free lists, the shim's
+/// WARN and refusal collectors) is declared with it.
 #[cfg(all(not(loom), feature = "std"))]
-std::thread_local! {
+pub use std::thread_local as task_local;
+#[cfg(loom)]
+pub(crate) use task_local;
+
+#[cfg(any(loom, feature = "std"))]
+task_local! {
     static MIGRATION_DISABLED: Cell<usize> = const { Cell::new(0) };
 }
 
