@@ -466,51 +466,18 @@ fn parse_fields_all_structs(c: &mut Criterion) {
 /// plain allocations of the same sizes, in the same run.
 fn teardown(c: &mut Criterion) {
     use criterion::BatchSize;
-    use kernel_core::btf::builder::BtfBuilder;
-    use kernel_core::btf::uapi::BTF_INT_SIGNED;
+    use kernel_core::map::map_create;
     use kernel_core::map::runtime::MapRt;
-    use kernel_core::map::{MapAttr, map_create};
     use kernel_core::obj::{BpfRuntime, bpf_kptr_xchg, bpf_obj_new_impl};
     use kernel_core::record::bpf_btf_load;
-    use kernel_core::sync::{Arc, Rcu};
     const N: u32 = 1_000_000;
     let sem = kernel_core::Semantics::V6_18;
-    let mut vb = BtfBuilder::new();
-    let vint = vb.int("int", 4, BTF_INT_SIGNED, 32);
-    vb.struct_("task_struct", 8, &[("pid", vint, 0)]);
-    let vm_blob = vb.build();
-    let mut b = BtfBuilder::new();
-    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
-    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
-    let rc = b.struct_("bpf_refcount", 4, &[("v", int, 0)]);
-    let node = b.struct_("node", 16, &[("key", long, 0), ("r", rc, 64)]);
-    let t = b.type_tag("kptr", node);
-    let p = b.ptr(t);
-    let v = b.struct_("value", 8, &[("n", p, 0)]);
-    let prog_blob = b.build();
+    let prog = kernel_core::testing::kptr_prog(kernel_core::testing::NodeField::Refcount);
+    let node = prog.node;
     let setup = || {
-        let vm = kernel_core::btf::btf_parse_vmlinux(&vm_blob, false, sem).expect("vm");
-        let rcu = Arc::new(Rcu::new());
-        let kernel = Arc::new(
-            kernel_core::btf::KernelBtfs::new(
-                kernel_core::btf::BtfIdr::new(Arc::clone(&rcu)),
-                Some(vm),
-            )
-            .expect("k"),
-        );
-        let (btf, _) = bpf_btf_load(&kernel, &prog_blob, 0, &sem).expect("prog");
-        let attr = MapAttr {
-            inner_map: None,
-            map_type: 2,
-            key_size: 4,
-            value_size: 8,
-            max_entries: N,
-            map_flags: 0,
-            btf: Some(&btf),
-            btf_key_type_id: int,
-            btf_value_type_id: v,
-            name: "big",
-        };
+        let (kernel, rcu) = kernel_core::testing::tiny_kernel(sem).expect("k");
+        let (btf, _) = bpf_btf_load(&kernel, &prog.blob, 0, &sem).expect("prog");
+        let attr = kernel_core::testing::array_attr(&btf, prog.int, prog.value, 8, N, "big");
         let map = MapRt::new(map_create(&kernel, &attr, &sem).expect("map"), &sem).expect("rt");
         let rt = BpfRuntime::new(sem, kernel, rcu);
         rt.migrate_disable();

@@ -20,6 +20,8 @@ pub mod obj;
 pub mod profile;
 pub mod record;
 pub mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod trace;
 pub mod why;
 

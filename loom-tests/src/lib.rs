@@ -6,7 +6,7 @@
 use kernel_core::Semantics;
 use kernel_core::btf::builder::BtfBuilder;
 use kernel_core::btf::uapi::*;
-use kernel_core::btf::{BtfIdr, BtfRef, KernelBtfs, btf_parse_vmlinux};
+use kernel_core::btf::{BtfRef, KernelBtfs};
 pub use kernel_core::map::runtime::BPF_NOEXIST;
 use kernel_core::map::runtime::MapRt;
 use kernel_core::map::{MapAttr, map_create};
@@ -16,14 +16,7 @@ use kernel_core::sync::{Arc, Rcu};
 
 /// A kernel with a tiny vmlinux BTF (one int, `task_struct`) and its RCU domain.
 pub fn small_kernel(sem: Semantics) -> (Arc<KernelBtfs>, Arc<Rcu>) {
-    let mut vb = BtfBuilder::new();
-    let vint = vb.int("int", 4, BTF_INT_SIGNED, 32);
-    vb.struct_("task_struct", 8, &[("pid", vint, 0)]);
-    let vm = btf_parse_vmlinux(&vb.build(), true, sem).expect("vmlinux");
-    let rcu = Arc::new(Rcu::new());
-    let kernel =
-        Arc::new(KernelBtfs::new(BtfIdr::new(Arc::clone(&rcu)), Some(vm)).expect("kernel"));
-    (kernel, rcu)
+    kernel_core::testing::tiny_kernel(sem).expect("kernel")
 }
 
 /// An ARRAY map (int keys) of `value` over `btf`, at run time.
@@ -36,18 +29,7 @@ pub fn array_map(
     entries: u32,
     sem: &Semantics,
 ) -> Arc<MapRt> {
-    let attr = MapAttr {
-        inner_map: None,
-        map_type: 2,
-        key_size: 4,
-        value_size: size,
-        max_entries: entries,
-        map_flags: 0,
-        btf: Some(btf),
-        btf_key_type_id: key,
-        btf_value_type_id: value,
-        name: "m",
-    };
+    let attr = kernel_core::testing::array_attr(btf, key, value, size, entries, "m");
     MapRt::new(map_create(kernel, &attr, sem).expect("map"), sem).expect("rt")
 }
 
@@ -213,17 +195,10 @@ pub struct Fix {
 /// `node { long key; struct bpf_refcount r; }`, `value { struct node __kptr *n; }`.
 pub fn fixture(sem: Semantics) -> Fix {
     let (kernel, rcu) = small_kernel(sem);
-
-    let mut b = BtfBuilder::new();
-    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
-    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
-    let rc = b.struct_("bpf_refcount", 4, &[("v", int, 0)]);
-    let node = b.struct_("node", 16, &[("key", long, 0), ("r", rc, 64)]);
-    let t = b.type_tag("kptr", node);
-    let p = b.ptr(t);
-    let v = b.struct_("value", 8, &[("n", p, 0)]);
-    let (btf, _) = bpf_btf_load(&kernel, &b.build(), 0, &sem).expect("program BTF");
-    let map = array_map(&kernel, &btf, int, v, 8, 2, &sem);
+    let prog = kernel_core::testing::kptr_prog(kernel_core::testing::NodeField::Refcount);
+    let node = prog.node;
+    let (btf, _) = bpf_btf_load(&kernel, &prog.blob, 0, &sem).expect("program BTF");
+    let map = array_map(&kernel, &btf, prog.int, prog.value, 8, 2, &sem);
     let rt = BpfRuntime::new(sem, kernel, rcu);
     let meta = find_meta(&btf, node);
     Fix {

@@ -135,36 +135,10 @@ pub fn mutation_seeds() -> Vec<Vec<u8>> {
 
 /// A program BTF whose map value holds one local kptr: `node { long key; struct
 /// bpf_spin_lock l; }` (the spin lock makes it a struct meta, as a local kptr's
-/// pointee is) and `value { struct node __kptr *n; }`.
-pub struct LocalKptrBtf {
-    /// The raw BTF.
-    pub blob: Vec<u8>,
-    /// `int`, for an array map's key.
-    pub int: u32,
-    /// `struct node`.
-    pub node: u32,
-    /// `struct value` (8 bytes, the kptr at 0).
-    pub value: u32,
-}
-
-/// Builds [`LocalKptrBtf`].
-pub fn local_kptr_btf() -> LocalKptrBtf {
-    use kernel_core::btf::builder::BtfBuilder;
-    use kernel_core::btf::uapi::BTF_INT_SIGNED;
-    let mut b = BtfBuilder::new();
-    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
-    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
-    let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
-    let node = b.struct_("node", 16, &[("key", long, 0), ("l", lock, 64)]);
-    let t = b.type_tag("kptr", node);
-    let p = b.ptr(t);
-    let value = b.struct_("value", 8, &[("n", p, 0)]);
-    LocalKptrBtf {
-        blob: b.build(),
-        int,
-        node,
-        value,
-    }
+/// pointee is) and `value { struct node __kptr *n; }` (the fixture the loom models and
+/// benches share, [`kernel_core::testing::kptr_prog`]).
+pub fn local_kptr_btf() -> kernel_core::testing::KptrProg {
+    kernel_core::testing::kptr_prog(kernel_core::testing::NodeField::SpinLock)
 }
 
 /// The program BTF the run-time tests share, over a kernel whose BTF is the embedded
