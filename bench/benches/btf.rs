@@ -466,10 +466,10 @@ fn parse_fields_all_structs(c: &mut Criterion) {
 /// plain allocations of the same sizes, in the same run.
 fn teardown(c: &mut Criterion) {
     use criterion::BatchSize;
-    use kernel_core::map::map_create;
     use kernel_core::map::runtime::MapRt;
     use kernel_core::obj::{BpfRuntime, bpf_kptr_xchg, bpf_obj_new_impl};
-    use kernel_core::record::bpf_btf_load;
+    use kernel_core::syscall::bpf_btf_load;
+    use kernel_core::syscall::map_create;
     const N: u32 = 1_000_000;
     let sem = kernel_core::Semantics::V6_18;
     let prog = kernel_core::testing::kptr_prog(kernel_core::testing::NodeField::Refcount);

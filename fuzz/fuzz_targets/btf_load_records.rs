@@ -7,8 +7,9 @@ use std::sync::OnceLock;
 
 use kernel_core::Semantics;
 use kernel_core::btf::{BtfKind, KernelBtfs};
-use kernel_core::map::{MapAttr, map_create, create::map_value_mask};
-use kernel_core::record::{bpf_btf_load, btf_parse_fields};
+use kernel_core::map::{MapAttr, create::map_value_mask};
+use kernel_core::record::btf_parse_fields;
+use kernel_core::syscall::{bpf_btf_load, map_create};
 use libfuzzer_sys::fuzz_target;
 
 fn kernel(sem: Semantics) -> &'static KernelBtfs {

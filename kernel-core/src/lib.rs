@@ -20,6 +20,7 @@ pub mod obj;
 pub mod profile;
 pub mod record;
 pub mod sync;
+pub mod syscall;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod trace;

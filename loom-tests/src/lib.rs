@@ -7,12 +7,13 @@ use kernel_core::Semantics;
 use kernel_core::btf::builder::BtfBuilder;
 use kernel_core::btf::uapi::*;
 use kernel_core::btf::{BtfRef, KernelBtfs};
+use kernel_core::map::MapAttr;
 pub use kernel_core::map::runtime::BPF_NOEXIST;
 use kernel_core::map::runtime::MapRt;
-use kernel_core::map::{MapAttr, map_create};
 use kernel_core::obj::{BpfRuntime, MemFault, MetaRec, find_meta};
-use kernel_core::record::bpf_btf_load;
 use kernel_core::sync::{Arc, Rcu};
+use kernel_core::syscall::bpf_btf_load;
+use kernel_core::syscall::map_create;
 
 /// A kernel with a tiny vmlinux BTF (one int, `task_struct`) and its RCU domain.
 pub fn small_kernel(sem: Semantics) -> (Arc<KernelBtfs>, Arc<Rcu>) {

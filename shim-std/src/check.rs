@@ -2,8 +2,10 @@
 //! BTF-load verdict, and per map the map-create verdict and the record.
 
 use kernel_core::btf::{BtfRef, KernelBtfs};
-use kernel_core::map::{map_create, map_type_name};
-use kernel_core::record::{BtfRecord, KptrBtf, KptrDtor, bpf_btf_load};
+use kernel_core::map::map_type_name;
+use kernel_core::record::{BtfRecord, KptrBtf, KptrDtor};
+use kernel_core::syscall::bpf_btf_load;
+use kernel_core::syscall::map_create;
 use kernel_core::{Errno, Semantics};
 use serde_json::{Value, json};
 

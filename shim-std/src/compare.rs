@@ -203,7 +203,7 @@ pub fn compare_with_kernel(
         return Ok(cmp);
     };
     // The model's BTF of the object, for the probes (a uptr pointee's size).
-    let model_btf = kernel_core::record::bpf_btf_load(kernel, &o.btf, 0, &sem)
+    let model_btf = kernel_core::syscall::bpf_btf_load(kernel, &o.btf, 0, &sem)
         .ok()
         .map(|(b, _)| b);
     let arena_policy = oracle::arena_refused();

@@ -3,11 +3,12 @@
 //! `kptr-model trace` and the tests.
 
 use kernel_core::btf::{BtfRef, KernelBtfs};
-use kernel_core::map::map_create;
 use kernel_core::map::runtime::MapRt;
 use kernel_core::obj::{BpfRuntime, MemFault, Words, bpf_kptr_xchg, bpf_obj_new_impl};
-use kernel_core::record::{BtfFieldType, bpf_btf_load};
+use kernel_core::record::BtfFieldType;
 use kernel_core::sync::Arc;
+use kernel_core::syscall::bpf_btf_load;
+use kernel_core::syscall::map_create;
 use kernel_core::{Errno, Semantics};
 
 use crate::elf::{LoadError, read_bpf_object};

@@ -199,7 +199,7 @@ pub fn runtime(
         &[("pad", long, 0), ("n", p, 64), ("t", timer, 128)],
     );
     let (btf, _) =
-        kernel_core::record::bpf_btf_load(&k, &b.build(), 0, &sem).expect("program BTF loads");
+        kernel_core::syscall::bpf_btf_load(&k, &b.build(), 0, &sem).expect("program BTF loads");
     let prog = RtProg {
         btf,
         node,

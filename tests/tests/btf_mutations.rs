@@ -75,7 +75,7 @@ fn mutated_blobs_get_an_errno_never_a_panic() {
         let loaded = catch_unwind(AssertUnwindSafe(|| {
             // The whole BPF_BTF_LOAD (struct metas, records), and a map over every
             // struct the blob has, as map_create would parse it.
-            if let Ok((btf, _)) = kernel_core::record::bpf_btf_load(&kernel, &input, 0, &sem) {
+            if let Ok((btf, _)) = kernel_core::syscall::bpf_btf_load(&kernel, &input, 0, &sem) {
                 let n = btf.data().nr_types().min(64);
                 let key = (1..n)
                     .find(|&k| btf.data().type_id_size(k).is_some_and(|x| x.2 == 4))
@@ -99,7 +99,7 @@ fn mutated_blobs_get_an_errno_never_a_panic() {
                         btf_value_type_id: id,
                         name: "fuzz",
                     };
-                    let _ = kernel_core::map::map_create(&kernel, &attr, &sem);
+                    let _ = kernel_core::syscall::map_create(&kernel, &attr, &sem);
                     let _ = kernel_core::record::btf_parse_fields(
                         &btf,
                         &kernel,

@@ -239,15 +239,15 @@ fn a_failed_struct_meta_takes_no_btf_id() {
     };
     let (good, bad) = (blob("contains:elem:n"), blob("contains:missing:n"));
     let k = kernel();
-    let (first, _) = kernel_core::record::bpf_btf_load(&k, &good, 0, &sem).expect("good loads");
-    let Err(e) = kernel_core::record::bpf_btf_load(&k, &bad, 0, &sem) else {
+    let (first, _) = kernel_core::syscall::bpf_btf_load(&k, &good, 0, &sem).expect("good loads");
+    let Err(e) = kernel_core::syscall::bpf_btf_load(&k, &bad, 0, &sem) else {
         panic!("bad is refused");
     };
     assert_eq!(
         (e.errno, e.reason),
         (Errno::ENOENT, "btf_parse_struct_metas")
     );
-    let (second, _) = kernel_core::record::bpf_btf_load(&k, &good, 0, &sem).expect("good loads");
+    let (second, _) = kernel_core::syscall::bpf_btf_load(&k, &good, 0, &sem).expect("good loads");
     assert_eq!(
         second.id(),
         first.id() + 1,

@@ -6,13 +6,14 @@ use kernel_core::Semantics;
 use kernel_core::btf::builder::BtfBuilder;
 use kernel_core::btf::uapi::*;
 use kernel_core::btf::{BtfIdr, KernelBtfs, btf_parse_module, btf_parse_vmlinux};
-use kernel_core::map::{MapAttr, map_create};
+use kernel_core::map::MapAttr;
 use kernel_core::module::{Module, try_module_get};
 use kernel_core::record::{
-    BtfFieldType, KptrBtf, KptrDtor, bpf_btf_load, btf_record_dup, btf_record_equal,
-    btf_record_free,
+    BtfFieldType, KptrBtf, KptrDtor, btf_record_dup, btf_record_equal, btf_record_free,
 };
 use kernel_core::sync::{Arc, Rcu};
+use kernel_core::syscall::bpf_btf_load;
+use kernel_core::syscall::map_create;
 use kernel_core::{Errno, btf::BtfRef};
 use shim_std::elf::read_bpf_object;
 use shim_std::kernel_btf::embedded_vmlinux;
@@ -449,7 +450,7 @@ fn struct_meta_self_reference_leaks_the_btf_unless_unreferenced() {
         let k = kernel(&sem);
         let (btf, _) = bpf_btf_load(&k, &blob, 0, &sem).expect("loads");
         let addr = btf.addr();
-        let tab = btf.struct_metas().expect("outer_obj is a struct meta");
+        let tab = kernel_core::record::struct_meta_tab(&btf).expect("outer_obj is a struct meta");
         assert_eq!(tab.len(), 1);
         drop(tab);
         let refs = btf.refcount();

@@ -152,7 +152,8 @@ fn refusals_name_the_culprit() {
 fn field_past_the_value_end_is_named() {
     use kernel_core::btf::builder::BtfBuilder;
     use kernel_core::btf::uapi::BTF_INT_SIGNED;
-    use kernel_core::record::{BtfFieldType as F, bpf_btf_load, btf_parse_fields};
+    use kernel_core::record::{BtfFieldType as F, btf_parse_fields};
+    use kernel_core::syscall::bpf_btf_load;
     let sem = Semantics::V6_18;
     let (k, _) = shim_std::kernel_btf::load_kernel_btfs(None, false, sem).expect("kernel");
     let mut b = BtfBuilder::new();

@@ -10,8 +10,10 @@ use kernel_core::Semantics;
 use kernel_core::btf::builder::BtfBuilder;
 use kernel_core::btf::dtors::kernel_dtor_kfuncs;
 use kernel_core::btf::uapi::*;
-use kernel_core::map::{BPF_F_RDONLY_PROG, MapAttr, map_create};
-use kernel_core::record::{bpf_btf_load, btf_record_equal};
+use kernel_core::map::{BPF_F_RDONLY_PROG, MapAttr};
+use kernel_core::record::btf_record_equal;
+use kernel_core::syscall::bpf_btf_load;
+use kernel_core::syscall::map_create;
 use shim_std::kernel_btf::load_kernel_btfs;
 use shim_std::oracle;
 

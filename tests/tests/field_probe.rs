@@ -754,7 +754,7 @@ fn fixtures_agree_with_the_model() {
         assert_eq!(rep.btf_errno, None, "{name}: the model refuses its BTF");
         let btf_fd = oracle::btf_load_fd(&obj.btf)
             .unwrap_or_else(|e| panic!("{name}: BPF_BTF_LOAD refused: errno {e}"));
-        let model_btf = kernel_core::record::bpf_btf_load(&kernel, &obj.btf, 0, &sem)
+        let model_btf = kernel_core::syscall::bpf_btf_load(&kernel, &obj.btf, 0, &sem)
             .map(|(b, _)| b)
             .unwrap_or_else(|e| panic!("{name}: {}", e.message()));
         let (mut maps, mut fields) = (0, 0);

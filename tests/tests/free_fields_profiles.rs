@@ -8,11 +8,13 @@ use kernel_core::Semantics;
 use kernel_core::btf::builder::BtfBuilder;
 use kernel_core::btf::uapi::*;
 use kernel_core::btf::{BtfIdr, BtfRef, KernelBtfs, btf_parse_vmlinux};
+use kernel_core::map::MapAttr;
 use kernel_core::map::runtime::MapRt;
-use kernel_core::map::{MapAttr, map_create};
 use kernel_core::obj::*;
-use kernel_core::record::{BtfFieldType as F, bpf_btf_load};
+use kernel_core::record::BtfFieldType as F;
 use kernel_core::sync::{Arc, Rcu};
+use kernel_core::syscall::bpf_btf_load;
+use kernel_core::syscall::map_create;
 use shim_std::kernel_btf::embedded_vmlinux;
 
 const NO_MIGRATE: &str = "bpf_mem_free without migrate_disable";

@@ -10,10 +10,11 @@ use kernel_core::btf::KernelBtfs;
 use kernel_core::map::runtime::MapRt;
 use kernel_core::map::{
     BPF_F_NO_COMMON_LRU, BPF_F_NO_PREALLOC, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH,
-    BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_HASH, MapAttr, map_create,
+    BPF_MAP_TYPE_LRU_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_HASH, MapAttr,
 };
 use kernel_core::obj::*;
 use kernel_core::sync::Arc;
+use kernel_core::syscall::map_create;
 use kernel_core::{Errno, sync::Ordering};
 
 /// `BPF_F_LOCK` (include/uapi/linux/bpf.h).

@@ -17,10 +17,11 @@ use kernel_core::map::local_storage::{
 use kernel_core::map::runtime::MapRt;
 use kernel_core::map::{
     BPF_F_NO_PREALLOC, BPF_MAP_TYPE_CGRP_STORAGE, BPF_MAP_TYPE_SK_STORAGE,
-    BPF_MAP_TYPE_TASK_STORAGE, MapAttr, map_create,
+    BPF_MAP_TYPE_TASK_STORAGE, MapAttr,
 };
 use kernel_core::obj::*;
 use kernel_core::sync::Arc;
+use kernel_core::syscall::map_create;
 use kernel_core::{Errno, sync::Ordering};
 
 /// `BPF_NOEXIST`, `BPF_EXIST`, `BPF_F_LOCK` (include/uapi/linux/bpf.h).

@@ -9,6 +9,7 @@ use kernel_core::btf::{BtfIdr, KernelBtfs};
 use kernel_core::map::create::map_type_modelled;
 use kernel_core::map::*;
 use kernel_core::sync::{Arc, Rcu};
+use kernel_core::syscall::map_create;
 use shim_std::oracle;
 use std::os::fd::AsFd;
 

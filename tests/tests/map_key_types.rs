@@ -11,8 +11,10 @@ use std::os::fd::AsFd;
 use kernel_core::Semantics;
 use kernel_core::btf::builder::BtfBuilder;
 use kernel_core::btf::uapi::*;
-use kernel_core::map::{BPF_MAP_TYPE_ARRAY, MapAttr, map_create};
-use kernel_core::record::{BtfFieldType as F, bpf_btf_load, btf_parse_fields};
+use kernel_core::map::{BPF_MAP_TYPE_ARRAY, MapAttr};
+use kernel_core::record::{BtfFieldType as F, btf_parse_fields};
+use kernel_core::syscall::bpf_btf_load;
+use kernel_core::syscall::map_create;
 use shim_std::kernel_btf::load_kernel_btfs;
 use shim_std::oracle;
 

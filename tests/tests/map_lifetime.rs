@@ -12,10 +12,11 @@ use kernel_core::btf::KernelBtfs;
 use kernel_core::map::runtime::{GracePeriods, MapRt};
 use kernel_core::map::{
     BPF_F_NO_PREALLOC, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_ARRAY_OF_MAPS, BPF_MAP_TYPE_HASH,
-    BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BpfMap, MapAttr, map_create,
+    BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BpfMap, MapAttr,
 };
 use kernel_core::obj::*;
 use kernel_core::sync::Arc;
+use kernel_core::syscall::map_create;
 use kernel_core::{Errno, sync::Ordering};
 
 const BPF_NOEXIST: u64 = 1;

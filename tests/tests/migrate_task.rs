@@ -6,11 +6,12 @@ use std::sync::Barrier;
 
 use kernel_core::Semantics;
 use kernel_core::btf::{BtfIdr, KernelBtfs, btf_parse_vmlinux};
+use kernel_core::map::MapAttr;
 use kernel_core::map::runtime::MapRt;
-use kernel_core::map::{MapAttr, map_create};
 use kernel_core::obj::{BpfRuntime, bpf_kptr_xchg, bpf_obj_free_fields, bpf_obj_new_impl};
-use kernel_core::record::bpf_btf_load;
 use kernel_core::sync::{Arc, Rcu};
+use kernel_core::syscall::bpf_btf_load;
+use kernel_core::syscall::map_create;
 use shim_std::kernel_btf::embedded_vmlinux;
 
 const NO_MIGRATE: &str = "bpf_mem_free without migrate_disable";

@@ -9,7 +9,7 @@ use std::os::fd::AsFd;
 
 use kernel_core::Semantics;
 use kernel_core::map::map_type_name;
-use kernel_core::record::bpf_btf_load;
+use kernel_core::syscall::bpf_btf_load;
 use shim_std::check::check_object;
 use shim_std::elf::read_bpf_object;
 use shim_std::field_probe::{ProbeTarget, Status, judge_fields};

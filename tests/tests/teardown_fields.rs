@@ -7,10 +7,12 @@ use kernel_core::btf::builder::BtfBuilder;
 use kernel_core::btf::uapi::*;
 use kernel_core::btf::{BtfIdr, BtfRef, KernelBtfs, btf_parse_vmlinux};
 use kernel_core::map::runtime::MapRt;
-use kernel_core::map::{BPF_F_NO_PREALLOC, BPF_MAP_TYPE_LRU_HASH, MapAttr, map_create};
+use kernel_core::map::{BPF_F_NO_PREALLOC, BPF_MAP_TYPE_LRU_HASH, MapAttr};
 use kernel_core::obj::*;
-use kernel_core::record::{BtfFieldType as F, bpf_btf_load};
+use kernel_core::record::BtfFieldType as F;
 use kernel_core::sync::{Arc, Rcu};
+use kernel_core::syscall::bpf_btf_load;
+use kernel_core::syscall::map_create;
 use shim_std::kernel_btf::embedded_vmlinux;
 
 struct Prog {

@@ -15,10 +15,11 @@ use kernel_core::map::local_storage::{
     bpf_local_storage_owner_free, rcu_barrier_tasks_trace_and_rcu,
 };
 use kernel_core::map::runtime::MapRt;
-use kernel_core::map::{BPF_F_NO_PREALLOC, BPF_MAP_TYPE_TASK_STORAGE, MapAttr, map_create};
+use kernel_core::map::{BPF_F_NO_PREALLOC, BPF_MAP_TYPE_TASK_STORAGE, MapAttr};
 use kernel_core::obj::BpfRuntime;
 use kernel_core::obj::uptr::PAGE_SIZE;
 use kernel_core::sync::{Arc, Ordering};
+use kernel_core::syscall::map_create;
 use kernel_core::{Errno, record::BtfFieldType};
 
 use kptr_tests::runtime;
@@ -45,7 +46,7 @@ struct UptrBtf {
 
 fn uptr_btf(k: &KernelBtfs, sem: &Semantics) -> UptrBtf {
     let (blob, int, uval, lval) = uptr_blob(true);
-    let (btf, _) = kernel_core::record::bpf_btf_load(k, &blob, 0, sem).expect("program BTF loads");
+    let (btf, _) = kernel_core::syscall::bpf_btf_load(k, &blob, 0, sem).expect("program BTF loads");
     UptrBtf {
         btf,
         int,
@@ -380,7 +381,7 @@ fn without_the_flag_a_uptr_is_plain_data() {
         let (k, rt, _) = runtime(sem);
         if sem == Semantics::V6_12 {
             let (blob, ..) = uptr_blob(true);
-            let r = kernel_core::record::bpf_btf_load(&k, &blob, 0, &sem);
+            let r = kernel_core::syscall::bpf_btf_load(&k, &blob, 0, &sem);
             assert_eq!(
                 r.err().map(|e| e.errno),
                 Some(Errno::EINVAL),
@@ -389,7 +390,7 @@ fn without_the_flag_a_uptr_is_plain_data() {
             );
         }
         let (blob, int, uval, _) = uptr_blob(false);
-        let (btf, _) = kernel_core::record::bpf_btf_load(&k, &blob, 0, &sem).expect("loads");
+        let (btf, _) = kernel_core::syscall::bpf_btf_load(&k, &blob, 0, &sem).expect("loads");
         let b = UptrBtf {
             btf,
             int,

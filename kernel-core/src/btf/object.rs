@@ -12,7 +12,6 @@ use super::registry::BtfIdr;
 use super::types::BtfData;
 use super::verifier::{BtfParseError, ParseOpts, btf_verify};
 use crate::profile::Semantics;
-use crate::record::BtfStructMetas;
 use crate::sync::{Arc, AtomicBool, AtomicU32, Ordering, Refcount, SpinLock};
 
 /// `struct btf`.
@@ -36,8 +35,13 @@ pub struct Btf {
     /// `release_contents` (`btf_free`) or by `Drop`, as `idr_put` records.
     idr: ManuallyDrop<Option<Arc<BtfIdr>>>,
     idr_put: AtomicBool,
-    struct_metas: SpinLock<Option<Arc<BtfStructMetas>>>,
+    struct_meta_tab: SpinLock<Option<StructMetaTab>>,
 }
+
+/// `btf->struct_meta_tab` as this layer keeps it: what the record layer attaches
+/// (its struct-meta table, [`crate::record::field::struct_meta_tab`]), opaque here so
+/// that verified BTF does not depend on records; released by `btf_free`.
+pub type StructMetaTab = Box<dyn core::any::Any + Send + Sync>;
 
 /// One counted reference to a [`Btf`]. Dropping it is `btf_put`.
 pub struct BtfRef(NonNull<Btf>);
@@ -78,7 +82,7 @@ impl Btf {
             name_index,
             idr: ManuallyDrop::new(None),
             idr_put: AtomicBool::new(false),
-            struct_metas: SpinLock::new(None),
+            struct_meta_tab: SpinLock::new(None),
         }
         .into_ref()
     }
@@ -116,16 +120,20 @@ impl Btf {
         self.name_index.as_ref()
     }
 
-    /// `btf->struct_meta_tab`, shared: the holder keeps the table alive even if the
-    /// BTF is freed meanwhile (a late reader of a freed BTF then reads a table the
-    /// model still owns).
-    pub fn struct_metas(&self) -> Option<Arc<BtfStructMetas>> {
-        self.struct_metas.lock().clone()
+    /// Calls `f` with `btf->struct_meta_tab` (under the object's lock). The record
+    /// layer keeps a shared table there, which a holder keeps alive even if the BTF is
+    /// freed meanwhile (a late reader of a freed BTF then reads a table the model
+    /// still owns).
+    pub fn with_struct_meta_tab<R>(
+        &self,
+        f: impl FnOnce(Option<&(dyn core::any::Any + Send + Sync)>) -> R,
+    ) -> R {
+        f(self.struct_meta_tab.lock().as_deref())
     }
 
-    /// Sets the table once, while the BTF is being loaded.
-    pub(crate) fn set_struct_metas(&self, tab: Arc<BtfStructMetas>) {
-        *self.struct_metas.lock() = Some(tab);
+    /// Sets the table once, while the BTF is being loaded (`btf_parse`).
+    pub(crate) fn set_struct_meta_tab(&self, tab: StructMetaTab) {
+        *self.struct_meta_tab.lock() = Some(tab);
     }
 
     pub(crate) fn set_published(&self, id: u32) {
@@ -139,7 +147,7 @@ impl Btf {
     /// still hold one, so nothing it can read is written; the memory itself stays in
     /// the IDR's quarantine.
     fn release_contents(&self) {
-        drop(self.struct_metas.lock().take());
+        drop(self.struct_meta_tab.lock().take());
         self.data.put_base();
         if !self.idr_put.swap(true, Ordering::AcqRel) {
             // SAFETY: the swap makes this the only place that takes the `Arc` out, and

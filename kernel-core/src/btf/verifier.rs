@@ -3023,7 +3023,7 @@ fn verify_with<L: BtfLog>(
 /// Runs the BTF verifier over `data`: what `btf_parse` (kernel/bpf/btf.c) does for
 /// `BPF_BTF_LOAD` up to and including `btf_check_type_tags`; with `base` set, what
 /// `btf_parse_module` does for a module's split BTF. Struct metas are built by the
-/// caller (`crate::record::bpf_btf_load`).
+/// caller (`crate::syscall::bpf_btf_load`).
 ///
 /// At log level 0 the engine runs with [`NoLog`], at any other level with a
 /// [`VerifierLog`]: the same checks in the same order, so the same verdict, errno,

@@ -10,7 +10,7 @@
 //! (typedefs and modifiers followed); the key is the kernel's `btf_void` when no key
 //! type id was given.
 
-use super::create::BpfMap;
+use super::bpf_map::BpfMap;
 use super::types::*;
 use crate::btf::uapi::{BtfKind, btf_int_bits, btf_int_offset};
 use crate::btf::{BtfData, TypeRef};

@@ -1,77 +1,20 @@
-//! `map_create` and `map_check_btf` (kernel/bpf/syscall.c), with the per-type
+//! `find_and_alloc_map` and `map_check_btf` (kernel/bpf/syscall.c), with the per-type
 //! `map_alloc_check` operations the model covers (the `map_check_btf` operations are in
-//! `map::check_btf`, the map-in-map ones in `map::map_in_map`).
+//! `map::check_btf`, the map-in-map ones in `map::map_in_map`). The entry point,
+//! `map_create`, is [`crate::syscall::map_create`].
 
 use alloc::boxed::Box;
 use alloc::string::String;
 
+use super::bpf_map::{BpfMap, MapAttr};
 use super::check_btf::{CheckBtfOp, check_btf_op, is_local_storage, type_check_btf};
 use super::map_in_map::bpf_map_meta_alloc;
 use super::types::*;
-use crate::btf::{BtfRef, KernelBtfs, btf_get};
+use crate::btf::{BtfRef, KernelBtfs};
 use crate::errno::{Errno, KResult};
 use crate::profile::Semantics;
-use crate::record::{BtfFieldType as F, BtfRecord, btf_check_and_fixup_record, btf_parse_fields};
+use crate::record::{BtfFieldType as F, btf_check_and_fixup_record, btf_parse_fields};
 use crate::why::{refuse, within};
-
-/// The `BPF_MAP_CREATE` attributes the model reads.
-#[derive(Clone, Copy)]
-pub struct MapAttr<'a> {
-    /// `map_type`.
-    pub map_type: u32,
-    /// `key_size`.
-    pub key_size: u32,
-    /// `value_size`.
-    pub value_size: u32,
-    /// `max_entries`.
-    pub max_entries: u32,
-    /// `map_flags`.
-    pub map_flags: u32,
-    /// The BTF behind `btf_fd` (`None` = no fd).
-    pub btf: Option<&'a BtfRef>,
-    /// `btf_key_type_id`.
-    pub btf_key_type_id: u32,
-    /// `btf_value_type_id`.
-    pub btf_value_type_id: u32,
-    /// `map_name`.
-    pub name: &'a str,
-    /// The map behind `inner_map_fd`, read by the map-in-map types only. `None` is an
-    /// fd with no file behind it (`__bpf_map_get`: -EBADF); an open fd that is not a
-    /// map (-EINVAL) is not modelled.
-    pub inner_map: Option<&'a BpfMap>,
-}
-
-/// A created map: its attributes, its BTF (one reference), and its record.
-pub struct BpfMap {
-    /// `map_type`.
-    pub map_type: u32,
-    /// `key_size`.
-    pub key_size: u32,
-    /// `value_size`.
-    pub value_size: u32,
-    /// `max_entries`.
-    pub max_entries: u32,
-    /// `map->map_flags`: the creation flags without `BPF_F_RDONLY`/`BPF_F_WRONLY`
-    /// (`bpf_map_flags_retain_permanent`: they belong to the fd, not the map).
-    pub map_flags: u32,
-    /// `map->name`.
-    pub name: String,
-    /// `map->inner_map_meta`: the template of a map-in-map's inner maps
-    /// ([`super::map_in_map::bpf_map_meta_alloc`]); freed first, as `map_free` does.
-    pub inner_map_meta: Option<Box<BpfMap>>,
-    /// `map->record`: `None` both for "no special fields" and for a record that failed
-    /// to parse (the kernel's error pointer), which [`BpfMap::record_error`] keeps.
-    /// Declared before `btf`: a plain drop frees the record, then puts the BTF, as
-    /// `bpf_map_free_deferred` (v6.7+) and `bpf_map_meta_free` do.
-    pub record: Option<BtfRecord>,
-    /// Why the record failed, when it did (the map is created all the same).
-    pub record_error: Option<Errno>,
-    /// `map->btf` (a reference).
-    pub btf: Option<BtfRef>,
-    /// False when the map type's own checks are not modelled (only the generic ones
-    /// and `map_check_btf` ran).
-    pub modelled: bool,
-}
 
 fn flags_access_ok(f: u32) -> bool {
     f & (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG) != (BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG)
@@ -360,7 +303,7 @@ fn bpf_map_flags_retain_permanent(flags: u32) -> u32 {
 
 /// `bpf_obj_name_cpy`: the kernel's (Latin-1) `isalnum`, `_` and `.` only, at most 15
 /// bytes (-EINVAL otherwise).
-fn name_ok(name: &str) -> bool {
+pub(crate) fn bpf_obj_name_cpy_ok(name: &str) -> bool {
     name.len() < 16 && name.bytes().all(crate::btf::verifier::name_char_rest_ok)
 }
 
@@ -528,19 +471,13 @@ fn check_record(map: &mut BpfMap, btf: &BtfRef, sem: &Semantics) -> KResult<()> 
     btf_check_and_fixup_record(btf, rec, sem)
 }
 
-/// `map_create` (`BPF_MAP_CREATE`): the map type's allocation check, a map-in-map's
-/// inner map template (`bpf_map_meta_alloc`: -EBADF without an inner map, -EINVAL for a
-/// map-in-map, -ENOTSUPP for a type without `map_meta_equal`), the name, the BTF (a
-/// kernel BTF is -EACCES) and `map_check_btf` when a value type is given. A record
-/// error does not fail creation: the map has no special fields. Profile flags: those of
-/// [`map_check_btf`].
-pub fn map_create(kernel: &KernelBtfs, a: &MapAttr<'_>, sem: &Semantics) -> KResult<BpfMap> {
-    if a.btf_key_type_id != 0 && a.btf_value_type_id == 0 {
-        return Err(Errno::EINVAL);
-    }
-    if a.map_flags & BPF_F_RDONLY != 0 && a.map_flags & BPF_F_WRONLY != 0 {
-        return Err(Errno::EINVAL);
-    }
+/// `find_and_alloc_map` (kernel/bpf/syscall.c) as far as the model goes: the map
+/// type's `map_alloc_check` (-EINVAL for an unknown type), a map-in-map's inner map
+/// template (`bpf_map_meta_alloc`: -EBADF without an inner map, -EINVAL for a map-in-map,
+/// -ENOTSUPP for a type without `map_meta_equal`), then the map with its attributes
+/// (`bpf_map_init_from_attr`; `dev_map_alloc` marks a DEVMAP read-only for programs),
+/// unnamed, without BTF or record.
+pub fn find_and_alloc_map(a: &MapAttr<'_>) -> KResult<BpfMap> {
     if a.map_type == BPF_MAP_TYPE_UNSPEC || a.map_type > BPF_MAP_TYPE_ARENA {
         return Err(Errno::EINVAL);
     }
@@ -590,21 +527,13 @@ pub fn map_create(kernel: &KernelBtfs, a: &MapAttr<'_>, sem: &Semantics) -> KRes
         }
         _ => None,
     };
-    if !name_ok(a.name) {
-        return Err(refuse(Errno::EINVAL, "bpf_obj_name_cpy", 0, None, || {
-            alloc::format!(
-                "map name `{}`: at most 15 characters of letters, digits, `_` and `.`",
-                a.name
-            )
-        }));
-    }
     let mut map = BpfMap {
         map_type: a.map_type,
         key_size: a.key_size,
         value_size: a.value_size,
         max_entries: a.max_entries,
         map_flags: bpf_map_flags_retain_permanent(a.map_flags),
-        name: String::from(a.name),
+        name: String::new(),
         inner_map_meta,
         record: None,
         record_error: None,
@@ -614,29 +543,6 @@ pub fn map_create(kernel: &KernelBtfs, a: &MapAttr<'_>, sem: &Semantics) -> KRes
     // dev_map_alloc marks the map read-only for programs.
     if matches!(a.map_type, BPF_MAP_TYPE_DEVMAP | BPF_MAP_TYPE_DEVMAP_HASH) {
         map.map_flags |= BPF_F_RDONLY_PROG;
-    }
-    if a.btf_key_type_id != 0 || a.btf_value_type_id != 0 {
-        let btf = a.btf.ok_or_else(|| {
-            refuse(Errno::EBADF, "map_create", 0, None, || {
-                alloc::string::String::from("BTF type ids without a BTF fd")
-            })
-        })?;
-        if btf.is_kernel() {
-            return Err(refuse(Errno::EACCES, "map_create", 0, None, || {
-                alloc::string::String::from("the BTF fd is a kernel BTF")
-            }));
-        }
-        map.btf = Some(btf_get(btf));
-        if a.btf_value_type_id != 0 {
-            map_check_btf(
-                kernel,
-                &mut map,
-                btf,
-                a.btf_key_type_id,
-                a.btf_value_type_id,
-                sem,
-            )?;
-        }
     }
     Ok(map)
 }

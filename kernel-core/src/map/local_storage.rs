@@ -37,9 +37,9 @@
 
 use alloc::vec::Vec;
 
-use super::create::BpfMap;
-use super::runtime::{BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, copy_map_value, copy_map_value_locked};
+use super::bpf_map::BpfMap;
 use super::types::*;
+use super::value::{BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, copy_map_value, copy_map_value_locked};
 use crate::errno::{Errno, KResult};
 use crate::obj::uptr::bpf_obj_swap_uptrs;
 use crate::obj::{BpfRuntime, Words, WordsBuf, bpf_obj_free_fields};

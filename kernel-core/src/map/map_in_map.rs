@@ -13,7 +13,7 @@
 
 use alloc::string::String;
 
-use super::create::BpfMap;
+use super::bpf_map::BpfMap;
 use super::types::*;
 use crate::btf::{btf_get, btf_put};
 use crate::errno::{Errno, KResult};

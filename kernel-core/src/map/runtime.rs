@@ -13,16 +13,20 @@ use alloc::vec::Vec;
 
 use hashbrown::HashMap;
 
-use super::create::BpfMap;
+use super::bpf_map::BpfMap;
 use super::local_storage::{
     BpfLocalStorageElem, BpfLocalStorageMap, StorageOwner, bpf_local_storage_delete_elem,
     bpf_local_storage_lookup_elem, bpf_local_storage_map_free, local_storage_update_elem,
 };
 use super::lru::BpfLru;
 use super::types::*;
+use super::value::copy_map_value_locked;
+pub use super::value::{
+    BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, check_and_init_map_value, copy_map_value,
+};
 use crate::errno::{Errno, KResult};
 use crate::obj::uptr::{bpf_obj_pin_uptrs, bpf_obj_unpin_uptrs};
-use crate::obj::{BpfRuntime, Words, WordsBuf, bpf_obj_free_fields, bpf_obj_init};
+use crate::obj::{BpfRuntime, Words, WordsBuf, bpf_obj_free_fields};
 use crate::record::{BtfFieldType as F, BtfRecord, btf_record_free};
 use crate::sync::Word;
 use crate::sync::{Arc, AtomicBool, Ordering, SpinLock};
@@ -34,45 +38,9 @@ pub const MAP_MODEL_LIMIT: u64 = 1 << 30;
 /// Number of CPUs the per-CPU maps model.
 pub const NR_CPUS: usize = 2;
 
-/// `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`.
-pub const BPF_NOEXIST: u64 = 1;
-/// `BPF_EXIST`.
-pub const BPF_EXIST: u64 = 2;
-
-/// `copy_map_value`: copies `src` into `dst`, skipping the special fields.
-pub fn copy_map_value(rec: Option<&BtfRecord>, dst: &Words, src: &[u8]) {
-    let mut skip: Vec<(u32, u32)> = rec
-        .map(|r| {
-            r.fields
-                .iter()
-                .map(|f| (f.offset, f.offset + f.size))
-                .collect()
-        })
-        .unwrap_or_default();
-    skip.sort_unstable();
-    let mut k = 0;
-    for i in 0..(dst.size().min(src.len() as u32)) {
-        while k < skip.len() && skip[k].1 <= i {
-            k += 1;
-        }
-        if k < skip.len() && skip[k].0 <= i && i < skip[k].1 {
-            continue;
-        }
-        dst.set_byte(i, src[i as usize]);
-    }
-}
-
-/// `check_and_init_map_value`.
-pub fn check_and_init_map_value(rec: Option<&BtfRecord>, v: &Words) {
-    bpf_obj_init(rec, v);
-}
-
 /// The CPU the model's map operations run on (`raw_smp_processor_id()`): CPU 0 of
 /// [`NR_CPUS`].
 pub const THIS_CPU: usize = 0;
-
-/// `BPF_F_LOCK`: update or look up a value under its `bpf_spin_lock`.
-pub const BPF_F_LOCK: u64 = 4;
 
 /// One hash element's value (one per CPU for per-CPU hashes).
 pub struct HtabElem {
@@ -220,15 +188,6 @@ fn check_flags(exists: bool, flags: u64) -> KResult<()> {
         BPF_EXIST if !exists => Err(Errno::ENOENT),
         _ => Ok(()),
     }
-}
-
-/// `copy_map_value_locked` (include/linux/bpf.h) with `lock_src` false: `copy_map_value`
-/// under the destination value's `bpf_spin_lock`.
-pub(crate) fn copy_map_value_locked(rec: &BtfRecord, dst: &Words, src: &[u8]) {
-    let lock = rec.spin_lock_off as u32;
-    crate::obj::bpf_spin_lock(dst, lock);
-    copy_map_value(Some(rec), dst, src);
-    crate::obj::bpf_spin_unlock(dst, lock);
 }
 
 impl MapRt {

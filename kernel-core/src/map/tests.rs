@@ -11,8 +11,8 @@ use crate::btf::{BtfIdr, BtfRef, KernelBtfs, btf_parse_module, btf_parse_vmlinux
 use crate::errno::{Errno, KResult};
 use crate::module::{Module, ModuleState};
 use crate::profile::Semantics;
-use crate::record::bpf_btf_load;
 use crate::sync::{Arc, Rcu};
+use crate::syscall::{bpf_btf_load, map_create};
 
 /// A kernel: vmlinux with `task_struct` and its destructor, and a live module `testmod`
 /// whose BTF has `mod_obj` and its destructor.

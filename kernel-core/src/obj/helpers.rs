@@ -16,7 +16,7 @@ use crate::sync::Ordering;
 use crate::sync::refcount::REFCOUNT_SATURATED;
 use crate::trace::{Event, emit};
 
-pub use crate::record::metas::{MetaRec, find_meta};
+pub use crate::record::field::{MetaRec, find_meta};
 
 /// The BTF behind a kptr field, if it is still alive: a held reference always is; an
 /// unreferenced program BTF (v6.12+) is checked against the IDR's freed list, and a

@@ -4,7 +4,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 
-use super::metas::MetaRec;
 use crate::btf::{Btf, BtfIdr, BtfRef};
 use crate::module::Module;
 use crate::profile::Semantics;
@@ -352,4 +351,81 @@ impl BtfRecord {
             .iter()
             .find(|f| f.offset == offset && f.ty.intersects(mask))
     }
+}
+
+/// `struct btf_struct_metas`: (type id, record), sorted by type id.
+pub struct BtfStructMetas {
+    pub(crate) types: Vec<(u32, BtfRecord)>,
+}
+
+impl BtfStructMetas {
+    /// `btf_find_struct_meta`.
+    pub fn find(&self, btf_id: u32) -> Option<&BtfRecord> {
+        self.get(self.position(btf_id)?)
+    }
+
+    /// Where `btf_id`'s record is in the table.
+    pub fn position(&self, btf_id: u32) -> Option<usize> {
+        self.types.binary_search_by_key(&btf_id, |(id, _)| *id).ok()
+    }
+
+    /// The record at a position from [`Self::position`].
+    pub fn get(&self, at: usize) -> Option<&BtfRecord> {
+        self.types.get(at).map(|(_, r)| r)
+    }
+
+    /// The entries.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &BtfRecord)> {
+        self.types.iter().map(|(i, r)| (*i, r))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.types.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.types.is_empty()
+    }
+}
+
+/// A local type's record: the struct-meta table it lives in and its position there.
+#[derive(Clone)]
+pub struct MetaRec {
+    tab: Arc<BtfStructMetas>,
+    at: usize,
+}
+
+impl MetaRec {
+    /// The record (`btf_find_struct_meta(btf, id)->record`).
+    pub fn rec(&self) -> Option<&BtfRecord> {
+        self.tab.get(self.at)
+    }
+}
+
+impl core::fmt::Debug for MetaRec {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MetaRec").field("at", &self.at).finish()
+    }
+}
+
+/// `btf->struct_meta_tab`: the table attached to `btf` by `btf_parse`, if any.
+pub fn struct_meta_tab(btf: &Btf) -> Option<Arc<BtfStructMetas>> {
+    btf.with_struct_meta_tab(|t| {
+        t.and_then(|t| t.downcast_ref::<Arc<BtfStructMetas>>())
+            .cloned()
+    })
+}
+
+/// Attaches `tab` to `btf` as its `struct_meta_tab`, released by `btf_free`.
+pub(crate) fn set_struct_meta_tab(btf: &Btf, tab: Arc<BtfStructMetas>) {
+    btf.set_struct_meta_tab(alloc::boxed::Box::new(tab));
+}
+
+/// `btf_find_struct_meta` (kernel/bpf/btf.c) as a handle that keeps the table alive.
+pub fn find_meta(btf: &Btf, id: u32) -> Option<MetaRec> {
+    let tab = struct_meta_tab(btf)?;
+    let at = tab.position(id)?;
+    Some(MetaRec { tab, at })
 }

@@ -1,84 +1,19 @@
 //! Struct metas: the records of program types that objects from `bpf_obj_new` can have
-//! (`btf_parse_struct_metas`, `btf_find_struct_meta`, `btf_check_ownership_depth`),
-//! and `BPF_BTF_LOAD` as a whole (`btf_parse`, kernel/bpf/btf.c).
+//! (`btf_parse_struct_metas`, `btf_check_ownership_depth`, and the struct-meta part of
+//! `btf_parse`, kernel/bpf/btf.c). The table's types are the records' own
+//! ([`super::field`]); `BPF_BTF_LOAD` is [`crate::syscall::bpf_btf_load`].
 
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::field::{BtfFieldType as F, BtfRecord, KptrBtf};
+use super::field::{BtfFieldType as F, BtfStructMetas, KptrBtf, set_struct_meta_tab};
 use super::find::{Found, find_by_name_kind, find_kptr};
 use super::parse::{btf_check_and_fixup_fields, btf_parse_fields};
 use crate::btf::uapi::BtfKind;
-use crate::btf::{
-    Btf, BtfOrigin, BtfParseError, BtfRef, BtfStage, KernelBtfs, ParseOpts, btf_verify,
-};
+use crate::btf::{BtfRef, BtfStage, KernelBtfs};
 use crate::errno::{Errno, KResult};
 use crate::profile::Semantics;
 use crate::sync::Arc;
-
-/// `struct btf_struct_metas`: (type id, record), sorted by type id.
-pub struct BtfStructMetas {
-    types: Vec<(u32, BtfRecord)>,
-}
-
-impl BtfStructMetas {
-    /// `btf_find_struct_meta`.
-    pub fn find(&self, btf_id: u32) -> Option<&BtfRecord> {
-        self.get(self.position(btf_id)?)
-    }
-
-    /// Where `btf_id`'s record is in the table.
-    pub fn position(&self, btf_id: u32) -> Option<usize> {
-        self.types.binary_search_by_key(&btf_id, |(id, _)| *id).ok()
-    }
-
-    /// The record at a position from [`Self::position`].
-    pub fn get(&self, at: usize) -> Option<&BtfRecord> {
-        self.types.get(at).map(|(_, r)| r)
-    }
-
-    /// The entries.
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &BtfRecord)> {
-        self.types.iter().map(|(i, r)| (*i, r))
-    }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.types.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.types.is_empty()
-    }
-}
-
-/// A local type's record: the struct-meta table it lives in and its position there.
-#[derive(Clone)]
-pub struct MetaRec {
-    tab: Arc<BtfStructMetas>,
-    at: usize,
-}
-
-impl MetaRec {
-    /// The record (`btf_find_struct_meta(btf, id)->record`).
-    pub fn rec(&self) -> Option<&BtfRecord> {
-        self.tab.get(self.at)
-    }
-}
-
-impl core::fmt::Debug for MetaRec {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("MetaRec").field("at", &self.at).finish()
-    }
-}
-
-/// `btf_find_struct_meta` (kernel/bpf/btf.c) as a handle that keeps the table alive.
-pub fn find_meta(btf: &Btf, id: u32) -> Option<MetaRec> {
-    let tab = btf.struct_metas()?;
-    let at = tab.position(id)?;
-    Some(MetaRec { tab, at })
-}
 
 /// `alloc_obj_fields`: the special structs that make a program struct an allocatable
 /// object. Profile flag `refcount` adds `bpf_refcount`.
@@ -251,58 +186,40 @@ pub fn btf_check_ownership_depth(btf: &BtfRef, tab: &BtfStructMetas) -> KResult<
     Ok(())
 }
 
-/// `BPF_BTF_LOAD` (`btf_parse`, then `btf_new_fd`'s id in the kernel's IDR): the
-/// verifier, then struct metas, their fix-ups and (flag `ownership_depth`) the
-/// ownership-depth check. Struct-meta failures carry no
-/// log line of their own, as in the kernel: the log is the type dump. Profile flags:
-/// those of the verifier and of `btf_parse_fields`.
-pub fn bpf_btf_load(
+/// The struct-meta part of `btf_parse` (kernel/bpf/btf.c), after the verifier:
+/// `btf_parse_struct_metas`, `btf_check_and_fixup_fields` on each record, then (profile
+/// flag `ownership_depth`) `btf_check_ownership_depth`; the table is attached to the
+/// BTF (`btf->struct_meta_tab`). A failure names its stage; as in the kernel it logs no
+/// line of its own. Profile flags: those of `btf_parse_fields`.
+pub fn btf_parse_struct_meta_tab(
+    btf: &BtfRef,
     kernel: &KernelBtfs,
-    data: &[u8],
-    log_level: u32,
     sem: &Semantics,
-) -> Result<(BtfRef, Vec<u8>), BtfParseError> {
-    let opts = ParseOpts {
-        log_level,
-        resolve: true,
-        sem: *sem,
+) -> Result<(), (Errno, BtfStage)> {
+    let tab =
+        btf_parse_struct_metas(btf, kernel, sem).map_err(|e| (e, BtfStage::ParseStructMetas))?;
+    let Some(mut tab) = tab else { return Ok(()) };
+    // The fix-ups read other entries (does the contained type have a meta, does it own
+    // anything): take that summary first, then fix each record up.
+    let summary: Vec<(u32, bool)> = tab
+        .types
+        .iter()
+        .map(|(id, r)| (*id, r.has_field(F::GRAPH_ROOT)))
+        .collect();
+    let lookup = |id: u32| {
+        summary
+            .binary_search_by_key(&id, |(i, _)| *i)
+            .ok()
+            .map(|i| summary[i].1)
     };
-    let (d, log) = btf_verify(data.into(), None, &opts)?;
-    let log = log.into_bytes();
-    let mut btf = Btf::new(d, "", BtfOrigin::User);
-    let fail = |errno: Errno, stage: BtfStage, log: &Vec<u8>| {
-        BtfParseError::after_verifier(errno, stage, log.clone())
-    };
-    let tab = btf_parse_struct_metas(&btf, kernel, sem)
-        .map_err(|e| fail(e, BtfStage::ParseStructMetas, &log))?;
-    if let Some(mut tab) = tab {
-        // The fix-ups read other entries (does the contained type have a meta, does
-        // it own anything): take that summary first, then fix each record up.
-        let summary: Vec<(u32, bool)> = tab
-            .types
-            .iter()
-            .map(|(id, r)| (*id, r.has_field(F::GRAPH_ROOT)))
-            .collect();
-        let lookup = |id: u32| {
-            summary
-                .binary_search_by_key(&id, |(i, _)| *i)
-                .ok()
-                .map(|i| summary[i].1)
-        };
-        for (id, r) in tab.types.iter_mut() {
-            btf_check_and_fixup_fields(&btf, &lookup, r, sem)
-                .map_err(|e| crate::why::within(e, *id, None, None))
-                .map_err(|e| fail(e, BtfStage::CheckAndFixupFields, &log))?;
-        }
-        if sem.ownership_depth {
-            btf_check_ownership_depth(&btf, &tab)
-                .map_err(|e| fail(e, BtfStage::CheckOwnershipDepth, &log))?;
-        }
-        btf.set_struct_metas(Arc::new(tab));
+    for (id, r) in tab.types.iter_mut() {
+        btf_check_and_fixup_fields(btf, &lookup, r, sem)
+            .map_err(|e| crate::why::within(e, *id, None, None))
+            .map_err(|e| (e, BtfStage::CheckAndFixupFields))?;
     }
-    // btf_new_fd: the id is allocated only once btf_parse (struct metas and their
-    // fix-ups included) has succeeded (btf_alloc_id).
-    crate::btf::BtfIdr::publish(kernel.idr(), &mut btf)
-        .map_err(|e| fail(e, BtfStage::AllocId, &log))?;
-    Ok((btf, log))
+    if sem.ownership_depth {
+        btf_check_ownership_depth(btf, &tab).map_err(|e| (e, BtfStage::CheckOwnershipDepth))?;
+    }
+    set_struct_meta_tab(btf, Arc::new(tab));
+    Ok(())
 }

@@ -6,11 +6,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::field::{
-    BtfField, BtfFieldGraphRoot, BtfFieldKptr, BtfFieldType as F, BtfRecord, KptrBtf, KptrDtor,
+    BtfField, BtfFieldGraphRoot, BtfFieldKptr, BtfFieldType as F, BtfRecord, BtfStructMetas,
+    KptrBtf, KptrDtor, find_meta, struct_meta_tab,
 };
 use super::find::{FieldInfo, btf_find_field};
 use super::free::btf_record_free;
-use super::metas::{BtfStructMetas, find_meta};
 use crate::btf::{BtfRef, KernelBtfs, btf_get};
 use crate::errno::{Errno, KResult};
 use crate::module::try_module_get;
@@ -448,7 +448,7 @@ pub fn btf_check_and_fixup_record(
     rec: &mut BtfRecord,
     sem: &Semantics,
 ) -> KResult<()> {
-    let tab: Option<Arc<BtfStructMetas>> = btf.struct_metas();
+    let tab: Option<Arc<BtfStructMetas>> = struct_meta_tab(btf);
     let lookup = |id: u32| {
         tab.as_ref()
             .and_then(|t| t.find(id))

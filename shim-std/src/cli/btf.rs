@@ -135,7 +135,7 @@ pub fn cmd_btf(
     } else {
         let (kernel, _) = crate::kernel_btf::load_kernel_btfs(None, false, sem)?;
         let (r, why) = crate::why::collect(|| {
-            kernel_core::record::bpf_btf_load(&kernel, &data, 0, &sem).map(|_| ())
+            kernel_core::syscall::bpf_btf_load(&kernel, &data, 0, &sem).map(|_| ())
         });
         let refused = r.err().map(|e| {
             let culprit = why.last.and_then(|c| c.culprit(&btf));

@@ -21,13 +21,14 @@ use kernel_core::map::local_storage::{
     BPF_LOCAL_STORAGE_GET_F_CREATE, OwnerKind, StorageOwner, bpf_local_storage_delete,
     bpf_local_storage_get, bpf_local_storage_owner_free, rcu_barrier_tasks_trace_and_rcu,
 };
-use kernel_core::map::map_create;
 use kernel_core::map::runtime::{MapFree, MapRt, NR_CPUS};
 use kernel_core::obj::{
     BpfRuntime, MemFault, Words, bpf_kptr_xchg, bpf_obj_drop_impl, bpf_obj_new_impl,
 };
-use kernel_core::record::{BtfFieldType, bpf_btf_load};
+use kernel_core::record::BtfFieldType;
 use kernel_core::sync::Arc;
+use kernel_core::syscall::bpf_btf_load;
+use kernel_core::syscall::map_create;
 use kernel_core::{Errno, Semantics};
 
 use super::{
