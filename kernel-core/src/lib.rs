@@ -21,6 +21,7 @@ pub mod profile;
 pub mod record;
 pub mod sync;
 pub mod syscall;
+pub mod tally;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod trace;

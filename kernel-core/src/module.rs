@@ -28,7 +28,7 @@ pub struct Module {
 impl Module {
     /// A module in state `Coming` with no references held by others.
     pub fn new(name: &str) -> Arc<Module> {
-        crate::obj::tally::module_created();
+        crate::tally::module_created();
         Arc::new(Module {
             name: String::from(name),
             state: AtomicU32::new(ModuleState::Coming as u32),
@@ -81,7 +81,7 @@ impl Drop for Module {
     /// tally counts.
     fn drop(&mut self) {
         let left = self.refcnt.load(Ordering::Acquire);
-        crate::obj::tally::module_dropped(usize::try_from(left).unwrap_or(0));
+        crate::tally::module_dropped(usize::try_from(left).unwrap_or(0));
     }
 }
 

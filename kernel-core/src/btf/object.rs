@@ -64,7 +64,7 @@ pub enum BtfOrigin {
 
 impl Btf {
     fn into_ref(self) -> BtfRef {
-        crate::obj::tally::btf_created();
+        crate::tally::btf_created();
         BtfRef(NonNull::from(Box::leak(Box::new(self))))
     }
 
@@ -260,7 +260,7 @@ pub fn btf_get(b: &BtfRef) -> BtfRef {
 /// else is freed. The count must include that leaked reference.
 pub fn btf_put_leaked_reference(b: &BtfRef) {
     if b.refcount() > 1 {
-        crate::obj::tally::btf_ref_acknowledged();
+        crate::tally::btf_ref_acknowledged();
         drop(BtfRef(b.0));
     } else {
         crate::sync::warn::warn("btf_put_leaked_reference: no leaked reference to put");
@@ -313,7 +313,7 @@ impl Drop for BtfRef {
                     // in the IDR's quarantine, so a late reader reads memory the model
                     // still owns and the IDR reports as freed.
                     b.release_contents();
-                    crate::obj::tally::btf_freed();
+                    crate::tally::btf_freed();
                     idr2.quarantine(p.0);
                 });
             }
@@ -321,7 +321,7 @@ impl Drop for BtfRef {
                 // SAFETY: the count reached zero and the object was never published, so
                 // this was the last pointer to it.
                 drop(unsafe { Box::from_raw(p.0.as_ptr()) });
-                crate::obj::tally::btf_freed();
+                crate::tally::btf_freed();
             }
         }
     }

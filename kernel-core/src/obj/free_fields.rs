@@ -2,14 +2,17 @@
 //! `bpf_timer_cancel_and_free`, `bpf_wq_cancel_and_free`, the kptr release, and the
 //! graph-root drains `bpf_list_head_free`/`bpf_rb_root_free` (kernel/bpf/helpers.c),
 //! and a uptr's unpin (`unpin_uptr_kaddr`, kernel/bpf/syscall.c, see [`super::uptr`]).
+//!
+//! This module and [`super::helpers`] use each other because the kernel's functions
+//! recurse: `bpf_obj_free_fields` drops a local kptr's object or a graph root's nodes
+//! with `__bpf_obj_drop_impl`, which frees that object's own fields with
+//! `bpf_obj_free_fields`.
 
 use alloc::vec::Vec;
 
-use super::helpers::{
-    __bpf_obj_drop_impl, bpf_spin_lock, bpf_spin_unlock, find_meta, kptr_btf, unref_btf,
-};
+use super::helpers::{__bpf_obj_drop_impl, bpf_spin_lock, bpf_spin_unlock, find_meta};
 use super::mem::Words;
-use super::runtime::BpfRuntime;
+use super::runtime::{BpfRuntime, kptr_btf, unref_btf};
 use super::uptr::unpin_uptr_kaddr;
 use crate::record::{BtfField, BtfFieldType as F, BtfRecord, KptrDtor};
 use crate::sync::Ordering;

@@ -2,51 +2,24 @@
 //! `__bpf_obj_drop_impl`, `bpf_obj_drop_impl`, `bpf_percpu_obj_new_impl`,
 //! `bpf_percpu_obj_drop_impl`, `bpf_refcount_acquire_impl`, `bpf_kptr_xchg`, the list
 //! and rbtree insertions with the node owner claim, `bpf_timer_init`.
+//!
+//! `__bpf_obj_drop_impl` and [`super::free_fields`]'s `bpf_obj_free_fields` call each
+//! other, as in the kernel (an object's fields may hold objects): the one cycle
+//! between the `obj` modules.
 
 use alloc::format;
-use core::ptr::NonNull;
 
 use super::free_fields::bpf_obj_free_fields;
 use super::mem::Words;
 use super::runtime::BpfRuntime;
-use crate::btf::{Btf, BtfRef};
+use crate::btf::BtfRef;
 use crate::errno::{Errno, KResult};
-use crate::record::{BtfFieldType as F, BtfRecord, KptrBtf};
+use crate::record::{BtfFieldType as F, BtfRecord};
 use crate::sync::Ordering;
 use crate::sync::refcount::REFCOUNT_SATURATED;
 use crate::trace::{Event, emit};
 
 pub use crate::record::field::{MetaRec, find_meta};
-
-/// The BTF behind a kptr field, if it is still alive: a held reference always is; an
-/// unreferenced program BTF (v6.12+) is checked against the IDR's freed list, and a
-/// use of a freed one is reported (WARN) instead of performed.
-#[inline(always)]
-pub(crate) fn kptr_btf<'a>(rt: &'a BpfRuntime, k: &'a KptrBtf) -> Option<&'a Btf> {
-    match k {
-        KptrBtf::Held(b) => Some(b),
-        KptrBtf::Borrowed(p) => unref_btf(rt, p.as_ptr()),
-    }
-}
-
-/// The BTF behind an unreferenced pointer (a local kptr's, a graph root's), if it is
-/// still alive; a freed one is the kernel's use after free, reported (a WARN of the
-/// runtime, counted in the suite tally) instead of read.
-pub(crate) fn unref_btf(rt: &BpfRuntime, p: NonNull<Btf>) -> Option<&Btf> {
-    if rt.kernel.idr().is_freed(p.as_ptr() as usize) {
-        rt.warn("use after free: an unreferenced program BTF was freed");
-        rt.mem.note_btf_use_after_free();
-        return None;
-    }
-    // SAFETY: the address is not on the IDR's freed list; a published BTF is freed
-    // only by an RCU callback that marks the address freed before it releases
-    // anything, and its memory stays in the IDR's quarantine until the IDR goes, which
-    // the runtime holds (`rt.kernel`) for longer than any caller's borrow. The record's
-    // owner (a map holding `map->btf`) keeps it published; a profile that drops that
-    // reference early (v6.4) is the kernel's use after free, reported on the next
-    // check.
-    Some(unsafe { p.as_ref() })
-}
 
 /// `bpf_obj_init`: zeroes the special fields of a new object, sets a refcount to 1.
 pub fn bpf_obj_init(rec: Option<&BtfRecord>, mem: &Words) {

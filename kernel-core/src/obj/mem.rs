@@ -395,7 +395,7 @@ pub struct BpfMemAlloc {
 impl BpfMemAlloc {
     /// An allocator deferring through `rcu`.
     pub fn new(rcu: Arc<Rcu>) -> Arc<BpfMemAlloc> {
-        super::tally::created();
+        crate::tally::created();
         Arc::new(BpfMemAlloc {
             inner: SpinLock::new(MemInner {
                 len: 0,
@@ -764,7 +764,7 @@ impl BpfMemAlloc {
     /// the last acknowledgement exactly `faults` (their kinds, in order; a read of a
     /// freed BTF by the runtime this allocator serves counts as
     /// [`FaultKind::BtfUseAfterFree`]). Then they are expected: the process-wide
-    /// [`mem_tally`](super::tally::mem_tally) counts only what happens beyond them.
+    /// [`mem_tally`](crate::tally::mem_tally) counts only what happens beyond them.
     /// Anything else acknowledges nothing and says what was found.
     pub fn acknowledge(&self, live_types: &[&str], faults: &[FaultKind]) -> Result<(), String> {
         let mut want: Vec<&str> = live_types.to_vec();
@@ -818,13 +818,13 @@ impl Drop for BpfMemAlloc {
             };
             unexpected[k] += 1;
         }
-        super::tally::dropped(
+        crate::tally::dropped(
             g.len,
             g.frees,
             unexpected,
             expected + acked_faults.min(g.faults.len()),
         );
-        super::tally::btf_uses_after_free_dropped(g.btf_uaf.0, g.btf_uaf.1);
+        crate::tally::btf_uses_after_free_dropped(g.btf_uaf.0, g.btf_uaf.1);
         drop(g);
         for c in self.chunks.iter() {
             let c = c.load(Ordering::Acquire);

@@ -8,9 +8,12 @@ use alloc::vec::Vec;
 use hashbrown::HashMap;
 
 use super::mem::BpfMemAlloc;
-use super::uptr::UserPages;
-use crate::btf::KernelBtfs;
+use super::user_pages::UserPages;
+use core::ptr::NonNull;
+
+use crate::btf::{Btf, KernelBtfs};
 use crate::profile::Semantics;
+use crate::record::KptrBtf;
 use crate::sync::task;
 use crate::sync::warn::warn;
 use crate::sync::{Arc, AtomicUsize, Ordering, Rcu, SpinLock};
@@ -200,4 +203,34 @@ impl BpfRuntime {
         self.lists.lock().insert(id, Vec::new());
         id
     }
+}
+
+/// The BTF behind a kptr field, if it is still alive: a held reference always is; an
+/// unreferenced program BTF (v6.12+) is checked against the IDR's freed list, and a
+/// use of a freed one is reported (WARN) instead of performed.
+#[inline(always)]
+pub(crate) fn kptr_btf<'a>(rt: &'a BpfRuntime, k: &'a KptrBtf) -> Option<&'a Btf> {
+    match k {
+        KptrBtf::Held(b) => Some(b),
+        KptrBtf::Borrowed(p) => unref_btf(rt, p.as_ptr()),
+    }
+}
+
+/// The BTF behind an unreferenced pointer (a local kptr's, a graph root's), if it is
+/// still alive; a freed one is the kernel's use after free, reported (a WARN of the
+/// runtime, counted in the suite tally) instead of read.
+pub(crate) fn unref_btf(rt: &BpfRuntime, p: NonNull<Btf>) -> Option<&Btf> {
+    if rt.kernel.idr().is_freed(p.as_ptr() as usize) {
+        rt.warn("use after free: an unreferenced program BTF was freed");
+        rt.mem.note_btf_use_after_free();
+        return None;
+    }
+    // SAFETY: the address is not on the IDR's freed list; a published BTF is freed
+    // only by an RCU callback that marks the address freed before it releases
+    // anything, and its memory stays in the IDR's quarantine until the IDR goes, which
+    // the runtime holds (`rt.kernel`) for longer than any caller's borrow. The record's
+    // owner (a map holding `map->btf`) keeps it published; a profile that drops that
+    // reference early (v6.4) is the kernel's use after free, reported on the next
+    // check.
+    Some(unsafe { p.as_ref() })
 }

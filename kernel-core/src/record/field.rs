@@ -187,7 +187,7 @@ pub struct UnrefBtf {
 }
 
 // SAFETY: the pointer is dereferenced only where the invariant (or, in
-// `obj::helpers::kptr_btf`, the runtime's own IDR) keeps the memory allocated, and only
+// `obj::runtime::kptr_btf`, the runtime's own IDR) keeps the memory allocated, and only
 // immutable fields are read; the IDR is `Send + Sync`.
 unsafe impl Send for UnrefBtf {}
 // SAFETY: see `Send`.
@@ -202,7 +202,7 @@ impl UnrefBtf {
         }
     }
 
-    /// The pointer (identity; see [`obj::helpers`](crate::obj::helpers) for reads).
+    /// The pointer (identity; see [`obj::runtime`](crate::obj::runtime) for reads).
     pub fn as_ptr(&self) -> NonNull<Btf> {
         self.ptr
     }
@@ -216,7 +216,7 @@ impl UnrefBtf {
     pub fn btf_is_kernel(&self, site: &'static str) -> Option<bool> {
         let idr = self.idr.as_ref()?;
         if idr.is_freed(self.ptr.as_ptr() as usize) {
-            crate::obj::tally::btf_use_after_free(site);
+            crate::tally::btf_use_after_free(site);
             return None;
         }
         // SAFETY: `idr` is held, so the memory is allocated (type invariant); it is not
@@ -235,7 +235,7 @@ impl Clone for UnrefBtf {
 }
 
 // SAFETY: the pointer is an identity and is dereferenced only after the runtime's
-// liveness check (see `obj::helpers::kptr_btf`).
+// liveness check (see `obj::runtime::kptr_btf`).
 unsafe impl Send for BtfFieldGraphRoot {}
 // SAFETY: see `Send`.
 unsafe impl Sync for BtfFieldGraphRoot {}

@@ -1,4 +1,4 @@
-//! The process-wide tally of every [`BpfMemAlloc`](super::BpfMemAlloc), every `struct
+//! The process-wide tally of every [`BpfMemAlloc`](crate::obj::BpfMemAlloc), every `struct
 //! btf` and every module: what each allocator allocated, freed, leaked and saw misused,
 //! added up when it is dropped; how many BTF objects were made and freed, and every read
 //! of a freed one; how many module references were left when a module went. A whole
@@ -7,7 +7,7 @@
 //!
 //! A test that provokes a leak or a fault on purpose (a kernel bug it reproduces)
 //! acknowledges what it has asserted: objects with
-//! [`BpfMemAlloc::acknowledge`](super::BpfMemAlloc::acknowledge); a BTF reference the
+//! [`BpfMemAlloc::acknowledge`](crate::obj::BpfMemAlloc::acknowledge); a BTF reference the
 //! kernel leaks by putting it back with
 //! [`btf_put_leaked_reference`](crate::btf::object::btf_put_leaked_reference) once
 //! asserted; BTF objects that stay (a reference cycle the kernel makes) with
