@@ -4,6 +4,19 @@
 //!
 //! Kernel names are kept, results are errno-backed, and every behaviour that changed
 //! across releases reads a flag of [`profile::Semantics`].
+//!
+//! # Module graph
+//!
+//! Layers go one way, each module naming only its own layer and lower ones: base
+//! ([`errno`], [`profile`], [`sync`], [`trace`], [`why`], [`tally`], [`module`]) ->
+//! BTF format (`btf::uapi`, `builder`, `names`, `log`) -> verified BTF ([`btf`]) ->
+//! records ([`record`]) -> objects ([`obj`]) -> maps ([`map`]) -> the syscall entry
+//! points ([`syscall`]) -> test support (`testing`, feature `testing`). The remaining
+//! cycles between modules: `obj::free_fields` <-> `obj::helpers`, the kernel's own
+//! recursion (`bpf_obj_free_fields` -> `__bpf_obj_drop_impl` -> `bpf_obj_free_fields`);
+//! and `btf::{object, types, verifier, registry, name_index}`, because the type storage
+//! holds the base BTF's reference and a published BTF points at its IDR.
+//! `tests/tests/layers.rs` checks both.
 #![no_std]
 #![deny(missing_docs)]
 

@@ -87,7 +87,7 @@ fn release_kptr(rt: &BpfRuntime, f: &BtfField, mem: &Words) {
 /// values WARNs): `bpf_obj_free_fields` skips a graph root with
 /// `WARN_ON_ONCE(rec->spin_lock_off < 0)` (kernel/bpf/syscall.c), and a record whose
 /// list or rb root is guarded only by a `bpf_res_spin_lock` (v6.15+, profile flag
-/// `res_spin_lock`) has no `spin_lock_off`. The check [`graph_root_free`] makes.
+/// `res_spin_lock`) has no `spin_lock_off`. The check `graph_root_free` makes.
 pub fn graph_root_free_warns(rec: &BtfRecord) -> bool {
     rec.has_field(F::GRAPH_ROOT) && rec.spin_lock_off < 0
 }

@@ -1,6 +1,6 @@
 //! The calling task's own state (`current`, include/asm-generic/current.h): its
 //! migrate-disable count, `current->migration_disabled` (include/linux/sched.h), and
-//! [`task_local!`], the one way the workspace declares per-task state.
+//! `task_local!`, the one way the workspace declares per-task state.
 //!
 //! A task here is a thread: loom's thread under `cfg(loom)`, the host's with the `std`
 //! feature. A build with neither has one task, whose count is one shared atomic.
