@@ -476,7 +476,7 @@ fn check_record(map: &mut BpfMap, btf: &BtfRef, sem: &Semantics) -> KResult<()> 
 /// template (`bpf_map_meta_alloc`: -EBADF without an inner map, -EINVAL for a map-in-map,
 /// -ENOTSUPP for a type without `map_meta_equal`), then the map with its attributes
 /// (`bpf_map_init_from_attr`; `dev_map_alloc` marks a DEVMAP read-only for programs),
-/// unnamed, without BTF or record.
+/// unnamed, without BTF or record. No profile flag changes it.
 pub fn find_and_alloc_map(a: &MapAttr<'_>) -> KResult<BpfMap> {
     if a.map_type == BPF_MAP_TYPE_UNSPEC || a.map_type > BPF_MAP_TYPE_ARENA {
         return Err(Errno::EINVAL);
