@@ -15,6 +15,21 @@
 //! or, for a uptr, its size (`mem_or_null(id=2,sz=24)`). Offsets are added to the value
 //! pointer with a 32-bit immediate, so any offset works. Programs are loaded, never attached
 //! or run; every fd is closed.
+//!
+//! Each kptr is then handed to `bpf_kptr_xchg` ([`KptrFacts`]): `process_kptr_func` refuses
+//! an unreferenced one ("off=N kptr isn't referenced kptr"); for a referenced one the
+//! pointer it hands out is an allocated object (`MEM_ALLOC`, a pointee in program BTF: a
+//! local kptr) exactly when `bpf_obj_drop_impl` (`bpf_percpu_obj_drop_impl` for a per-CPU
+//! kptr) takes it, and a kernel object otherwise ("arg#0 expected pointer to allocated
+//! object"). The kernel records a referenced kptr to a kernel type only when
+//! `btf_find_dtor_kfunc` finds its registered destructor, and sets none for a local or an
+//! unreferenced kptr, so these facts tell whether the field has a destructor; its name, and
+//! the BTF or module references the field holds, are not shown (see
+//! `tests/README.md`).
+//!
+//! A map whose type takes no special field (`map_check_btf` refuses every field type in
+//! it with `EOPNOTSUPP`; e.g. QUEUE, RINGBUF, PROG_ARRAY) and that no program can look
+//! into is judged by its creation: the kernel created it, so its record holds no field.
 
 use std::fmt;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -48,7 +63,11 @@ mod func {
     pub const INODE_STORAGE_GET: i32 = 145;
     pub const TASK_STORAGE_GET: i32 = 156;
     pub const CGRP_STORAGE_GET: i32 = 210;
+    pub const KPTR_XCHG: i32 = 194;
 }
+
+/// `BPF_PSEUDO_KFUNC_CALL` (a call's `src_reg` for a kfunc named by its vmlinux BTF id).
+const PSEUDO_KFUNC_CALL: u8 = 2;
 
 use crate::oracle::op;
 
@@ -81,6 +100,14 @@ pub struct InnerMap {
     pub value_size: u32,
     /// `map_flags`.
     pub map_flags: u32,
+}
+
+/// Map types `map_check_btf` lets some special field live in (every other type is
+/// refused any field with `EOPNOTSUPP`; `kernel/bpf/syscall.c`).
+fn takes_special_fields(t: u32) -> bool {
+    // HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH, CGROUP_STORAGE,
+    // SK_STORAGE, INODE_STORAGE, TASK_STORAGE, CGRP_STORAGE
+    matches!(t, 1 | 2 | 5 | 6 | 9 | 10 | 19 | 24 | 28 | 29 | 32)
 }
 
 /// A map created in the running kernel, to be judged.
@@ -142,6 +169,31 @@ pub struct KernelField {
     pub pointee: Option<String>,
     /// Pointee size of a uptr (`sz=` of the loaded register).
     pub pointee_size: Option<u32>,
+    /// What `bpf_kptr_xchg` shows of a kptr (kptrs only).
+    pub kptr: Option<KptrFacts>,
+}
+
+/// What the verifier shows of a kptr through `bpf_kptr_xchg(&value->field, NULL)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KptrFacts {
+    /// `bpf_kptr_xchg` takes the field: it holds a reference to hand over (refused for an
+    /// unreferenced kptr).
+    pub referenced: bool,
+    /// For a referenced kptr: the pointer handed out is an allocated object of program
+    /// BTF (`MEM_ALLOC`: `bpf_obj_drop_impl`, or `bpf_percpu_obj_drop_impl` for a
+    /// per-CPU kptr, takes it), i.e. the pointee is local. `None` for an unreferenced
+    /// kptr (no pointer is handed out, so the verifier does not show it).
+    pub local: Option<bool>,
+}
+
+impl KptrFacts {
+    /// Whether the kernel's field has a destructor, as the facts imply: the kernel records
+    /// a referenced kptr to a kernel type only with its registered destructor
+    /// (`btf_parse_kptr`, `btf_find_dtor_kfunc`), and gives a local or an unreferenced
+    /// kptr none (v6.4 and later).
+    pub fn has_dtor(&self) -> bool {
+        self.referenced && self.local == Some(false)
+    }
 }
 
 impl fmt::Display for KernelField {
@@ -152,6 +204,16 @@ impl fmt::Display for KernelField {
         }
         if let Some(s) = self.pointee_size {
             write!(f, " -> {s}-byte pointee")?;
+        }
+        if let Some(k) = &self.kptr {
+            match k.local {
+                Some(true) => write!(f, " (local)")?,
+                Some(false) => write!(f, " (kernel)")?,
+                None => {}
+            }
+            if k.has_dtor() {
+                write!(f, " with a destructor")?;
+            }
         }
         Ok(())
     }
@@ -182,6 +244,17 @@ impl fmt::Display for FieldVerdict {
         write!(f, "+{} {}", self.model.offset, self.model.ty)?;
         if let Some(p) = &self.model.pointee {
             write!(f, " -> {p}")?;
+        }
+        // A difference shows the model's kptr facts beside the kernel's.
+        if self.verdict != Verdict::Same && self.kernel.as_ref().is_some_and(|k| k.kptr.is_some()) {
+            match self.model.local {
+                Some(true) => write!(f, " (local)")?,
+                Some(false) => write!(f, " (kernel)")?,
+                None => {}
+            }
+            if self.model.dtor.is_some() {
+                write!(f, " with a destructor")?;
+            }
         }
         match &self.verdict {
             Verdict::Same => write!(f, ": same"),
@@ -466,6 +539,9 @@ enum Body {
     Store1(u32),
     /// `r1 = *(u64 *)(value + off)`.
     Load8(u32),
+    /// `bpf_kptr_xchg(value + off, NULL)`, then the kfunc with this vmlinux BTF id on a
+    /// non-NULL result (none: the result is dropped on the floor).
+    Xchg(u32, Option<i32>),
 }
 
 /// Loads probe programs along one route.
@@ -568,6 +644,21 @@ impl Prober {
                 insn(op::ADD64_K, 0, 0, 0, imm(off)?),
                 insn(op::LDX_DW, 1, 0, 0, 0),
             ],
+            Body::Xchg(off, drop) => {
+                let mut v = vec![
+                    insn(op::MOV64_X, 1, 0, 0, 0),
+                    insn(op::ADD64_K, 1, 0, 0, imm(off)?),
+                    insn(op::MOV64_K, 2, 0, 0, 0),
+                    insn(op::CALL, 0, 0, 0, func::KPTR_XCHG),
+                ];
+                if let Some(id) = drop {
+                    v.push(insn(op::JEQ_K, 0, 0, 3, 0));
+                    v.push(insn(op::MOV64_X, 1, 0, 0, 0));
+                    v.push(insn(op::MOV64_K, 2, 0, 0, 0));
+                    v.push(insn(op::CALL, 0, PSEUDO_KFUNC_CALL, 0, id));
+                }
+                v
+            }
         })
     }
 
@@ -682,6 +773,7 @@ impl Prober {
             ty: "",
             pointee: None,
             pointee_size: None,
+            kptr: None,
         };
         match class {
             Class::Plain(ty) => {
@@ -713,8 +805,62 @@ impl Prober {
                 .and_then(|n| n.parse().ok());
         } else {
             f.pointee = Some(pointee_name(&t));
+            f.kptr = Some(self.kptr_facts(s, class)?);
         }
         Ok(f)
+    }
+
+    /// What `bpf_kptr_xchg` shows of the kptr at `s` ([`KptrFacts`]).
+    fn kptr_facts(&mut self, s: u32, class: Class) -> Result<KptrFacts, Status> {
+        let (res, log) = self.load(Body::Xchg(s, None), 1)?;
+        let msg = last_msg(&log);
+        if res.is_err() && msg == format!("off={s} kptr isn't referenced kptr") {
+            return Ok(KptrFacts {
+                referenced: false,
+                local: None,
+            });
+        }
+        // The handed-out reference is never released here: the verifier must say so
+        // ("Unreleased reference id=N", or on 6.18 "BPF_EXIT instruction in main prog
+        // would lead to reference leak").
+        let leak = msg.starts_with("Unreleased reference") || msg.ends_with("reference leak");
+        if res.is_ok() || !leak {
+            return Err(Status::ProbeError(format!(
+                "bpf_kptr_xchg of the kptr at +{s}: {msg:?}"
+            )));
+        }
+        let (name, want) = if class == Class::PercpuKptr {
+            (
+                "bpf_percpu_obj_drop_impl",
+                "arg#0 expected for bpf_percpu_obj_drop_impl()",
+            )
+        } else {
+            (
+                "bpf_obj_drop_impl",
+                "arg#0 expected pointer to allocated object",
+            )
+        };
+        let Some(id) = vmlinux_func_id(name) else {
+            return Err(Status::ProbeError(format!(
+                "this machine's vmlinux BTF has no kfunc {name}"
+            )));
+        };
+        let (res, log) = self.load(Body::Xchg(s, Some(id)), 1)?;
+        let msg = last_msg(&log);
+        let local = match res {
+            Ok(()) => true,
+            Err(_) if msg == want => false,
+            Err(e) => {
+                return Err(Status::ProbeError(format!(
+                    "{name} of what bpf_kptr_xchg hands out at +{s}: {}: {msg:?}",
+                    errno_text(e)
+                )));
+            }
+        };
+        Ok(KptrFacts {
+            referenced: true,
+            local: Some(local),
+        })
     }
 }
 
@@ -740,6 +886,10 @@ fn pointee_name(t: &str) -> String {
     String::from(s)
 }
 
+/// The route of a map no program can look into whose type takes no special field.
+pub const CREATED_EMPTY: &str = "BPF_MAP_CREATE created it, and map_check_btf refuses every \
+     special field in a map of its type (EOPNOTSUPP): its record holds none";
+
 /// Every field the kernel recorded in the target's values, in offset order. `hints` are
 /// offsets to try first (the model's); any offset is found without them.
 pub fn kernel_fields(
@@ -748,6 +898,9 @@ pub fn kernel_fields(
 ) -> (Result<Vec<KernelField>, Status>, &'static str, u32) {
     let route = match route_for(target) {
         Ok(r) => r,
+        Err(_) if !takes_special_fields(target.map_type) && !matches!(target.map_type, 12 | 13) => {
+            return (Ok(Vec::new()), CREATED_EMPTY, 0);
+        }
         Err(s) => return (Err(s), "", 0),
     };
     let mut p = Prober { route, programs: 0 };
@@ -840,7 +993,9 @@ fn same_field(m: &FieldReport, k: &KernelField, btf: Option<&BtfData>) -> bool {
         return false;
     }
     match k.ty {
-        "kptr_ref" | "kptr_unref" | "percpu_kptr" => m.pointee == k.pointee,
+        "kptr_ref" | "kptr_unref" | "percpu_kptr" => {
+            m.pointee == k.pointee && k.kptr.is_none_or(|x| same_kptr(m, &x))
+        }
         "uptr" => match (btf, &m.pointee, k.pointee_size) {
             (Some(b), Some(name), Some(sz)) => b
                 .local_types()
@@ -850,6 +1005,32 @@ fn same_field(m: &FieldReport, k: &KernelField, btf: Option<&BtfData>) -> bool {
         },
         _ => true,
     }
+}
+
+/// The model's kptr against what `bpf_kptr_xchg` showed: referenced or not, local or
+/// not where shown, and a destructor exactly where the kernel must have one.
+fn same_kptr(m: &FieldReport, k: &KptrFacts) -> bool {
+    let model_referenced = m.ty != "kptr_unref";
+    model_referenced == k.referenced
+        && k.local.is_none_or(|l| m.local == Some(l))
+        && m.dtor.is_some() == k.has_dtor()
+}
+
+/// The BTF id of the FUNC `name` in `/sys/kernel/btf/vmlinux` (the kfuncs the kptr probes
+/// call), each looked up once.
+fn vmlinux_func_id(name: &'static str) -> Option<i32> {
+    static IDS: OnceLock<Vec<(&'static str, Option<u32>)>> = OnceLock::new();
+    IDS.get_or_init(|| {
+        let data = std::fs::read(crate::kernel_btf::SYS_VMLINUX).unwrap_or_default();
+        ["bpf_obj_drop_impl", "bpf_percpu_obj_drop_impl"]
+            .into_iter()
+            .map(|n| (n, btf_func_id(&data, n)))
+            .collect()
+    })
+    .iter()
+    .find(|(n, _)| *n == name)
+    .and_then(|(_, id)| *id)
+    .and_then(|id| i32::try_from(id).ok())
 }
 
 /// BTF id of the FUNC [`LSM_HOOK`] in `/sys/kernel/btf/vmlinux`, read once.
