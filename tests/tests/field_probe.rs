@@ -698,6 +698,10 @@ fn wrong_models_differ() {
             "+0 spin_lock: DIFFERS (kernel: no field at +0)",
         ),
     ];
+    kptr_tests::readme::states(&format!(
+        "and {} wrong models that must each be told apart",
+        edits.len()
+    ));
     for (what, edit, expect) in edits {
         let mut m = right.clone();
         edit(&mut m);
