@@ -994,7 +994,7 @@ fn same_field(m: &FieldReport, k: &KernelField, btf: Option<&BtfData>) -> bool {
     }
     match k.ty {
         "kptr_ref" | "kptr_unref" | "percpu_kptr" => {
-            m.pointee == k.pointee && k.kptr.is_none_or(|x| same_kptr(m, &x))
+            m.pointee == k.pointee && k.kptr.is_some_and(|x| same_kptr(m, &x))
         }
         "uptr" => match (btf, &m.pointee, k.pointee_size) {
             (Some(b), Some(name), Some(sz)) => b

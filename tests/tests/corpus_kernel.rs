@@ -20,10 +20,13 @@ fn every_corpus_object_agrees_with_the_kernel() {
     // What the comparison must cover, from the corpus on disk through the model.
     let want = kptr_tests::counts::expected(&objs);
     states(&format!(
-        "`tests/tests/corpus_kernel.rs`: {} objects, {} maps, {} fields, {} preset slots ({} refused",
+        "`tests/tests/corpus_kernel.rs`: {} objects, {} maps, {} fields ({} kptrs; {} referenced ones local, {} with a destructor), {} preset slots ({} refused",
         n(want.objects),
         n(want.maps + want.inner_templates),
         n(want.probed_fields),
+        n(want.kptrs.0),
+        n(want.kptrs.1),
+        n(want.kptrs.2),
         n(want.slots.0),
         n(want.slots.1)
     ));
@@ -35,6 +38,7 @@ fn every_corpus_object_agrees_with_the_kernel() {
     let (mut compared, mut maps, mut judged_maps, mut fields) = (0, 0, 0, 0);
     let mut unjudged = Vec::new();
     let mut slots = (0, 0);
+    let mut kptrs = (0, 0, 0);
     for p in &objs {
         let bytes = std::fs::read(p).expect("object");
         let name = object_name(&p.display().to_string());
@@ -68,6 +72,17 @@ fn every_corpus_object_agrees_with_the_kernel() {
             }
         }
         fields += cmp.fields_judged();
+        for k in cmp
+            .maps
+            .iter()
+            .filter_map(|m| m.fields.as_ref())
+            .flat_map(|j| &j.fields)
+            .filter_map(|v| v.kernel.as_ref()?.kptr)
+        {
+            kptrs.0 += 1;
+            kptrs.1 += usize::from(k.local == Some(true));
+            kptrs.2 += usize::from(k.has_dtor());
+        }
         for (_, _, _, ke) in cmp.maps.iter().flat_map(|m| &m.slots) {
             slots.0 += 1;
             slots.1 += usize::from(ke.is_some());
@@ -86,13 +101,14 @@ fn every_corpus_object_agrees_with_the_kernel() {
         .collect();
     assert_eq!(unjudged, unreachable, "the maps no probe reaches here");
     assert_eq!(
-        (maps, judged_maps, fields, slots),
+        (maps, judged_maps, fields, slots, kptrs),
         (
             want.maps + want.inner_templates,
             want.probed_maps,
             want.probed_fields,
-            want.slots
+            want.slots,
+            want.kptrs
         ),
-        "maps (inner templates too), maps judged, fields judged, preset slots (all, refused), against the model's records of the corpus"
+        "maps (inner templates too), maps judged, fields judged, preset slots (all, refused), kptrs (all, referenced local, with a destructor), against the model's records of the corpus"
     );
 }
