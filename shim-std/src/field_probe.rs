@@ -942,15 +942,17 @@ fn read_fields(p: &mut Prober, hints: &[u32]) -> Result<Vec<KernelField>, Status
 
 /// Judges `model` (the model's fields for the map) against what the running kernel
 /// recorded for `target`: per model field `same` or `DIFFERS`, plus the kernel's fields the
-/// model lacks. Kptrs compare type and pointee name; a uptr compares its pointee's size
-/// when `target.prog_btf` is given.
+/// model lacks. Kptrs compare type, pointee name and [`KptrFacts`] (referenced, local,
+/// and so whether the field has a destructor); a uptr compares its pointee's size when
+/// `target.prog_btf` is given.
 ///
 /// Routes to the values: `bpf_map_lookup_elem` in SCHED_CLS (HASH, ARRAY, their per-CPU
 /// and LRU variants, LPM_TRIE, global data), two lookups for ARRAY_OF_MAPS/HASH_OF_MAPS
 /// (the inner template's record), `bpf_sk_storage_get(skb->sk)` and
 /// `bpf_task_storage_get`/`bpf_cgrp_storage_get` with a NULL owner in SCHED_CLS,
 /// `bpf_get_local_storage` in CGROUP_SKB, `bpf_inode_storage_get` in an LSM program. A
-/// route this machine refuses, or a map type no program can look into, gives
+/// map type no program can look into and that takes no special field is judged by its
+/// creation ([`CREATED_EMPTY`]); a route this machine refuses (LSM programs) gives
 /// [`Status::NotJudged`].
 pub fn judge_fields(target: &ProbeTarget<'_>, model: &[FieldReport]) -> FieldJudgement {
     let hints: Vec<u32> = model.iter().map(|f| f.offset).collect();

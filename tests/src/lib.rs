@@ -67,8 +67,10 @@ pub fn arena_refused() -> Option<String> {
 
 /// The fixtures kept out of every kernel run, by name: their layouts fire a kernel
 /// WARN (and taint the kernel). The one place that lists them (with the other
-/// exclusions below: [`CORPUS_NOT_LOADING`], [`UNREACHABLE_MAP_TYPES`]; ARENA requests
-/// where [`arena_refused`]);
+/// exclusions below: [`CORPUS_NOT_LOADING`], [`UNREACHABLE_MAP_TYPES`]; and two of the
+/// machine, each printed as `KERNEL ORACLE NOT RUN`: ARENA requests where
+/// [`arena_refused`], the LRU eviction order where the machine has other than 2
+/// possible CPUs, the model's count, in `htab_updates.rs`);
 /// `tests/tests/fixture_manifest.rs` holds it equal to the sources' `KERNEL_SAFE: no`
 /// headers and to the manifest.
 pub const KERNEL_UNSAFE_FIXTURES: &[&str] = &[
