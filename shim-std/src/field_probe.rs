@@ -21,7 +21,10 @@
 //! pointer it hands out is an allocated object (`MEM_ALLOC`, a pointee in program BTF: a
 //! local kptr) exactly when `bpf_obj_drop_impl` (`bpf_percpu_obj_drop_impl` for a per-CPU
 //! kptr) takes it, and a kernel object otherwise ("arg#0 expected pointer to allocated
-//! object"). The kernel records a referenced kptr to a kernel type only when
+//! object"). A local kptr is then handed a new object of the program-BTF struct named as
+//! its pointee (`bpf_obj_new_impl`, per-CPU `bpf_percpu_obj_new_impl`, with the map's own
+//! BTF attached by fd and one `func_info` record), which `bpf_kptr_xchg` takes only for
+//! the field's own type. The kernel records a referenced kptr to a kernel type only when
 //! `btf_find_dtor_kfunc` finds its registered destructor, and sets none for a local or an
 //! unreferenced kptr, so these facts tell whether the field has a destructor; its name, and
 //! the BTF or module references the field holds, are not shown (see
@@ -40,7 +43,7 @@ use kernel_core::map::map_type_name;
 
 use crate::check::FieldReport;
 use crate::maps::MapDef;
-use crate::oracle::{ProgLoad, insn, prog_load_req};
+use crate::oracle::{ProgLoad, insn, prog_load_req, prog_load_with_func_info};
 
 /// `BPF_PROG_TYPE_SCHED_CLS`.
 const SCHED_CLS: u32 = 3;
@@ -127,6 +130,9 @@ pub struct ProbeTarget<'a> {
     pub inner: Option<InnerMap>,
     /// The object's BTF, to compare a uptr's pointee size (the verifier shows no name).
     pub prog_btf: Option<&'a BtfData>,
+    /// The fd of that BTF as loaded into the kernel (the map's own BTF), attached to the
+    /// probes that make local objects with `bpf_obj_new`; none: those probes are not run.
+    pub btf_fd: Option<BorrowedFd<'a>>,
 }
 
 impl fmt::Debug for ProbeTarget<'_> {
@@ -139,6 +145,7 @@ impl fmt::Debug for ProbeTarget<'_> {
             .field("map_flags", &self.map_flags)
             .field("inner", &self.inner)
             .field("prog_btf", &self.prog_btf.is_some())
+            .field("btf_fd", &self.btf_fd)
             .finish()
     }
 }
@@ -154,6 +161,7 @@ impl<'a> ProbeTarget<'a> {
             map_flags: def.map_flags,
             inner: None,
             prog_btf: None,
+            btf_fd: None,
         }
     }
 }
@@ -184,6 +192,12 @@ pub struct KptrFacts {
     /// per-CPU kptr, takes it), i.e. the pointee is local. `None` for an unreferenced
     /// kptr (no pointer is handed out, so the verifier does not show it).
     pub local: Option<bool>,
+    /// For a local kptr: `bpf_kptr_xchg` takes an object `bpf_obj_new_impl` (per-CPU:
+    /// `bpf_percpu_obj_new_impl`) made of the program-BTF struct named as the pointee, as
+    /// the verifier takes only an object of the field's own type (`map_kptr_match_type`).
+    /// `None` when not asked (no program BTF fd, no FUNC for its func info, or no such
+    /// struct in it).
+    pub takes_new_object: Option<bool>,
 }
 
 impl KptrFacts {
@@ -213,6 +227,9 @@ impl fmt::Display for KernelField {
             }
             if k.has_dtor() {
                 write!(f, " with a destructor")?;
+            }
+            if k.takes_new_object == Some(false) {
+                write!(f, " refusing a new object of that name")?;
             }
         }
         Ok(())
@@ -542,15 +559,49 @@ enum Body {
     /// `bpf_kptr_xchg(value + off, NULL)`, then the kfunc with this vmlinux BTF id on a
     /// non-NULL result (none: the result is dropped on the floor).
     Xchg(u32, Option<i32>),
+    /// `p = new(type_id, NULL)` (kfunc ids), `bpf_kptr_xchg(value + off, p)`, then `drop`
+    /// on what comes out: `ObjNew(off, new, type_id, drop)`.
+    ObjNew(u32, i32, i32, i32),
 }
 
 /// Loads probe programs along one route.
-struct Prober {
+struct Prober<'a> {
     route: Route,
     programs: u32,
+    new_objects: Option<NewObjects<'a>>,
 }
 
-impl Prober {
+/// What the `bpf_obj_new` probes need: the program BTF's fd, a FUNC of it for the func
+/// info, and its named structs (the first id of each name).
+struct NewObjects<'a> {
+    btf_fd: BorrowedFd<'a>,
+    func: u32,
+    structs: Vec<(String, u32)>,
+}
+
+impl<'a> NewObjects<'a> {
+    fn of(t: &ProbeTarget<'a>) -> Option<Self> {
+        let (btf, btf_fd) = (t.prog_btf?, t.btf_fd?);
+        let func = btf
+            .local_types()
+            .find(|x| x.kind() == kernel_core::btf::BtfKind::Func)?
+            .id();
+        let mut structs: Vec<(String, u32)> = Vec::new();
+        for x in btf.local_types().filter(|x| x.is_struct_only()) {
+            let n = btf.name_by_offset(x.name_off());
+            if !n.is_empty() && !structs.iter().any(|(m, _)| m == n) {
+                structs.push((String::from(n), x.id()));
+            }
+        }
+        Some(NewObjects {
+            btf_fd,
+            func,
+            structs,
+        })
+    }
+}
+
+impl Prober<'_> {
     fn ld_map(&self, out: &mut Vec<u64>) {
         out.push(insn(op::LD_IMM64, 1, PSEUDO_MAP_FD, 0, self.route.map_fd));
         out.push(insn(0, 0, 0, 0, 0));
@@ -659,6 +710,21 @@ impl Prober {
                 }
                 v
             }
+            Body::ObjNew(off, new, type_id, drop) => vec![
+                insn(op::MOV64_X, 6, 0, 0, 0),
+                insn(op::MOV64_K, 1, 0, 0, type_id),
+                insn(op::MOV64_K, 2, 0, 0, 0),
+                insn(op::CALL, 0, PSEUDO_KFUNC_CALL, 0, new),
+                insn(op::JEQ_K, 0, 0, 8, 0),
+                insn(op::MOV64_X, 1, 6, 0, 0),
+                insn(op::ADD64_K, 1, 0, 0, imm(off)?),
+                insn(op::MOV64_X, 2, 0, 0, 0),
+                insn(op::CALL, 0, 0, 0, func::KPTR_XCHG),
+                insn(op::JEQ_K, 0, 0, 3, 0),
+                insn(op::MOV64_X, 1, 0, 0, 0),
+                insn(op::MOV64_K, 2, 0, 0, 0),
+                insn(op::CALL, 0, PSEUDO_KFUNC_CALL, 0, drop),
+            ],
         })
     }
 
@@ -680,7 +746,16 @@ impl Prober {
             ..ProgLoad::new(self.route.prog_type, &p, log_level)
         };
         self.programs += 1;
-        let (res, log) = prog_load_req(&req);
+        let (res, log) = match (b, &self.new_objects) {
+            (Body::ObjNew(..), Some(n)) => prog_load_with_func_info(
+                &ProgLoad {
+                    prog_btf_fd: Some(n.btf_fd),
+                    ..req
+                },
+                n.func,
+            ),
+            _ => prog_load_req(&req),
+        };
         // The program fd, if any, is closed here.
         Ok((res.map(drop), log))
     }
@@ -804,20 +879,22 @@ impl Prober {
                 .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
                 .and_then(|n| n.parse().ok());
         } else {
-            f.pointee = Some(pointee_name(&t));
-            f.kptr = Some(self.kptr_facts(s, class)?);
+            let p = pointee_name(&t);
+            f.kptr = Some(self.kptr_facts(s, class, &p)?);
+            f.pointee = Some(p);
         }
         Ok(f)
     }
 
     /// What `bpf_kptr_xchg` shows of the kptr at `s` ([`KptrFacts`]).
-    fn kptr_facts(&mut self, s: u32, class: Class) -> Result<KptrFacts, Status> {
+    fn kptr_facts(&mut self, s: u32, class: Class, pointee: &str) -> Result<KptrFacts, Status> {
         let (res, log) = self.load(Body::Xchg(s, None), 1)?;
         let msg = last_msg(&log);
         if res.is_err() && msg == format!("off={s} kptr isn't referenced kptr") {
             return Ok(KptrFacts {
                 referenced: false,
                 local: None,
+                takes_new_object: None,
             });
         }
         // The handed-out reference is never released here: the verifier must say so
@@ -857,10 +934,56 @@ impl Prober {
                 )));
             }
         };
+        let takes_new_object = if local {
+            self.takes_new_object(s, class, pointee)?
+        } else {
+            None
+        };
         Ok(KptrFacts {
             referenced: true,
             local: Some(local),
+            takes_new_object,
         })
+    }
+
+    /// Whether `bpf_kptr_xchg` takes, into the local kptr at `s`, an object made by
+    /// `bpf_obj_new_impl` (per-CPU: `bpf_percpu_obj_new_impl`) of the program-BTF struct
+    /// named `pointee`; `None` when it cannot be asked.
+    fn takes_new_object(
+        &mut self,
+        s: u32,
+        class: Class,
+        pointee: &str,
+    ) -> Result<Option<bool>, Status> {
+        let Some(new) = self.new_objects.as_ref() else {
+            return Ok(None);
+        };
+        let Some(type_id) = new.structs.iter().find(|(n, _)| n == pointee).map(|x| x.1) else {
+            return Ok(None);
+        };
+        let (new_name, drop_name) = if class == Class::PercpuKptr {
+            ("bpf_percpu_obj_new_impl", "bpf_percpu_obj_drop_impl")
+        } else {
+            ("bpf_obj_new_impl", "bpf_obj_drop_impl")
+        };
+        let (Some(new_id), Some(drop_id)) = (vmlinux_func_id(new_name), vmlinux_func_id(drop_name))
+        else {
+            return Err(Status::ProbeError(format!(
+                "this machine's vmlinux BTF has no kfunc {new_name} or {drop_name}"
+            )));
+        };
+        let type_id = i32::try_from(type_id)
+            .map_err(|_| Status::ProbeError(format!("type id {type_id} too large")))?;
+        let (res, log) = self.load(Body::ObjNew(s, new_id, type_id, drop_id), 1)?;
+        let msg = last_msg(&log);
+        match res {
+            Ok(()) => Ok(Some(true)),
+            Err(_) if msg.starts_with("invalid kptr access") => Ok(Some(false)),
+            Err(e) => Err(Status::ProbeError(format!(
+                "{new_name} of struct {pointee} into the kptr at +{s}: {}: {msg:?}",
+                errno_text(e)
+            ))),
+        }
     }
 }
 
@@ -903,12 +1026,40 @@ pub fn kernel_fields(
         }
         Err(s) => return (Err(s), "", 0),
     };
-    let mut p = Prober { route, programs: 0 };
+    let mut p = Prober {
+        route,
+        programs: 0,
+        new_objects: NewObjects::of(target),
+    };
     let res = read_fields(&mut p, hints);
     (res, route.desc, p.programs)
 }
 
-fn read_fields(p: &mut Prober, hints: &[u32]) -> Result<Vec<KernelField>, Status> {
+/// Whether `bpf_kptr_xchg` takes, into the local kptr at `offset` of the target's values
+/// (`percpu`: a per-CPU kptr), an object `bpf_obj_new_impl` (`bpf_percpu_obj_new_impl`)
+/// made of the program-BTF struct named `name` ([`KptrFacts::takes_new_object`] asks it
+/// for the pointee's own name). `None` when it cannot be asked.
+pub fn takes_new_object(
+    target: &ProbeTarget<'_>,
+    offset: u32,
+    percpu: bool,
+    name: &str,
+) -> Result<Option<bool>, Status> {
+    let route = route_for(target)?;
+    let mut p = Prober {
+        route,
+        programs: 0,
+        new_objects: NewObjects::of(target),
+    };
+    let class = if percpu {
+        Class::PercpuKptr
+    } else {
+        Class::Kptr
+    };
+    p.takes_new_object(offset, class, name)
+}
+
+fn read_fields(p: &mut Prober<'_>, hints: &[u32]) -> Result<Vec<KernelField>, Status> {
     let (res, log) = p.load(Body::None, 1)?;
     if let Err(e) = res {
         let msg = last_msg(&log);
@@ -1015,6 +1166,7 @@ fn same_kptr(m: &FieldReport, k: &KptrFacts) -> bool {
     let model_referenced = m.ty != "kptr_unref";
     model_referenced == k.referenced
         && k.local.is_none_or(|l| m.local == Some(l))
+        && k.takes_new_object != Some(false)
         && m.dtor.is_some() == k.has_dtor()
 }
 
@@ -1024,10 +1176,15 @@ fn vmlinux_func_id(name: &'static str) -> Option<i32> {
     static IDS: OnceLock<Vec<(&'static str, Option<u32>)>> = OnceLock::new();
     IDS.get_or_init(|| {
         let data = std::fs::read(crate::kernel_btf::SYS_VMLINUX).unwrap_or_default();
-        ["bpf_obj_drop_impl", "bpf_percpu_obj_drop_impl"]
-            .into_iter()
-            .map(|n| (n, btf_func_id(&data, n)))
-            .collect()
+        [
+            "bpf_obj_drop_impl",
+            "bpf_percpu_obj_drop_impl",
+            "bpf_obj_new_impl",
+            "bpf_percpu_obj_new_impl",
+        ]
+        .into_iter()
+        .map(|n| (n, btf_func_id(&data, n)))
+        .collect()
     })
     .iter()
     .find(|(n, _)| *n == name)

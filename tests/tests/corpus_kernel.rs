@@ -39,6 +39,8 @@ fn every_corpus_object_agrees_with_the_kernel() {
     let mut unjudged = Vec::new();
     let mut slots = (0, 0);
     let mut kptrs = (0, 0, 0);
+    // Referenced local kptrs taking a bpf_obj_new object of their pointee, and not.
+    let mut new_objects = (0, 0);
     for p in &objs {
         let bytes = std::fs::read(p).expect("object");
         let name = object_name(&p.display().to_string());
@@ -82,6 +84,10 @@ fn every_corpus_object_agrees_with_the_kernel() {
             kptrs.0 += 1;
             kptrs.1 += usize::from(k.local == Some(true));
             kptrs.2 += usize::from(k.has_dtor());
+            if k.local == Some(true) {
+                new_objects.0 += usize::from(k.takes_new_object == Some(true));
+                new_objects.1 += usize::from(k.takes_new_object != Some(true));
+            }
         }
         for (_, _, _, ke) in cmp.maps.iter().flat_map(|m| &m.slots) {
             slots.0 += 1;
@@ -110,5 +116,10 @@ fn every_corpus_object_agrees_with_the_kernel() {
             want.kptrs
         ),
         "maps (inner templates too), maps judged, fields judged, preset slots (all, refused), kptrs (all, referenced local, with a destructor), against the model's records of the corpus"
+    );
+    assert_eq!(
+        new_objects,
+        (want.kptrs.1, 0),
+        "every referenced local kptr takes a bpf_obj_new object of its pointee"
     );
 }

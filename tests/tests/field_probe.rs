@@ -17,6 +17,7 @@ use shim_std::check::{FieldReport, check_object};
 use shim_std::elf::read_bpf_object;
 use shim_std::field_probe::{
     FieldJudgement, InnerMap, ProbeTarget, Status, Verdict, judge_fields, kernel_fields,
+    takes_new_object,
 };
 use shim_std::kernel_btf::load_kernel_btfs;
 use shim_std::oracle::{self, MapCreate};
@@ -306,6 +307,8 @@ impl Req {
             map_flags: self.flags,
             inner: None,
             prog_btf: Some(btf.data()),
+            // The builder's BTF has no FUNC for a probe's func info: no bpf_obj_new probes.
+            btf_fd: None,
         }
     }
 }
@@ -824,10 +827,25 @@ fn fixtures_agree_with_the_model() {
                 .unwrap_or_else(|e| panic!("{what}: the kernel refuses the map: errno {e}"));
             let target = ProbeTarget {
                 prog_btf: Some(model_btf.data()),
+                btf_fd: Some(btf_fd.as_fd()),
                 ..ProbeTarget::from_def(fd.as_fd(), &mr.def)
             };
             let j = judge_fields(&target, &mr.fields);
             print(&what, &j);
+            // A local kptr takes a new object of its own pointee and no other struct's.
+            if name == "c8e18754_example" {
+                let f = &mr.fields[0];
+                assert_eq!(
+                    takes_new_object(&target, f.offset, false, f.pointee.as_deref().unwrap_or("")),
+                    Ok(Some(true)),
+                    "{what}: a new node_data"
+                );
+                assert_eq!(
+                    takes_new_object(&target, f.offset, false, "map_value"),
+                    Ok(Some(false)),
+                    "{what}: a new map_value"
+                );
+            }
             match &j.status {
                 Status::Judged => {
                     assert!(j.all_same(), "{what}: {:?}", j.differences());

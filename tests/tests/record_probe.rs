@@ -42,6 +42,8 @@ fn recorded_fields_match_the_verifier() {
     let mut failures = Vec::new();
     let (mut maps, mut fields, mut programs) = (0usize, 0usize, 0u32);
     let mut kptrs = (0usize, 0usize, 0usize);
+    // Local kptrs: a new object of the pointee taken, refused, not asked.
+    let mut new_objects = (0usize, 0usize, 0usize);
     let mut not_judged = Vec::new();
     for p in kptr_tests::fixture_objects() {
         if !kptr_tests::kernel_safe(&p) {
@@ -91,6 +93,7 @@ fn recorded_fields_match_the_verifier() {
             };
             let target = ProbeTarget {
                 prog_btf: Some(model_btf.data()),
+                btf_fd: Some(btf_fd.as_fd()),
                 ..ProbeTarget::from_def(mfd.as_fd(), &mr.def)
             };
             let j = judge_fields(&target, &mr.fields);
@@ -103,6 +106,13 @@ fn recorded_fields_match_the_verifier() {
                         kptrs.0 += 1;
                         kptrs.1 += usize::from(k.local == Some(true));
                         kptrs.2 += usize::from(k.has_dtor());
+                        if k.local == Some(true) {
+                            match k.takes_new_object {
+                                Some(true) => new_objects.0 += 1,
+                                Some(false) => new_objects.1 += 1,
+                                None => new_objects.2 += 1,
+                            }
+                        }
                     }
                     for d in j.differences() {
                         failures.push(format!("{what}: {d}"));
@@ -120,7 +130,7 @@ fn recorded_fields_match_the_verifier() {
     }
     eprintln!(
         "{maps} maps judged, {fields} fields judged by the verifier ({programs} probe \
-         programs; kptrs: {kptrs:?}); {} maps not judged",
+         programs; kptrs: {kptrs:?}; local kptrs taking a new object, refusing it, not asked: {new_objects:?}); {} maps not judged",
         not_judged.len()
     );
     assert!(
@@ -137,5 +147,10 @@ fn recorded_fields_match_the_verifier() {
     assert_eq!(
         not_judged, want.unreachable,
         "the maps no probe reaches here"
+    );
+    assert_eq!(
+        new_objects,
+        (want.kptrs.1, 0, 0),
+        "every referenced local kptr takes a bpf_obj_new object of its pointee"
     );
 }
