@@ -315,6 +315,7 @@ fn compare_map(
         (Ok(mfd), None) => {
             let target = ProbeTarget {
                 prog_btf: model_btf.map(|b| b.data()),
+                btf_fd: Some(btf_fd),
                 inner: m.def.inner.as_deref().map(|i| InnerMap {
                     map_type: i.map_type,
                     key_size: i.key_size,

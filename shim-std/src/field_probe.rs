@@ -15,6 +15,24 @@
 //! or, for a uptr, its size (`mem_or_null(id=2,sz=24)`). Offsets are added to the value
 //! pointer with a 32-bit immediate, so any offset works. Programs are loaded, never attached
 //! or run; every fd is closed.
+//!
+//! Each kptr is then handed to `bpf_kptr_xchg` ([`KptrFacts`]): `process_kptr_func` refuses
+//! an unreferenced one ("off=N kptr isn't referenced kptr"); for a referenced one the
+//! pointer it hands out is an allocated object (`MEM_ALLOC`, a pointee in program BTF: a
+//! local kptr) exactly when `bpf_obj_drop_impl` (`bpf_percpu_obj_drop_impl` for a per-CPU
+//! kptr) takes it, and a kernel object otherwise ("arg#0 expected pointer to allocated
+//! object"). A local kptr is then handed a new object of the program-BTF struct named as
+//! its pointee (`bpf_obj_new_impl`, per-CPU `bpf_percpu_obj_new_impl`, with the map's own
+//! BTF attached by fd and one `func_info` record), which `bpf_kptr_xchg` takes only for
+//! the field's own type. The kernel records a referenced kptr to a kernel type only when
+//! `btf_find_dtor_kfunc` finds its registered destructor, and sets none for a local or an
+//! unreferenced kptr, so these facts tell whether the field has a destructor; its name, and
+//! the BTF or module references the field holds, are not shown (see
+//! `tests/README.md`).
+//!
+//! A map whose type takes no special field (`map_check_btf` refuses every field type in
+//! it with `EOPNOTSUPP`; e.g. QUEUE, RINGBUF, PROG_ARRAY) and that no program can look
+//! into is judged by its creation: the kernel created it, so its record holds no field.
 
 use std::fmt;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -25,7 +43,7 @@ use kernel_core::map::map_type_name;
 
 use crate::check::FieldReport;
 use crate::maps::MapDef;
-use crate::oracle::{ProgLoad, insn, prog_load_req};
+use crate::oracle::{ProgLoad, insn, prog_load_req, prog_load_with_func_info};
 
 /// `BPF_PROG_TYPE_SCHED_CLS`.
 const SCHED_CLS: u32 = 3;
@@ -48,7 +66,11 @@ mod func {
     pub const INODE_STORAGE_GET: i32 = 145;
     pub const TASK_STORAGE_GET: i32 = 156;
     pub const CGRP_STORAGE_GET: i32 = 210;
+    pub const KPTR_XCHG: i32 = 194;
 }
+
+/// `BPF_PSEUDO_KFUNC_CALL` (a call's `src_reg` for a kfunc named by its vmlinux BTF id).
+const PSEUDO_KFUNC_CALL: u8 = 2;
 
 use crate::oracle::op;
 
@@ -83,6 +105,14 @@ pub struct InnerMap {
     pub map_flags: u32,
 }
 
+/// Map types `map_check_btf` lets some special field live in (every other type is
+/// refused any field with `EOPNOTSUPP`; `kernel/bpf/syscall.c`).
+fn takes_special_fields(t: u32) -> bool {
+    // HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH, CGROUP_STORAGE,
+    // SK_STORAGE, INODE_STORAGE, TASK_STORAGE, CGRP_STORAGE
+    matches!(t, 1 | 2 | 5 | 6 | 9 | 10 | 19 | 24 | 28 | 29 | 32)
+}
+
 /// A map created in the running kernel, to be judged.
 #[derive(Clone, Copy)]
 pub struct ProbeTarget<'a> {
@@ -100,6 +130,9 @@ pub struct ProbeTarget<'a> {
     pub inner: Option<InnerMap>,
     /// The object's BTF, to compare a uptr's pointee size (the verifier shows no name).
     pub prog_btf: Option<&'a BtfData>,
+    /// The fd of that BTF as loaded into the kernel (the map's own BTF), attached to the
+    /// probes that make local objects with `bpf_obj_new`; none: those probes are not run.
+    pub btf_fd: Option<BorrowedFd<'a>>,
 }
 
 impl fmt::Debug for ProbeTarget<'_> {
@@ -112,6 +145,7 @@ impl fmt::Debug for ProbeTarget<'_> {
             .field("map_flags", &self.map_flags)
             .field("inner", &self.inner)
             .field("prog_btf", &self.prog_btf.is_some())
+            .field("btf_fd", &self.btf_fd)
             .finish()
     }
 }
@@ -127,6 +161,7 @@ impl<'a> ProbeTarget<'a> {
             map_flags: def.map_flags,
             inner: None,
             prog_btf: None,
+            btf_fd: None,
         }
     }
 }
@@ -142,6 +177,37 @@ pub struct KernelField {
     pub pointee: Option<String>,
     /// Pointee size of a uptr (`sz=` of the loaded register).
     pub pointee_size: Option<u32>,
+    /// What `bpf_kptr_xchg` shows of a kptr (kptrs only).
+    pub kptr: Option<KptrFacts>,
+}
+
+/// What the verifier shows of a kptr through `bpf_kptr_xchg(&value->field, NULL)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KptrFacts {
+    /// `bpf_kptr_xchg` takes the field: it holds a reference to hand over (refused for an
+    /// unreferenced kptr).
+    pub referenced: bool,
+    /// For a referenced kptr: the pointer handed out is an allocated object of program
+    /// BTF (`MEM_ALLOC`: `bpf_obj_drop_impl`, or `bpf_percpu_obj_drop_impl` for a
+    /// per-CPU kptr, takes it), i.e. the pointee is local. `None` for an unreferenced
+    /// kptr (no pointer is handed out, so the verifier does not show it).
+    pub local: Option<bool>,
+    /// For a local kptr: `bpf_kptr_xchg` takes an object `bpf_obj_new_impl` (per-CPU:
+    /// `bpf_percpu_obj_new_impl`) made of the program-BTF struct named as the pointee, as
+    /// the verifier takes only an object of the field's own type (`map_kptr_match_type`).
+    /// `None` when not asked (no program BTF fd, no FUNC for its func info, or no such
+    /// struct in it).
+    pub takes_new_object: Option<bool>,
+}
+
+impl KptrFacts {
+    /// Whether the kernel's field has a destructor, as the facts imply: the kernel records
+    /// a referenced kptr to a kernel type only with its registered destructor
+    /// (`btf_parse_kptr`, `btf_find_dtor_kfunc`), and gives a local or an unreferenced
+    /// kptr none (v6.4 and later).
+    pub fn has_dtor(&self) -> bool {
+        self.referenced && self.local == Some(false)
+    }
 }
 
 impl fmt::Display for KernelField {
@@ -152,6 +218,19 @@ impl fmt::Display for KernelField {
         }
         if let Some(s) = self.pointee_size {
             write!(f, " -> {s}-byte pointee")?;
+        }
+        if let Some(k) = &self.kptr {
+            match k.local {
+                Some(true) => write!(f, " (local)")?,
+                Some(false) => write!(f, " (kernel)")?,
+                None => {}
+            }
+            if k.has_dtor() {
+                write!(f, " with a destructor")?;
+            }
+            if k.takes_new_object == Some(false) {
+                write!(f, " refusing a new object of that name")?;
+            }
         }
         Ok(())
     }
@@ -182,6 +261,17 @@ impl fmt::Display for FieldVerdict {
         write!(f, "+{} {}", self.model.offset, self.model.ty)?;
         if let Some(p) = &self.model.pointee {
             write!(f, " -> {p}")?;
+        }
+        // A difference shows the model's kptr facts beside the kernel's.
+        if self.verdict != Verdict::Same && self.kernel.as_ref().is_some_and(|k| k.kptr.is_some()) {
+            match self.model.local {
+                Some(true) => write!(f, " (local)")?,
+                Some(false) => write!(f, " (kernel)")?,
+                None => {}
+            }
+            if self.model.dtor.is_some() {
+                write!(f, " with a destructor")?;
+            }
         }
         match &self.verdict {
             Verdict::Same => write!(f, ": same"),
@@ -466,15 +556,52 @@ enum Body {
     Store1(u32),
     /// `r1 = *(u64 *)(value + off)`.
     Load8(u32),
+    /// `bpf_kptr_xchg(value + off, NULL)`, then the kfunc with this vmlinux BTF id on a
+    /// non-NULL result (none: the result is dropped on the floor).
+    Xchg(u32, Option<i32>),
+    /// `p = new(type_id, NULL)` (kfunc ids), `bpf_kptr_xchg(value + off, p)`, then `drop`
+    /// on what comes out: `ObjNew(off, new, type_id, drop)`.
+    ObjNew(u32, i32, i32, i32),
 }
 
 /// Loads probe programs along one route.
-struct Prober {
+struct Prober<'a> {
     route: Route,
     programs: u32,
+    new_objects: Option<NewObjects<'a>>,
 }
 
-impl Prober {
+/// What the `bpf_obj_new` probes need: the program BTF's fd, a FUNC of it for the func
+/// info, and its named structs (the first id of each name).
+struct NewObjects<'a> {
+    btf_fd: BorrowedFd<'a>,
+    func: u32,
+    structs: Vec<(String, u32)>,
+}
+
+impl<'a> NewObjects<'a> {
+    fn of(t: &ProbeTarget<'a>) -> Option<Self> {
+        let (btf, btf_fd) = (t.prog_btf?, t.btf_fd?);
+        let func = btf
+            .local_types()
+            .find(|x| x.kind() == kernel_core::btf::BtfKind::Func)?
+            .id();
+        let mut structs: Vec<(String, u32)> = Vec::new();
+        for x in btf.local_types().filter(|x| x.is_struct_only()) {
+            let n = btf.name_by_offset(x.name_off());
+            if !n.is_empty() && !structs.iter().any(|(m, _)| m == n) {
+                structs.push((String::from(n), x.id()));
+            }
+        }
+        Some(NewObjects {
+            btf_fd,
+            func,
+            structs,
+        })
+    }
+}
+
+impl Prober<'_> {
     fn ld_map(&self, out: &mut Vec<u64>) {
         out.push(insn(op::LD_IMM64, 1, PSEUDO_MAP_FD, 0, self.route.map_fd));
         out.push(insn(0, 0, 0, 0, 0));
@@ -568,6 +695,36 @@ impl Prober {
                 insn(op::ADD64_K, 0, 0, 0, imm(off)?),
                 insn(op::LDX_DW, 1, 0, 0, 0),
             ],
+            Body::Xchg(off, drop) => {
+                let mut v = vec![
+                    insn(op::MOV64_X, 1, 0, 0, 0),
+                    insn(op::ADD64_K, 1, 0, 0, imm(off)?),
+                    insn(op::MOV64_K, 2, 0, 0, 0),
+                    insn(op::CALL, 0, 0, 0, func::KPTR_XCHG),
+                ];
+                if let Some(id) = drop {
+                    v.push(insn(op::JEQ_K, 0, 0, 3, 0));
+                    v.push(insn(op::MOV64_X, 1, 0, 0, 0));
+                    v.push(insn(op::MOV64_K, 2, 0, 0, 0));
+                    v.push(insn(op::CALL, 0, PSEUDO_KFUNC_CALL, 0, id));
+                }
+                v
+            }
+            Body::ObjNew(off, new, type_id, drop) => vec![
+                insn(op::MOV64_X, 6, 0, 0, 0),
+                insn(op::MOV64_K, 1, 0, 0, type_id),
+                insn(op::MOV64_K, 2, 0, 0, 0),
+                insn(op::CALL, 0, PSEUDO_KFUNC_CALL, 0, new),
+                insn(op::JEQ_K, 0, 0, 8, 0),
+                insn(op::MOV64_X, 1, 6, 0, 0),
+                insn(op::ADD64_K, 1, 0, 0, imm(off)?),
+                insn(op::MOV64_X, 2, 0, 0, 0),
+                insn(op::CALL, 0, 0, 0, func::KPTR_XCHG),
+                insn(op::JEQ_K, 0, 0, 3, 0),
+                insn(op::MOV64_X, 1, 0, 0, 0),
+                insn(op::MOV64_K, 2, 0, 0, 0),
+                insn(op::CALL, 0, PSEUDO_KFUNC_CALL, 0, drop),
+            ],
         })
     }
 
@@ -589,7 +746,16 @@ impl Prober {
             ..ProgLoad::new(self.route.prog_type, &p, log_level)
         };
         self.programs += 1;
-        let (res, log) = prog_load_req(&req);
+        let (res, log) = match (b, &self.new_objects) {
+            (Body::ObjNew(..), Some(n)) => prog_load_with_func_info(
+                &ProgLoad {
+                    prog_btf_fd: Some(n.btf_fd),
+                    ..req
+                },
+                n.func,
+            ),
+            _ => prog_load_req(&req),
+        };
         // The program fd, if any, is closed here.
         Ok((res.map(drop), log))
     }
@@ -682,6 +848,7 @@ impl Prober {
             ty: "",
             pointee: None,
             pointee_size: None,
+            kptr: None,
         };
         match class {
             Class::Plain(ty) => {
@@ -712,9 +879,111 @@ impl Prober {
                 .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
                 .and_then(|n| n.parse().ok());
         } else {
-            f.pointee = Some(pointee_name(&t));
+            let p = pointee_name(&t);
+            f.kptr = Some(self.kptr_facts(s, class, &p)?);
+            f.pointee = Some(p);
         }
         Ok(f)
+    }
+
+    /// What `bpf_kptr_xchg` shows of the kptr at `s` ([`KptrFacts`]).
+    fn kptr_facts(&mut self, s: u32, class: Class, pointee: &str) -> Result<KptrFacts, Status> {
+        let (res, log) = self.load(Body::Xchg(s, None), 1)?;
+        let msg = last_msg(&log);
+        if res.is_err() && msg == format!("off={s} kptr isn't referenced kptr") {
+            return Ok(KptrFacts {
+                referenced: false,
+                local: None,
+                takes_new_object: None,
+            });
+        }
+        // The handed-out reference is never released here: the verifier must say so
+        // ("Unreleased reference id=N", or on 6.18 "BPF_EXIT instruction in main prog
+        // would lead to reference leak").
+        let leak = msg.starts_with("Unreleased reference") || msg.ends_with("reference leak");
+        if res.is_ok() || !leak {
+            return Err(Status::ProbeError(format!(
+                "bpf_kptr_xchg of the kptr at +{s}: {msg:?}"
+            )));
+        }
+        let (name, want) = if class == Class::PercpuKptr {
+            (
+                "bpf_percpu_obj_drop_impl",
+                "arg#0 expected for bpf_percpu_obj_drop_impl()",
+            )
+        } else {
+            (
+                "bpf_obj_drop_impl",
+                "arg#0 expected pointer to allocated object",
+            )
+        };
+        let Some(id) = vmlinux_func_id(name) else {
+            return Err(Status::ProbeError(format!(
+                "this machine's vmlinux BTF has no kfunc {name}"
+            )));
+        };
+        let (res, log) = self.load(Body::Xchg(s, Some(id)), 1)?;
+        let msg = last_msg(&log);
+        let local = match res {
+            Ok(()) => true,
+            Err(_) if msg == want => false,
+            Err(e) => {
+                return Err(Status::ProbeError(format!(
+                    "{name} of what bpf_kptr_xchg hands out at +{s}: {}: {msg:?}",
+                    errno_text(e)
+                )));
+            }
+        };
+        let takes_new_object = if local {
+            self.takes_new_object(s, class, pointee)?
+        } else {
+            None
+        };
+        Ok(KptrFacts {
+            referenced: true,
+            local: Some(local),
+            takes_new_object,
+        })
+    }
+
+    /// Whether `bpf_kptr_xchg` takes, into the local kptr at `s`, an object made by
+    /// `bpf_obj_new_impl` (per-CPU: `bpf_percpu_obj_new_impl`) of the program-BTF struct
+    /// named `pointee`; `None` when it cannot be asked.
+    fn takes_new_object(
+        &mut self,
+        s: u32,
+        class: Class,
+        pointee: &str,
+    ) -> Result<Option<bool>, Status> {
+        let Some(new) = self.new_objects.as_ref() else {
+            return Ok(None);
+        };
+        let Some(type_id) = new.structs.iter().find(|(n, _)| n == pointee).map(|x| x.1) else {
+            return Ok(None);
+        };
+        let (new_name, drop_name) = if class == Class::PercpuKptr {
+            ("bpf_percpu_obj_new_impl", "bpf_percpu_obj_drop_impl")
+        } else {
+            ("bpf_obj_new_impl", "bpf_obj_drop_impl")
+        };
+        let (Some(new_id), Some(drop_id)) = (vmlinux_func_id(new_name), vmlinux_func_id(drop_name))
+        else {
+            return Err(Status::ProbeError(format!(
+                "this machine's vmlinux BTF has no kfunc {new_name} or {drop_name}"
+            )));
+        };
+        let type_id = i32::try_from(type_id)
+            .map_err(|_| Status::ProbeError(format!("type id {type_id} too large")))?;
+        let (res, log) = self.load(Body::ObjNew(s, new_id, type_id, drop_id), 1)?;
+        let msg = last_msg(&log);
+        match res {
+            Ok(()) => Ok(Some(true)),
+            Err(_) if msg.starts_with("invalid kptr access") => Ok(Some(false)),
+            Err(e) => Err(Status::ProbeError(format!(
+                "{new_name} of struct {pointee} into the kptr at +{s}: {}: {msg:?}",
+                errno_text(e)
+            ))),
+        }
     }
 }
 
@@ -740,6 +1009,10 @@ fn pointee_name(t: &str) -> String {
     String::from(s)
 }
 
+/// The route of a map no program can look into whose type takes no special field.
+pub const CREATED_EMPTY: &str = "BPF_MAP_CREATE created it, and map_check_btf refuses every \
+     special field in a map of its type (EOPNOTSUPP): its record holds none";
+
 /// Every field the kernel recorded in the target's values, in offset order. `hints` are
 /// offsets to try first (the model's); any offset is found without them.
 pub fn kernel_fields(
@@ -748,14 +1021,45 @@ pub fn kernel_fields(
 ) -> (Result<Vec<KernelField>, Status>, &'static str, u32) {
     let route = match route_for(target) {
         Ok(r) => r,
+        Err(_) if !takes_special_fields(target.map_type) && !matches!(target.map_type, 12 | 13) => {
+            return (Ok(Vec::new()), CREATED_EMPTY, 0);
+        }
         Err(s) => return (Err(s), "", 0),
     };
-    let mut p = Prober { route, programs: 0 };
+    let mut p = Prober {
+        route,
+        programs: 0,
+        new_objects: NewObjects::of(target),
+    };
     let res = read_fields(&mut p, hints);
     (res, route.desc, p.programs)
 }
 
-fn read_fields(p: &mut Prober, hints: &[u32]) -> Result<Vec<KernelField>, Status> {
+/// Whether `bpf_kptr_xchg` takes, into the local kptr at `offset` of the target's values
+/// (`percpu`: a per-CPU kptr), an object `bpf_obj_new_impl` (`bpf_percpu_obj_new_impl`)
+/// made of the program-BTF struct named `name` ([`KptrFacts::takes_new_object`] asks it
+/// for the pointee's own name). `None` when it cannot be asked.
+pub fn takes_new_object(
+    target: &ProbeTarget<'_>,
+    offset: u32,
+    percpu: bool,
+    name: &str,
+) -> Result<Option<bool>, Status> {
+    let route = route_for(target)?;
+    let mut p = Prober {
+        route,
+        programs: 0,
+        new_objects: NewObjects::of(target),
+    };
+    let class = if percpu {
+        Class::PercpuKptr
+    } else {
+        Class::Kptr
+    };
+    p.takes_new_object(offset, class, name)
+}
+
+fn read_fields(p: &mut Prober<'_>, hints: &[u32]) -> Result<Vec<KernelField>, Status> {
     let (res, log) = p.load(Body::None, 1)?;
     if let Err(e) = res {
         let msg = last_msg(&log);
@@ -789,15 +1093,17 @@ fn read_fields(p: &mut Prober, hints: &[u32]) -> Result<Vec<KernelField>, Status
 
 /// Judges `model` (the model's fields for the map) against what the running kernel
 /// recorded for `target`: per model field `same` or `DIFFERS`, plus the kernel's fields the
-/// model lacks. Kptrs compare type and pointee name; a uptr compares its pointee's size
-/// when `target.prog_btf` is given.
+/// model lacks. Kptrs compare type, pointee name and [`KptrFacts`] (referenced, local,
+/// and so whether the field has a destructor); a uptr compares its pointee's size when
+/// `target.prog_btf` is given.
 ///
 /// Routes to the values: `bpf_map_lookup_elem` in SCHED_CLS (HASH, ARRAY, their per-CPU
 /// and LRU variants, LPM_TRIE, global data), two lookups for ARRAY_OF_MAPS/HASH_OF_MAPS
 /// (the inner template's record), `bpf_sk_storage_get(skb->sk)` and
 /// `bpf_task_storage_get`/`bpf_cgrp_storage_get` with a NULL owner in SCHED_CLS,
 /// `bpf_get_local_storage` in CGROUP_SKB, `bpf_inode_storage_get` in an LSM program. A
-/// route this machine refuses, or a map type no program can look into, gives
+/// map type no program can look into and that takes no special field is judged by its
+/// creation ([`CREATED_EMPTY`]); a route this machine refuses (LSM programs) gives
 /// [`Status::NotJudged`].
 pub fn judge_fields(target: &ProbeTarget<'_>, model: &[FieldReport]) -> FieldJudgement {
     let hints: Vec<u32> = model.iter().map(|f| f.offset).collect();
@@ -840,7 +1146,9 @@ fn same_field(m: &FieldReport, k: &KernelField, btf: Option<&BtfData>) -> bool {
         return false;
     }
     match k.ty {
-        "kptr_ref" | "kptr_unref" | "percpu_kptr" => m.pointee == k.pointee,
+        "kptr_ref" | "kptr_unref" | "percpu_kptr" => {
+            m.pointee == k.pointee && k.kptr.is_some_and(|x| same_kptr(m, &x))
+        }
         "uptr" => match (btf, &m.pointee, k.pointee_size) {
             (Some(b), Some(name), Some(sz)) => b
                 .local_types()
@@ -850,6 +1158,38 @@ fn same_field(m: &FieldReport, k: &KernelField, btf: Option<&BtfData>) -> bool {
         },
         _ => true,
     }
+}
+
+/// The model's kptr against what `bpf_kptr_xchg` showed: referenced or not, local or
+/// not where shown, and a destructor exactly where the kernel must have one.
+fn same_kptr(m: &FieldReport, k: &KptrFacts) -> bool {
+    let model_referenced = m.ty != "kptr_unref";
+    model_referenced == k.referenced
+        && k.local.is_none_or(|l| m.local == Some(l))
+        && k.takes_new_object != Some(false)
+        && m.dtor.is_some() == k.has_dtor()
+}
+
+/// The BTF id of the FUNC `name` in `/sys/kernel/btf/vmlinux` (the kfuncs the kptr probes
+/// call), each looked up once.
+fn vmlinux_func_id(name: &'static str) -> Option<i32> {
+    static IDS: OnceLock<Vec<(&'static str, Option<u32>)>> = OnceLock::new();
+    IDS.get_or_init(|| {
+        let data = std::fs::read(crate::kernel_btf::SYS_VMLINUX).unwrap_or_default();
+        [
+            "bpf_obj_drop_impl",
+            "bpf_percpu_obj_drop_impl",
+            "bpf_obj_new_impl",
+            "bpf_percpu_obj_new_impl",
+        ]
+        .into_iter()
+        .map(|n| (n, btf_func_id(&data, n)))
+        .collect()
+    })
+    .iter()
+    .find(|(n, _)| *n == name)
+    .and_then(|(_, id)| *id)
+    .and_then(|id| i32::try_from(id).ok())
 }
 
 /// BTF id of the FUNC [`LSM_HOOK`] in `/sys/kernel/btf/vmlinux`, read once.

@@ -20,6 +20,20 @@ fn bpftool_json(path: &std::path::Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&o.stdout).ok()
 }
 
+/// The model's `types` array of the object's finalised `.BTF` (as `types_json` prints it).
+fn model_types(p: &std::path::Path) -> serde_json::Value {
+    let data = std::fs::read(p).expect("read object");
+    let obj = read_bpf_object(&data).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let opts = ParseOpts {
+        log_level: 0,
+        resolve: false,
+        sem: Semantics::V6_18,
+    };
+    let (raw, _) = btf_verify(obj.btf.into_boxed_slice(), None, &opts)
+        .unwrap_or_else(|e| panic!("{}: finalised .BTF: {e}", p.display()));
+    types_json(&raw)["types"].clone()
+}
+
 #[test]
 fn fixtures_match_bpftool_type_for_type() {
     let objs = kptr_tests::fixture_objects();
@@ -27,6 +41,17 @@ fn fixtures_match_bpftool_type_for_type() {
         !objs.is_empty(),
         "no compiled fixtures under tests/fixtures/obj"
     );
+    // The objects on disk and their types, as the model reads them (bpftool's count is
+    // held equal to it object by object below).
+    let want_types: usize = objs
+        .iter()
+        .map(|p| model_types(p).as_array().map_or(0, Vec::len))
+        .sum();
+    kptr_tests::readme::states(&format!(
+        "`tests/tests/bpftool_compare.rs` ({} objects, {} types)",
+        kptr_tests::readme::n(objs.len()),
+        kptr_tests::readme::n(want_types)
+    ));
     if Command::new("bpftool").arg("version").output().is_err() {
         eprintln!("NOT RUN: bpftool is not installed");
         assert!(
@@ -89,6 +114,7 @@ fn fixtures_match_bpftool_type_for_type() {
         "{} objects, {types} types identical to bpftool's",
         objs.len()
     );
+    assert_eq!(types, want_types, "every type compared");
     if kptr_tests::kernel_skip("BPF_BTF_LOAD of the fixture objects") {
         return;
     }

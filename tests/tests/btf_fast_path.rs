@@ -125,6 +125,26 @@ fn check_all_modes(input: &[u8], what: &str) -> usize {
     accepted
 }
 
+/// Mutations per run unless `KPTR_MUTATIONS` says otherwise.
+const DEFAULT_MUTATIONS: usize = 100_000;
+/// Mutations of the split blobs, per base (resolved and not).
+const SPLIT_MUTATIONS_PER_BASE: usize = 10_000;
+/// Mutations of vmlinux per run unless `KPTR_VMLINUX_MUTATIONS` says otherwise.
+const DEFAULT_VMLINUX_MUTATIONS: usize = 100;
+
+/// The README's figures for these inputs.
+#[test]
+fn readme_counts_the_inputs() {
+    use kptr_tests::readme::{n, states};
+    states(&format!(
+        "{} mutations under two profiles with and without the resolve pass, split BTF on a base and {} of its mutations, {} blobs where a walk reaches an early-resolved type before its turn (chains at the depth limit) and their mutations, and {} mutations of vmlinux itself",
+        n(DEFAULT_MUTATIONS),
+        n(2 * SPLIT_MUTATIONS_PER_BASE),
+        n(turn_blobs().len()),
+        n(DEFAULT_VMLINUX_MUTATIONS)
+    ));
+}
+
 #[test]
 fn corpus_fixtures_and_vmlinux_agree() {
     let mut n = 0;
@@ -135,10 +155,9 @@ fn corpus_fixtures_and_vmlinux_agree() {
     }
     accepted += check_all_modes(&all_kinds(), "all kinds");
     for p in kptr_tests::fixture_objects() {
-        let Ok(d) = std::fs::read(&p) else { continue };
-        let Ok(o) = shim_std::elf::read_bpf_object(&d) else {
-            continue;
-        };
+        let d = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let o =
+            shim_std::elf::read_bpf_object(&d).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         accepted += check_all_modes(&o.btf, &p.display().to_string());
         n += 1;
     }
@@ -157,7 +176,11 @@ fn corpus_fixtures_and_vmlinux_agree() {
         }
         Err(e) => eprintln!("NOT RUN: /sys/kernel/btf/vmlinux: {e}; the embedded BTF stands in"),
     }
-    assert!(n > 150, "{n} inputs");
+    assert_eq!(
+        n,
+        blobs().len() + kptr_tests::fixture_objects().len(),
+        "every blob of the corpus and every fixture"
+    );
     assert!(accepted > 400, "only {accepted} accepted");
 }
 
@@ -227,7 +250,7 @@ fn mutations_agree() {
     let count: usize = std::env::var("KPTR_MUTATIONS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(DEFAULT_MUTATIONS);
     let seeds = kptr_tests::mutation_seeds();
     let mut rng = Rng(0x6661_7374 | 1);
     let mut accepted = 0;
@@ -354,7 +377,7 @@ fn split_btf_agrees() {
             accepted += ok as usize;
             total += 1;
         }
-        for i in 0..10_000 {
+        for i in 0..SPLIT_MUTATIONS_PER_BASE {
             let seed = &blobs[rng.below(blobs.len())];
             let m = mutate(&mut rng, seed);
             let what = format!("split mutation {i}, base resolved {full}");
@@ -380,7 +403,7 @@ fn vmlinux_mutations_agree() {
     let count: usize = std::env::var("KPTR_VMLINUX_MUTATIONS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(DEFAULT_VMLINUX_MUTATIONS);
     let rd = |o: usize| u32::from_ne_bytes([base[o], base[o + 1], base[o + 2], base[o + 3]]);
     let hdr_len = rd(4) as usize;
     let (type_off, type_len) = (rd(8) as usize, rd(12) as usize);

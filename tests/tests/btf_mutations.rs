@@ -12,8 +12,45 @@ use shim_std::alloc_account::{CountingAlloc, largest_alloc, live_bytes, peak_byt
 #[global_allocator]
 static A: CountingAlloc = CountingAlloc;
 
+/// Mutated blobs per run unless `KPTR_MUTATIONS` says otherwise.
+const DEFAULT_COUNT: usize = 100_000;
+/// The README's bound on a bad input's peak allocation, as a multiple of its size (an
+/// input under 64 bytes counted as 64).
+const PEAK_RATIO: f64 = 6.1;
+/// The README's bound on vmlinux's peak allocation (the verifier reserves its per-type
+/// arrays for one type per 12 bytes).
+const VMLINUX_PEAK_RATIO: f64 = 1.9;
+
+/// Peak allocation of a full verification of this machine's vmlinux (the embedded one
+/// where it is absent), as a multiple of its size.
+fn vmlinux_peak_ratio() -> f64 {
+    let data = std::fs::read(shim_std::kernel_btf::SYS_VMLINUX)
+        .unwrap_or_else(|_| shim_std::kernel_btf::embedded_vmlinux());
+    let base = reset_peak();
+    let vm = btf_parse_vmlinux(&data, true, Semantics::V6_18).expect("vmlinux verifies");
+    let peak = (peak_bytes() - base).max(0) as f64;
+    drop(vm);
+    peak / data.len() as f64
+}
+
 #[test]
 fn mutated_blobs_get_an_errno_never_a_panic() {
+    // Both memory bounds as the README states them.
+    kptr_tests::readme::states(&format!(
+        "peak allocation at most {PEAK_RATIO:.1}x the input (inputs under 64 bytes counted as 64; {VMLINUX_PEAK_RATIO:.1}x for vmlinux,"
+    ));
+    kptr_tests::readme::states(&format!(
+        "{} mutated blobs per run",
+        kptr_tests::readme::n(DEFAULT_COUNT)
+    ));
+    kptr_tests::readme::states(&format!(
+        "the fixed {}-byte `struct btf`",
+        std::mem::size_of::<kernel_core::btf::Btf>()
+    ));
+    // Measured first: the tally of allocations is the whole process's.
+    let vr = vmlinux_peak_ratio();
+    eprintln!("vmlinux: peak allocation {vr:.2}x its size");
+    assert!(vr <= VMLINUX_PEAK_RATIO, "vmlinux: peak {vr:.2}x its size");
     let seed: u64 = std::env::var("KPTR_MUTATION_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -21,7 +58,7 @@ fn mutated_blobs_get_an_errno_never_a_panic() {
     let count: usize = std::env::var("KPTR_MUTATIONS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(DEFAULT_COUNT);
     let seeds = kptr_tests::mutation_seeds();
     let sem = Semantics::V6_18;
     let new_kernel = || {
@@ -147,7 +184,7 @@ fn mutated_blobs_get_an_errno_never_a_panic() {
             );
             max_single = max_single.max(largest as f64 / input.len().max(1) as f64);
             assert!(
-                peak <= 8.0 * input.len() as f64 + 8192.0,
+                ratio <= PEAK_RATIO,
                 "case {i}: peak {peak} bytes for a {}-byte input",
                 input.len()
             );

@@ -67,6 +67,9 @@ fn mutate(rng: &mut Rng, data: &[u8], ranges: &[(usize, usize)]) -> Vec<u8> {
     v
 }
 
+/// Mutated objects per run unless `KPTR_ELF_MUTATIONS` says otherwise.
+const DEFAULT_COUNT: usize = 100_000;
+
 #[test]
 fn mutated_objects_get_an_errno_never_a_panic() {
     let seed: u64 = std::env::var("KPTR_MUTATION_SEED")
@@ -76,12 +79,23 @@ fn mutated_objects_get_an_errno_never_a_panic() {
     let count: usize = std::env::var("KPTR_ELF_MUTATIONS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
+        .unwrap_or(DEFAULT_COUNT);
     let seeds = seeds();
     let extern_seeds = seeds
         .iter()
         .filter(|(d, _)| read_bpf_object_named(d, "seed").is_ok_and(|o| !o.externs.is_empty()))
         .count();
+    // The seeds are every fixture and corpus object on disk.
+    assert_eq!(
+        seeds.len(),
+        kptr_tests::fixture_objects().len() + kptr_tests::corpus_objects().len()
+    );
+    kptr_tests::readme::states(&format!(
+        "`tests/tests/elf_mutations.rs`: {} mutations of the {} fixture and corpus objects ({} with externs)",
+        kptr_tests::readme::n(DEFAULT_COUNT),
+        kptr_tests::readme::n(seeds.len()),
+        kptr_tests::readme::n(extern_seeds)
+    ));
     let sem = Semantics::V6_18;
     let new_kernel = || {
         shim_std::kernel_btf::load_kernel_btfs(None, false, sem)

@@ -83,3 +83,24 @@ fn manifest_is_what_the_headers_say() {
         "manifest.json is stale: run python3 tests/fixtures/gen_manifest.py"
     );
 }
+
+/// The corpus objects kept out of bpftool's loads are exactly those whose header says
+/// they do not load.
+#[test]
+fn corpus_exclusions_are_the_headers() {
+    let objs = kptr_tests::corpus_objects();
+    assert!(!objs.is_empty(), "no corpus objects");
+    let not_loading: BTreeSet<String> = objs
+        .iter()
+        .filter(|p| !kptr_tests::counts::header_says_loads(p))
+        .filter_map(|p| p.file_stem()?.to_str().map(str::to_string))
+        .collect();
+    let listed: BTreeSet<String> = kptr_tests::CORPUS_NOT_LOADING
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        listed, not_loading,
+        "CORPUS_NOT_LOADING against the headers"
+    );
+}

@@ -75,6 +75,15 @@ fn model_warns(obj: &[u8], name: &str) -> bool {
 
 #[test]
 fn model_prepares_objects_as_libbpf_does() {
+    use kptr_tests::readme::{n, states};
+    let mut on_disk = kptr_tests::counts::kernel_safe_fixtures();
+    on_disk.extend(kptr_tests::corpus_objects());
+    let want_all = kptr_tests::counts::expected(&on_disk);
+    states(&format!(
+        "on {} objects (every kernel-safe fixture and the corpus; {} externs)",
+        n(want_all.objects),
+        n(want_all.externs)
+    ));
     if kptr_tests::kernel_skip("libbpf preparation") {
         return;
     }
@@ -236,5 +245,10 @@ fn model_prepares_objects_as_libbpf_does() {
         + kptr_tests::corpus_objects().len();
     if std::env::var_os("KPTR_LIBBPF_OBJS").is_none() {
         assert_eq!(compared + refused, want, "objects compared");
+        assert_eq!(
+            (compared + refused, externs),
+            (want_all.objects, want_all.externs),
+            "objects and externs, against the model's preparation of the objects on disk"
+        );
     }
 }

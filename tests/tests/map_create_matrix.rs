@@ -13,6 +13,66 @@ use kernel_core::syscall::map_create;
 use shim_std::oracle;
 use std::os::fd::AsFd;
 
+/// The matrix: flags, key sizes, value sizes and max_entries of every request.
+const FLAGS: [u32; 16] = [
+    0,
+    BPF_F_NO_PREALLOC,
+    BPF_F_NO_COMMON_LRU,
+    BPF_F_NUMA_NODE,
+    BPF_F_RDONLY,
+    BPF_F_RDONLY | BPF_F_WRONLY,
+    BPF_F_RDONLY_PROG,
+    BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG,
+    BPF_F_ZERO_SEED,
+    BPF_F_STACK_BUILD_ID,
+    BPF_F_CLONE,
+    BPF_F_MMAPABLE,
+    BPF_F_PRESERVE_ELEMS,
+    BPF_F_INNER_MAP,
+    BPF_F_NO_PREALLOC | BPF_F_CLONE,
+    BPF_F_NO_PREALLOC | BPF_F_NO_COMMON_LRU,
+];
+const KEY_SIZES: [u32; 4] = [0, 4, 8, 16];
+const VALUE_SIZES: [u32; 5] = [0, 4, 8, 16, 32];
+const MAX_ENTRIES: [u32; 3] = [0, 1, 4096];
+
+/// The max_entries a request of map type `t` tries (CPUMAP's bound is the machine's
+/// NR_CPUS: only 0 and 1).
+fn max_entries(t: u32) -> &'static [u32] {
+    if t == BPF_MAP_TYPE_CPUMAP {
+        &MAX_ENTRIES[..2]
+    } else {
+        &MAX_ENTRIES
+    }
+}
+
+/// The requests the matrix makes: every modelled map type (ARENA's left out where the
+/// kernel refuses every ARENA map), from the dimensions above.
+fn requests(with_arena: bool) -> usize {
+    (1..=BPF_MAP_TYPE_ARENA)
+        .filter(|&t| map_type_modelled(t) && (with_arena || t != BPF_MAP_TYPE_ARENA))
+        .map(|t| KEY_SIZES.len() * VALUE_SIZES.len() * max_entries(t).len() * FLAGS.len())
+        .sum()
+}
+
+/// The README's figures for the matrix and the limits, on either kind of machine.
+#[test]
+fn readme_counts_the_requests() {
+    use kptr_tests::readme::{n, states};
+    let arena_limits = LIMITS.iter().filter(|c| c.0 == BPF_MAP_TYPE_ARENA).count();
+    states(&format!(
+        "and {} limits (E2BIG and size bounds)",
+        n(LIMITS.len())
+    ));
+    states(&format!(
+        "({} requests and {} limits where the kernel allows ARENA maps, {} and {} where it refuses them, as this machine's does)",
+        n(requests(true)),
+        n(LIMITS.len()),
+        n(requests(false)),
+        n(LIMITS.len() - arena_limits)
+    ));
+}
+
 #[test]
 fn every_modelled_map_type_gets_the_kernels_errno() {
     if kptr_tests::kernel_skip("map_create matrix") {
@@ -20,24 +80,6 @@ fn every_modelled_map_type_gets_the_kernels_errno() {
     }
     let sem = Semantics::V6_18;
     let kernel = KernelBtfs::new(BtfIdr::new(Arc::new(Rcu::new())), None).expect("kernel");
-    let flags = [
-        0,
-        BPF_F_NO_PREALLOC,
-        BPF_F_NO_COMMON_LRU,
-        BPF_F_NUMA_NODE,
-        BPF_F_RDONLY,
-        BPF_F_RDONLY | BPF_F_WRONLY,
-        BPF_F_RDONLY_PROG,
-        BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG,
-        BPF_F_ZERO_SEED,
-        BPF_F_STACK_BUILD_ID,
-        BPF_F_CLONE,
-        BPF_F_MMAPABLE,
-        BPF_F_PRESERVE_ELEMS,
-        BPF_F_INNER_MAP,
-        BPF_F_NO_PREALLOC | BPF_F_CLONE,
-        BPF_F_NO_PREALLOC | BPF_F_NO_COMMON_LRU,
-    ];
     let (mut total, mut ok) = (0usize, 0usize);
     let mut seen: std::collections::BTreeMap<Option<i32>, usize> = Default::default();
     let mut mismatches = Vec::new();
@@ -80,13 +122,10 @@ fn every_modelled_map_type_gets_the_kernels_errno() {
             eprintln!("KERNEL ORACLE NOT RUN (map_create matrix, ARENA requests): {r}");
             continue;
         }
-        for ks in [0u32, 4, 8, 16] {
-            for vs in [0u32, 4, 8, 16, 32] {
-                for me in [0u32, 1, 4096] {
-                    if t == BPF_MAP_TYPE_CPUMAP && me > 1 {
-                        continue;
-                    }
-                    for &f in &flags {
+        for ks in KEY_SIZES {
+            for vs in VALUE_SIZES {
+                for &me in max_entries(t) {
+                    for f in FLAGS {
                         let kr = oracle::map_create_with_inner(
                             &oracle::MapCreate {
                                 map_type: t,
@@ -133,7 +172,11 @@ fn every_modelled_map_type_gets_the_kernels_errno() {
     eprintln!(
         "{ok} of {total} map_create requests: same errno as the kernel; kernel answers: {seen:?}"
     );
-    assert!(total > 5000);
+    assert_eq!(
+        total,
+        requests(arena.is_none()),
+        "every request of the matrix compared"
+    );
     // The matrix reaches success and several distinct errnos.
     assert!(
         seen.len() >= 3 && seen.get(&None).copied().unwrap_or(0) > 100,
@@ -152,6 +195,56 @@ fn every_modelled_map_type_gets_the_kernels_errno() {
     );
 }
 
+/// (type, key size, value size, max entries, flags): each at or just past a limit.
+const LIMITS: &[(u32, u32, u32, u32, u32)] = &[
+    (BPF_MAP_TYPE_PERCPU_ARRAY, 4, 32768, 1, 0),
+    (BPF_MAP_TYPE_PERCPU_ARRAY, 4, 32769, 1, 0),
+    (BPF_MAP_TYPE_PERCPU_HASH, 4, 32769, 1, 0),
+    (BPF_MAP_TYPE_CGROUP_STORAGE, 8, 65407, 0, 0),
+    (BPF_MAP_TYPE_CGROUP_STORAGE, 8, 65408, 0, 0),
+    (BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE, 16, 32769, 0, 0),
+    (BPF_MAP_TYPE_SOCKHASH, 512, 4, 1, 0),
+    (BPF_MAP_TYPE_SOCKHASH, 513, 4, 1, 0),
+    (BPF_MAP_TYPE_SOCKHASH, 4, 4, (1 << 27) + 1, 0),
+    (BPF_MAP_TYPE_ARENA, 0, 0, (1 << 20) + 1, BPF_F_MMAPABLE),
+    (BPF_MAP_TYPE_QUEUE, 0, 4_194_305, 1, 0),
+    (
+        BPF_MAP_TYPE_STACK,
+        0,
+        8,
+        u32::MAX / 8 - 1,
+        BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG,
+    ),
+    (BPF_MAP_TYPE_STACK_TRACE, 4, 1016, 1, 0),
+    (BPF_MAP_TYPE_STACK_TRACE, 4, 1024, 1, 0),
+    (BPF_MAP_TYPE_STACK_TRACE, 4, 4064, 1, BPF_F_STACK_BUILD_ID),
+    (BPF_MAP_TYPE_STACK_TRACE, 4, 4096, 1, BPF_F_STACK_BUILD_ID),
+    (BPF_MAP_TYPE_LPM_TRIE, 260, 4, 1, BPF_F_NO_PREALLOC),
+    (BPF_MAP_TYPE_LPM_TRIE, 261, 4, 1, BPF_F_NO_PREALLOC),
+    (BPF_MAP_TYPE_LPM_TRIE, 8, 4_194_024, 1, BPF_F_NO_PREALLOC),
+    (BPF_MAP_TYPE_LPM_TRIE, 8, 4_194_025, 1, BPF_F_NO_PREALLOC),
+    (BPF_MAP_TYPE_BLOOM_FILTER, 0, 4_194_305, 1, 0),
+    (BPF_MAP_TYPE_HASH, 4_194_200, 100, 1, 0),
+    (BPF_MAP_TYPE_DEVMAP_HASH, 4, 4, (1 << 31) + 1, 0),
+    (BPF_MAP_TYPE_RINGBUF, 0, 0, 8192, 0),
+    (BPF_MAP_TYPE_RINGBUF, 0, 0, 6000, 0),
+    (BPF_MAP_TYPE_USER_RINGBUF, 0, 0, 4096, BPF_F_RDONLY),
+    (
+        BPF_MAP_TYPE_ARRAY,
+        4,
+        8,
+        1,
+        BPF_F_MMAPABLE | BPF_F_INNER_MAP,
+    ),
+    (
+        BPF_MAP_TYPE_LRU_PERCPU_HASH,
+        4,
+        8,
+        4,
+        BPF_F_NO_COMMON_LRU | BPF_F_NUMA_NODE,
+    ),
+];
+
 #[test]
 fn size_and_count_limits_get_the_kernels_errno() {
     if kptr_tests::kernel_skip("map_create limits") {
@@ -159,58 +252,10 @@ fn size_and_count_limits_get_the_kernels_errno() {
     }
     let sem = Semantics::V6_18;
     let kernel = KernelBtfs::new(BtfIdr::new(Arc::new(Rcu::new())), None).expect("kernel");
-    // (type, key size, value size, max entries, flags): each at or just past a limit.
-    let cases: &[(u32, u32, u32, u32, u32)] = &[
-        (BPF_MAP_TYPE_PERCPU_ARRAY, 4, 32768, 1, 0),
-        (BPF_MAP_TYPE_PERCPU_ARRAY, 4, 32769, 1, 0),
-        (BPF_MAP_TYPE_PERCPU_HASH, 4, 32769, 1, 0),
-        (BPF_MAP_TYPE_CGROUP_STORAGE, 8, 65407, 0, 0),
-        (BPF_MAP_TYPE_CGROUP_STORAGE, 8, 65408, 0, 0),
-        (BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE, 16, 32769, 0, 0),
-        (BPF_MAP_TYPE_SOCKHASH, 512, 4, 1, 0),
-        (BPF_MAP_TYPE_SOCKHASH, 513, 4, 1, 0),
-        (BPF_MAP_TYPE_SOCKHASH, 4, 4, (1 << 27) + 1, 0),
-        (BPF_MAP_TYPE_ARENA, 0, 0, (1 << 20) + 1, BPF_F_MMAPABLE),
-        (BPF_MAP_TYPE_QUEUE, 0, 4_194_305, 1, 0),
-        (
-            BPF_MAP_TYPE_STACK,
-            0,
-            8,
-            u32::MAX / 8 - 1,
-            BPF_F_RDONLY_PROG | BPF_F_WRONLY_PROG,
-        ),
-        (BPF_MAP_TYPE_STACK_TRACE, 4, 1016, 1, 0),
-        (BPF_MAP_TYPE_STACK_TRACE, 4, 1024, 1, 0),
-        (BPF_MAP_TYPE_STACK_TRACE, 4, 4064, 1, BPF_F_STACK_BUILD_ID),
-        (BPF_MAP_TYPE_STACK_TRACE, 4, 4096, 1, BPF_F_STACK_BUILD_ID),
-        (BPF_MAP_TYPE_LPM_TRIE, 260, 4, 1, BPF_F_NO_PREALLOC),
-        (BPF_MAP_TYPE_LPM_TRIE, 261, 4, 1, BPF_F_NO_PREALLOC),
-        (BPF_MAP_TYPE_LPM_TRIE, 8, 4_194_024, 1, BPF_F_NO_PREALLOC),
-        (BPF_MAP_TYPE_LPM_TRIE, 8, 4_194_025, 1, BPF_F_NO_PREALLOC),
-        (BPF_MAP_TYPE_BLOOM_FILTER, 0, 4_194_305, 1, 0),
-        (BPF_MAP_TYPE_HASH, 4_194_200, 100, 1, 0),
-        (BPF_MAP_TYPE_DEVMAP_HASH, 4, 4, (1 << 31) + 1, 0),
-        (BPF_MAP_TYPE_RINGBUF, 0, 0, 8192, 0),
-        (BPF_MAP_TYPE_RINGBUF, 0, 0, 6000, 0),
-        (BPF_MAP_TYPE_USER_RINGBUF, 0, 0, 4096, BPF_F_RDONLY),
-        (
-            BPF_MAP_TYPE_ARRAY,
-            4,
-            8,
-            1,
-            BPF_F_MMAPABLE | BPF_F_INNER_MAP,
-        ),
-        (
-            BPF_MAP_TYPE_LRU_PERCPU_HASH,
-            4,
-            8,
-            4,
-            BPF_F_NO_COMMON_LRU | BPF_F_NUMA_NODE,
-        ),
-    ];
     let mut seen = std::collections::BTreeSet::new();
     let arena = kptr_tests::arena_refused();
-    for &(t, ks, vs, me, f) in cases {
+    let mut compared = 0;
+    for &(t, ks, vs, me, f) in LIMITS {
         if t == BPF_MAP_TYPE_ARENA
             && let Some(r) = &arena
         {
@@ -249,6 +294,13 @@ fn size_and_count_limits_get_the_kernels_errno() {
             map_type_name(t)
         );
         seen.insert(kr);
+        compared += 1;
     }
+    let arena_limits = LIMITS.iter().filter(|c| c.0 == BPF_MAP_TYPE_ARENA).count();
+    assert_eq!(
+        compared,
+        LIMITS.len() - if arena.is_some() { arena_limits } else { 0 },
+        "every limit compared"
+    );
     assert!(seen.contains(&Some(7)), "E2BIG cases reached: {seen:?}");
 }

@@ -36,14 +36,20 @@ fn typedef_and_const_keys_resolve_as_the_kernel_does() {
     let (btf, _) = bpf_btf_load(&kernel, &blob, 0, &sem).expect("the model loads it");
     let mut compared = 0;
     let mut accepted_through_typedef = false;
-    for map_type in [BPF_MAP_TYPE_ARRAY, 1 /* HASH */] {
-        for (what, key) in [
-            ("int", uint),
-            ("typedef", u32t),
-            ("const", cst),
-            ("typedef of typedef", td2),
-            ("long", long),
-        ] {
+    let map_types = [BPF_MAP_TYPE_ARRAY, 1 /* HASH */];
+    let keys = [
+        ("int", uint),
+        ("typedef", u32t),
+        ("const", cst),
+        ("typedef of typedef", td2),
+        ("long", long),
+    ];
+    kptr_tests::readme::states(&format!(
+        "({} ARRAY and HASH keys",
+        map_types.len() * keys.len()
+    ));
+    for map_type in map_types {
+        for (what, key) in keys {
             let key_size = if key == long { 8 } else { 4 };
             let kr = oracle::map_create(&oracle::MapCreate {
                 map_type,
@@ -77,7 +83,7 @@ fn typedef_and_const_keys_resolve_as_the_kernel_does() {
             }
         }
     }
-    assert_eq!(compared, 10);
+    assert_eq!(compared, map_types.len() * keys.len(), "every key compared");
     assert!(
         accepted_through_typedef,
         "the kernel accepts an ARRAY key behind two typedefs"
@@ -148,11 +154,16 @@ fn cgroup_storage_keys_resolve_as_the_kernel_does() {
     let fd = oracle::btf_load_fd(&blob).expect("the kernel loads the blob");
     let (btf, _) = bpf_btf_load(&kernel, &blob, 0, &sem).expect("the model loads it");
     let (mut accepted, mut refused) = (0, 0);
+    let map_types = [
+        19, /* CGROUP_STORAGE */
+        21, /* PERCPU_CGROUP_STORAGE */
+    ];
+    kptr_tests::readme::states(&format!(
+        "{} CGROUP_STORAGE and PERCPU_CGROUP_STORAGE keys, against the kernel",
+        map_types.len() * cases.len()
+    ));
     for (what, key, key_size) in cases {
-        for map_type in [
-            19, /* CGROUP_STORAGE */
-            21, /* PERCPU_CGROUP_STORAGE */
-        ] {
+        for map_type in map_types {
             let kr = oracle::map_create(&oracle::MapCreate {
                 map_type,
                 key_size,
@@ -186,6 +197,11 @@ fn cgroup_storage_keys_resolve_as_the_kernel_does() {
             }
         }
     }
+    assert_eq!(
+        accepted + refused,
+        map_types.len() * cases.len(),
+        "every key compared"
+    );
     assert_eq!((accepted, refused), (14, 10), "the kernel's verdicts");
 }
 

@@ -11,6 +11,13 @@ use shim_std::oracle;
 
 #[test]
 fn btf_load_and_map_create_match_the_kernel() {
+    use kptr_tests::readme::{n, states};
+    let want = kptr_tests::counts::expected(&kptr_tests::counts::kernel_safe_fixtures());
+    states(&format!(
+        "`tests/tests/record_kernel.rs`: {} kernel-safe objects, {} maps",
+        n(want.objects),
+        n(want.maps)
+    ));
     if kptr_tests::kernel_skip("BTF load and map create of the fixtures") {
         return;
     }
@@ -82,6 +89,11 @@ fn btf_load_and_map_create_match_the_kernel() {
         (objs, maps),
         (want_objs, want_maps),
         "objects and maps compared, against the fixtures on disk and the manifest"
+    );
+    assert_eq!(
+        (objs, maps),
+        (want.objects, want.maps),
+        "objects and maps compared, against the model's preparation of the fixtures"
     );
     assert!(
         mismatches.is_empty(),

@@ -5,28 +5,26 @@
 //! close must leave exactly the objects the scenario says the kernel leaks. Also:
 //! scenario files with mistakes get the file, the line and the reason.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kernel_core::Semantics;
 use shim_std::run::{self, kernel::run_kernel, model::run_model};
 
-fn scenarios() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "scn"))
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn every_scenario_agrees_with_the_kernel() {
+    use kptr_tests::readme::{n, states};
+    let want = kptr_tests::counts::scenario_steps();
+    states(&format!(
+        "`tests/tests/scenarios_kernel.rs`: {} scenarios, {} steps, {} program runs",
+        n(want.0),
+        n(want.1),
+        n(want.2)
+    ));
+    states(&format!("{} scenarios live there", n(want.0)));
     if kptr_tests::kernel_skip("run-time scenarios") {
         return;
     }
-    let all = scenarios();
+    let all = kptr_tests::counts::scenarios();
     let mut failures = Vec::new();
     let (mut steps, mut program_steps) = (0, 0);
     let mut types = std::collections::BTreeSet::new();
@@ -85,7 +83,11 @@ fn every_scenario_agrees_with_the_kernel() {
         all.len() - failures.len().min(all.len())
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(all.len() >= 40, "only {} scenarios", all.len());
+    assert_eq!(
+        (all.len(), steps, program_steps),
+        want,
+        "scenarios, steps and program runs compared, against the scenario files"
+    );
     for t in [
         "ARRAY",
         "PERCPU_ARRAY",
