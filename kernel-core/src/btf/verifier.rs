@@ -1070,7 +1070,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_int_check_meta` (kernel/bpf/btf.c).
     /// No profile flag changes it.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_int_check_meta(&mut self, r: Rec) -> VResult<usize> {
         let d = self.trailing(r, 1)?[0];
         if r.vlen() != 0 {
@@ -1142,7 +1142,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_fwd_check_meta` (kernel/bpf/btf.c).
     /// No profile flag changes it.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_fwd_check_meta(&mut self, r: Rec) -> VResult<usize> {
         if r.vlen() != 0 {
             return Err(self.rec_fail(r, "vlen != 0"));
@@ -1159,7 +1159,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_array_check_meta` (kernel/bpf/btf.c).
     /// No profile flag changes it.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_array_check_meta(&mut self, r: Rec) -> VResult<usize> {
         let a = self.trailing(r, 3)?;
         if r.name != 0 {
@@ -1262,7 +1262,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_enum_check_meta` (kernel/bpf/btf.c) and `btf_enum64_check_meta`.
     /// No profile flag changes it.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_enum_check_meta(&mut self, r: Rec, k: u8) -> VResult<usize> {
         let esz = if k == ENUM64 { 3 } else { 2 };
         let es = self.trailing(r, r.vlen() * esz)?;
@@ -1510,7 +1510,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_var_check_meta` (kernel/bpf/btf.c).
     /// No profile flag changes it.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_var_check_meta(&mut self, r: Rec) -> VResult<usize> {
         let linkage = self.trailing(r, 1)?[0];
         if r.vlen() != 0 {
@@ -1534,7 +1534,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_datasec_check_meta` (kernel/bpf/btf.c).
     /// No profile flag changes it.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_datasec_check_meta(&mut self, r: Rec) -> VResult<usize> {
         let vs = self.trailing(r, r.vlen() * 3)?;
         if r.st == 0 {
@@ -1583,7 +1583,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_float_check_meta` (kernel/bpf/btf.c).
     /// No profile flag changes it.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_float_check_meta(&mut self, r: Rec) -> VResult<usize> {
         if r.vlen() != 0 {
             return Err(self.rec_fail(r, "vlen != 0"));
@@ -1600,7 +1600,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_decl_tag_check_meta` (kernel/bpf/btf.c). Profile flag `btf_tag_kflag`:
     /// kind_flag allowed.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_decl_tag_check_meta(&mut self, r: Rec) -> VResult<usize> {
         let idx = self.trailing(r, 1)?[0] as i32;
         if !self.nonempty_str(r.name) {
@@ -1753,48 +1753,55 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
     fn btf_check_all_metas(&mut self, resolve: bool) -> VResult {
         self.stage = BtfStage::CheckAllMetas;
         let n = self.w.len();
-        // At most one type per 3 words, and void: no push below reallocates.
+        // At most one type per 3 words, and void: `max` bounds every count below.
         let max = n / 3 + 2;
         let mut rec: Vec<u32> = Vec::with_capacity(max);
-        let mut nodes = Vec::with_capacity(max);
+        let mut nodes: Vec<Node> = Vec::with_capacity(max);
         let mut mods = Vec::new();
         let mut work: Vec<u32> = Vec::with_capacity(max);
-        // `btf->types` and the work list are written in place, past their lengths,
-        // and given their lengths at the end: no length or capacity test per type.
-        let rec_out = rec.spare_capacity_mut();
-        let work_out = work.spare_capacity_mut();
+        // `btf->types`, the slots and the work list are written in place, past their
+        // lengths, and given their lengths at the end: one count test per type.
+        let (rec_p, nodes_p, work_p) = (rec.as_mut_ptr(), nodes.as_mut_ptr(), work.as_mut_ptr());
+        // Types added so far (records and slots); the work list holds at most as many.
         let mut n_rec = 0;
         let mut n_work = 0;
         // btf_add_type's refusal, by the number of types it holds (its array's
         // growth is the same for every BTF of this start id).
         let limit = TypesCap::limit(self.start_id()).map_or(usize::MAX, |l| l as usize);
+        // The count at which no type is added: the limit, or the capacity, which the
+        // records cannot reach (one type per 3 words at most).
+        let room = limit.min(max);
         if !SPLIT {
             // btf_add_type lazily puts VOID first; it takes a slot of the first growth.
             // Void needs no resolve (`btf_type_needs_resolve`) and has no size.
-            if let Some(r) = rec_out.get_mut(n_rec) {
-                r.write(VOID_OFF);
-                n_rec += 1;
+            // SAFETY: `max` >= 2 is the capacity of `rec` and `nodes`.
+            unsafe {
+                rec_p.write(VOID_OFF);
+                nodes_p.write(Node::new(0, UNKN, NOT_VISITED, UNKN, DONE));
             }
-            nodes.push(Node::new(0, UNKN, NOT_VISITED, UNKN, DONE));
+            n_rec = 1;
         }
         self.log_type_id = if SPLIT { self.start_id } else { 1 };
         let mut cur = 0usize;
         while cur < n {
             let id = self.start_id().wrapping_add(n_rec as u32);
-            let (words, slot, todo) = self.btf_check_meta(cur, id, &nodes, &mut mods, resolve)?;
-            if n_rec == limit {
+            // SAFETY: the first `n_rec` slots were written (void above, each type's
+            // below), within the capacity of `nodes`.
+            let slots = unsafe { core::slice::from_raw_parts(nodes_p, n_rec) };
+            let (words, slot, todo) = self.btf_check_meta(cur, id, slots, &mut mods, resolve)?;
+            if n_rec >= room {
                 return Err(self.msg_fail(Errno::E2BIG, "Exceeded max num of types"));
             }
-            if let Some(r) = rec_out.get_mut(n_rec) {
-                r.write((self.sec + cur * 4) as u32);
-                n_rec += 1;
+            // SAFETY: `n_rec` < `room` <= `max`, the capacity of `rec`, `nodes` and
+            // `work`, and `n_work` <= `n_rec`.
+            unsafe {
+                rec_p.add(n_rec).write((self.sec + cur * 4) as u32);
+                nodes_p.add(n_rec).write(slot);
+                // Written always, kept when `todo`: no branch on the kind.
+                work_p.add(n_work).write(id);
             }
-            // Written always, kept when `todo`: no branch on the kind.
-            if let Some(w) = work_out.get_mut(n_work) {
-                w.write(id);
-                n_work += usize::from(todo);
-            }
-            nodes.push(slot);
+            n_rec += 1;
+            n_work += usize::from(todo);
             cur += words;
             if self.log.needed() {
                 self.log_type_id = self.log_type_id.wrapping_add(1);
@@ -1805,11 +1812,12 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         if cur * 4 < self.type_len {
             return Err(self.meta_left_fail(cur));
         }
-        // SAFETY: `rec_out` and `work_out` are the spare capacities of `rec` and
-        // `work`, and their first `n_rec` and `n_work` elements were written above
-        // (each count grows only after a write at its index).
+        // SAFETY: the first `n_rec` elements of `rec` and `nodes` and the first
+        // `n_work` of `work` were written above (each count grows only after a write
+        // at its index), within their capacities.
         unsafe {
             rec.set_len(n_rec);
+            nodes.set_len(n_rec);
             work.set_len(n_work);
         }
         self.rec = rec;
