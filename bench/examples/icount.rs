@@ -1,6 +1,7 @@
 //! A loop for instruction counts under `valgrind --tool=callgrind`:
 //! `icount verify N` runs `btf_verify` (log off) N times over vmlinux BTF,
-//! `icount fields N` runs `btf_parse_fields` over every vmlinux STRUCT N times.
+//! `icount fields N` runs `btf_parse_fields` over every vmlinux STRUCT N times,
+//! `icount libbpf N` the system libbpf's `btf__new` (and `btf__free`) N times.
 //! One iteration's count is (count of N=3 minus count of N=1) / 2.
 
 use std::hint::black_box;
@@ -10,6 +11,12 @@ use kernel_core::btf::{BtfIdr, BtfKind, KernelBtfs, ParseOpts, btf_parse_vmlinux
 use kernel_core::map::create::map_value_mask;
 use kernel_core::record::btf_parse_fields;
 use kernel_core::sync::{Arc, Rcu};
+
+// The system libbpf, linked by the package's build script.
+unsafe extern "C" {
+    fn btf__new(data: *const core::ffi::c_void, size: u32) -> *mut core::ffi::c_void;
+    fn btf__free(btf: *mut core::ffi::c_void);
+}
 
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
@@ -53,7 +60,20 @@ fn main() -> Result<(), String> {
             }
             println!("fields {total}");
         }
-        _ => return Err("usage: icount verify|fields N".into()),
+        "libbpf" => {
+            for _ in 0..n {
+                // SAFETY: `data` is `data.len()` readable bytes, which `btf__new` copies;
+                // the non-null result is freed once, by `btf__free`.
+                unsafe {
+                    let b = btf__new(black_box(data.as_ptr()).cast(), data.len() as u32);
+                    if b.is_null() {
+                        return Err("libbpf btf__new failed".into());
+                    }
+                    btf__free(b);
+                }
+            }
+        }
+        _ => return Err("usage: icount verify|fields|libbpf N".into()),
     }
     Ok(())
 }

@@ -159,16 +159,16 @@ pub(crate) fn btf_name_valid_section(s: &[u8]) -> bool {
 
 /// A string section classified for [`btf_name_valid_identifier`]: one pass over its
 /// 64-byte blocks finds those that hold only identifier bytes and NULs, and those that
-/// also hold a NUL. A name whose first byte may start an identifier is then proven
-/// valid by one bit: its block and the next are clean and the next holds a NUL, so the
-/// name ends within 128 bytes on identifier bytes only. Any other name goes to
+/// also hold a NUL. A name whose first byte may start an identifier, in a block that is
+/// clean and followed by a clean block holding a NUL, ends within 128 bytes on
+/// identifier bytes only: it is valid. One bit per byte of the section says so (the
+/// byte is an ASCII letter, `_` or `.`, in such a block), and a name check is that bit:
+/// neither the name's bytes nor any other table are read. Any other name goes to
 /// [`btf_name_valid_identifier`].
 pub(crate) struct Names<'a> {
     pub(crate) s: &'a [u8],
-    /// One byte per 64-byte block `b`, not 0 when blocks `b` and `b + 1` hold only
-    /// NUL, `.`, `_`, ASCII letters and digits, and `b + 1` holds a NUL (past the
-    /// section's end counts as such a block).
-    proven: Vec<u8>,
+    /// Per 64-byte block, bit `j`: byte `j` of the block starts a name proven valid.
+    starts: Vec<u64>,
 }
 
 impl<'a> Names<'a> {
@@ -177,7 +177,8 @@ impl<'a> Names<'a> {
         // Per block: clean (bit 0) and clean holding a NUL (bit 1); one block past
         // the end is both.
         let mut class = vec![3u8; blocks + 1];
-        classify_blocks(s, &mut class);
+        let mut starts = vec![0u64; blocks];
+        classify_blocks(s, &mut class, &mut starts);
         let rest = s.chunks_exact(64).remainder();
         if !rest.is_empty() {
             // The zero tail is clean and holds a NUL.
@@ -187,25 +188,33 @@ impl<'a> Names<'a> {
             if let Some(k) = class.get_mut(s.len() / 64) {
                 *k = u8::from(good) | u8::from(good && nul) << 1;
             }
+            if let Some(w) = starts.get_mut(s.len() / 64) {
+                *w = start_bits(&b);
+            }
         }
-        let proven = class.windows(2).map(|w| w[0] & (w[1] >> 1) & 1).collect();
-        Names { s, proven }
+        for (w, c) in starts.iter_mut().zip(class.windows(2)) {
+            if c[0] & (c[1] >> 1) & 1 == 0 {
+                *w = 0;
+            }
+        }
+        Names { s, starts }
     }
 
     /// [`btf_name_valid_identifier`] at offset `off` of this section (a valid offset).
     #[inline(always)]
     pub(crate) fn ident(&self, off: u32) -> bool {
         let i = off as usize;
-        let Some(&first) = self.s.get(i) else {
-            return false;
-        };
-        if !name_char_first_ok(first) {
-            return false;
-        }
-        if self.proven.get(i / 64).is_some_and(|&p| p != 0) {
+        if self
+            .starts
+            .get(i / 64)
+            .is_some_and(|&w| w >> (i % 64) & 1 != 0)
+        {
             return true;
         }
-        btf_name_valid_identifier(self.s.get(i..).unwrap_or(&[]))
+        match self.s.get(i..) {
+            Some(name) => btf_name_valid_identifier(name),
+            None => false,
+        }
     }
 
     /// The string at `off` is not empty (`value[0]` of a tag's value), `off` valid.
@@ -215,20 +224,26 @@ impl<'a> Names<'a> {
     }
 }
 
-/// The class of every whole 64-byte block of `s` into `class` (see [`Names::new`]),
-/// with AVX2 where the host has it.
-fn classify_blocks(s: &[u8], class: &mut [u8]) {
+/// The class of every whole 64-byte block of `s` into `class`, and its
+/// [`start_bits`] into `starts` (see [`Names::new`]), with AVX2 where the host has
+/// it.
+fn classify_blocks(s: &[u8], class: &mut [u8], starts: &mut [u64]) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { classify_blocks_avx2(s, class) };
+        unsafe { classify_blocks_avx2(s, class, starts) };
         return;
     }
-    for (c, k) in s.chunks_exact(64).zip(class.iter_mut()) {
+    for ((c, k), w) in s
+        .chunks_exact(64)
+        .zip(class.iter_mut())
+        .zip(starts.iter_mut())
+    {
         let mut b = [0u8; 64];
         b.copy_from_slice(c);
         let (good, nul) = classify64(&b);
         *k = u8::from(good) | u8::from(good && nul) << 1;
+        *w = start_bits(&b);
     }
 }
 
@@ -241,7 +256,7 @@ fn classify_blocks(s: &[u8], class: &mut [u8]) {
 /// The CPU must have AVX2.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2")]
-unsafe fn classify_blocks_avx2(s: &[u8], class: &mut [u8]) {
+unsafe fn classify_blocks_avx2(s: &[u8], class: &mut [u8], starts: &mut [u64]) {
     use core::arch::x86_64::*;
     // SAFETY: each table is 16 readable bytes; the loads have no alignment
     // requirement.
@@ -253,18 +268,29 @@ unsafe fn classify_blocks_avx2(s: &[u8], class: &mut [u8]) {
     };
     let low = _mm256_set1_epi8(0x0f);
     let zero = _mm256_setzero_si256();
-    for (c, k) in s.chunks_exact(64).zip(class.iter_mut()) {
+    // The classes of an ASCII letter, `_` and `.` (see NIBBLE_LO).
+    let start = _mm256_set1_epi8(0x3a);
+    for ((c, k), w) in s
+        .chunks_exact(64)
+        .zip(class.iter_mut())
+        .zip(starts.iter_mut())
+    {
         let mut bad = zero;
         let mut nul = zero;
-        for half in c.chunks_exact(32) {
+        let mut first = 0u64;
+        for (j, half) in c.chunks_exact(32).enumerate() {
             // SAFETY: `half` is 32 readable bytes; the load has no alignment
             // requirement.
             let x = unsafe { _mm256_loadu_si256(half.as_ptr().cast()) };
             let lo = _mm256_shuffle_epi8(lo_t, _mm256_and_si256(x, low));
             let hi = _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16(x, 4), low));
-            bad = _mm256_or_si256(bad, _mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), zero));
+            let both = _mm256_and_si256(lo, hi);
+            bad = _mm256_or_si256(bad, _mm256_cmpeq_epi8(both, zero));
             nul = _mm256_or_si256(nul, _mm256_cmpeq_epi8(x, zero));
+            let not_start = _mm256_cmpeq_epi8(_mm256_and_si256(both, start), zero);
+            first |= u64::from(!(_mm256_movemask_epi8(not_start) as u32)) << (32 * j);
         }
+        *w = first;
         let good = _mm256_testz_si256(bad, bad) != 0;
         let nul = _mm256_testz_si256(nul, nul) == 0;
         *k = u8::from(good) | u8::from(good && nul) << 1;
@@ -291,6 +317,18 @@ static NIBBLE_LO: [u8; 16] = {
 
 /// The classes of [`NIBBLE_LO`] each high nibble takes (none from 8 up).
 static NIBBLE_HI: [u8; 16] = [1, 0, 2, 4, 8, 16 | 32, 8, 16, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// Bit `j` set where byte `j` is an ASCII letter, `_` or `.` (where the block is
+/// clean, exactly the bytes that may start an identifier, `name_char_first_ok`).
+fn start_bits(b: &[u8; 64]) -> u64 {
+    let mut w = 0u64;
+    for (j, &c) in b.iter().enumerate() {
+        if c.is_ascii_alphabetic() || c == b'_' || c == b'.' {
+            w |= 1 << j;
+        }
+    }
+    w
+}
 
 /// NUL, `.`, `_`, ASCII letters and digits.
 fn ident_or_nul(c: u8) -> bool {
@@ -463,13 +501,20 @@ mod tests {
         }
         let blocks = s.len() / 64;
         let mut class = vec![0u8; blocks];
-        classify_blocks(&s, &mut class);
+        let mut starts = vec![0u64; blocks];
+        classify_blocks(&s, &mut class, &mut starts);
         for (i, c) in s.chunks_exact(64).enumerate() {
             let mut b = [0u8; 64];
             b.copy_from_slice(c);
             let (good, nul) = classify64_bytes(&b);
             let want = u8::from(good) | u8::from(good && nul) << 1;
             assert_eq!(class[i], want, "block {i}");
+            let first = (0..64).filter(|&j| starts[i] >> j & 1 != 0);
+            let want_first = (0..64).filter(|&j| {
+                let c = b[j];
+                c.is_ascii() && name_char_first_ok(c) && c != 0
+            });
+            assert!(first.eq(want_first), "block {i} start bits");
             assert_eq!(
                 (classify64(&b).0, classify64(&b).1),
                 (good, nul),
@@ -491,7 +536,9 @@ mod tests {
         sections.push(s.clone());
         let mut t = vec![0u8];
         for i in 0..300 {
-            t.extend(core::iter::repeat_n(b'a' + (i % 26) as u8, 1 + i % 70));
+            // First bytes that may and may not start an identifier, in clean blocks.
+            t.push(b"aZ_.9q0"[i % 7]);
+            t.extend(core::iter::repeat_n(b'a' + (i % 26) as u8, i % 70));
             t.push(if i % 37 == 5 { b'-' } else { 0 });
         }
         t.push(0);
@@ -502,10 +549,10 @@ mod tests {
             for off in 0..s.len() {
                 let byte = btf_name_valid_identifier(&s[off..]);
                 assert_eq!(n.ident(off as u32), byte, "offset {off}");
-                proven += usize::from(n.proven[off / 64]);
+                proven += (n.starts[off / 64] >> (off % 64) & 1) as usize;
             }
         }
-        assert!(proven > 1000, "only {proven} offsets in proven blocks");
+        assert!(proven > 1000, "only {proven} offsets proven by their bit");
         let n = Names::new(&sections[0]);
         assert!(n.ident(1) && !n.ident(6));
     }
