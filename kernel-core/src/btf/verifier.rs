@@ -2135,6 +2135,16 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         Ok(false)
     }
 
+    /// [`Self::push_unless_done`], or with `DIRECT` (a resolve without the walk) only
+    /// whether it would push.
+    #[inline(always)]
+    fn push_unless_done_or<const DIRECT: bool>(&mut self, id: u32, n: Node) -> VResult<bool> {
+        if DIRECT {
+            return Ok(n.flags() & DONE == 0 && !self.sink(n.kind()));
+        }
+        self.push_unless_done(id, n)
+    }
+
     /// `env_stack_set_next_member` (kernel/bpf/btf.c).
     /// No profile flag changes it.
     #[inline(always)]
@@ -2249,7 +2259,9 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
     /// `btf_array_resolve` (kernel/bpf/btf.c): the index type, then the element type,
     /// each resolved first where needed; the index must be a regular INT, an INT
     /// element regular, and the size must fit in u32. No profile flag changes it.
-    fn btf_array_resolve(&mut self, id: u32) -> VResult {
+    ///
+    /// `DIRECT`: as in [`Self::btf_struct_resolve`].
+    fn btf_array_resolve<const DIRECT: bool>(&mut self, id: u32) -> VResult<bool> {
         let a = self.data(id, 3);
         let (elem, index, nelems) = match a {
             [e, i, n] => (*e, *i, *n),
@@ -2259,8 +2271,8 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             Some(n) if !NOSIZE.with(SOURCE_ONLY).has(n.kind()) => n,
             _ => return Err(self.id_fail(id, "Invalid index")),
         };
-        if self.push_unless_done(index, inn)? {
-            return Ok(());
+        if self.push_unless_done_or::<DIRECT>(index, inn)? {
+            return Ok(false);
         }
         match self.tis(index, inn) {
             Some((r, _, INT)) if self.btf_type_int_is_regular(r) => {}
@@ -2270,8 +2282,8 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             Some(n) if !NOSIZE.with(SOURCE_ONLY).has(n.kind()) => n,
             _ => return Err(self.id_fail(id, "Invalid elem")),
         };
-        if self.push_unless_done(elem, en)? {
-            return Ok(());
+        if self.push_unless_done_or::<DIRECT>(elem, en)? {
+            return Ok(false);
         }
         let Some((eid, esize, ek)) = self.tis(elem, en) else {
             return Err(self.id_fail(id, "Invalid elem"));
@@ -2282,14 +2294,28 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         if nelems != 0 && esize > u32::MAX / nelems {
             return Err(self.id_fail(id, "Array size overflows U32_MAX"));
         }
-        self.env_stack_pop_resolved(eid, esize.wrapping_mul(nelems));
-        Ok(())
+        if DIRECT {
+            self.set_resolved(id, eid, esize.wrapping_mul(nelems));
+        } else {
+            self.env_stack_pop_resolved(eid, esize.wrapping_mul(nelems));
+        }
+        Ok(true)
     }
 
     /// `btf_struct_resolve` (kernel/bpf/btf.c): STRUCT and UNION, member by member from
     /// `next_member`; a member that needs resolving is pushed and its check made when
     /// the walk comes back. No profile flag changes it.
-    fn btf_struct_resolve(&mut self, id: u32, size: u32, next_member: u16) -> VResult {
+    ///
+    /// `DIRECT`: called at the type's turn without `btf_resolve`'s walk (see
+    /// [`Self::turns`]): where the walk would push a member it returns `Ok(false)`
+    /// before any change, and where it would pop the type it records it resolved.
+    /// `Ok(true)` when the type is resolved.
+    fn btf_struct_resolve<const DIRECT: bool>(
+        &mut self,
+        id: u32,
+        size: u32,
+        next_member: u16,
+    ) -> VResult<bool> {
         let (info, ms) = self.record(id);
         let kflag = btf_info_kflag(info);
         let holder = Holder { id, size, kflag };
@@ -2321,13 +2347,21 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             };
             i += 1;
             if n.flags() & DONE == 0 && !self.sink(n.kind()) {
+                if DIRECT {
+                    return Ok(false);
+                }
                 self.env_stack_set_next_member(i);
-                return self.env_stack_push(mt, n.kind());
+                self.env_stack_push(mt, n.kind())?;
+                return Ok(false);
             }
             self.btf_check_member(holder, i - 1, mt, mo, n)?;
         }
-        self.env_stack_pop_resolved(0, 0);
-        Ok(())
+        if DIRECT {
+            self.set_resolved(id, 0, 0);
+        } else {
+            self.env_stack_pop_resolved(0, 0);
+        }
+        Ok(true)
     }
 
     /// `btf_datasec_resolve` (kernel/bpf/btf.c): every entry a VAR, resolved first
@@ -2456,8 +2490,10 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             }
             PTR => self.btf_ptr_resolve(vid, n.a()),
             VAR => self.btf_var_resolve(vid, n.a()),
-            ARRAY => self.btf_array_resolve(vid),
-            STRUCT | UNION => self.btf_struct_resolve(vid, n.a(), next_member),
+            ARRAY => self.btf_array_resolve::<false>(vid).map(|_| ()),
+            STRUCT | UNION => self
+                .btf_struct_resolve::<false>(vid, n.a(), next_member)
+                .map(|_| ()),
             DATASEC => self.btf_datasec_resolve(vid, next_member),
             DECL_TAG => self.btf_decl_tag_resolve(vid, n.a()),
             FUNC => self.btf_func_resolve(vid, n.a()),
@@ -2652,11 +2688,34 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
                     self.set_resolved(id, n.a(), 0);
                 }
                 FUNC_PROTO => self.btf_func_proto_check(id, n)?,
+                STRUCT | UNION | ARRAY if self.shortcuts() && n.flags() & DONE == 0 => {
+                    if !self.direct_turn(id, n)? {
+                        self.btf_resolve(id, n.kind())?;
+                    }
+                }
                 _ if n.flags() & DONE == 0 => self.btf_resolve(id, n.kind())?,
                 _ => {}
             }
         }
         Ok(())
+    }
+
+    /// With the log off, the turn of a STRUCT, UNION or ARRAY (slot `n`) whose walk
+    /// would push nothing, without the walk: `btf_resolve` would push it (leaving
+    /// `RESOLVE_STRUCT_OR_ARRAY`), make its checks in order (the first failing one is
+    /// its failure; the walk logs nothing else) and pop it resolved, where
+    /// `btf_resolve_valid` holds: a STRUCT's or UNION's resolved id and size are 0, an
+    /// ARRAY's size is the product its resolve checked, of an element that
+    /// `btf_type_id_size` sizes (never a modifier). `Ok(false)` where the walk would
+    /// push: nothing has changed, and the walk is to be taken.
+    #[inline(always)]
+    fn direct_turn(&mut self, id: u32, n: Node) -> VResult<bool> {
+        self.mode = MODE_STRUCT_OR_ARRAY;
+        if n.kind() == ARRAY {
+            self.btf_array_resolve::<true>(id)
+        } else {
+            self.btf_struct_resolve::<true>(id, n.a(), 0)
+        }
     }
 
     // -----------------------------------------------------------------------------
