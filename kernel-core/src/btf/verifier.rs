@@ -2196,25 +2196,32 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
     /// modifier's last-resolved PTR, and a VAR must resolve to a sized type where the
     /// others may end at void, FWD or FUNC_PROTO. `k` is the vertex's kind, `next_id`
     /// its `t->type`. No profile flag changes it.
+    ///
+    /// `DIRECT`: as in [`Self::btf_struct_resolve`].
     #[inline(always)]
-    fn btf_ref_type_resolve(&mut self, vid: u32, k: u8, next_id: u32) -> VResult {
+    fn btf_ref_type_resolve<const DIRECT: bool>(
+        &mut self,
+        vid: u32,
+        k: u8,
+        next_id: u32,
+    ) -> VResult<bool> {
         let mut next_id = next_id;
         let nn = match self.node(next_id) {
             Some(n) if !SOURCE_ONLY.has(n.kind()) => self.turn_view(next_id, n),
             _ => return Err(self.id_fail(vid, "Invalid type_id")),
         };
         let mut nk = nn.kind();
-        if self.push_unless_done(next_id, nn)? {
-            return Ok(());
+        if self.push_unless_done_or::<DIRECT>(next_id, nn)? {
+            return Ok(false);
         }
         if (k == PTR || k == VAR) && MODIFIER.has(nk) {
             // btf_type_id_resolve: the modifier is resolved (modifiers are no sinks).
             let r = self.rid(next_id);
             if let Some(rn) = self.node(r).map(|rn| self.turn_view(r, rn))
                 && rn.kind() == PTR
-                && self.push_unless_done(r, rn)?
+                && self.push_unless_done_or::<DIRECT>(r, rn)?
             {
-                return Ok(());
+                return Ok(false);
             }
         }
         match self.tis(next_id, nn) {
@@ -2231,29 +2238,36 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
                 }
             }
         }
-        self.env_stack_pop_resolved(next_id, 0);
-        Ok(())
+        if DIRECT {
+            self.set_resolved(vid, next_id, 0);
+        } else {
+            self.env_stack_pop_resolved(next_id, 0);
+        }
+        Ok(true)
     }
 
     /// `btf_modifier_resolve` (kernel/bpf/btf.c): TYPEDEF, VOLATILE, CONST, RESTRICT,
     /// TYPE_TAG. No profile flag changes it.
     #[inline(always)]
     fn btf_modifier_resolve(&mut self, vid: u32, k: u8, next_id: u32) -> VResult {
-        self.btf_ref_type_resolve(vid, k, next_id)
+        self.btf_ref_type_resolve::<false>(vid, k, next_id)
+            .map(|_| ())
     }
 
     /// `btf_ptr_resolve` (kernel/bpf/btf.c).
     /// No profile flag changes it.
     #[inline(always)]
     fn btf_ptr_resolve(&mut self, vid: u32, next_id: u32) -> VResult {
-        self.btf_ref_type_resolve(vid, PTR, next_id)
+        self.btf_ref_type_resolve::<false>(vid, PTR, next_id)
+            .map(|_| ())
     }
 
     /// `btf_var_resolve` (kernel/bpf/btf.c).
     /// No profile flag changes it.
     #[inline(always)]
     fn btf_var_resolve(&mut self, vid: u32, next_id: u32) -> VResult {
-        self.btf_ref_type_resolve(vid, VAR, next_id)
+        self.btf_ref_type_resolve::<false>(vid, VAR, next_id)
+            .map(|_| ())
     }
 
     /// `btf_array_resolve` (kernel/bpf/btf.c): the index type, then the element type,
@@ -2688,7 +2702,10 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
                     self.set_resolved(id, n.a(), 0);
                 }
                 FUNC_PROTO => self.btf_func_proto_check(id, n)?,
-                STRUCT | UNION | ARRAY if self.shortcuts() && n.flags() & DONE == 0 => {
+                STRUCT | UNION | ARRAY | PTR | TYPEDEF | VOLATILE | CONST | RESTRICT | TYPE_TAG
+                | VAR
+                    if self.shortcuts() && n.flags() & DONE == 0 =>
+                {
                     if !self.direct_turn(id, n)? {
                         self.btf_resolve(id, n.kind())?;
                     }
@@ -2700,21 +2717,29 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         Ok(())
     }
 
-    /// With the log off, the turn of a STRUCT, UNION or ARRAY (slot `n`) whose walk
-    /// would push nothing, without the walk: `btf_resolve` would push it (leaving
-    /// `RESOLVE_STRUCT_OR_ARRAY`), make its checks in order (the first failing one is
-    /// its failure; the walk logs nothing else) and pop it resolved, where
-    /// `btf_resolve_valid` holds: a STRUCT's or UNION's resolved id and size are 0, an
-    /// ARRAY's size is the product its resolve checked, of an element that
-    /// `btf_type_id_size` sizes (never a modifier). `Ok(false)` where the walk would
-    /// push: nothing has changed, and the walk is to be taken.
+    /// With the log off, the turn of a STRUCT, UNION, ARRAY, PTR, modifier or VAR
+    /// (slot `n`) whose walk would push nothing, without the walk: `btf_resolve` would
+    /// push it (leaving the mode `env_stack_push` leaves), make its checks in order
+    /// (the first failing one is its failure; the walk logs nothing else), pop it
+    /// resolved and test `btf_resolve_valid`, which holds by construction for a
+    /// STRUCT or UNION (resolved id and size 0) and an ARRAY (the size its resolve
+    /// checked, of an element `btf_type_id_size` sizes, never a modifier), and is
+    /// tested for the others. `Ok(false)` where the walk would push: nothing has
+    /// changed, and the walk is to be taken.
     #[inline(always)]
     fn direct_turn(&mut self, id: u32, n: Node) -> VResult<bool> {
-        self.mode = MODE_STRUCT_OR_ARRAY;
-        if n.kind() == ARRAY {
-            self.btf_array_resolve::<true>(id)
-        } else {
-            self.btf_struct_resolve::<true>(id, n.a(), 0)
+        let k = n.kind();
+        self.mode = AFTER_PUSH[(k & 31) as usize];
+        match k {
+            ARRAY => self.btf_array_resolve::<true>(id),
+            STRUCT | UNION => self.btf_struct_resolve::<true>(id, n.a(), 0),
+            _ => {
+                let done = self.btf_ref_type_resolve::<true>(id, k, n.a())?;
+                if done && !self.btf_resolve_valid(id, k) {
+                    return Err(self.id_fail(id, "Invalid resolve state"));
+                }
+                Ok(done)
+            }
         }
     }
 
