@@ -2706,9 +2706,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
                 | VAR
                     if self.shortcuts() && n.flags() & DONE == 0 =>
                 {
-                    if !self.direct_turn(id, n)? {
-                        self.btf_resolve(id, n.kind())?;
-                    }
+                    self.direct_turn(id, n)?
                 }
                 _ if n.flags() & DONE == 0 => self.btf_resolve(id, n.kind())?,
                 _ => {}
@@ -2724,23 +2722,27 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
     /// resolved and test `btf_resolve_valid`, which holds by construction for a
     /// STRUCT or UNION (resolved id and size 0) and an ARRAY (the size its resolve
     /// checked, of an element `btf_type_id_size` sizes, never a modifier), and is
-    /// tested for the others. `Ok(false)` where the walk would push: nothing has
-    /// changed, and the walk is to be taken.
+    /// tested for the others. Where the walk would push, nothing has changed, and
+    /// the walk (`btf_resolve`) is taken.
     #[inline(always)]
-    fn direct_turn(&mut self, id: u32, n: Node) -> VResult<bool> {
+    fn direct_turn(&mut self, id: u32, n: Node) -> VResult {
         let k = n.kind();
         self.mode = AFTER_PUSH[(k & 31) as usize];
-        match k {
-            ARRAY => self.btf_array_resolve::<true>(id),
-            STRUCT | UNION => self.btf_struct_resolve::<true>(id, n.a(), 0),
+        let done = match k {
+            ARRAY => self.btf_array_resolve::<true>(id)?,
+            STRUCT | UNION => self.btf_struct_resolve::<true>(id, n.a(), 0)?,
             _ => {
                 let done = self.btf_ref_type_resolve::<true>(id, k, n.a())?;
                 if done && !self.btf_resolve_valid(id, k) {
                     return Err(self.id_fail(id, "Invalid resolve state"));
                 }
-                Ok(done)
+                done
             }
+        };
+        if !done {
+            self.btf_resolve(id, k)?;
         }
+        Ok(())
     }
 
     // -----------------------------------------------------------------------------
