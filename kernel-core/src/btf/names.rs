@@ -173,29 +173,23 @@ pub(crate) struct Names<'a> {
 
 impl<'a> Names<'a> {
     pub(crate) fn new(s: &'a [u8]) -> Self {
-        let blocks = s.len().div_ceil(64);
-        // Per block: clean (bit 0) and clean holding a NUL (bit 1); one block past
-        // the end is both.
-        let mut class = vec![3u8; blocks + 1];
-        let mut starts = vec![0u64; blocks];
-        classify_blocks(s, &mut class, &mut starts);
+        let whole = s.len() / 64;
+        let mut starts = vec![0u64; s.len().div_ceil(64)];
+        // The last block, zero-padded: (clean, holds a NUL, start bits).
         let rest = s.chunks_exact(64).remainder();
-        if !rest.is_empty() {
-            // The zero tail is clean and holds a NUL.
+        let tail = (!rest.is_empty()).then(|| {
             let mut b = [0u8; 64];
             b[..rest.len()].copy_from_slice(rest);
             let (good, nul) = classify64(&b);
-            if let Some(k) = class.get_mut(s.len() / 64) {
-                *k = u8::from(good) | u8::from(good && nul) << 1;
-            }
-            if let Some(w) = starts.get_mut(s.len() / 64) {
-                *w = start_bits(&b);
-            }
-        }
-        for (w, c) in starts.iter_mut().zip(class.windows(2)) {
-            if c[0] & (c[1] >> 1) & 1 == 0 {
-                *w = 0;
-            }
+            (good, good && nul, start_bits(&b))
+        });
+        // The block after the whole blocks is the tail, or past the end of the
+        // section, which counts as clean and holding a NUL.
+        let after = tail.is_none_or(|(_, good_nul, _)| good_nul);
+        classify_blocks(s, &mut starts, after);
+        if let (Some((good, _, first)), Some(w)) = (tail, starts.get_mut(whole)) {
+            // After the tail: past the end.
+            *w = if good { first } else { 0 };
         }
         Names { s, starts }
     }
@@ -224,26 +218,41 @@ impl<'a> Names<'a> {
     }
 }
 
-/// The class of every whole 64-byte block of `s` into `class`, and its
-/// [`start_bits`] into `starts` (see [`Names::new`]), with AVX2 where the host has
-/// it.
-fn classify_blocks(s: &[u8], class: &mut [u8], starts: &mut [u64]) {
+/// The proven start bits of every whole 64-byte block of `s` into `starts` (see
+/// [`Names::new`]): a block's [`start_bits`] where it is clean and the next block
+/// is clean and holds a NUL (`after`: so is the block after the last), else 0. With
+/// AVX2 where the host has it.
+fn classify_blocks(s: &[u8], starts: &mut [u64], after: bool) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { classify_blocks_avx2(s, class, starts) };
+        unsafe { classify_blocks_avx2(s, starts, after) };
         return;
     }
-    for ((c, k), w) in s
-        .chunks_exact(64)
-        .zip(class.iter_mut())
-        .zip(starts.iter_mut())
-    {
+    classify_blocks_sse2(s, starts, after);
+}
+
+/// [`classify_blocks`] with [`classify64`] (16-byte vectors on x86_64).
+fn classify_blocks_sse2(s: &[u8], starts: &mut [u64], after: bool) {
+    let mut prev = (false, 0u64);
+    for (i, c) in s.chunks_exact(64).enumerate() {
         let mut b = [0u8; 64];
         b.copy_from_slice(c);
         let (good, nul) = classify64(&b);
-        *k = u8::from(good) | u8::from(good && nul) << 1;
-        *w = start_bits(&b);
+        prove(starts, i.wrapping_sub(1), prev, good && nul);
+        prev = (good, start_bits(&b));
+    }
+    if let Some(last) = (s.len() / 64).checked_sub(1) {
+        prove(starts, last, prev, after);
+    }
+}
+
+/// Block `i`'s proven start bits from its (clean, start bits) `block` and whether
+/// the next block is clean and holds a NUL (no block when `i` is out of range).
+#[inline(always)]
+fn prove(starts: &mut [u64], i: usize, block: (bool, u64), next: bool) {
+    if let Some(w) = starts.get_mut(i) {
+        *w = if block.0 && next { block.1 } else { 0 };
     }
 }
 
@@ -256,7 +265,7 @@ fn classify_blocks(s: &[u8], class: &mut [u8], starts: &mut [u64]) {
 /// The CPU must have AVX2.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2")]
-unsafe fn classify_blocks_avx2(s: &[u8], class: &mut [u8], starts: &mut [u64]) {
+unsafe fn classify_blocks_avx2(s: &[u8], starts: &mut [u64], after: bool) {
     use core::arch::x86_64::*;
     // SAFETY: each table is 16 readable bytes; the loads have no alignment
     // requirement.
@@ -270,14 +279,9 @@ unsafe fn classify_blocks_avx2(s: &[u8], class: &mut [u8], starts: &mut [u64]) {
     let zero = _mm256_setzero_si256();
     // The classes of an ASCII letter, `_` and `.` (see NIBBLE_LO).
     let start = _mm256_set1_epi8(0x3a);
-    for ((c, k), w) in s
-        .chunks_exact(64)
-        .zip(class.iter_mut())
-        .zip(starts.iter_mut())
-    {
-        let mut bad = zero;
-        let mut nul = zero;
-        let mut first = 0u64;
+    let mut prev = (false, 0u64);
+    for (i, c) in s.chunks_exact(64).enumerate() {
+        let (mut bad, mut nul, mut first) = (0u32, 0u32, 0u64);
         for (j, half) in c.chunks_exact(32).enumerate() {
             // SAFETY: `half` is 32 readable bytes; the load has no alignment
             // requirement.
@@ -285,15 +289,17 @@ unsafe fn classify_blocks_avx2(s: &[u8], class: &mut [u8], starts: &mut [u64]) {
             let lo = _mm256_shuffle_epi8(lo_t, _mm256_and_si256(x, low));
             let hi = _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16(x, 4), low));
             let both = _mm256_and_si256(lo, hi);
-            bad = _mm256_or_si256(bad, _mm256_cmpeq_epi8(both, zero));
-            nul = _mm256_or_si256(nul, _mm256_cmpeq_epi8(x, zero));
+            bad |= _mm256_movemask_epi8(_mm256_cmpeq_epi8(both, zero)) as u32;
+            nul |= _mm256_movemask_epi8(_mm256_cmpeq_epi8(x, zero)) as u32;
             let not_start = _mm256_cmpeq_epi8(_mm256_and_si256(both, start), zero);
             first |= u64::from(!(_mm256_movemask_epi8(not_start) as u32)) << (32 * j);
         }
-        *w = first;
-        let good = _mm256_testz_si256(bad, bad) != 0;
-        let nul = _mm256_testz_si256(nul, nul) == 0;
-        *k = u8::from(good) | u8::from(good && nul) << 1;
+        let good = bad == 0;
+        prove(starts, i.wrapping_sub(1), prev, good && nul != 0);
+        prev = (good, first);
+    }
+    if let Some(last) = (s.len() / 64).checked_sub(1) {
+        prove(starts, last, prev, after);
     }
 }
 
@@ -481,9 +487,9 @@ mod tests {
         }
     }
 
-    /// Every block class, on the path in use (AVX2 where the host has it) and on
-    /// SSE2, agrees with the byte loop: each byte value at each position of a block
-    /// with and without a NUL elsewhere.
+    /// Every block's proven start bits, on the path in use (AVX2 where the host has
+    /// it) and on SSE2, agree with the byte loop: each byte value
+    /// at each position of a block with and without a NUL elsewhere.
     #[test]
     fn classify_blocks_matches_bytes() {
         let mut s = Vec::new();
@@ -500,27 +506,35 @@ mod tests {
             }
         }
         let blocks = s.len() / 64;
-        let mut class = vec![0u8; blocks];
         let mut starts = vec![0u64; blocks];
-        classify_blocks(&s, &mut class, &mut starts);
-        for (i, c) in s.chunks_exact(64).enumerate() {
-            let mut b = [0u8; 64];
-            b.copy_from_slice(c);
-            let (good, nul) = classify64_bytes(&b);
-            let want = u8::from(good) | u8::from(good && nul) << 1;
-            assert_eq!(class[i], want, "block {i}");
-            let first = (0..64).filter(|&j| starts[i] >> j & 1 != 0);
-            let want_first = (0..64).filter(|&j| {
-                let c = b[j];
-                c.is_ascii() && name_char_first_ok(c) && c != 0
-            });
-            assert!(first.eq(want_first), "block {i} start bits");
-            assert_eq!(
-                (classify64(&b).0, classify64(&b).1),
-                (good, nul),
-                "block {i}"
-            );
+        classify_blocks(&s, &mut starts, true);
+        let mut sse2 = vec![0u64; blocks];
+        classify_blocks_sse2(&s, &mut sse2, true);
+        assert_eq!(starts, sse2);
+        let by_bytes: Vec<(bool, bool, u64)> = s
+            .chunks_exact(64)
+            .map(|c| {
+                let mut b = [0u8; 64];
+                b.copy_from_slice(c);
+                let (good, nul) = classify64_bytes(&b);
+                assert_eq!(classify64(&b), (good, nul));
+                let first = (0..64).fold(0u64, |w, j| {
+                    let c = b[j];
+                    let start = c.is_ascii() && c != 0 && name_char_first_ok(c);
+                    w | u64::from(start) << j
+                });
+                (good, nul, first)
+            })
+            .collect();
+        let mut proven = 0;
+        for i in 0..blocks {
+            let (good, _, first) = by_bytes[i];
+            let next = by_bytes.get(i + 1).is_none_or(|&(g, n, _)| g && n);
+            let want = if good && next { first } else { 0 };
+            assert_eq!(starts[i], want, "block {i}");
+            proven += usize::from(want != 0);
         }
+        assert!(proven > 100, "only {proven} blocks proven");
     }
 
     /// The one-bit proof agrees with the byte check at every offset of sections
