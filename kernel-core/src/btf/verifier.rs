@@ -1641,11 +1641,13 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             st: h[2],
         };
         let k = btf_info_kind(r.info);
-        if r.info & !BTF_INFO_MASK != 0 || k == UNKN || k > BTF_KIND_MAX {
+        // The kind's range is tested by the table jump below (its `_` arm) and, for
+        // an invalid name offset, before that failure: the kernel's order.
+        if r.info & !BTF_INFO_MASK != 0 {
             return Err(self.info_fail(r.info));
         }
         if !self.btf_name_offset_valid(r.name) {
-            return Err(self.name_offset_fail(r.name));
+            return Err(self.name_offset_fail(r.info, r.name));
         }
         let st = r.st;
         // The slot's flags are those of the kind's class; `of_kind` puts the type's
@@ -1741,7 +1743,11 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     #[cold]
     #[inline(never)]
-    fn name_offset_fail(&mut self, name: u32) -> Stop {
+    fn name_offset_fail(&mut self, info: u32, name: u32) -> Stop {
+        let k = btf_info_kind(info);
+        if k == UNKN || k > BTF_KIND_MAX {
+            return self.info_fail(info);
+        }
         vlog!(self, "[{}] Invalid name_offset:{}", self.log_type_id, name);
         self.fail(EINVAL, "[%u] Invalid name_offset:%u")
     }
