@@ -194,15 +194,20 @@ impl<'a> Names<'a> {
         Names { s, starts }
     }
 
+    /// Whether the bit of offset `off` proves the name there valid (so is the offset).
+    #[inline(always)]
+    pub(crate) fn proven(&self, off: u32) -> bool {
+        let i = off as usize;
+        self.starts
+            .get(i / 64)
+            .is_some_and(|&w| w >> (i % 64) & 1 != 0)
+    }
+
     /// [`btf_name_valid_identifier`] at offset `off` of this section (a valid offset).
     #[inline(always)]
     pub(crate) fn ident(&self, off: u32) -> bool {
         let i = off as usize;
-        if self
-            .starts
-            .get(i / 64)
-            .is_some_and(|&w| w >> (i % 64) & 1 != 0)
-        {
+        if self.proven(off) {
             return true;
         }
         match self.s.get(i..) {

@@ -723,6 +723,23 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         btf_name_valid_identifier(self.raw_str(off))
     }
 
+    /// `btf_name_offset_valid` and `btf_name_valid_identifier`: one bit where the
+    /// string classes prove the name (an offset so proven is valid).
+    #[inline(always)]
+    fn valid_ident(&self, off: u32) -> bool {
+        (!SPLIT && self.names.proven(off)) || (self.btf_name_offset_valid(off) && self.ident(off))
+    }
+
+    /// `btf_name_offset_valid`, and the name anonymous or an identifier.
+    #[inline(always)]
+    fn valid_anon_or_named(&self, off: u32) -> bool {
+        if off == 0 {
+            self.btf_name_offset_valid(0)
+        } else {
+            self.valid_ident(off)
+        }
+    }
+
     /// A name that must be set and be an identifier.
     #[inline(always)]
     fn named(&self, off: u32) -> bool {
@@ -1198,8 +1215,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         for m in ms.chunks_exact(3) {
             let (mn, mt, mo) = (m[0], m[1], m[2]);
             let off = if kflag { btf_member_bit_offset(mo) } else { mo };
-            if !self.btf_name_offset_valid(mn)
-                || !self.anon_or_named(mn)
+            if !self.valid_anon_or_named(mn)
                 || !(1..=BTF_MAX_TYPE).contains(&mt)
                 || (k == UNION && off != 0)
                 || last > off
@@ -1275,10 +1291,10 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         self.log_rec(r);
         for e in es.chunks_exact(esz) {
             let name_off = e[0];
-            if !self.btf_name_offset_valid(name_off) {
-                return Err(self.enum_name_offset_fail(name_off));
-            }
-            if !self.named(name_off) {
+            if !self.valid_ident(name_off) {
+                if !self.btf_name_offset_valid(name_off) {
+                    return Err(self.enum_name_offset_fail(name_off));
+                }
                 return Err(self.rec_fail(r, "Invalid name"));
             }
             if self.log.needed() {
@@ -1348,7 +1364,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         for (i, p) in ps.chunks_exact(2).enumerate() {
             let (name, ty) = (p[0], p[1]);
             bad_param |= name == 0 && ty != 0;
-            bad_name |= name != 0 && !(self.btf_name_offset_valid(name) && self.ident(name));
+            bad_name |= name != 0 && !self.valid_ident(name);
             // A last parameter without type is a vararg: it must have no name.
             pre_ok &= if ty == 0 && i + 1 == last {
                 name == 0
