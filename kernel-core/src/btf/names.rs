@@ -159,53 +159,61 @@ pub(crate) fn btf_name_valid_section(s: &[u8]) -> bool {
 
 /// A string section classified for [`btf_name_valid_identifier`]: one pass over its
 /// 64-byte blocks finds those that hold only identifier bytes and NULs, and those that
-/// also hold a NUL. A name whose first byte may start an identifier is then proven
-/// valid by one bit: its block and the next are clean and the next holds a NUL, so the
-/// name ends within 128 bytes on identifier bytes only. Any other name goes to
+/// also hold a NUL. A name whose first byte may start an identifier, in a block that is
+/// clean and followed by a clean block holding a NUL, ends within 128 bytes on
+/// identifier bytes only: it is valid. One bit per byte of the section says so (the
+/// byte is an ASCII letter, `_` or `.`, in such a block), and a name check is that bit:
+/// neither the name's bytes nor any other table are read. Any other name goes to
 /// [`btf_name_valid_identifier`].
 pub(crate) struct Names<'a> {
     pub(crate) s: &'a [u8],
-    /// One byte per 64-byte block `b`, not 0 when blocks `b` and `b + 1` hold only
-    /// NUL, `.`, `_`, ASCII letters and digits, and `b + 1` holds a NUL (past the
-    /// section's end counts as such a block).
-    proven: Vec<u8>,
+    /// Per 64-byte block, bit `j`: byte `j` of the block starts a name proven valid.
+    starts: Vec<u64>,
 }
 
 impl<'a> Names<'a> {
     pub(crate) fn new(s: &'a [u8]) -> Self {
-        let blocks = s.len().div_ceil(64);
-        // Per block: clean (bit 0) and clean holding a NUL (bit 1); one block past
-        // the end is both.
-        let mut class = vec![3u8; blocks + 1];
-        classify_blocks(s, &mut class);
+        let whole = s.len() / 64;
+        let mut starts = vec![0u64; s.len().div_ceil(64)];
+        // The last block, zero-padded: (clean, holds a NUL, start bits).
         let rest = s.chunks_exact(64).remainder();
-        if !rest.is_empty() {
-            // The zero tail is clean and holds a NUL.
+        let tail = (!rest.is_empty()).then(|| {
             let mut b = [0u8; 64];
             b[..rest.len()].copy_from_slice(rest);
             let (good, nul) = classify64(&b);
-            if let Some(k) = class.get_mut(s.len() / 64) {
-                *k = u8::from(good) | u8::from(good && nul) << 1;
-            }
+            (good, good && nul, start_bits(&b))
+        });
+        // The block after the whole blocks is the tail, or past the end of the
+        // section, which counts as clean and holding a NUL.
+        let after = tail.is_none_or(|(_, good_nul, _)| good_nul);
+        classify_blocks(s, &mut starts, after);
+        if let (Some((good, _, first)), Some(w)) = (tail, starts.get_mut(whole)) {
+            // After the tail: past the end.
+            *w = if good { first } else { 0 };
         }
-        let proven = class.windows(2).map(|w| w[0] & (w[1] >> 1) & 1).collect();
-        Names { s, proven }
+        Names { s, starts }
+    }
+
+    /// Whether the bit of offset `off` proves the name there valid (so is the offset).
+    #[inline(always)]
+    pub(crate) fn proven(&self, off: u32) -> bool {
+        let i = off as usize;
+        self.starts
+            .get(i / 64)
+            .is_some_and(|&w| w >> (i % 64) & 1 != 0)
     }
 
     /// [`btf_name_valid_identifier`] at offset `off` of this section (a valid offset).
     #[inline(always)]
     pub(crate) fn ident(&self, off: u32) -> bool {
         let i = off as usize;
-        let Some(&first) = self.s.get(i) else {
-            return false;
-        };
-        if !name_char_first_ok(first) {
-            return false;
-        }
-        if self.proven.get(i / 64).is_some_and(|&p| p != 0) {
+        if self.proven(off) {
             return true;
         }
-        btf_name_valid_identifier(self.s.get(i..).unwrap_or(&[]))
+        match self.s.get(i..) {
+            Some(name) => btf_name_valid_identifier(name),
+            None => false,
+        }
     }
 
     /// The string at `off` is not empty (`value[0]` of a tag's value), `off` valid.
@@ -215,62 +223,122 @@ impl<'a> Names<'a> {
     }
 }
 
-/// The class of every whole 64-byte block of `s` into `class` (see [`Names::new`]),
-/// with AVX2 where the host has it.
-fn classify_blocks(s: &[u8], class: &mut [u8]) {
+/// The proven start bits of every whole 64-byte block of `s` into `starts` (see
+/// [`Names::new`]): a block's [`start_bits`] where it is clean and the next block
+/// is clean and holds a NUL (`after`: so is the block after the last), else 0. With
+/// AVX2 where the host has it.
+fn classify_blocks(s: &[u8], starts: &mut [u64], after: bool) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
-        unsafe { classify_blocks_avx2(s, class) };
+        unsafe { classify_blocks_avx2(s, starts, after) };
         return;
     }
-    for (c, k) in s.chunks_exact(64).zip(class.iter_mut()) {
+    classify_blocks_sse2(s, starts, after);
+}
+
+/// [`classify_blocks`] with [`classify64`] (16-byte vectors on x86_64).
+fn classify_blocks_sse2(s: &[u8], starts: &mut [u64], after: bool) {
+    let mut prev = (false, 0u64);
+    for (i, c) in s.chunks_exact(64).enumerate() {
         let mut b = [0u8; 64];
         b.copy_from_slice(c);
         let (good, nul) = classify64(&b);
-        *k = u8::from(good) | u8::from(good && nul) << 1;
+        prove(starts, i.wrapping_sub(1), prev, good && nul);
+        prev = (good, start_bits(&b));
+    }
+    if let Some(last) = (s.len() / 64).checked_sub(1) {
+        prove(starts, last, prev, after);
     }
 }
 
-/// [`classify_blocks`] with 32-byte vectors.
+/// Block `i`'s proven start bits from its (clean, start bits) `block` and whether
+/// the next block is clean and holds a NUL (no block when `i` is out of range).
+#[inline(always)]
+fn prove(starts: &mut [u64], i: usize, block: (bool, u64), next: bool) {
+    if let Some(w) = starts.get_mut(i) {
+        *w = if block.0 && next { block.1 } else { 0 };
+    }
+}
+
+/// [`classify_blocks`] with 32-byte vectors: a byte's class is the AND of two
+/// 16-entry tables, one indexed by its low nibble and one by its high nibble
+/// ([`NIBBLE_LO`], [`NIBBLE_HI`]); the byte is [`ident_or_nul`] where that is not 0.
 ///
 /// # Safety
 ///
 /// The CPU must have AVX2.
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 #[target_feature(enable = "avx2")]
-unsafe fn classify_blocks_avx2(s: &[u8], class: &mut [u8]) {
+unsafe fn classify_blocks_avx2(s: &[u8], starts: &mut [u64], after: bool) {
     use core::arch::x86_64::*;
-    let set = |c: u8| _mm256_set1_epi8(c as i8);
-    // Byte in lo..lo + n: after adding 0x80 - lo, the range starts at i8::MIN.
-    let within = |v, lo: u8, n: u8| {
-        _mm256_cmpgt_epi8(
-            set(0x80u8.wrapping_add(n)),
-            _mm256_add_epi8(v, set(0x80u8.wrapping_sub(lo))),
+    // SAFETY: each table is 16 readable bytes; the loads have no alignment
+    // requirement.
+    let (lo_t, hi_t) = unsafe {
+        (
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(NIBBLE_LO.as_ptr().cast())),
+            _mm256_broadcastsi128_si256(_mm_loadu_si128(NIBBLE_HI.as_ptr().cast())),
         )
     };
-    for (c, k) in s.chunks_exact(64).zip(class.iter_mut()) {
-        let mut good = set(0xff);
-        let mut nul = _mm256_setzero_si256();
-        for half in c.chunks_exact(32) {
+    let low = _mm256_set1_epi8(0x0f);
+    let zero = _mm256_setzero_si256();
+    // The classes of an ASCII letter, `_` and `.` (see NIBBLE_LO).
+    let start = _mm256_set1_epi8(0x3a);
+    let mut prev = (false, 0u64);
+    for (i, c) in s.chunks_exact(64).enumerate() {
+        let (mut bad, mut nul, mut first) = (0u32, 0u32, 0u64);
+        for (j, half) in c.chunks_exact(32).enumerate() {
             // SAFETY: `half` is 32 readable bytes; the load has no alignment
             // requirement.
             let x = unsafe { _mm256_loadu_si256(half.as_ptr().cast()) };
-            let z = _mm256_cmpeq_epi8(x, _mm256_setzero_si256());
-            let letter = within(_mm256_or_si256(x, set(0x20)), b'a', 26);
-            let digit = within(x, b'0', 10);
-            let punct = _mm256_or_si256(
-                _mm256_cmpeq_epi8(x, set(b'_')),
-                _mm256_cmpeq_epi8(x, set(b'.')),
-            );
-            let g = _mm256_or_si256(_mm256_or_si256(letter, digit), _mm256_or_si256(z, punct));
-            good = _mm256_and_si256(good, g);
-            nul = _mm256_or_si256(nul, z);
+            let lo = _mm256_shuffle_epi8(lo_t, _mm256_and_si256(x, low));
+            let hi = _mm256_shuffle_epi8(hi_t, _mm256_and_si256(_mm256_srli_epi16(x, 4), low));
+            let both = _mm256_and_si256(lo, hi);
+            bad |= _mm256_movemask_epi8(_mm256_cmpeq_epi8(both, zero)) as u32;
+            nul |= _mm256_movemask_epi8(_mm256_cmpeq_epi8(x, zero)) as u32;
+            let not_start = _mm256_cmpeq_epi8(_mm256_and_si256(both, start), zero);
+            first |= u64::from(!(_mm256_movemask_epi8(not_start) as u32)) << (32 * j);
         }
-        let good = _mm256_movemask_epi8(good) == -1;
-        let nul = _mm256_movemask_epi8(nul) != 0;
-        *k = u8::from(good) | u8::from(good && nul) << 1;
+        let good = bad == 0;
+        prove(starts, i.wrapping_sub(1), prev, good && nul != 0);
+        prev = (good, first);
     }
+    if let Some(last) = (s.len() / 64).checked_sub(1) {
+        prove(starts, last, prev, after);
+    }
+}
+
+/// The classes of [`ident_or_nul`] bytes by low nibble: bit 0 NUL (high nibble 0), 1
+/// `.` (2), 2 digits (3), 3 `A`-`O` and `a`-`o` (4, 6), 4 `P`-`Z` and `p`-`z` (5, 7),
+/// 5 `_` (5).
+static NIBBLE_LO: [u8; 16] = {
+    let mut t = [0u8; 16];
+    let mut l = 0;
+    while l < 16 {
+        t[l] = (l == 0) as u8
+            | ((l == 0xe) as u8) << 1
+            | ((l <= 9) as u8) << 2
+            | ((l >= 1) as u8) << 3
+            | ((l <= 0xa) as u8) << 4
+            | ((l == 0xf) as u8) << 5;
+        l += 1;
+    }
+    t
+};
+
+/// The classes of [`NIBBLE_LO`] each high nibble takes (none from 8 up).
+static NIBBLE_HI: [u8; 16] = [1, 0, 2, 4, 8, 16 | 32, 8, 16, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// Bit `j` set where byte `j` is an ASCII letter, `_` or `.` (where the block is
+/// clean, exactly the bytes that may start an identifier, `name_char_first_ok`).
+fn start_bits(b: &[u8; 64]) -> u64 {
+    let mut w = 0u64;
+    for (j, &c) in b.iter().enumerate() {
+        if c.is_ascii_alphabetic() || c == b'_' || c == b'.' {
+            w |= 1 << j;
+        }
+    }
+    w
 }
 
 /// NUL, `.`, `_`, ASCII letters and digits.
@@ -415,9 +483,18 @@ mod tests {
         );
     }
 
-    /// Every block class, on the path in use (AVX2 where the host has it) and on
-    /// SSE2, agrees with the byte loop: each byte value at each position of a block
-    /// with and without a NUL elsewhere.
+    /// The nibble tables of the AVX2 classifier give [`ident_or_nul`] for every byte.
+    #[test]
+    fn nibble_tables_match_bytes() {
+        for c in 0..=255u8 {
+            let class = NIBBLE_LO[usize::from(c & 15)] & NIBBLE_HI[usize::from(c >> 4)];
+            assert_eq!(class != 0, ident_or_nul(c), "byte {c:#x}");
+        }
+    }
+
+    /// Every block's proven start bits, on the path in use (AVX2 where the host has
+    /// it) and on SSE2, agree with the byte loop: each byte value
+    /// at each position of a block with and without a NUL elsewhere.
     #[test]
     fn classify_blocks_matches_bytes() {
         let mut s = Vec::new();
@@ -434,20 +511,35 @@ mod tests {
             }
         }
         let blocks = s.len() / 64;
-        let mut class = vec![0u8; blocks];
-        classify_blocks(&s, &mut class);
-        for (i, c) in s.chunks_exact(64).enumerate() {
-            let mut b = [0u8; 64];
-            b.copy_from_slice(c);
-            let (good, nul) = classify64_bytes(&b);
-            let want = u8::from(good) | u8::from(good && nul) << 1;
-            assert_eq!(class[i], want, "block {i}");
-            assert_eq!(
-                (classify64(&b).0, classify64(&b).1),
-                (good, nul),
-                "block {i}"
-            );
+        let mut starts = vec![0u64; blocks];
+        classify_blocks(&s, &mut starts, true);
+        let mut sse2 = vec![0u64; blocks];
+        classify_blocks_sse2(&s, &mut sse2, true);
+        assert_eq!(starts, sse2);
+        let by_bytes: Vec<(bool, bool, u64)> = s
+            .chunks_exact(64)
+            .map(|c| {
+                let mut b = [0u8; 64];
+                b.copy_from_slice(c);
+                let (good, nul) = classify64_bytes(&b);
+                assert_eq!(classify64(&b), (good, nul));
+                let first = (0..64).fold(0u64, |w, j| {
+                    let c = b[j];
+                    let start = c.is_ascii() && c != 0 && name_char_first_ok(c);
+                    w | u64::from(start) << j
+                });
+                (good, nul, first)
+            })
+            .collect();
+        let mut proven = 0;
+        for i in 0..blocks {
+            let (good, _, first) = by_bytes[i];
+            let next = by_bytes.get(i + 1).is_none_or(|&(g, n, _)| g && n);
+            let want = if good && next { first } else { 0 };
+            assert_eq!(starts[i], want, "block {i}");
+            proven += usize::from(want != 0);
         }
+        assert!(proven > 100, "only {proven} blocks proven");
     }
 
     /// The one-bit proof agrees with the byte check at every offset of sections
@@ -463,7 +555,9 @@ mod tests {
         sections.push(s.clone());
         let mut t = vec![0u8];
         for i in 0..300 {
-            t.extend(core::iter::repeat_n(b'a' + (i % 26) as u8, 1 + i % 70));
+            // First bytes that may and may not start an identifier, in clean blocks.
+            t.push(b"aZ_.9q0"[i % 7]);
+            t.extend(core::iter::repeat_n(b'a' + (i % 26) as u8, i % 70));
             t.push(if i % 37 == 5 { b'-' } else { 0 });
         }
         t.push(0);
@@ -474,10 +568,10 @@ mod tests {
             for off in 0..s.len() {
                 let byte = btf_name_valid_identifier(&s[off..]);
                 assert_eq!(n.ident(off as u32), byte, "offset {off}");
-                proven += usize::from(n.proven[off / 64]);
+                proven += (n.starts[off / 64] >> (off % 64) & 1) as usize;
             }
         }
-        assert!(proven > 1000, "only {proven} offsets in proven blocks");
+        assert!(proven > 1000, "only {proven} offsets proven by their bit");
         let n = Names::new(&sections[0]);
         assert!(n.ident(1) && !n.ident(6));
     }

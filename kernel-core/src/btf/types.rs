@@ -607,6 +607,23 @@ impl BtfData {
         Some(&s[..cstr_len(s)])
     }
 
+    /// Whether the string at `off` starts with `prefix` (no NUL in it), without
+    /// finding the string's end; false for an invalid offset.
+    #[inline]
+    pub fn str_starts_with(&self, off: u32, prefix: &[u8]) -> bool {
+        if off < self.start_str_off {
+            return self
+                .base
+                .as_ref()
+                .is_some_and(|b| b.data().str_starts_with(off, prefix));
+        }
+        let off = (off - self.start_str_off) as usize;
+        let end = self.str_start + self.hdr.str_len as usize;
+        self.data
+            .get(self.str_start + off..end)
+            .is_some_and(|s| s.starts_with(prefix))
+    }
+
     /// The end of the type section in the blob.
     #[inline]
     fn types_end(&self) -> usize {

@@ -723,6 +723,23 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         btf_name_valid_identifier(self.raw_str(off))
     }
 
+    /// `btf_name_offset_valid` and `btf_name_valid_identifier`: one bit where the
+    /// string classes prove the name (an offset so proven is valid).
+    #[inline(always)]
+    fn valid_ident(&self, off: u32) -> bool {
+        (!SPLIT && self.names.proven(off)) || (self.btf_name_offset_valid(off) && self.ident(off))
+    }
+
+    /// `btf_name_offset_valid`, and the name anonymous or an identifier.
+    #[inline(always)]
+    fn valid_anon_or_named(&self, off: u32) -> bool {
+        if off == 0 {
+            self.btf_name_offset_valid(0)
+        } else {
+            self.valid_ident(off)
+        }
+    }
+
     /// A name that must be set and be an identifier.
     #[inline(always)]
     fn named(&self, off: u32) -> bool {
@@ -1070,7 +1087,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_int_check_meta` (kernel/bpf/btf.c).
     /// No profile flag changes it.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_int_check_meta(&mut self, r: Rec) -> VResult<usize> {
         let d = self.trailing(r, 1)?[0];
         if r.vlen() != 0 {
@@ -1142,7 +1159,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_fwd_check_meta` (kernel/bpf/btf.c).
     /// No profile flag changes it.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_fwd_check_meta(&mut self, r: Rec) -> VResult<usize> {
         if r.vlen() != 0 {
             return Err(self.rec_fail(r, "vlen != 0"));
@@ -1159,7 +1176,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_array_check_meta` (kernel/bpf/btf.c).
     /// No profile flag changes it.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_array_check_meta(&mut self, r: Rec) -> VResult<usize> {
         let a = self.trailing(r, 3)?;
         if r.name != 0 {
@@ -1198,8 +1215,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         for m in ms.chunks_exact(3) {
             let (mn, mt, mo) = (m[0], m[1], m[2]);
             let off = if kflag { btf_member_bit_offset(mo) } else { mo };
-            if !self.btf_name_offset_valid(mn)
-                || !self.anon_or_named(mn)
+            if !self.valid_anon_or_named(mn)
                 || !(1..=BTF_MAX_TYPE).contains(&mt)
                 || (k == UNION && off != 0)
                 || last > off
@@ -1262,7 +1278,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_enum_check_meta` (kernel/bpf/btf.c) and `btf_enum64_check_meta`.
     /// No profile flag changes it.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_enum_check_meta(&mut self, r: Rec, k: u8) -> VResult<usize> {
         let esz = if k == ENUM64 { 3 } else { 2 };
         let es = self.trailing(r, r.vlen() * esz)?;
@@ -1275,10 +1291,10 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         self.log_rec(r);
         for e in es.chunks_exact(esz) {
             let name_off = e[0];
-            if !self.btf_name_offset_valid(name_off) {
-                return Err(self.enum_name_offset_fail(name_off));
-            }
-            if !self.named(name_off) {
+            if !self.valid_ident(name_off) {
+                if !self.btf_name_offset_valid(name_off) {
+                    return Err(self.enum_name_offset_fail(name_off));
+                }
                 return Err(self.rec_fail(r, "Invalid name"));
             }
             if self.log.needed() {
@@ -1348,7 +1364,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         for (i, p) in ps.chunks_exact(2).enumerate() {
             let (name, ty) = (p[0], p[1]);
             bad_param |= name == 0 && ty != 0;
-            bad_name |= name != 0 && !(self.btf_name_offset_valid(name) && self.ident(name));
+            bad_name |= name != 0 && !self.valid_ident(name);
             // A last parameter without type is a vararg: it must have no name.
             pre_ok &= if ty == 0 && i + 1 == last {
                 name == 0
@@ -1510,7 +1526,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_var_check_meta` (kernel/bpf/btf.c).
     /// No profile flag changes it.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_var_check_meta(&mut self, r: Rec) -> VResult<usize> {
         let linkage = self.trailing(r, 1)?[0];
         if r.vlen() != 0 {
@@ -1534,7 +1550,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_datasec_check_meta` (kernel/bpf/btf.c).
     /// No profile flag changes it.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_datasec_check_meta(&mut self, r: Rec) -> VResult<usize> {
         let vs = self.trailing(r, r.vlen() * 3)?;
         if r.st == 0 {
@@ -1583,7 +1599,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_float_check_meta` (kernel/bpf/btf.c).
     /// No profile flag changes it.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_float_check_meta(&mut self, r: Rec) -> VResult<usize> {
         if r.vlen() != 0 {
             return Err(self.rec_fail(r, "vlen != 0"));
@@ -1600,7 +1616,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     /// `btf_decl_tag_check_meta` (kernel/bpf/btf.c). Profile flag `btf_tag_kflag`:
     /// kind_flag allowed.
-    #[inline(never)]
+    #[inline(always)]
     fn btf_decl_tag_check_meta(&mut self, r: Rec) -> VResult<usize> {
         let idx = self.trailing(r, 1)?[0] as i32;
         if !self.nonempty_str(r.name) {
@@ -1641,11 +1657,13 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             st: h[2],
         };
         let k = btf_info_kind(r.info);
-        if r.info & !BTF_INFO_MASK != 0 || k == UNKN || k > BTF_KIND_MAX {
+        // The kind's range is tested by the table jump below (its `_` arm) and, for
+        // an invalid name offset, before that failure: the kernel's order.
+        if r.info & !BTF_INFO_MASK != 0 {
             return Err(self.info_fail(r.info));
         }
         if !self.btf_name_offset_valid(r.name) {
-            return Err(self.name_offset_fail(r.name));
+            return Err(self.name_offset_fail(r.info, r.name));
         }
         let st = r.st;
         // The slot's flags are those of the kind's class; `of_kind` puts the type's
@@ -1741,7 +1759,11 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
 
     #[cold]
     #[inline(never)]
-    fn name_offset_fail(&mut self, name: u32) -> Stop {
+    fn name_offset_fail(&mut self, info: u32, name: u32) -> Stop {
+        let k = btf_info_kind(info);
+        if k == UNKN || k > BTF_KIND_MAX {
+            return self.info_fail(info);
+        }
         vlog!(self, "[{}] Invalid name_offset:{}", self.log_type_id, name);
         self.fail(EINVAL, "[%u] Invalid name_offset:%u")
     }
@@ -1753,48 +1775,55 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
     fn btf_check_all_metas(&mut self, resolve: bool) -> VResult {
         self.stage = BtfStage::CheckAllMetas;
         let n = self.w.len();
-        // At most one type per 3 words, and void: no push below reallocates.
+        // At most one type per 3 words, and void: `max` bounds every count below.
         let max = n / 3 + 2;
         let mut rec: Vec<u32> = Vec::with_capacity(max);
-        let mut nodes = Vec::with_capacity(max);
+        let mut nodes: Vec<Node> = Vec::with_capacity(max);
         let mut mods = Vec::new();
         let mut work: Vec<u32> = Vec::with_capacity(max);
-        // `btf->types` and the work list are written in place, past their lengths,
-        // and given their lengths at the end: no length or capacity test per type.
-        let rec_out = rec.spare_capacity_mut();
-        let work_out = work.spare_capacity_mut();
+        // `btf->types`, the slots and the work list are written in place, past their
+        // lengths, and given their lengths at the end: one count test per type.
+        let (rec_p, nodes_p, work_p) = (rec.as_mut_ptr(), nodes.as_mut_ptr(), work.as_mut_ptr());
+        // Types added so far (records and slots); the work list holds at most as many.
         let mut n_rec = 0;
         let mut n_work = 0;
         // btf_add_type's refusal, by the number of types it holds (its array's
         // growth is the same for every BTF of this start id).
         let limit = TypesCap::limit(self.start_id()).map_or(usize::MAX, |l| l as usize);
+        // The count at which no type is added: the limit, or the capacity, which the
+        // records cannot reach (one type per 3 words at most).
+        let room = limit.min(max);
         if !SPLIT {
             // btf_add_type lazily puts VOID first; it takes a slot of the first growth.
             // Void needs no resolve (`btf_type_needs_resolve`) and has no size.
-            if let Some(r) = rec_out.get_mut(n_rec) {
-                r.write(VOID_OFF);
-                n_rec += 1;
+            // SAFETY: `max` >= 2 is the capacity of `rec` and `nodes`.
+            unsafe {
+                rec_p.write(VOID_OFF);
+                nodes_p.write(Node::new(0, UNKN, NOT_VISITED, UNKN, DONE));
             }
-            nodes.push(Node::new(0, UNKN, NOT_VISITED, UNKN, DONE));
+            n_rec = 1;
         }
         self.log_type_id = if SPLIT { self.start_id } else { 1 };
         let mut cur = 0usize;
         while cur < n {
             let id = self.start_id().wrapping_add(n_rec as u32);
-            let (words, slot, todo) = self.btf_check_meta(cur, id, &nodes, &mut mods, resolve)?;
-            if n_rec == limit {
+            // SAFETY: the first `n_rec` slots were written (void above, each type's
+            // below), within the capacity of `nodes`.
+            let slots = unsafe { core::slice::from_raw_parts(nodes_p, n_rec) };
+            let (words, slot, todo) = self.btf_check_meta(cur, id, slots, &mut mods, resolve)?;
+            if n_rec >= room {
                 return Err(self.msg_fail(Errno::E2BIG, "Exceeded max num of types"));
             }
-            if let Some(r) = rec_out.get_mut(n_rec) {
-                r.write((self.sec + cur * 4) as u32);
-                n_rec += 1;
+            // SAFETY: `n_rec` < `room` <= `max`, the capacity of `rec`, `nodes` and
+            // `work`, and `n_work` <= `n_rec`.
+            unsafe {
+                rec_p.add(n_rec).write((self.sec + cur * 4) as u32);
+                nodes_p.add(n_rec).write(slot);
+                // Written always, kept when `todo`: no branch on the kind.
+                work_p.add(n_work).write(id);
             }
-            // Written always, kept when `todo`: no branch on the kind.
-            if let Some(w) = work_out.get_mut(n_work) {
-                w.write(id);
-                n_work += usize::from(todo);
-            }
-            nodes.push(slot);
+            n_rec += 1;
+            n_work += usize::from(todo);
             cur += words;
             if self.log.needed() {
                 self.log_type_id = self.log_type_id.wrapping_add(1);
@@ -1805,11 +1834,12 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         if cur * 4 < self.type_len {
             return Err(self.meta_left_fail(cur));
         }
-        // SAFETY: `rec_out` and `work_out` are the spare capacities of `rec` and
-        // `work`, and their first `n_rec` and `n_work` elements were written above
-        // (each count grows only after a write at its index).
+        // SAFETY: the first `n_rec` elements of `rec` and `nodes` and the first
+        // `n_work` of `work` were written above (each count grows only after a write
+        // at its index), within their capacities.
         unsafe {
             rec.set_len(n_rec);
+            nodes.set_len(n_rec);
             work.set_len(n_work);
         }
         self.rec = rec;
@@ -2127,6 +2157,16 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         Ok(false)
     }
 
+    /// [`Self::push_unless_done`], or with `DIRECT` (a resolve without the walk) only
+    /// whether it would push.
+    #[inline(always)]
+    fn push_unless_done_or<const DIRECT: bool>(&mut self, id: u32, n: Node) -> VResult<bool> {
+        if DIRECT {
+            return Ok(n.flags() & DONE == 0 && !self.sink(n.kind()));
+        }
+        self.push_unless_done(id, n)
+    }
+
     /// `env_stack_set_next_member` (kernel/bpf/btf.c).
     /// No profile flag changes it.
     #[inline(always)]
@@ -2178,25 +2218,32 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
     /// modifier's last-resolved PTR, and a VAR must resolve to a sized type where the
     /// others may end at void, FWD or FUNC_PROTO. `k` is the vertex's kind, `next_id`
     /// its `t->type`. No profile flag changes it.
+    ///
+    /// `DIRECT`: as in [`Self::btf_struct_resolve`].
     #[inline(always)]
-    fn btf_ref_type_resolve(&mut self, vid: u32, k: u8, next_id: u32) -> VResult {
+    fn btf_ref_type_resolve<const DIRECT: bool>(
+        &mut self,
+        vid: u32,
+        k: u8,
+        next_id: u32,
+    ) -> VResult<bool> {
         let mut next_id = next_id;
         let nn = match self.node(next_id) {
             Some(n) if !SOURCE_ONLY.has(n.kind()) => self.turn_view(next_id, n),
             _ => return Err(self.id_fail(vid, "Invalid type_id")),
         };
         let mut nk = nn.kind();
-        if self.push_unless_done(next_id, nn)? {
-            return Ok(());
+        if self.push_unless_done_or::<DIRECT>(next_id, nn)? {
+            return Ok(false);
         }
         if (k == PTR || k == VAR) && MODIFIER.has(nk) {
             // btf_type_id_resolve: the modifier is resolved (modifiers are no sinks).
             let r = self.rid(next_id);
             if let Some(rn) = self.node(r).map(|rn| self.turn_view(r, rn))
                 && rn.kind() == PTR
-                && self.push_unless_done(r, rn)?
+                && self.push_unless_done_or::<DIRECT>(r, rn)?
             {
-                return Ok(());
+                return Ok(false);
             }
         }
         match self.tis(next_id, nn) {
@@ -2213,35 +2260,44 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
                 }
             }
         }
-        self.env_stack_pop_resolved(next_id, 0);
-        Ok(())
+        if DIRECT {
+            self.set_resolved(vid, next_id, 0);
+        } else {
+            self.env_stack_pop_resolved(next_id, 0);
+        }
+        Ok(true)
     }
 
     /// `btf_modifier_resolve` (kernel/bpf/btf.c): TYPEDEF, VOLATILE, CONST, RESTRICT,
     /// TYPE_TAG. No profile flag changes it.
     #[inline(always)]
     fn btf_modifier_resolve(&mut self, vid: u32, k: u8, next_id: u32) -> VResult {
-        self.btf_ref_type_resolve(vid, k, next_id)
+        self.btf_ref_type_resolve::<false>(vid, k, next_id)
+            .map(|_| ())
     }
 
     /// `btf_ptr_resolve` (kernel/bpf/btf.c).
     /// No profile flag changes it.
     #[inline(always)]
     fn btf_ptr_resolve(&mut self, vid: u32, next_id: u32) -> VResult {
-        self.btf_ref_type_resolve(vid, PTR, next_id)
+        self.btf_ref_type_resolve::<false>(vid, PTR, next_id)
+            .map(|_| ())
     }
 
     /// `btf_var_resolve` (kernel/bpf/btf.c).
     /// No profile flag changes it.
     #[inline(always)]
     fn btf_var_resolve(&mut self, vid: u32, next_id: u32) -> VResult {
-        self.btf_ref_type_resolve(vid, VAR, next_id)
+        self.btf_ref_type_resolve::<false>(vid, VAR, next_id)
+            .map(|_| ())
     }
 
     /// `btf_array_resolve` (kernel/bpf/btf.c): the index type, then the element type,
     /// each resolved first where needed; the index must be a regular INT, an INT
     /// element regular, and the size must fit in u32. No profile flag changes it.
-    fn btf_array_resolve(&mut self, id: u32) -> VResult {
+    ///
+    /// `DIRECT`: as in [`Self::btf_struct_resolve`].
+    fn btf_array_resolve<const DIRECT: bool>(&mut self, id: u32) -> VResult<bool> {
         let a = self.data(id, 3);
         let (elem, index, nelems) = match a {
             [e, i, n] => (*e, *i, *n),
@@ -2251,8 +2307,8 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             Some(n) if !NOSIZE.with(SOURCE_ONLY).has(n.kind()) => n,
             _ => return Err(self.id_fail(id, "Invalid index")),
         };
-        if self.push_unless_done(index, inn)? {
-            return Ok(());
+        if self.push_unless_done_or::<DIRECT>(index, inn)? {
+            return Ok(false);
         }
         match self.tis(index, inn) {
             Some((r, _, INT)) if self.btf_type_int_is_regular(r) => {}
@@ -2262,8 +2318,8 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             Some(n) if !NOSIZE.with(SOURCE_ONLY).has(n.kind()) => n,
             _ => return Err(self.id_fail(id, "Invalid elem")),
         };
-        if self.push_unless_done(elem, en)? {
-            return Ok(());
+        if self.push_unless_done_or::<DIRECT>(elem, en)? {
+            return Ok(false);
         }
         let Some((eid, esize, ek)) = self.tis(elem, en) else {
             return Err(self.id_fail(id, "Invalid elem"));
@@ -2274,14 +2330,28 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         if nelems != 0 && esize > u32::MAX / nelems {
             return Err(self.id_fail(id, "Array size overflows U32_MAX"));
         }
-        self.env_stack_pop_resolved(eid, esize.wrapping_mul(nelems));
-        Ok(())
+        if DIRECT {
+            self.set_resolved(id, eid, esize.wrapping_mul(nelems));
+        } else {
+            self.env_stack_pop_resolved(eid, esize.wrapping_mul(nelems));
+        }
+        Ok(true)
     }
 
     /// `btf_struct_resolve` (kernel/bpf/btf.c): STRUCT and UNION, member by member from
     /// `next_member`; a member that needs resolving is pushed and its check made when
     /// the walk comes back. No profile flag changes it.
-    fn btf_struct_resolve(&mut self, id: u32, size: u32, next_member: u16) -> VResult {
+    ///
+    /// `DIRECT`: called at the type's turn without `btf_resolve`'s walk (see
+    /// [`Self::turns`]): where the walk would push a member it returns `Ok(false)`
+    /// before any change, and where it would pop the type it records it resolved.
+    /// `Ok(true)` when the type is resolved.
+    fn btf_struct_resolve<const DIRECT: bool>(
+        &mut self,
+        id: u32,
+        size: u32,
+        next_member: u16,
+    ) -> VResult<bool> {
         let (info, ms) = self.record(id);
         let kflag = btf_info_kflag(info);
         let holder = Holder { id, size, kflag };
@@ -2313,13 +2383,21 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             };
             i += 1;
             if n.flags() & DONE == 0 && !self.sink(n.kind()) {
+                if DIRECT {
+                    return Ok(false);
+                }
                 self.env_stack_set_next_member(i);
-                return self.env_stack_push(mt, n.kind());
+                self.env_stack_push(mt, n.kind())?;
+                return Ok(false);
             }
             self.btf_check_member(holder, i - 1, mt, mo, n)?;
         }
-        self.env_stack_pop_resolved(0, 0);
-        Ok(())
+        if DIRECT {
+            self.set_resolved(id, 0, 0);
+        } else {
+            self.env_stack_pop_resolved(0, 0);
+        }
+        Ok(true)
     }
 
     /// `btf_datasec_resolve` (kernel/bpf/btf.c): every entry a VAR, resolved first
@@ -2448,8 +2526,10 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             }
             PTR => self.btf_ptr_resolve(vid, n.a()),
             VAR => self.btf_var_resolve(vid, n.a()),
-            ARRAY => self.btf_array_resolve(vid),
-            STRUCT | UNION => self.btf_struct_resolve(vid, n.a(), next_member),
+            ARRAY => self.btf_array_resolve::<false>(vid).map(|_| ()),
+            STRUCT | UNION => self
+                .btf_struct_resolve::<false>(vid, n.a(), next_member)
+                .map(|_| ()),
             DATASEC => self.btf_datasec_resolve(vid, next_member),
             DECL_TAG => self.btf_decl_tag_resolve(vid, n.a()),
             FUNC => self.btf_func_resolve(vid, n.a()),
@@ -2644,9 +2724,45 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
                     self.set_resolved(id, n.a(), 0);
                 }
                 FUNC_PROTO => self.btf_func_proto_check(id, n)?,
+                STRUCT | UNION | ARRAY | PTR | TYPEDEF | VOLATILE | CONST | RESTRICT | TYPE_TAG
+                | VAR
+                    if self.shortcuts() && n.flags() & DONE == 0 =>
+                {
+                    self.direct_turn(id, n)?
+                }
                 _ if n.flags() & DONE == 0 => self.btf_resolve(id, n.kind())?,
                 _ => {}
             }
+        }
+        Ok(())
+    }
+
+    /// With the log off, the turn of a STRUCT, UNION, ARRAY, PTR, modifier or VAR
+    /// (slot `n`) whose walk would push nothing, without the walk: `btf_resolve` would
+    /// push it (leaving the mode `env_stack_push` leaves), make its checks in order
+    /// (the first failing one is its failure; the walk logs nothing else), pop it
+    /// resolved and test `btf_resolve_valid`, which holds by construction for a
+    /// STRUCT or UNION (resolved id and size 0) and an ARRAY (the size its resolve
+    /// checked, of an element `btf_type_id_size` sizes, never a modifier), and is
+    /// tested for the others. Where the walk would push, nothing has changed, and
+    /// the walk (`btf_resolve`) is taken.
+    #[inline(always)]
+    fn direct_turn(&mut self, id: u32, n: Node) -> VResult {
+        let k = n.kind();
+        self.mode = AFTER_PUSH[(k & 31) as usize];
+        let done = match k {
+            ARRAY => self.btf_array_resolve::<true>(id)?,
+            STRUCT | UNION => self.btf_struct_resolve::<true>(id, n.a(), 0)?,
+            _ => {
+                let done = self.btf_ref_type_resolve::<true>(id, k, n.a())?;
+                if done && !self.btf_resolve_valid(id, k) {
+                    return Err(self.id_fail(id, "Invalid resolve state"));
+                }
+                done
+            }
+        };
+        if !done {
+            self.btf_resolve(id, k)?;
         }
         Ok(())
     }

@@ -135,25 +135,41 @@ impl BtfFieldType {
         }
     }
 
-    /// Whether the profile knows this field type.
-    pub fn known(self, sem: &Semantics) -> bool {
-        match self {
-            Self::REFCOUNT => sem.refcount,
-            Self::KPTR_PERCPU => sem.percpu_kptr,
-            Self::WORKQUEUE => sem.wq,
-            Self::UPTR => sem.uptr,
-            Self::RES_SPIN_LOCK => sem.res_spin_lock,
-            Self::TASK_WORK => sem.task_work,
-            _ => true,
-        }
+    /// The field types only some profiles know, each with whether `sem` knows it.
+    fn profile_gated(sem: &Semantics) -> [(Self, bool); 6] {
+        [
+            (Self::REFCOUNT, sem.refcount),
+            (Self::KPTR_PERCPU, sem.percpu_kptr),
+            (Self::WORKQUEUE, sem.wq),
+            (Self::UPTR, sem.uptr),
+            (Self::RES_SPIN_LOCK, sem.res_spin_lock),
+            (Self::TASK_WORK, sem.task_work),
+        ]
     }
 
-    /// The subset of `mask` the profile knows.
+    /// Whether the profile knows this field type.
+    pub fn known(self, sem: &Semantics) -> bool {
+        Self::profile_gated(sem)
+            .iter()
+            .all(|&(t, known)| t != self || known)
+    }
+
+    /// The subset of `mask` the profile knows (bit operations: it runs for every
+    /// `btf_find_field`).
     pub fn known_mask(mask: Self, sem: &Semantics) -> Self {
-        let mut m = 0;
-        for t in Self::ALL {
-            if mask.intersects(t) && t.known(sem) {
-                m |= t.0;
+        const ALL_BITS: u32 = {
+            let mut m = 0;
+            let mut i = 0;
+            while i < BtfFieldType::ALL.len() {
+                m |= BtfFieldType::ALL[i].0;
+                i += 1;
+            }
+            m
+        };
+        let mut m = mask.0 & ALL_BITS;
+        for (t, known) in Self::profile_gated(sem) {
+            if !known {
+                m &= !t.0;
             }
         }
         Self(m)

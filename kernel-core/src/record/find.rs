@@ -215,9 +215,11 @@ pub(crate) fn find_by_name_kind(d: &BtfData, name: &[u8], kind: BtfKind) -> KRes
 impl Walk<'_> {
     /// `btf_get_field_type`.
     fn get_field_type(&self, t: &TypeRef<'_>, seen: &mut u32) -> KResult<F> {
-        let n = name(self.d, t);
-        // Every special struct's name starts with `bpf_`: no other name is compared.
-        let candidates = if n.starts_with(b"bpf_") { 10 } else { 0 };
+        // Every special struct's name starts with `bpf_`: no other name is read whole
+        // (`(anon)` and `(invalid-name-offset)` do not start with it either).
+        let special = self.d.str_starts_with(t.name_off(), b"bpf_");
+        let n: &[u8] = if special { name(self.d, t) } else { b"" };
+        let candidates = if special { 10 } else { 0 };
         const TABLE: [(F, bool); 10] = [
             (F::SPIN_LOCK, true),
             (F::RES_SPIN_LOCK, true),
@@ -365,6 +367,11 @@ impl Walk<'_> {
                     )
                 },
             ));
+        }
+        if ty == F::KPTR_REF && !matches!(vt.kind(), BtfKind::Ptr | BtfKind::Volatile) {
+            // What every step below gives a type that `btf_find_kptr` ignores: none of
+            // them refuses, so none is taken.
+            return Ok(0);
         }
         let off = if self.sem.nested_fields { off } else { off / 8 };
         let sz = ty.size(&self.sem);
@@ -572,7 +579,8 @@ pub fn btf_find_field(
         sem: *sem,
         cap: sem.btf_fields_max(),
     };
-    let mut infos = Vec::with_capacity(w.cap);
+    // Most structs have no special field: nothing is allocated for them.
+    let mut infos = Vec::new();
     if t.is_struct_only() {
         w.struct_field(t, &mut infos, 0)?;
     } else if t.kind() == BtfKind::Datasec {
