@@ -39,7 +39,7 @@ files=("$@")
 )
 # The integration tests that exercise teardown and never ask the kernel.
 int_tests=(teardown_fields teardown_example mem_tally free_fields_profiles map_lifetime
-	local_storage uptr migrate_task kernel_btf_lifetime)
+	local_storage uptr migrate_task kernel_btf_lifetime module_refs)
 
 src="$out/src"
 mkdir -p "$src"
