@@ -16,7 +16,8 @@
 # The tree is copied to $MUTANTS_OUT/src and mutated in place there (one build
 # directory, incremental builds); each file gets its own results directory
 # $MUTANTS_OUT/<file>/mutants.out (caught.txt, missed.txt, timeout.txt, unviable.txt,
-# previously_caught.txt). Running the script again resumes: a mutant once caught or
+# previously_caught.txt) and each stage's verdicts in $MUTANTS_OUT/<file>/*.log
+# (`scripts/mutants.sh --summary` counts them per file). Running the script again resumes: a mutant once caught or
 # unviable is not tested again, so after adding a test only the survivors run.
 # Not part of .ci/run: about 20 s a mutant on this machine (README, "Mutation testing").
 # Usage: bash scripts/mutants.sh [FILE ...]   (default: the files below, in this order)
@@ -26,8 +27,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${MUTANTS_OUT:-$root/mutants-out}"
 stages="${MUTANTS_STAGES:-unit loom2 int loom3 ws}"
 command -v cargo-mutants >/dev/null 2>&1 || cargo install cargo-mutants --locked
-files=("$@")
-[ ${#files[@]} -gt 0 ] || files=(
+default_files=(
 	kernel-core/src/sync/mod.rs kernel-core/src/sync/rcu.rs
 	kernel-core/src/sync/refcount.rs kernel-core/src/sync/spinlock.rs
 	kernel-core/src/sync/task.rs kernel-core/src/sync/warn.rs kernel-core/src/sync/word.rs
@@ -37,13 +37,13 @@ files=("$@")
 	kernel-core/src/obj/uptr.rs kernel-core/src/obj/runtime.rs
 	kernel-core/src/obj/tally.rs kernel-core/src/map/runtime.rs
 )
+files=("$@")
+[ ${#files[@]} -gt 0 ] || [ "${1:-}" = --summary ] || files=("${default_files[@]}")
 # The integration tests that exercise teardown and never ask the kernel.
 int_tests=(teardown_fields teardown_example mem_tally free_fields_profiles map_lifetime
 	local_storage uptr migrate_task kernel_btf_lifetime module_refs)
 
 src="$out/src"
-mkdir -p "$src"
-(cd "$root" && git ls-files -z | tar --null -T - -cf -) | tar -xf - -C "$src"
 
 stage() { # NAME FILE: one stage over FILE's mutants not yet caught
 	local name="$1" file="$2" dir="$out/${2//\//_}"
@@ -70,9 +70,42 @@ stage() { # NAME FILE: one stage over FILE's mutants not yet caught
 	local rc=0
 	env "${env[@]}" nice -n 10 cargo mutants "${args[@]}" || rc=$?
 	case $rc in 0 | 2 | 3) ;; *) echo "cargo mutants failed ($rc)" >&2; exit "$rc" ;; esac
+	# Each stage's verdicts, kept (cargo-mutants folds earlier unviable mutants into
+	# previously_caught.txt): "STAGE MUTANT" lines in caught.log, unviable.log, ...
+	for k in caught unviable timeout missed; do
+		sed "s|^|$name |" "$dir/mutants.out/$k.txt" >>"$dir/$k.log"
+	done
 	[ -s "$dir/mutants.out/missed.txt" ] || [ -s "$dir/mutants.out/timeout.txt" ]
 }
 
+summary() { # per file: generated, caught, unviable, timeouts, survivors (named)
+	local f dir gen c u t m
+	for f in "${files[@]}"; do
+		dir="$out/${f//\//_}"
+		gen=$(cargo mutants --list -d "$root" -f "$f" | wc -l)
+		[ -d "$dir" ] || { echo "$f: $gen mutants, not run"; continue; }
+		c=$(cut -d' ' -f2- "$dir/caught.log" 2>/dev/null | sort -u || true)
+		u=$(cut -d' ' -f2- "$dir/unviable.log" 2>/dev/null | sort -u || true)
+		# Missed or timed out in the last stage of the last run, caught by none.
+		m=$(cut -d' ' -f2- "$dir/mutants.out/missed.txt" "$dir/mutants.out/timeout.txt" | sort -u |
+			comm -23 - <(echo "$c"))
+		t=$(cut -d' ' -f2- "$dir/mutants.out/timeout.txt" | sort -u | comm -23 - <(echo "$c"))
+		echo "$f: $gen mutants, $(echo -n "$c" | grep -c .) caught, $(echo -n "$u" | grep -c .) unviable, $(echo -n "$t" | grep -c .) timeouts, $(echo -n "$m" | grep -c .) survived"
+		[ -z "$m" ] || echo "$m" | sed 's/^/  survived: /'
+	done
+}
+
+if [ "${1:-}" = --summary ]; then
+	shift
+	files=("$@")
+	[ ${#files[@]} -gt 0 ] || files=("${default_files[@]}")
+	summary
+	exit 0
+fi
+
+# The tree as it is now (tracked files), mutated in place there.
+mkdir -p "$src"
+(cd "$root" && git ls-files -z | tar --null -T - -cf -) | tar -xf - -C "$src"
 for f in "${files[@]}"; do
 	for s in $stages; do stage "$s" "$f" || break; done
 done
