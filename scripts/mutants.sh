@@ -89,9 +89,9 @@ summary() { # per file: generated, caught, unviable, timeouts, survivors (named)
 		c=$(cut -d' ' -f2- "$dir/caught.log" 2>/dev/null | sort -u || true)
 		u=$(cut -d' ' -f2- "$dir/unviable.log" 2>/dev/null | sort -u || true)
 		# Missed or timed out in the last stage of the last run, caught by none.
-		m=$(cut -d' ' -f2- "$dir/mutants.out/missed.txt" "$dir/mutants.out/timeout.txt" | sort -u |
+		m=$(sort -u "$dir/mutants.out/missed.txt" "$dir/mutants.out/timeout.txt" |
 			comm -23 - <(echo "$c"))
-		t=$(cut -d' ' -f2- "$dir/mutants.out/timeout.txt" | sort -u | comm -23 - <(echo "$c"))
+		t=$(sort -u "$dir/mutants.out/timeout.txt" | comm -23 - <(echo "$c"))
 		echo "$f: $gen mutants, $(echo -n "$c" | grep -c .) caught, $(echo -n "$u" | grep -c .) unviable, $(echo -n "$t" | grep -c .) timeouts, $(echo -n "$m" | grep -c .) survived"
 		[ -z "$m" ] || echo "$m" | sed 's/^/  survived: /'
 	done
