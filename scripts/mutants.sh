@@ -21,7 +21,9 @@
 # previously_caught.txt) and each stage's verdicts in $MUTANTS_OUT/<file>/*.log
 # (`scripts/mutants.sh --summary` counts them per file). Running the script again resumes: a mutant once caught or
 # unviable is not tested again, so after adding a test only the survivors run.
-# Not part of .ci/run: about 20 s a mutant on this machine (README, "Mutation testing").
+# Not part of .ci/run: hours on this machine (README, "Mutation testing"). The loom
+# stages run the models on several test threads (their bookkeeping is per thread):
+# cargo-mutants passes trailing test arguments to cargo without "--".
 # Usage: bash scripts/mutants.sh [FILE ...]   (default: the files below, in this order)
 #   MUTANTS_OUT (default ./mutants-out), MUTANTS_STAGES (default "unit loom2 int loom3 ws")
 set -euo pipefail
@@ -56,12 +58,12 @@ stage() { # NAME FILE: one stage over FILE's mutants not yet caught
 	unit) env+=(CARGO_TARGET_DIR="$out/target")
 		args+=(--test-package kernel-core --cargo-test-arg=--lib --timeout 15) ;;
 	loom2) env+=(CARGO_TARGET_DIR="$out/target-loom" RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2)
-		args+=(--test-package loom-tests --timeout 300 -- --test-threads=1) ;;
+		args+=(--test-package loom-tests --timeout 300) ;;
 	int) env+=(CARGO_TARGET_DIR="$out/target")
 		args+=(--test-package kptr-tests --timeout 300)
 		for t in "${int_tests[@]}"; do args+=(--cargo-test-arg=--test="$t"); done ;;
 	loom3) env+=(CARGO_TARGET_DIR="$out/target-loom" RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3)
-		args+=(--test-package loom-tests --cargo-arg=--release --timeout 300 -- --test-threads=1) ;;
+		args+=(--test-package loom-tests --cargo-arg=--release --timeout 300) ;;
 	ws) env+=(CARGO_TARGET_DIR="$out/target")
 		args+=(--test-workspace=true --timeout 900) ;;
 	esac
