@@ -1,21 +1,115 @@
 #!/usr/bin/env bash
 # Mutation testing of the teardown and synchronisation code (issue 14): cargo-mutants
-# over kernel-core's obj/, sync/, record/parse.rs, map/runtime.rs and module.rs,
-# with the workspace tests as the test command (release builds). About 1,100 mutants:
-# many hours on a 2-core machine, so it is not part of .ci/run. The loom models are
-# not run per mutant (cargo-mutants runs `cargo test`); run them on the survivors by
-# hand (RUSTFLAGS="--cfg loom" cargo test --release -p loom-tests --target-dir
-# target-loom) before calling a survivor equivalent.
-# Usage: bash scripts/mutants.sh [FILE ...]   (default: the files above)
-# Results: mutants.out/ (caught.txt, missed.txt, timeout.txt, unviable.txt).
+# over kernel-core's sync/, module.rs, record/parse.rs, obj/ and map/runtime.rs with
+# the workspace tests and the loom suite as the test command, run in stages so that
+# 1,100 mutants fit on a 2-core machine. A mutant a stage catches is caught; only the
+# ones it misses go on to the next stage (cargo-mutants --iterate), so the verdict is
+# that of "workspace tests + loom suite at bound 3":
+#   unit   kernel-core's unit tests (debug)
+#   loom2  the loom suite at LOOM_MAX_PREEMPTIONS=2 (debug; every seeded fault is
+#          caught at 2)
+#   int    the integration tests that model teardown without the kernel (debug)
+#   loom3  the loom suite at LOOM_MAX_PREEMPTIONS=3, release, as scripts/test-all.sh
+#   ws     `cargo test --workspace` (debug): the tests of scripts/test-all.sh, kernel
+#          comparisons included
+# The debug stages build without overflow checks or debug assertions, as release
+# does, so they catch what the release suite catches and nothing more, in a third of
+# the build time.
+# The tree is copied to $MUTANTS_OUT/src and mutated in place there (one build
+# directory, incremental builds); each file gets its own results directory
+# $MUTANTS_OUT/<file>/mutants.out (caught.txt, missed.txt, timeout.txt, unviable.txt,
+# previously_caught.txt) and each stage's verdicts in $MUTANTS_OUT/<file>/*.log
+# (`scripts/mutants.sh --summary` counts them per file). Running the script again resumes: a mutant once caught or
+# unviable is not tested again, so after adding a test only the survivors run.
+# Not part of .ci/run: hours on this machine (README, "Mutation testing"). The loom
+# stages run the models on several test threads (their bookkeeping is per thread):
+# cargo-mutants passes trailing test arguments to cargo without "--".
+# Usage: bash scripts/mutants.sh [FILE ...]   (default: the files below, in this order)
+#   MUTANTS_OUT (default ./mutants-out), MUTANTS_STAGES (default "unit loom2 int loom3 ws")
 set -euo pipefail
-cd "$(dirname "$0")/.."
+root="$(cd "$(dirname "$0")/.." && pwd)"
+out="${MUTANTS_OUT:-$root/mutants-out}"
+stages="${MUTANTS_STAGES:-unit loom2 int loom3 ws}"
 command -v cargo-mutants >/dev/null 2>&1 || cargo install cargo-mutants --locked
-files=("$@")
-[ ${#files[@]} -gt 0 ] || files=(
-	'kernel-core/src/obj/*.rs' 'kernel-core/src/sync/*.rs'
-	kernel-core/src/record/parse.rs kernel-core/src/map/runtime.rs kernel-core/src/module.rs
+default_files=(
+	kernel-core/src/sync/mod.rs kernel-core/src/sync/rcu.rs
+	kernel-core/src/sync/refcount.rs kernel-core/src/sync/spinlock.rs
+	kernel-core/src/sync/task.rs kernel-core/src/sync/warn.rs kernel-core/src/sync/word.rs
+	kernel-core/src/module.rs kernel-core/src/record/parse.rs
+	kernel-core/src/obj/helpers.rs kernel-core/src/obj/free_fields.rs
+	kernel-core/src/obj/local_frees.rs kernel-core/src/obj/mem.rs
+	kernel-core/src/obj/uptr.rs kernel-core/src/obj/runtime.rs
+	kernel-core/src/obj/tally.rs kernel-core/src/map/runtime.rs
 )
-args=()
-for f in "${files[@]}"; do args+=(-f "$f"); done
-exec cargo mutants "${args[@]}" --test-workspace=true --cargo-arg=--release --timeout 600 -j 1
+files=("$@")
+[ ${#files[@]} -gt 0 ] || [ "${1:-}" = --summary ] || files=("${default_files[@]}")
+# The integration tests that exercise teardown and never ask the kernel.
+int_tests=(teardown_fields teardown_example mem_tally free_fields_profiles map_lifetime
+	local_storage uptr migrate_task kernel_btf_lifetime module_refs)
+
+src="$out/src"
+
+stage() { # NAME FILE: one stage over FILE's mutants not yet caught
+	local name="$1" file="$2" dir="$out/${2//\//_}"
+	local env=(CARGO_PROFILE_DEV_OVERFLOW_CHECKS=false CARGO_PROFILE_DEV_DEBUG_ASSERTIONS=false)
+	local args=(--in-place -d "$src" -f "$file" --baseline skip --iterate
+		-o "$dir" --no-shuffle --build-timeout 900)
+	case "$name" in
+	unit) env+=(CARGO_TARGET_DIR="$out/target")
+		args+=(--test-package kernel-core --cargo-test-arg=--lib --timeout 15) ;;
+	loom2) env+=(CARGO_TARGET_DIR="$out/target-loom" RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2)
+		args+=(--test-package loom-tests --timeout 300) ;;
+	int) env+=(CARGO_TARGET_DIR="$out/target")
+		args+=(--test-package kptr-tests --timeout 300)
+		for t in "${int_tests[@]}"; do args+=(--cargo-test-arg=--test="$t"); done ;;
+	loom3) env+=(CARGO_TARGET_DIR="$out/target-loom" RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3)
+		args+=(--test-package loom-tests --cargo-arg=--release --timeout 300) ;;
+	ws) env+=(CARGO_TARGET_DIR="$out/target")
+		args+=(--test-workspace=true --timeout 900) ;;
+	esac
+	mkdir -p "$dir"
+	echo "== $(date -u +%FT%TZ) $file: stage $name"
+	# cargo-mutants exits 2 when a mutant survives, 3 on a timeout: the next stage
+	# takes those; anything else but 0 is an error.
+	local rc=0
+	env "${env[@]}" nice -n 10 cargo mutants "${args[@]}" || rc=$?
+	case $rc in 0 | 2 | 3) ;; *) echo "cargo mutants failed ($rc)" >&2; exit "$rc" ;; esac
+	# Each stage's verdicts, kept (cargo-mutants folds earlier unviable mutants into
+	# previously_caught.txt): "STAGE MUTANT" lines in caught.log, unviable.log, ...
+	for k in caught unviable timeout missed; do
+		sed "s|^|$name |" "$dir/mutants.out/$k.txt" >>"$dir/$k.log"
+	done
+	[ -s "$dir/mutants.out/missed.txt" ] || [ -s "$dir/mutants.out/timeout.txt" ]
+}
+
+summary() { # per file: generated, caught, unviable, timeouts, survivors (named)
+	local f dir gen c u t m
+	for f in "${files[@]}"; do
+		dir="$out/${f//\//_}"
+		gen=$(cargo mutants --list -d "$root" -f "$f" | wc -l)
+		[ -d "$dir" ] || { echo "$f: $gen mutants, not run"; continue; }
+		c=$(cut -d' ' -f2- "$dir/caught.log" 2>/dev/null | sort -u || true)
+		u=$(cut -d' ' -f2- "$dir/unviable.log" 2>/dev/null | sort -u || true)
+		# Missed or timed out in the last stage of the last run, caught by none.
+		m=$(sort -u "$dir/mutants.out/missed.txt" "$dir/mutants.out/timeout.txt" |
+			comm -23 - <(echo "$c"))
+		t=$(sort -u "$dir/mutants.out/timeout.txt" | comm -23 - <(echo "$c"))
+		echo "$f: $gen mutants, $(echo -n "$c" | grep -c .) caught, $(echo -n "$u" | grep -c .) unviable, $(echo -n "$t" | grep -c .) timeouts, $(echo -n "$m" | grep -c .) survived"
+		[ -z "$m" ] || echo "$m" | sed 's/^/  survived: /'
+	done
+}
+
+if [ "${1:-}" = --summary ]; then
+	shift
+	files=("$@")
+	[ ${#files[@]} -gt 0 ] || files=("${default_files[@]}")
+	summary
+	exit 0
+fi
+
+# The tree as it is now (tracked files), mutated in place there.
+mkdir -p "$src"
+(cd "$root" && git ls-files -z | tar --null -T - -cf -) | tar -xf - -C "$src"
+for f in "${files[@]}"; do
+	for s in $stages; do stage "$s" "$f" || break; done
+done

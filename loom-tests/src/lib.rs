@@ -34,16 +34,18 @@ pub fn array_map(
     MapRt::new(map_create(kernel, &attr, sem).expect("map"), sem).expect("rt")
 }
 
-static EXECUTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Every WARN raised in the current execution (the model's global WARN hook), the
-/// runtime's own and those without one (a refcount's, `btf_record_free`'s, a module's).
-static WARNS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+// A model's bookkeeping is per test thread: loom runs a model's threads as coroutines
+// on the thread that called `loom::model`, so the models of one binary may run in
+// parallel (`cargo test` without `--test-threads=1`) without seeing each other's WARNs.
+std::thread_local! {
+    static EXECUTIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Every WARN raised in the current execution (the model's global WARN hook), the
+    /// runtime's own and those without one (a refcount's, `btf_record_free`'s, a module's).
+    static WARNS: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 fn warn_hook(msg: &'static str) {
-    if let Ok(mut w) = WARNS.lock() {
-        w.push(msg);
-    }
+    WARNS.with(|w| w.borrow_mut().push(msg));
 }
 
 /// Runs a loom model and reports how many executions it explored. Each execution
@@ -51,17 +53,15 @@ fn warn_hook(msg: &'static str) {
 pub fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     kernel_core::sync::warn::set_warn_hook(warn_hook);
     let start = std::time::Instant::now();
-    EXECUTIONS.store(0, std::sync::atomic::Ordering::SeqCst);
+    EXECUTIONS.with(|e| e.set(0));
     loom::model(move || {
-        EXECUTIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if let Ok(mut w) = WARNS.lock() {
-            w.clear();
-        }
+        EXECUTIONS.with(|e| e.set(e.get() + 1));
+        WARNS.with(|w| w.borrow_mut().clear());
         f();
     });
     eprintln!(
         "loom model {name}: {} executions in {:.2?}",
-        EXECUTIONS.load(std::sync::atomic::Ordering::SeqCst),
+        EXECUTIONS.with(|e| e.get()),
         start.elapsed()
     );
 }
@@ -114,10 +114,7 @@ pub fn faults(rt: &BpfRuntime) -> Vec<Fault> {
 
 /// The WARNs raised in this execution so far.
 pub fn warns() -> Vec<Fault> {
-    WARNS
-        .lock()
-        .map(|w| w.iter().map(|m| Fault::Warn(m)).collect())
-        .unwrap_or_default()
+    WARNS.with(|w| w.borrow().iter().map(|m| Fault::Warn(m)).collect())
 }
 
 /// Counts, over a model's executions, how often each outcome (a sorted list of
