@@ -138,6 +138,10 @@ pub struct BtfParseError {
     pub reason: &'static str,
     /// The stage that refused the blob.
     pub stage: BtfStage,
+    /// Whether the failing check writes its own message to the log (false for a
+    /// `WARN_ON_ONCE` check, which returns the errno without a line, and for a
+    /// refusal after the verifier).
+    pub logged: bool,
     /// The verifier log's bytes (empty at log level 0).
     pub log: Vec<u8>,
 }
@@ -150,6 +154,7 @@ impl BtfParseError {
             errno,
             reason: stage.name(),
             stage,
+            logged: false,
             log,
         }
     }
@@ -190,6 +195,8 @@ pub struct ParseOpts {
 struct Fail {
     errno: Errno,
     reason: &'static str,
+    /// The check writes its message to the log (see [`BtfParseError::logged`]).
+    logged: bool,
 }
 
 /// A check failed; what failed is in [`Env::failed`]. A zero-sized error keeps the
@@ -460,7 +467,21 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
     #[cold]
     #[inline(never)]
     fn fail(&mut self, errno: Errno, reason: &'static str) -> Stop {
-        self.failed = Fail { errno, reason };
+        self.failed = Fail {
+            errno,
+            reason,
+            logged: true,
+        };
+        Stop
+    }
+
+    /// A `WARN_ON_ONCE` check failed: the kernel returns the errno with no log line.
+    fn fail_warn(&mut self, errno: Errno, reason: &'static str) -> Stop {
+        self.failed = Fail {
+            errno,
+            reason,
+            logged: false,
+        };
         Stop
     }
 
@@ -2358,13 +2379,13 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         let mut i = next_member as usize;
         if i != 0 {
             let Some(m) = ms.get((i - 1) * 3..i * 3) else {
-                return Err(self.fail(EINVAL, "WARN: last member not resolved"));
+                return Err(self.fail_warn(EINVAL, "WARN: last member not resolved"));
             };
             let n = match self.node(m[1]) {
                 Some(n) if n.visit() == RESOLVED => n,
                 _ => {
                     crate::sync::warn::warn("btf_struct_resolve: last member not resolved");
-                    return Err(self.fail(EINVAL, "WARN: last member not resolved"));
+                    return Err(self.fail_warn(EINVAL, "WARN: last member not resolved"));
                 }
             };
             self.btf_check_member(holder, i - 1, m[1], m[2], n)?;
@@ -2834,7 +2855,14 @@ fn pre_fail<L: BtfLog>(
     if log.needed() {
         log.write(format_args!("{m}"));
     }
-    (Fail { errno, reason: m }, stage)
+    (
+        Fail {
+            errno,
+            reason: m,
+            logged: true,
+        },
+        stage,
+    )
 }
 
 fn hdr_from(data: &[u8]) -> (BtfHeader, u32) {
@@ -3090,6 +3118,7 @@ impl<'a, 'l, L: BtfLog, const SPLIT: bool> Env<'a, 'l, L, SPLIT> {
             failed: Fail {
                 errno: EINVAL,
                 reason: "",
+                logged: true,
             },
         };
         let passes = |env: &mut Self| -> VResult {
@@ -3121,6 +3150,7 @@ fn verify_with<L: BtfLog>(
             Fail {
                 errno: Errno::E2BIG,
                 reason: "btf_size > BTF_MAX_SIZE",
+                logged: false,
             },
             BtfStage::Parse,
         ));
@@ -3155,6 +3185,7 @@ pub fn btf_verify(
         errno: f.errno,
         reason: f.reason,
         stage,
+        logged: f.logged,
         log,
     };
     if opts.log_level == 0 {
