@@ -14,8 +14,9 @@
 //! points ([`syscall`]) -> test support (`testing`, feature `testing`). The remaining
 //! cycles between modules: `obj::free_fields` <-> `obj::helpers`, the kernel's own
 //! recursion (`bpf_obj_free_fields` -> `__bpf_obj_drop_impl` -> `bpf_obj_free_fields`);
-//! and `btf::{object, types, verifier, registry, name_index}`, because the type storage
-//! holds the base BTF's reference and a published BTF points at its IDR.
+//! and `btf::object` <-> `btf::registry`, because `btf_put` unpublishes a BTF from the
+//! IDR that lists it (`btf_free_id`). A split BTF's `Btf` object owns its base; the type
+//! storage only points at the base's data.
 //! `tests/tests/layers.rs` checks both.
 #![no_std]
 #![deny(missing_docs)]

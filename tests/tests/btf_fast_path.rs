@@ -15,9 +15,7 @@
 use kernel_core::Semantics;
 use kernel_core::btf::builder::BtfBuilder;
 use kernel_core::btf::uapi::BTF_INT_SIGNED;
-use kernel_core::btf::{
-    BtfData, BtfRef, BtfStage, ParseOpts, btf_get, btf_parse_vmlinux, btf_verify,
-};
+use kernel_core::btf::{BtfData, BtfRef, BtfStage, ParseOpts, btf_parse_vmlinux, btf_verify};
 use kptr_tests::btf_corpus::{Rng, all_kinds, blobs, mutate};
 
 fn opts(sem: Semantics, resolve: bool, log_level: u32) -> ParseOpts {
@@ -64,8 +62,16 @@ fn check_on(
     resolve: bool,
     what: &str,
 ) -> bool {
-    let quiet = btf_verify(Box::from(input), base.map(btf_get), &opts(sem, resolve, 0));
-    let logged = btf_verify(Box::from(input), base.map(btf_get), &opts(sem, resolve, 1));
+    let quiet = btf_verify(
+        Box::from(input),
+        base.map(|b| b.data()),
+        &opts(sem, resolve, 0),
+    );
+    let logged = btf_verify(
+        Box::from(input),
+        base.map(|b| b.data()),
+        &opts(sem, resolve, 1),
+    );
     match (&quiet, &logged) {
         (Ok((q, ql)), Ok((l, ll))) => {
             same_data(q, l, what);

@@ -20,4 +20,4 @@ pub use object::{
 pub use registry::{BtfIdr, KernelBtfs, btf_find_by_name_kind};
 pub use types::{BtfData, BtfMember, BtfVarSecinfo, TypeRef};
 pub use uapi::BtfKind;
-pub use verifier::{BtfParseError, BtfStage, ParseOpts, btf_verify};
+pub use verifier::{BtfParseError, BtfStage, ParseOpts, Verified, btf_verify};

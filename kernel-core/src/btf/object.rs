@@ -10,7 +10,7 @@ use core::ptr::NonNull;
 use super::name_index::NameIndex;
 use super::registry::BtfIdr;
 use super::types::BtfData;
-use super::verifier::{BtfParseError, ParseOpts, btf_verify};
+use super::verifier::{BtfParseError, ParseOpts, Verified, btf_verify};
 use crate::profile::Semantics;
 use crate::sync::{Arc, AtomicBool, AtomicU32, Ordering, Refcount, SpinLock};
 
@@ -30,6 +30,11 @@ pub struct Btf {
     name: String,
     kernel_btf: bool,
     data: BtfData,
+    /// `btf->base_btf`: the base of a split BTF, whose data `data` reads. Its count is
+    /// put once, by `btf_free` ([`Btf::release_contents`]), else when the object is
+    /// dropped; the pointer in `data` stays readable for a late reader.
+    base: ManuallyDrop<Option<BtfRef>>,
+    base_put: AtomicBool,
     name_index: Option<NameIndex>,
     /// The IDR the object is published in; its count is put once, by
     /// `release_contents` (`btf_free`) or by `Drop`, as `idr_put` records.
@@ -68,9 +73,30 @@ impl Btf {
         BtfRef(NonNull::from(Box::leak(Box::new(self))))
     }
 
-    /// Wraps verified data as a new object with one reference (`refcount_set(.., 1)`).
+    /// Wraps verified data (without a base, or with one that lives for ever) as a new
+    /// object with one reference (`refcount_set(.., 1)`).
     #[allow(clippy::new_ret_no_self)]
-    pub fn new(data: BtfData, name: &str, origin: BtfOrigin) -> BtfRef {
+    pub fn new(data: Verified<'static>, name: &str, origin: BtfOrigin) -> BtfRef {
+        Self::make(data.into_data(), None, name, origin)
+    }
+
+    /// Wraps a split BTF verified on `base`'s data; the object holds `base`.
+    pub(crate) fn new_split(
+        data: Verified<'_>,
+        base: BtfRef,
+        name: &str,
+        origin: BtfOrigin,
+    ) -> BtfRef {
+        let data = data.into_data();
+        assert!(
+            data.base_data()
+                .is_some_and(|b| core::ptr::eq(b, base.data())),
+            "a split BTF's object holds the base it was verified on"
+        );
+        Self::make(data, Some(base), name, origin)
+    }
+
+    fn make(data: BtfData, base: Option<BtfRef>, name: &str, origin: BtfOrigin) -> BtfRef {
         let kernel_btf = origin == BtfOrigin::Kernel;
         let name_index = kernel_btf.then(|| NameIndex::build(&data));
         Btf {
@@ -79,6 +105,8 @@ impl Btf {
             name: String::from(name),
             kernel_btf,
             data,
+            base: ManuallyDrop::new(base),
+            base_put: AtomicBool::new(false),
             name_index,
             idr: ManuallyDrop::new(None),
             idr_put: AtomicBool::new(false),
@@ -90,6 +118,10 @@ impl Btf {
     /// The parsed types.
     pub fn data(&self) -> &BtfData {
         &self.data
+    }
+    /// `btf->base_btf`: the base of a split BTF.
+    pub fn base(&self) -> Option<&BtfRef> {
+        self.base.as_ref()
     }
     /// `btf_get_name`.
     pub fn name(&self) -> &str {
@@ -105,7 +137,7 @@ impl Btf {
     }
     /// `btf_is_vmlinux`: a kernel BTF without a base.
     pub fn is_vmlinux(&self) -> bool {
-        self.kernel_btf && self.data.base.is_none()
+        self.kernel_btf && self.base.is_none()
     }
     /// `btf_obj_id`: the IDR id (0 while unpublished).
     pub fn id(&self) -> u32 {
@@ -148,7 +180,12 @@ impl Btf {
     /// the IDR's quarantine.
     fn release_contents(&self) {
         drop(self.struct_meta_tab.lock().take());
-        self.data.put_base();
+        if !self.base_put.swap(true, Ordering::AcqRel) {
+            // SAFETY: the swap makes this the only place that takes the reference out,
+            // and `Drop` skips it once `base_put` is set, so the `BtfRef` is dropped
+            // exactly once; reading it copies the pointer without writing the field.
+            drop(unsafe { core::ptr::read(&*self.base) });
+        }
         if !self.idr_put.swap(true, Ordering::AcqRel) {
             // SAFETY: the swap makes this the only place that takes the `Arc` out, and
             // `Drop` skips it once `idr_put` is set; reading it copies the pointer
@@ -160,6 +197,10 @@ impl Btf {
 
 impl Drop for Btf {
     fn drop(&mut self) {
+        if !self.base_put.load(Ordering::Acquire) {
+            // SAFETY: not taken out by `release_contents` (flag unset); `drop` runs once.
+            unsafe { ManuallyDrop::drop(&mut self.base) };
+        }
         if !self.idr_put.load(Ordering::Acquire) {
             // SAFETY: not taken out by `release_contents` (flag unset); `drop` runs once.
             unsafe { ManuallyDrop::drop(&mut self.idr) };
@@ -375,6 +416,6 @@ pub fn btf_parse_module(
         resolve: full && base.data().is_resolved(),
         sem,
     };
-    let (d, _) = btf_verify(Box::from(data), Some(btf_get(base)), &opts)?;
-    Ok(Btf::new(d, name, BtfOrigin::Kernel))
+    let (d, _) = btf_verify(Box::from(data), Some(base.data()), &opts)?;
+    Ok(Btf::new_split(d, btf_get(base), name, BtfOrigin::Kernel))
 }

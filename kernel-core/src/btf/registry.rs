@@ -176,7 +176,7 @@ pub fn btf_find_by_name_kind(btf: &BtfRef, name: &str, kind: u8) -> KResult<u32>
 
 fn find_in(btf: &Btf, name: &[u8], kind: u8) -> Option<u32> {
     let data = btf.data();
-    if let Some(id) = data.base().and_then(|base| find_in(base, name, kind)) {
+    if let Some(id) = btf.base().and_then(|base| find_in(base, name, kind)) {
         return Some(id);
     }
     match btf.name_index() {

@@ -3,11 +3,9 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::mem::ManuallyDrop;
+use core::ptr::NonNull;
 
-use super::object::BtfRef;
 use super::uapi::*;
-use crate::sync::{AtomicBool, Ordering};
 
 static VOID: [u8; BTF_TYPE_SIZE] = [0; BTF_TYPE_SIZE];
 
@@ -355,32 +353,31 @@ pub struct BtfData {
     pub(crate) str_start: usize,
     /// The end of the type section in the blob (set with the header).
     pub(crate) types_end: usize,
-    /// The base BTF (split BTF). Its count is put once, by [`BtfData::put_base`] when
-    /// `btf_free` runs, else when the data is dropped; the pointer stays readable.
-    pub(crate) base: ManuallyDrop<Option<BtfRef>>,
-    base_put: AtomicBool,
+    /// The base BTF's data (split BTF). It holds no count: whoever holds this data
+    /// keeps the base alive (a verified BTF borrows it, the `Btf` object that owns the
+    /// data holds the base's reference).
+    pub(crate) base: Option<BasePtr>,
 }
+
+/// A split BTF's pointer to its base's data; counts nothing (see [`BtfData::base`]).
+#[derive(Clone, Copy)]
+pub(crate) struct BasePtr(NonNull<BtfData>);
+
+// SAFETY: a `BasePtr` is used only as a `&BtfData`, which may be shared and sent
+// between threads (`BtfData` is immutable once verified).
+unsafe impl Send for BasePtr {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for BasePtr {}
 
 impl BtfData {
-    /// Puts the base reference (`btf_free`'s release of what the object holds) through
-    /// a shared reference: a late reader may still hold one, and the field's bytes do
-    /// not change (the pointer to the base stays, its count is no longer ours).
-    pub(crate) fn put_base(&self) {
-        if !self.base_put.swap(true, Ordering::AcqRel) {
-            // SAFETY: the swap makes this the only place that takes the reference out,
-            // and `Drop` skips it once `base_put` is set, so the `BtfRef` is dropped
-            // exactly once; reading it copies the pointer without writing the field.
-            drop(unsafe { core::ptr::read(&*self.base) });
-        }
-    }
-}
-
-impl Drop for BtfData {
-    fn drop(&mut self) {
-        if !self.base_put.load(Ordering::Acquire) {
-            // SAFETY: not taken out by `put_base` (flag unset), and `drop` runs once.
-            unsafe { ManuallyDrop::drop(&mut self.base) };
-        }
+    /// The base's data (split BTF).
+    #[inline]
+    pub fn base_data(&self) -> Option<&BtfData> {
+        // SAFETY: the base outlives this data: a verified BTF borrows its base for its
+        // whole life, and the `Btf` object that owns verified data holds a counted
+        // reference to the base's object until `btf_free` (whose memory a late reader
+        // may still reach is kept in the IDR's quarantine, as the object's own).
+        self.base.map(|p| unsafe { p.0.as_ref() })
     }
 }
 
@@ -512,9 +509,9 @@ pub(crate) fn type_id_size_with<'a>(
 }
 
 impl BtfData {
-    pub(crate) fn new(data: Box<[u8]>, base: Option<BtfRef>) -> Self {
-        let (start_id, start_str_off) = match &base {
-            Some(b) => (b.data().nr_types(), b.data().hdr.str_len),
+    pub(crate) fn new(data: Box<[u8]>, base: Option<&BtfData>) -> Self {
+        let (start_id, start_str_off) = match base {
+            Some(b) => (b.nr_types(), b.hdr.str_len),
             None => (0, 0),
         };
         BtfData {
@@ -526,8 +523,7 @@ impl BtfData {
             start_str_off,
             str_start: 0,
             types_end: 0,
-            base: ManuallyDrop::new(base),
-            base_put: AtomicBool::new(false),
+            base: base.map(|b| BasePtr(NonNull::from(b))),
         }
     }
 
@@ -541,7 +537,7 @@ impl BtfData {
             str_start: self.str_start,
             str_len: self.hdr.str_len,
             types_end: self.types_end(),
-            base: self.base.as_ref().map(|b| b.data()),
+            base: self.base_data(),
         }
     }
 
@@ -561,10 +557,6 @@ impl BtfData {
     pub fn start_str_off(&self) -> u32 {
         self.start_str_off
     }
-    /// The base BTF of a split BTF.
-    pub fn base(&self) -> Option<&BtfRef> {
-        self.base.as_ref()
-    }
     /// Types in this BTF alone (`btf->nr_types`, including void for a base BTF).
     pub fn nr_types_local(&self) -> u32 {
         self.types.len() as u32
@@ -581,7 +573,7 @@ impl BtfData {
     #[inline]
     pub fn type_by_id(&self, id: u32) -> Option<TypeRef<'_>> {
         if id < self.start_id {
-            return self.base.as_ref()?.data().type_by_id(id);
+            return self.base_data()?.type_by_id(id);
         }
         let off = *self.types.get((id - self.start_id) as usize)?;
         if off == VOID_OFF {
@@ -595,7 +587,7 @@ impl BtfData {
     #[inline]
     pub fn str_by_offset(&self, off: u32) -> Option<&[u8]> {
         if off < self.start_str_off {
-            return self.base.as_ref()?.data().str_by_offset(off);
+            return self.base_data()?.str_by_offset(off);
         }
         let off = off - self.start_str_off;
         if off >= self.hdr.str_len {
@@ -613,9 +605,8 @@ impl BtfData {
     pub fn str_starts_with(&self, off: u32, prefix: &[u8]) -> bool {
         if off < self.start_str_off {
             return self
-                .base
-                .as_ref()
-                .is_some_and(|b| b.data().str_starts_with(off, prefix));
+                .base_data()
+                .is_some_and(|b| b.str_starts_with(off, prefix));
         }
         let off = (off - self.start_str_off) as usize;
         let end = self.str_start + self.hdr.str_len as usize;
@@ -651,8 +642,8 @@ impl BtfData {
     fn level(&self, id: u32) -> &BtfData {
         let mut b = self;
         while id < b.start_id {
-            match &*b.base {
-                Some(base) => b = base.data(),
+            match b.base_data() {
+                Some(base) => b = base,
                 None => break,
             }
         }

@@ -48,10 +48,10 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use core::marker::PhantomData;
 
 use super::log::{BtfLog, LogName, NoLog, VerifierLog};
 use super::names::{Names, btf_name_valid_identifier, btf_name_valid_section};
-use super::object::BtfRef;
 use super::types::{
     BtfData, BtfMember, BtfVarSecinfo, NOT_VISITED, Node, RESOLVED, TypeRef, VISITED, VOID_OFF,
     View, rd32,
@@ -3050,7 +3050,7 @@ fn btf_check_types<L: BtfLog>(
     };
     let str_end = (b.str_start + h.str_len as usize).min(b.data.len());
     let strs = b.data.get(b.str_start..str_end).unwrap_or(&[]);
-    let base = b.base.as_ref().map(|x| x.data());
+    let base = b.base_data();
     let words = Words {
         data: &b.data,
         w,
@@ -3141,7 +3141,7 @@ impl<'a, 'l, L: BtfLog, const SPLIT: bool> Env<'a, 'l, L, SPLIT> {
 
 fn verify_with<L: BtfLog>(
     data: Box<[u8]>,
-    base: Option<BtfRef>,
+    base: Option<&BtfData>,
     opts: &ParseOpts,
     log: &mut L,
 ) -> Result<BtfData, (Fail, BtfStage)> {
@@ -3166,6 +3166,34 @@ fn verify_with<L: BtfLog>(
     Ok(b)
 }
 
+/// Verified BTF; a split BTF's borrows its base for `'b` (the base's data is read
+/// through it). [`crate::btf::Btf::new`] makes an object of it.
+pub struct Verified<'b> {
+    data: BtfData,
+    _base: PhantomData<&'b BtfData>,
+}
+
+impl Verified<'_> {
+    fn new(data: BtfData) -> Self {
+        Verified {
+            data,
+            _base: PhantomData,
+        }
+    }
+
+    /// The data, for an owner that keeps the base alive as long as the data lives.
+    pub(crate) fn into_data(self) -> BtfData {
+        self.data
+    }
+}
+
+impl core::ops::Deref for Verified<'_> {
+    type Target = BtfData;
+    fn deref(&self) -> &BtfData {
+        &self.data
+    }
+}
+
 /// Runs the BTF verifier over `data`: what `btf_parse` (kernel/bpf/btf.c) does for
 /// `BPF_BTF_LOAD` up to and including `btf_check_type_tags`; with `base` set, what
 /// `btf_parse_module` does for a module's split BTF. Struct metas are built by the
@@ -3176,11 +3204,11 @@ fn verify_with<L: BtfLog>(
 /// reason, type offsets and resolved ids and sizes.
 ///
 /// Profile flag: `btf_tag_kflag` (kind_flag allowed on TYPE_TAG and DECL_TAG).
-pub fn btf_verify(
+pub fn btf_verify<'b>(
     data: Box<[u8]>,
-    base: Option<BtfRef>,
+    base: Option<&'b BtfData>,
     opts: &ParseOpts,
-) -> Result<(BtfData, VerifierLog), BtfParseError> {
+) -> Result<(Verified<'b>, VerifierLog), BtfParseError> {
     let err = |(f, stage): (Fail, BtfStage), log: Vec<u8>| BtfParseError {
         errno: f.errno,
         reason: f.reason,
@@ -3190,13 +3218,13 @@ pub fn btf_verify(
     };
     if opts.log_level == 0 {
         return match verify_with(data, base, opts, &mut NoLog) {
-            Ok(b) => Ok((b, VerifierLog::new(0))),
+            Ok(b) => Ok((Verified::new(b), VerifierLog::new(0))),
             Err(e) => Err(err(e, Vec::new())),
         };
     }
     let mut log = VerifierLog::new(opts.log_level);
     match verify_with(data, base, opts, &mut log) {
-        Ok(b) => Ok((b, log)),
+        Ok(b) => Ok((Verified::new(b), log)),
         Err(e) => Err(err(e, log.into_bytes())),
     }
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use kernel_core::Semantics;
-use kernel_core::btf::{BtfRef, ParseOpts, btf_get, btf_verify};
+use kernel_core::btf::{BtfRef, ParseOpts, btf_verify};
 use serde_json::json;
 
 use super::{LoadError, Output, check_bpf_elf, error, read_file};
@@ -83,7 +83,7 @@ pub fn cmd_btf(
         || file.is_some_and(|f| f.starts_with("/sys/kernel/btf"));
     let verified = btf_verify(
         data.clone().into_boxed_slice(),
-        base_ref.as_ref().map(btf_get),
+        base_ref.as_ref().map(|b| b.data()),
         &opts,
     );
     let mut text = String::new();
@@ -128,7 +128,7 @@ pub fn cmd_btf(
     // split BTF given a base) is parsed by btf_parse_vmlinux/btf_parse_module, which
     // run no struct-meta pass; anything else is program BTF, which BPF_BTF_LOAD also
     // gives to btf_parse_struct_metas and its fix-ups.
-    let types = btf.nr_types_local() - u32::from(btf.base().is_none());
+    let types = btf.nr_types_local() - u32::from(btf.base_data().is_none());
     let strings = btf.header().str_len;
     let (checked, refused) = if kernel_btf {
         ("btf_parse; kernel BTF has no struct-meta pass", None)
