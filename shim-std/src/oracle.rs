@@ -504,6 +504,24 @@ impl<'a> ProgLoad<'a> {
 /// `BPF_PROG_LOAD` of `req`: the program fd or `Err(errno)`, and the verifier log (empty at
 /// `log_level` 0).
 pub fn prog_load_req(req: &ProgLoad<'_>) -> (Result<OwnedFd, i32>, String) {
+    prog_load_inner(req, None)
+}
+
+/// `BPF_PROG_LOAD` of `req` with one `bpf_func_info` (`insn_off` 0, `type_id`
+/// `func_type_id`, a FUNC of the program BTF `req.prog_btf_fd`): the kernel keeps the
+/// program BTF (`prog->aux->btf`) only when func info comes with it, and `bpf_obj_new`
+/// needs it. The program fd or `Err(errno)`, and the verifier log.
+pub fn prog_load_with_func_info(
+    req: &ProgLoad<'_>,
+    func_type_id: u32,
+) -> (Result<OwnedFd, i32>, String) {
+    prog_load_inner(req, Some(func_type_id))
+}
+
+fn prog_load_inner(
+    req: &ProgLoad<'_>,
+    func_type_id: Option<u32>,
+) -> (Result<OwnedFd, i32>, String) {
     let Ok(insn_cnt) = u32::try_from(req.insns.len()) else {
         return (Err(libc::E2BIG), String::new());
     };
@@ -524,57 +542,21 @@ pub fn prog_load_req(req: &ProgLoad<'_>) -> (Result<OwnedFd, i32>, String) {
         attach_btf_id: req.attach_btf_id,
         ..ProgLoadAttr::default()
     };
-    if log_size != 0 {
-        attr.log_buf = log.as_mut_ptr() as u64;
-        attr.log_size = log_size;
-    }
-    // SAFETY: `insns` points to `insn_cnt` 8-byte instructions in `code`, `license` to a
-    // NUL-terminated string, `log_buf` (when set) to `log_size` writable bytes of `log`; all
-    // outlive the call. `prog_btf_fd` is borrowed for the call.
-    let ret = unsafe { sys_bpf(BPF_PROG_LOAD, &mut attr) };
-    (ret.and_then(own_fd), log_text(&log))
-}
-
-/// `BPF_PROG_LOAD` of `req` with one `bpf_func_info` (`insn_off` 0, `type_id`
-/// `func_type_id`, a FUNC of the program BTF `req.prog_btf_fd`): the kernel keeps the
-/// program BTF (`prog->aux->btf`) only when func info comes with it, and `bpf_obj_new`
-/// needs it. The program fd or `Err(errno)`, and the verifier log.
-pub fn prog_load_with_func_info(
-    req: &ProgLoad<'_>,
-    func_type_id: u32,
-) -> (Result<OwnedFd, i32>, String) {
-    let Ok(insn_cnt) = u32::try_from(req.insns.len()) else {
-        return (Err(libc::E2BIG), String::new());
-    };
-    let code: Vec<u64> = req.insns.iter().map(|i| i.to_le()).collect();
-    let license = c"GPL";
-    let log_size = if req.log_level == 0 { 0 } else { req.log_size };
-    let mut log = vec![0u8; log_size as usize];
     // `struct bpf_func_info { __u32 insn_off; __u32 type_id; }`.
-    let func_info: [u32; 2] = [0, func_type_id];
-    let mut attr = ProgLoadAttr {
-        prog_type: req.prog_type,
-        insn_cnt,
-        insns: code.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        log_level: req.log_level,
-        prog_flags: req.prog_flags,
-        expected_attach_type: req.expected_attach_type,
-        prog_btf_fd: raw_or_zero(req.prog_btf_fd),
-        func_info_rec_size: 8,
-        func_info: func_info.as_ptr() as u64,
-        func_info_cnt: 1,
-        attach_btf_id: req.attach_btf_id,
-        ..ProgLoadAttr::default()
-    };
+    let func_info: [u32; 2] = [0, func_type_id.unwrap_or(0)];
+    if func_type_id.is_some() {
+        attr.func_info_rec_size = 8;
+        attr.func_info = func_info.as_ptr() as u64;
+        attr.func_info_cnt = 1;
+    }
     if log_size != 0 {
         attr.log_buf = log.as_mut_ptr() as u64;
         attr.log_size = log_size;
     }
     // SAFETY: `insns` points to `insn_cnt` 8-byte instructions in `code`, `license` to a
-    // NUL-terminated string, `func_info` to one 8-byte record, `log_buf` (when set) to
-    // `log_size` writable bytes of `log`; all outlive the call. `prog_btf_fd` is borrowed
-    // for the call.
+    // NUL-terminated string, `func_info` (when set) to one 8-byte record, `log_buf` (when
+    // set) to `log_size` writable bytes of `log`; all outlive the call. `prog_btf_fd` is
+    // borrowed for the call.
     let ret = unsafe { sys_bpf(BPF_PROG_LOAD, &mut attr) };
     (ret.and_then(own_fd), log_text(&log))
 }
