@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# kernel-core on its own (without the features other crates turn on) and the docs:
+# warning-free too.
+cargo clippy -p kernel-core --lib -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 # Every allocator model of the workspace tests adds its counts to one tally file;
 # the suite passes only with zero leaks, double frees and uses after free in it.
 tally="$(mktemp -t kptr-tally.XXXXXX)"

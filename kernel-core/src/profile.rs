@@ -108,7 +108,7 @@ pub struct Semantics {
     /// `pcpu_copy_value` (kernel/bpf/hashtab.c) frees the special fields of each CPU's
     /// value after copying into it, so an in-place update of a PERCPU_HASH or
     /// LRU_PERCPU_HASH drops what was stashed there. Leon Hwang, "bpf: Free special
-    /// fields when update [lru_,]percpu_hash maps" (November 2025, after v6.18-rc4;
+    /// fields when update \[lru_,\]percpu_hash maps" (November 2025, after v6.18-rc4;
     /// in Debian's 6.12.118 as a backport, and taken to be in the running 6.18.44 as
     /// in that stable tree: not probed). Before it the copy skips them and they stay.
     pub htab_percpu_update_frees_fields: bool,

@@ -27,7 +27,7 @@ pub enum Event<'a> {
     },
     /// A refcount changed.
     Ref {
-        /// What the count belongs to ("btf <name>", "obj node_data@0x..", ...).
+        /// What the count belongs to (`btf <name>`, `obj node_data@0x..`, ...).
         what: &'a str,
         /// Object address (0 for BTFs and modules).
         addr: u64,

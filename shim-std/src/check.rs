@@ -25,7 +25,7 @@ pub struct FieldReport {
     pub local: Option<bool>,
     /// Destructor (kptrs only): a kfunc name, `__bpf_obj_drop_impl`, or none.
     pub dtor: Option<String>,
-    /// The references the field holds ("btf vmlinux", "btf <prog>", "module m").
+    /// The references the field holds (`btf vmlinux`, `btf <prog>`, `module m`).
     pub holds: Vec<String>,
     /// A graph root's contained struct and its node's offset in it.
     pub contains: Option<(String, u32)>,

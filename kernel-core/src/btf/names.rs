@@ -311,6 +311,7 @@ unsafe fn classify_blocks_avx2(s: &[u8], starts: &mut [u64], after: bool) {
 /// The classes of [`ident_or_nul`] bytes by low nibble: bit 0 NUL (high nibble 0), 1
 /// `.` (2), 2 digits (3), 3 `A`-`O` and `a`-`o` (4, 6), 4 `P`-`Z` and `p`-`z` (5, 7),
 /// 5 `_` (5).
+#[cfg(any(test, all(feature = "std", target_arch = "x86_64")))]
 static NIBBLE_LO: [u8; 16] = {
     let mut t = [0u8; 16];
     let mut l = 0;
@@ -327,6 +328,7 @@ static NIBBLE_LO: [u8; 16] = {
 };
 
 /// The classes of [`NIBBLE_LO`] each high nibble takes (none from 8 up).
+#[cfg(any(test, all(feature = "std", target_arch = "x86_64")))]
 static NIBBLE_HI: [u8; 16] = [1, 0, 2, 4, 8, 16 | 32, 8, 16, 0, 0, 0, 0, 0, 0, 0, 0];
 
 /// Bit `j` set where byte `j` is an ASCII letter, `_` or `.` (where the block is

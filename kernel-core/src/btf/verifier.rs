@@ -8,7 +8,7 @@
 //! function finds its model: `btf_int_check_meta`, `btf_struct_check_meta`,
 //! `btf_array_resolve`, `btf_struct_resolve`, `btf_datasec_resolve`,
 //! `btf_decl_tag_resolve`, `btf_modifier_resolve`/`btf_ptr_resolve`/`btf_var_resolve`
-//! (one body, [`Env::btf_ref_type_resolve`]), the `btf_*_check_member` family,
+//! (one body, `Env::btf_ref_type_resolve`), the `btf_*_check_member` family,
 //! `btf_func_proto_check`, `btf_func_check`, `btf_resolve`, `btf_resolve_valid`,
 //! `btf_type_id_size`, `env_stack_push`, `env_stack_pop_resolved`, ... Checks run in
 //! the kernel's order, so the first failing check, its errno and its log line are the
@@ -18,12 +18,12 @@
 //! [`NoLog`] at level 0, where every log call compiles to nothing. The failing paths
 //! are out of line (`#[cold]`), so the accepting path is the same code in both modes.
 //!
-//! State per type id is one packed 8-byte slot ([`Node`]): kind, visit state, size or
+//! State per type id is one packed 8-byte slot (`Node`): kind, visit state, size or
 //! resolved id, and what `btf_type_id_size` gives. The resolve pass follows an edge
 //! of the type graph with one load; the slot is only ever read and written whole (a
 //! narrower store followed by the word's load would stall store-to-load forwarding).
 //! The verified [`BtfData`] keeps the slots: the kernel's `resolved_ids` and
-//! `resolved_sizes` are read from them. Names are checked by [`super::names`], which
+//! `resolved_sizes` are read from them. Names are checked by `super::names`, which
 //! classifies the string section once.
 //!
 //! The passes run in the kernel's order, with two shortcuts of the resolve pass that
@@ -34,7 +34,7 @@
 //! type and parameters are lower ids that will have passed by its turn, are found
 //! so by the meta pass, which reads those records anyway, and the resolve pass has
 //! nothing to do at their turns (`PRE_OK`). A FUNC so resolved early is seen by any
-//! walk before its turn as the kernel has it then, not resolved ([`Env::turn_view`]).
+//! walk before its turn as the kernel has it then, not resolved (`Env::turn_view`).
 //! The resolve pass visits only the ids it has something to do for, in id order.
 //!
 //! Split BTF (a module's, on a base) is verified by the same code: ids below

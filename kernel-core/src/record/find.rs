@@ -24,7 +24,7 @@ pub struct FieldInfo {
     /// Graph root: the contained struct's id.
     pub value_btf_id: u32,
     /// Graph root: the node member's name (string offset of the decl tag and the byte
-    /// position after "contains:<struct>:").
+    /// position after `contains:<struct>:`).
     pub node_name: Vec<u8>,
 }
 
@@ -566,7 +566,7 @@ impl Walk<'_> {
 /// `btf_find_field`: the special fields of a STRUCT or DATASEC, in discovery order, at
 /// most `BTF_FIELDS_MAX` (-E2BIG beyond). Other kinds are -EINVAL. Profile flags:
 /// `nested_fields` (arrays, nested structs, per-level checks), `wq`, and those of
-/// [`find_kptr`]; `mask` is cut to the field types the profile knows.
+/// `find_kptr`; `mask` is cut to the field types the profile knows.
 pub fn btf_find_field(
     d: &BtfData,
     t: &TypeRef<'_>,
