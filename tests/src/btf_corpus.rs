@@ -478,6 +478,15 @@ pub fn blobs() -> Vec<Blob> {
         one("int member exceeds struct size", |b, int| {
             b.struct_("s", 2, &[("x", int, 0)]);
         }),
+        one("valid: int member at bit offset 4", |b, int| {
+            b.struct_("s", 8, &[("x", int, 4)]);
+        }),
+        one("int member at bit offset 4 exceeds struct size", |b, int| {
+            b.struct_("s", 4, &[("x", int, 4)]);
+        }),
+        one("kflag int member not a bitfield at bit offset 4", |b, int| {
+            b.struct_kflag("s", 8, &[("x", int, 4)]);
+        }),
         one("kflag bitfield larger than its int", |b, int| {
             b.struct_kflag("s", 4, &[("x", int, 33 << 24)]);
         }),

@@ -258,6 +258,11 @@ const TIS: u8 = 1;
 /// A FUNC_PROTO with a parameter that has no name but a type, which `btf_func_check`
 /// refuses for any FUNC of that prototype.
 const BAD_PARAM: u8 = 2;
+/// An INT whose `btf_int_check_member` and `btf_int_check_kflag_member` pass exactly
+/// where a byte-sized member's check does: no bit offset, `8 * size` bits, and a
+/// size of 1, 2, 4, 8 or 16 bytes (`btf_type_int_is_regular`). The bit of
+/// `BAD_PARAM`, which only a FUNC_PROTO has.
+const PLAIN_INT: u8 = 2;
 /// Resolved, or of a kind that never needs it (`btf_type_needs_resolve`): one test
 /// where the kernel asks both.
 const DONE: u8 = 4;
@@ -687,6 +692,12 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
     /// `btf_type_id_size` of `id`, whose slot is `n`: (resolved id, size, its kind).
     #[inline(always)]
     fn tis(&self, id: u32, n: Node) -> Option<(u32, u32, u8)> {
+        self.tis_flags(id, n).map(|(r, size, k, _)| (r, size, k))
+    }
+
+    /// [`Self::tis`], with the flags of the slot of the type it sizes.
+    #[inline(always)]
+    fn tis_flags(&self, id: u32, n: Node) -> Option<(u32, u32, u8, u8)> {
         if n.flags() & TIS == 0 {
             return None;
         }
@@ -696,9 +707,9 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             id
         };
         // A load and a select: whether `r` is `id` follows no pattern.
-        let own = self.node(r).map_or(0, |x| x.a());
-        let size = if n.rkind() == PTR { 8 } else { own };
-        Some((r, size, n.rkind()))
+        let own = self.node(r).unwrap_or(Node(0));
+        let size = if n.rkind() == PTR { 8 } else { own.a() };
+        Some((r, size, n.rkind(), own.flags()))
     }
 
     /// `btf_type_id_size` (kernel/bpf/btf.c): the sized type behind `id` (through a
@@ -1135,6 +1146,17 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         }
         self.log_rec(r);
         Ok(1)
+    }
+
+    /// `PLAIN_INT` for the INT record at word `cur` of size `size`, which
+    /// `btf_int_check_meta` passed.
+    #[inline(always)]
+    fn plain_int(&self, cur: usize, size: u32) -> u8 {
+        let d = self.w.get(cur + 3).copied().unwrap_or(0);
+        let plain = btf_int_offset(d) == 0
+            && btf_int_bits(d) == size * 8
+            && matches!(size, 1 | 2 | 4 | 8 | 16);
+        if plain { PLAIN_INT } else { 0 }
     }
 
     #[cold]
@@ -1695,7 +1717,10 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             (n, todo)
         };
         let (var, (slot, todo)) = match k {
-            INT => (self.btf_int_check_meta(r)?, initial_slot(st, INT, 0)),
+            INT => {
+                let var = self.btf_int_check_meta(r)?;
+                (var, initial_slot(st, INT, self.plain_int(cur, st)))
+            }
             PTR => {
                 let var = self.btf_ref_type_check_meta(r, k)?;
                 (var, initial_slot(st, PTR, self.ptr_pre_ok(nodes, st, id)))
@@ -1900,12 +1925,14 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             size,
             kflag,
         } = h;
-        let Some((r, sz, rk)) = self.tis(mt, n) else {
+        let Some((r, sz, rk, rf)) = self.tis_flags(mt, n) else {
             return Err(self.unsized_member_fail(st, mi, n.kind(), kflag));
         };
         // Most members take this first test; the kind is not tested by a table jump,
-        // whose target would follow the members' kinds.
-        if BYTE_SIZED.has(rk) && !(kflag && ENUMS.has(rk)) {
+        // whose target would follow the members' kinds. A plain INT passes the INT
+        // checks exactly where it passes this one (`PLAIN_INT`).
+        let byte_sized = BYTE_SIZED.has(rk) | (rk == INT) & (rf & PLAIN_INT != 0);
+        if byte_sized && !(kflag && ENUMS.has(rk)) {
             let (off, bf) = if kflag {
                 (btf_member_bit_offset(mo), btf_member_bitfield_size(mo))
             } else {
@@ -1914,7 +1941,9 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             if bf == 0 && off & 7 == 0 && size.wrapping_sub(off / 8) >= sz {
                 return Ok(());
             }
-            return Err(self.byte_sized_member_fail(st, mi, r, size, sz, kflag));
+            if rk != INT {
+                return Err(self.byte_sized_member_fail(st, mi, r, size, sz, kflag));
+            }
         }
         match rk {
             INT if kflag => self.btf_int_check_kflag_member(st, size, mi, r, mo),
