@@ -740,6 +740,14 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         }
     }
 
+    /// Whether the string section's classification proves offset `off` valid and
+    /// the name there an identifier (false says nothing).
+    #[inline(always)]
+    fn proven_name(&self, off: u32) -> bool {
+        off.checked_sub(self.start_str_off())
+            .is_some_and(|o| self.names.proven(o))
+    }
+
     /// `btf_name_valid_identifier` of the name at a valid offset.
     #[inline(always)]
     fn ident(&self, off: u32) -> bool {
@@ -1442,12 +1450,18 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             return Err(self.rec_fail(r, "Invalid btf_info kind_flag"));
         }
         self.log_rec(r);
-        let pre_ok = self.shortcuts()
-            && r.st < id
-            && self
-                .slot_in(nodes, r.st)
-                .is_some_and(|p| p.kind() == FUNC_PROTO && p.flags() & BAD_PARAM == 0);
+        let pre_ok = self.shortcuts() && self.func_pre_ok(nodes, r.st, id);
         Ok((0, if pre_ok { PRE_OK } else { 0 }))
+    }
+
+    /// Whether FUNC `id` of type `st` passes `btf_func_check` at its turn, from the
+    /// slots made so far: `st` is a lower id, a FUNC_PROTO without `BAD_PARAM`.
+    #[inline(always)]
+    fn func_pre_ok(&self, nodes: &[Node], st: u32, id: u32) -> bool {
+        st < id
+            && self
+                .slot_in(nodes, st)
+                .is_some_and(|p| p.kind() == FUNC_PROTO && p.flags() & BAD_PARAM == 0)
     }
 
     /// Whether type `t` will have `ARG_OK` when the resolve pass comes to id `turn`,
@@ -1852,6 +1866,44 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         self.log_type_id = if SPLIT { self.start_id } else { 1 };
         let mut cur = 0usize;
         while cur < n {
+            // A run of FUNC records, the most common kind, each passing every check
+            // of `btf_check_meta`: its record, slot and turn as `btf_check_meta`
+            // would give them, by a shorter path. The first record that is no such
+            // FUNC goes the whole way, which reports its failure.
+            if !self.log.needed() {
+                let w = self.w;
+                let (start_id, sec) = (self.start_id(), self.sec);
+                while let Some(&[name, info, st, ..]) = w.get(cur..) {
+                    // Kind FUNC, no kind_flag, no bit outside BTF_INFO_MASK, a
+                    // linkage `btf_func_check_meta` takes, and a name the string
+                    // section's classification proves an identifier (so set, at a
+                    // valid offset).
+                    if info & !0xffff != u32::from(FUNC) << 24
+                        || info & 0xffff > u32::from(BTF_FUNC_GLOBAL)
+                        || !self.proven_name(name)
+                        || n_rec >= room
+                    {
+                        break;
+                    }
+                    let id = start_id.wrapping_add(n_rec as u32);
+                    // SAFETY: as for `slots` below.
+                    let slots = unsafe { core::slice::from_raw_parts(nodes_p, n_rec) };
+                    let pre_ok = self.func_pre_ok(slots, st, id);
+                    let (slot, todo) = initial_slot(st, FUNC, if pre_ok { PRE_OK } else { 0 });
+                    // SAFETY: as for the writes below.
+                    unsafe {
+                        rec_p.add(n_rec).write((sec + cur * 4) as u32);
+                        nodes_p.add(n_rec).write(slot);
+                        work_p.add(n_work).write(id);
+                    }
+                    n_rec += 1;
+                    n_work += usize::from(todo);
+                    cur += 3;
+                }
+            }
+            if cur >= n {
+                break;
+            }
             let id = self.start_id().wrapping_add(n_rec as u32);
             // SAFETY: the first `n_rec` slots were written (void above, each type's
             // below), within the capacity of `nodes`.
