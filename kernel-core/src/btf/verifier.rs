@@ -1399,16 +1399,21 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
             return Err(self.rec_fail(r, "Invalid btf_info kind_flag"));
         }
         self.log_rec(r);
-        let mut flags = 0;
         if !resolve {
-            if ps.chunks_exact(2).any(|p| p[0] == 0 && p[1] != 0) {
-                flags |= BAD_PARAM;
-            }
-            return Ok((ps.len(), flags));
+            let bad = ps.chunks_exact(2).any(|p| p[0] == 0 && p[1] != 0);
+            return Ok((ps.len(), if bad { BAD_PARAM } else { 0 }));
         }
+        Ok((ps.len(), self.proto_flags(nodes, r.st, ps, id)))
+    }
+
+    /// The flags the resolve pass reads of FUNC_PROTO `id` with return type `ret`
+    /// and parameters `ps`: `BAD_PARAM`, `BAD_ARG_NAME`, and with the log off
+    /// `PRE_OK` (see `btf_func_proto_check_meta`).
+    #[inline(always)]
+    fn proto_flags(&self, nodes: &[Node], ret: u32, ps: &[u32], id: u32) -> u8 {
         // A lower id whose slot will have ARG_OK when the resolve pass is here.
         let final_ok = |t: u32| self.final_ok_before(nodes, t, id);
-        let mut pre_ok = r.st == 0 || final_ok(r.st);
+        let mut pre_ok = ret == 0 || final_ok(ret);
         let mut bad_param = false;
         let mut bad_name = false;
         let last = ps.len() / 2;
@@ -1423,6 +1428,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
                 final_ok(ty)
             };
         }
+        let mut flags = 0;
         if bad_param {
             flags |= BAD_PARAM;
         }
@@ -1432,7 +1438,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         if pre_ok && flags & BAD_ARG_NAME == 0 && self.shortcuts() {
             flags |= PRE_OK;
         }
-        Ok((ps.len(), flags))
+        flags
     }
 
     /// `btf_func_check_meta` (kernel/bpf/btf.c). With the resolve pass, also notes
@@ -1874,22 +1880,35 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
                 let w = self.w;
                 let (start_id, sec) = (self.start_id(), self.sec);
                 while let Some(&[name, info, st, ..]) = w.get(cur..) {
-                    // Kind FUNC, no kind_flag, no bit outside BTF_INFO_MASK, a
-                    // linkage `btf_func_check_meta` takes, and a name the string
-                    // section's classification proves an identifier (so set, at a
-                    // valid offset).
-                    if info & !0xffff != u32::from(FUNC) << 24
-                        || info & 0xffff > u32::from(BTF_FUNC_GLOBAL)
-                        || !self.proven_name(name)
-                        || n_rec >= room
-                    {
+                    if n_rec >= room {
                         break;
                     }
                     let id = start_id.wrapping_add(n_rec as u32);
                     // SAFETY: as for `slots` below.
                     let slots = unsafe { core::slice::from_raw_parts(nodes_p, n_rec) };
-                    let pre_ok = self.func_pre_ok(slots, st, id);
-                    let (slot, todo) = initial_slot(st, FUNC, if pre_ok { PRE_OK } else { 0 });
+                    // No kind_flag and no bit outside BTF_INFO_MASK in either test.
+                    let (words, (slot, todo)) = if info & !0xffff == u32::from(FUNC) << 24 {
+                        // A linkage `btf_func_check_meta` takes, and a name the
+                        // string section's classification proves an identifier (so
+                        // set, at a valid offset).
+                        if info & 0xffff > u32::from(BTF_FUNC_GLOBAL) || !self.proven_name(name)
+                        {
+                            break;
+                        }
+                        let pre_ok = self.func_pre_ok(slots, st, id);
+                        (3, initial_slot(st, FUNC, if pre_ok { PRE_OK } else { 0 }))
+                    } else if info & !0xffff == u32::from(FUNC_PROTO) << 24 && name == 0 && resolve
+                    {
+                        // The parameters whole (`btf_func_proto_check_meta`).
+                        let Some(ps) = w.get(cur + 3..cur + 3 + 2 * (info & 0xffff) as usize)
+                        else {
+                            break;
+                        };
+                        let flags = self.proto_flags(slots, st, ps, id);
+                        (3 + ps.len(), initial_slot(st, FUNC_PROTO, flags))
+                    } else {
+                        break;
+                    };
                     // SAFETY: as for the writes below.
                     unsafe {
                         rec_p.add(n_rec).write((sec + cur * 4) as u32);
@@ -1898,7 +1917,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
                     }
                     n_rec += 1;
                     n_work += usize::from(todo);
-                    cur += 3;
+                    cur += words;
                 }
             }
             if cur >= n {
