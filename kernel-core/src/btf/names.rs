@@ -206,11 +206,15 @@ impl<'a> Names<'a> {
     /// [`btf_name_valid_identifier`] at offset `off` of this section (a valid offset).
     #[inline(always)]
     pub(crate) fn ident(&self, off: u32) -> bool {
-        let i = off as usize;
-        if self.proven(off) {
-            return true;
-        }
-        match self.s.get(i..) {
+        self.proven(off) || self.ident_unproven(off)
+    }
+
+    /// [`Self::ident`] where the classification proves nothing: the name read byte
+    /// by byte (out of line, to keep the callers' loops small).
+    #[cold]
+    #[inline(never)]
+    fn ident_unproven(&self, off: u32) -> bool {
+        match self.s.get(off as usize..) {
             Some(name) => btf_name_valid_identifier(name),
             None => false,
         }

@@ -767,7 +767,14 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
     /// string classes prove the name (an offset so proven is valid).
     #[inline(always)]
     fn valid_ident(&self, off: u32) -> bool {
-        (!SPLIT && self.names.proven(off)) || (self.btf_name_offset_valid(off) && self.ident(off))
+        self.proven_name(off) || self.valid_ident_unproven(off)
+    }
+
+    /// [`Self::valid_ident`] where the classification proves nothing (out of line).
+    #[cold]
+    #[inline(never)]
+    fn valid_ident_unproven(&self, off: u32) -> bool {
+        self.btf_name_offset_valid(off) && self.ident(off)
     }
 
     /// `btf_name_offset_valid`, and the name anonymous or an identifier.
@@ -1891,8 +1898,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
                         // A linkage `btf_func_check_meta` takes, and a name the
                         // string section's classification proves an identifier (so
                         // set, at a valid offset).
-                        if info & 0xffff > u32::from(BTF_FUNC_GLOBAL) || !self.proven_name(name)
-                        {
+                        if info & 0xffff > u32::from(BTF_FUNC_GLOBAL) || !self.proven_name(name) {
                             break;
                         }
                         let pre_ok = self.func_pre_ok(slots, st, id);
