@@ -327,6 +327,14 @@ const fn initial_slot(st: u32, k: u8, extra: u8) -> (Node, bool) {
     (Node::new(a, k, visit, k, with_arg_ok(flags, k)), todo)
 }
 
+/// The slot of [`initial_slot`] for a kind's class, with kind `k` of the class
+/// put in as its kind and resolved kind.
+#[inline(always)]
+const fn of_kind((n, todo): (Node, bool), k: u8) -> (Node, bool) {
+    let n = Node(n.0 & !(0xff << 32) & !(0xff << 48) | (k as u64) << 32 | (k as u64) << 48);
+    (n, todo)
+}
+
 /// The flags of a slot whose `DONE` and `TIS` are `flags`, of kind `k`.
 #[inline(always)]
 const fn with_arg_ok(flags: u8, k: u8) -> u8 {
@@ -1738,11 +1746,7 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         let st = r.st;
         // The slot's flags are those of the kind's class; `of_kind` puts the type's
         // own kind in where the class has several.
-        let of_kind = |(n, todo): (Node, bool)| {
-            let n =
-                Node(n.0 & !(0xff << 32) & !(0xff << 48) | u64::from(k) << 32 | u64::from(k) << 48);
-            (n, todo)
-        };
+        let of_kind = |s: (Node, bool)| of_kind(s, k);
         let (var, (slot, todo)) = match k {
             INT => {
                 let var = self.btf_int_check_meta(r)?;
@@ -1912,6 +1916,38 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
                         };
                         let flags = self.proto_flags(slots, st, ps, id);
                         (3 + ps.len(), initial_slot(st, FUNC_PROTO, flags))
+                    } else if info >> 24 == u32::from(PTR)
+                        && info & 0x00ff_0000 == 0
+                        && self.btf_name_offset_valid(name)
+                    {
+                        // The kind exact and no bit outside BTF_INFO_MASK: what
+                        // `btf_check_meta` tests before the kind's check.
+                        let r = Rec {
+                            cur,
+                            name,
+                            info,
+                            st,
+                        };
+                        let var = self.btf_ref_type_check_meta(r, PTR)?;
+                        (
+                            3 + var,
+                            initial_slot(st, PTR, self.ptr_pre_ok(slots, st, id)),
+                        )
+                    } else if info & 0x7fff_0000 == u32::from(STRUCT) << 24
+                        || info & 0x7fff_0000 == u32::from(UNION) << 24
+                    {
+                        if !self.btf_name_offset_valid(name) {
+                            break;
+                        }
+                        let k = btf_info_kind(info);
+                        let r = Rec {
+                            cur,
+                            name,
+                            info,
+                            st,
+                        };
+                        let var = self.btf_struct_check_meta(r, k)?;
+                        (3 + var, of_kind(initial_slot(st, STRUCT, 0), k))
                     } else {
                         break;
                     };
