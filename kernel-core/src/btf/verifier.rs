@@ -37,6 +37,15 @@
 //! walk before its turn as the kernel has it then, not resolved (`Env::turn_view`).
 //! The resolve pass visits only the ids it has something to do for, in id order.
 //!
+//! With the log off the meta pass also takes the commonest kinds (FUNC, FUNC_PROTO,
+//! PTR, STRUCT, UNION) in one loop of two-way tests instead of the kind's table jump:
+//! the same checks (the kind's `*_check_meta`, or for a FUNC the tests it makes, each
+//! in one comparison) and the same slot. A record that loop does not take, or whose
+//! tests it cannot pass at once, goes through `btf_check_meta`, which reports the
+//! kernel's failure. A member's plain INT (`PLAIN_INT`) takes the byte-sized
+//! member test, which it passes exactly where the INT checks do; a failure goes on
+//! to the INT checks for the kernel's message.
+//!
 //! Split BTF (a module's, on a base) is verified by the same code: ids below
 //! `start_id` and string offsets below `start_str_off` are read from the base, whose
 //! types count as resolved (`env_type_is_resolved`).
