@@ -18,9 +18,10 @@
 # (results in $MUTANTS_OUT/<file>/gap).
 # The debug stages build without overflow checks or debug assertions, as release
 # does, so they catch what the release suite catches and nothing more, in a third of
-# the build time. Each stage first runs on the unmutated tree, once per invocation
-# (cargo-mutants --baseline run): a stage whose tests fail unmutated would call
-# every mutant caught, so the script stops there.
+# the build time. Each stage's tests first run on the unmutated tree, once per
+# invocation: a stage whose tests fail unmutated would call every mutant caught, so
+# the script stops there (cargo-mutants' own baseline tests the mutated file's
+# package, not the stage's).
 # The tree is copied to $MUTANTS_OUT/src and mutated in place there (one build
 # directory, incremental builds); each file gets its own results directory
 # $MUTANTS_OUT/<file>/mutants.out (caught.txt, missed.txt, timeout.txt, unviable.txt,
@@ -55,41 +56,61 @@ int_tests=(teardown_fields teardown_example mem_tally free_fields_profiles map_l
 
 src="$out/src"
 
+config() { # NAME: the stage's environment (ENV), its cargo-mutants arguments (MUT)
+	# and the same tests as a `cargo test` command line (TEST)
+	ENV=(CARGO_PROFILE_DEV_OVERFLOW_CHECKS=false CARGO_PROFILE_DEV_DEBUG_ASSERTIONS=false)
+	case "$1" in
+	unit) ENV+=(CARGO_TARGET_DIR="$out/target")
+		MUT=(--test-package kernel-core --cargo-test-arg=--lib --timeout 15)
+		TEST=(-p kernel-core --lib) ;;
+	loom2) ENV+=(CARGO_TARGET_DIR="$out/target-loom" RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2
+		CARGO_PROFILE_DEV_OPT_LEVEL=1)
+		MUT=(--test-package loom-tests --timeout 300)
+		TEST=(-p loom-tests) ;;
+	int) ENV+=(CARGO_TARGET_DIR="$out/target")
+		MUT=(--test-package kptr-tests --timeout 300)
+		TEST=(-p kptr-tests)
+		for t in "${int_tests[@]}"; do MUT+=(--cargo-test-arg=--test="$t"); TEST+=(--test "$t"); done ;;
+	loom3) ENV+=(CARGO_TARGET_DIR="$out/target-loom" RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3)
+		MUT=(--test-package loom-tests --cargo-arg=--release --timeout 300)
+		TEST=(-p loom-tests --release) ;;
+	ws) ENV+=(CARGO_TARGET_DIR="$out/target")
+		MUT=(--test-workspace=true --timeout 900)
+		TEST=(--workspace) ;;
+	*) echo "no stage $1" >&2; exit 1 ;;
+	esac
+}
+
+baseline() { # NAME: the stage's tests on the unmutated tree, once per invocation
+	local name="$1"
+	[ -e "$out/.baseline-$name" ] && return 0
+	config "$name"
+	echo "== $(date -u +%FT%TZ) stage $name on the unmutated tree"
+	if ! (cd "$src" && env "${ENV[@]}" nice -n 10 cargo test "${TEST[@]}" \
+		>"$out/baseline-$name.log" 2>&1 </dev/null); then
+		echo "stage $name fails on the unmutated tree ($out/baseline-$name.log):" \
+			"it would call every mutant caught" >&2
+		exit 4
+	fi
+	touch "$out/.baseline-$name"
+}
+
 stage() { # NAME FILE [RE]: one stage over FILE's mutants not yet caught (named by RE)
 	local name="$1" file="$2" dir="$out/${2//\//_}" re="${3:-}"
-	local env=(CARGO_PROFILE_DEV_OVERFLOW_CHECKS=false CARGO_PROFILE_DEV_DEBUG_ASSERTIONS=false)
+	baseline "$name"
+	config "$name"
 	local res="$dir"
 	[ -z "$re" ] || res="$dir/gap"
-	local base=skip
-	[ -e "$out/.baseline-$name" ] || base=run
-	local args=(--in-place -d "$src" -f "$file" --baseline "$base" --iterate
-		-o "$res" --no-shuffle --build-timeout 900)
+	local args=(--in-place -d "$src" -f "$file" --baseline skip --iterate
+		-o "$res" --no-shuffle --build-timeout 900 "${MUT[@]}")
 	[ -z "$re" ] || args+=(--re "$re")
-	case "$name" in
-	unit) env+=(CARGO_TARGET_DIR="$out/target")
-		args+=(--test-package kernel-core --cargo-test-arg=--lib --timeout 15) ;;
-	loom2) env+=(CARGO_TARGET_DIR="$out/target-loom" RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2
-		CARGO_PROFILE_DEV_OPT_LEVEL=1)
-		args+=(--test-package loom-tests --timeout 300) ;;
-	int) env+=(CARGO_TARGET_DIR="$out/target")
-		args+=(--test-package kptr-tests --timeout 300)
-		for t in "${int_tests[@]}"; do args+=(--cargo-test-arg=--test="$t"); done ;;
-	loom3) env+=(CARGO_TARGET_DIR="$out/target-loom" RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3)
-		args+=(--test-package loom-tests --cargo-arg=--release --timeout 300) ;;
-	ws) env+=(CARGO_TARGET_DIR="$out/target")
-		args+=(--test-workspace=true --timeout 900) ;;
-	esac
 	mkdir -p "$res"
 	echo "== $(date -u +%FT%TZ) $file: stage $name${re:+ (only $re)}"
 	# cargo-mutants exits 2 when a mutant survives, 3 on a timeout: the next stage
 	# takes those; anything else but 0 is an error.
 	local rc=0
-	env "${env[@]}" nice -n 10 cargo mutants "${args[@]}" </dev/null || rc=$?
-	case $rc in
-	0 | 2 | 3) touch "$out/.baseline-$name" ;;
-	4) echo "stage $name fails on the unmutated tree: its verdicts would be void" >&2; exit 4 ;;
-	*) echo "cargo mutants failed ($rc)" >&2; exit "$rc" ;;
-	esac
+	env "${ENV[@]}" nice -n 10 cargo mutants "${args[@]}" </dev/null || rc=$?
+	case $rc in 0 | 2 | 3) ;; *) echo "cargo mutants failed ($rc)" >&2; exit "$rc" ;; esac
 	# Each stage's verdicts, kept (cargo-mutants folds earlier unviable mutants into
 	# previously_caught.txt): "STAGE MUTANT" lines in caught.log, unviable.log, ...
 	for k in caught unviable timeout missed; do
