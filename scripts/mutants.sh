@@ -123,7 +123,7 @@ stage() { # NAME FILE [RE]: one stage over FILE's mutants not yet caught (named 
 # --cfg loom) is unviable to the loom stages alone: the int and ws stages judge it.
 loom_gap() { # FILE
 	local file="$1" dir="$out/${1//\//_}" m
-	grep -E '^loom[23] ' "$dir/unviable.log" 2>/dev/null | cut -d' ' -f2- | sort -u |
+	{ grep -E '^loom[23] ' "$dir/unviable.log" 2>/dev/null || true; } | cut -d' ' -f2- | sort -u |
 		while IFS= read -r m; do
 			grep -qxF "$m" <(cut -d' ' -f2- "$dir/caught.log" 2>/dev/null) && continue
 			# The whole name, as a regular expression.
