@@ -3,11 +3,14 @@
 # cargo-fuzz, no nightly): the targets are built with the sanitizer-coverage passes
 # that cargo-fuzz would ask for, then each runs for SECONDS (default 45) from a seed
 # corpus made of the fixtures' and the corpus's objects (.BTF extracted with
-# llvm-objcopy-19) and what earlier runs found. A crash stops the run with a
-# non-zero status and leaves its input in fuzz/artifacts/TARGET/; turn it into a
-# regression test (tests/tests/fuzz_regressions.rs) before fixing it.
+# llvm-objcopy-19) and what earlier runs found. Each target first replays the
+# inputs that once failed (fuzz/regressions/TARGET/, kept in git), in the same
+# overflow-checked build. A crash stops the run with a non-zero status and leaves
+# its input in fuzz/artifacts/TARGET/; copy it to fuzz/regressions/TARGET/ with the
+# fix.
 # Usage: bash fuzz/run.sh [SECONDS] [TARGET ...]
 set -euo pipefail
+shopt -s nullglob
 cd "$(dirname "$0")"
 secs=${1:-45}
 shift || true
@@ -29,11 +32,22 @@ for t in "${targets[@]}"; do
 			"$objcopy" --dump-section ".BTF=seeds/$t/$(basename "$o" .o).btf" "$o" /dev/null 2>/dev/null || true
 		done
 	fi
+	old=(regressions/"$t"/*)
+	if [ ${#old[@]} -gt 0 ]; then
+		echo "fuzz: $t replays ${#old[@]} input(s) that once failed"
+		if ! "./target/$host/release/$t" "${old[@]}" >"artifacts/$t/replay.log" 2>&1; then
+			grep -E "panicked|SUMMARY|Running" "artifacts/$t/replay.log" >&2 || true
+			echo "fuzz: $t fails again on an input of fuzz/regressions/$t/" >&2
+			exit 1
+		fi
+	fi
 	echo "fuzz: $t for ${secs}s"
 	"./target/$host/release/$t" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \
 		-timeout=10 -print_final_stats=1 -artifact_prefix="artifacts/$t/" "corpus/$t" "seeds/$t" \
 		2>&1 | grep -E "^(stat::|Done|==|SUMMARY|INFO: Seed|#[0-9]+ +DONE)|artifact|panicked" || true
-	if ls "artifacts/$t"/crash-* "artifacts/$t"/timeout-* "artifacts/$t"/oom-* >/dev/null 2>&1; then
+	# Any of the three kinds (each glob expands to nothing when it matches nothing).
+	found=("artifacts/$t"/crash-* "artifacts/$t"/timeout-* "artifacts/$t"/oom-*)
+	if [ ${#found[@]} -gt 0 ]; then
 		echo "fuzz: $t found an input that fails: see fuzz/artifacts/$t/" >&2
 		exit 1
 	fi

@@ -478,6 +478,10 @@ pub fn blobs() -> Vec<Blob> {
         one("int member exceeds struct size", |b, int| {
             b.struct_("s", 2, &[("x", int, 0)]);
         }),
+        one("valid: a 512 MiB int of 32 bits, and a struct member of it", |b, _| {
+            let huge = b.int("huge", 0x2000_0000, 0, 32);
+            b.struct_("s", 0x2000_0000, &[("x", huge, 0)]);
+        }),
         one("valid: int member at bit offset 4", |b, int| {
             b.struct_("s", 8, &[("x", int, 4)]);
         }),

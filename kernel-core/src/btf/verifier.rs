@@ -1185,9 +1185,11 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
     #[inline(always)]
     fn plain_int(&self, cur: usize, size: u32) -> u8 {
         let d = self.w.get(cur + 3).copied().unwrap_or(0);
-        let plain = btf_int_offset(d) == 0
-            && btf_int_bits(d) == size * 8
-            && matches!(size, 1 | 2 | 4 | 8 | 16);
+        // The size first: any u32 can come here (`btf_int_check_meta` bounds the
+        // bits, not the size).
+        let plain = matches!(size, 1 | 2 | 4 | 8 | 16)
+            && btf_int_offset(d) == 0
+            && btf_int_bits(d) == size * 8;
         if plain { PLAIN_INT } else { 0 }
     }
 
