@@ -136,10 +136,20 @@ mod tests {
             h.fetch_add(1, Ordering::SeqCst);
         });
         assert_eq!(hits.load(Ordering::SeqCst), 0);
-        assert_eq!(rcu.pending(), 1);
+        assert_eq!((rcu.pending(), rcu.completed()), (1, 0));
         rcu.rcu_barrier();
         assert_eq!(hits.load(Ordering::SeqCst), 1);
-        assert_eq!(rcu.completed(), 1);
+        assert_eq!((rcu.pending(), rcu.completed()), (0, 1));
+        for _ in 0..2 {
+            let h = hits.clone();
+            rcu.call_rcu(move || {
+                h.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        assert_eq!((rcu.pending(), rcu.completed()), (2, 1));
+        rcu.synchronize_rcu();
+        assert_eq!((rcu.pending(), rcu.completed()), (0, 3));
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
     }
 
     /// A grace period waits for the readers present when it begins, not for readers
