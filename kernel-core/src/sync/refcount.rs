@@ -140,4 +140,37 @@ mod tests {
         r.inc();
         assert_eq!(r.read(), REFCOUNT_SATURATED);
     }
+
+    /// The kernel's value (`INT_MIN / 2`, 0xc0000000), and `refcount_set`.
+    #[test]
+    fn saturation_value_and_set() {
+        assert_eq!(REFCOUNT_SATURATED, -0x4000_0000);
+        let r = Refcount::new(1);
+        r.set(5);
+        assert_eq!(r.read(), 5);
+    }
+
+    /// Every negative count saturates on each operation, -1 (whose increment would
+    /// reach 0) and `INT_MIN` (whose decrement would wrap) included; so does the
+    /// increment of `INT_MAX` by `refcount_inc_not_zero`.
+    #[test]
+    fn negative_and_edge_counts_saturate() {
+        for n in [-1, -5, REFCOUNT_SATURATED, i32::MIN] {
+            let r = Refcount::new(n);
+            r.inc();
+            assert_eq!(r.read(), REFCOUNT_SATURATED, "inc of {n}");
+            let r = Refcount::new(n);
+            assert!(r.inc_not_zero(), "inc_not_zero of {n}");
+            assert_eq!(r.read(), REFCOUNT_SATURATED, "inc_not_zero of {n}");
+            let r = Refcount::new(n);
+            assert!(!r.dec_and_test(), "dec_and_test of {n}");
+            assert_eq!(r.read(), REFCOUNT_SATURATED, "dec_and_test of {n}");
+        }
+        let r = Refcount::new(i32::MAX);
+        assert!(r.inc_not_zero());
+        assert_eq!(r.read(), REFCOUNT_SATURATED, "inc_not_zero of INT_MAX");
+        let r = Refcount::new(2);
+        assert!(!r.dec_and_test());
+        assert_eq!(r.read(), 1, "an ordinary decrement does not saturate");
+    }
 }
