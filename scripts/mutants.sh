@@ -32,7 +32,8 @@
 # stages run the models on several test threads (their bookkeeping is per thread):
 # cargo-mutants passes trailing test arguments to cargo without "--".
 # Usage: bash scripts/mutants.sh [FILE ...]   (default: the files below, in this order)
-#   MUTANTS_OUT (default ./mutants-out), MUTANTS_STAGES (default "unit loom2 int loom3 ws")
+#   MUTANTS_OUT (default ./mutants-out), MUTANTS_STAGES (default "unit loom2 int loom3 ws"),
+#   MUTANTS_VMEM_KB (default 8388608: each stage's address-space limit)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${MUTANTS_OUT:-$root/mutants-out}"
@@ -55,6 +56,10 @@ int_tests=(teardown_fields teardown_example mem_tally free_fields_profiles map_l
 	local_storage uptr migrate_task kernel_btf_lifetime module_refs)
 
 src="$out/src"
+# Address space per stage, in KiB (8 GiB): a mutant that makes a loom model grow
+# without bound fails its test instead of waking the OOM killer (a loom model
+# reached 24 GB resident on this 24 GB machine).
+vmem="${MUTANTS_VMEM_KB:-8388608}"
 
 config() { # NAME: the stage's environment (ENV), its cargo-mutants arguments (MUT)
 	# and the same tests as a `cargo test` command line (TEST)
@@ -86,7 +91,7 @@ baseline() { # NAME: the stage's tests on the unmutated tree, once per invocatio
 	[ -e "$out/.baseline-$name" ] && return 0
 	config "$name"
 	echo "== $(date -u +%FT%TZ) stage $name on the unmutated tree"
-	if ! (cd "$src" && env "${ENV[@]}" nice -n 10 cargo test "${TEST[@]}" \
+	if ! (cd "$src" && ulimit -v "$vmem" && env "${ENV[@]}" nice -n 10 cargo test "${TEST[@]}" \
 		>"$out/baseline-$name.log" 2>&1 </dev/null); then
 		echo "stage $name fails on the unmutated tree ($out/baseline-$name.log):" \
 			"it would call every mutant caught" >&2
@@ -109,7 +114,7 @@ stage() { # NAME FILE [RE]: one stage over FILE's mutants not yet caught (named 
 	# cargo-mutants exits 2 when a mutant survives, 3 on a timeout: the next stage
 	# takes those; anything else but 0 is an error.
 	local rc=0
-	env "${ENV[@]}" nice -n 10 cargo mutants "${args[@]}" </dev/null || rc=$?
+	(ulimit -v "$vmem" && env "${ENV[@]}" nice -n 10 cargo mutants "${args[@]}" </dev/null) || rc=$?
 	case $rc in 0 | 2 | 3) ;; *) echo "cargo mutants failed ($rc)" >&2; exit "$rc" ;; esac
 	# Each stage's verdicts, kept (cargo-mutants folds earlier unviable mutants into
 	# previously_caught.txt): "STAGE MUTANT" lines in caught.log, unviable.log, ...

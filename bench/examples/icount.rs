@@ -42,16 +42,8 @@ fn main() -> Result<(), String> {
             }
         }
         "fields" => {
-            let vm = btf_parse_vmlinux(&data, true, sem).map_err(|e| format!("{e:?}"))?;
-            let idr = BtfIdr::new(Arc::new(Rcu::new()));
-            let kernel = KernelBtfs::new(idr, Some(vm)).map_err(|e| format!("{e:?}"))?;
+            let (kernel, structs) = vmlinux_structs(&data, sem)?;
             let vm = kernel.vmlinux().ok_or("no vmlinux")?;
-            let structs: Vec<(u32, u32)> = vm
-                .data()
-                .local_types()
-                .filter(|t| t.kind() == BtfKind::Struct)
-                .map(|t| (t.id(), t.size()))
-                .collect();
             let mask = map_value_mask(&sem);
             let mut total = 0usize;
             for _ in 0..n {
@@ -82,16 +74,8 @@ fn main() -> Result<(), String> {
                 resolve: true,
                 sem,
             };
-            let vm = btf_parse_vmlinux(&data, true, sem).map_err(|e| format!("{e:?}"))?;
-            let idr = BtfIdr::new(Arc::new(Rcu::new()));
-            let kernel = KernelBtfs::new(idr, Some(vm)).map_err(|e| format!("{e:?}"))?;
+            let (kernel, structs) = vmlinux_structs(&data, sem)?;
             let vm = kernel.vmlinux().ok_or("no vmlinux")?;
-            let structs: Vec<(u32, u32)> = vm
-                .data()
-                .local_types()
-                .filter(|t| t.kind() == BtfKind::Struct)
-                .map(|t| (t.id(), t.size()))
-                .collect();
             let mask = map_value_mask(&sem);
             let (mut ours, mut theirs, mut fields) = (f64::MAX, f64::MAX, f64::MAX);
             for _ in 0..n {
@@ -127,4 +111,20 @@ fn main() -> Result<(), String> {
         _ => return Err("usage: icount verify|fields|libbpf|minratio N".into()),
     }
     Ok(())
+}
+
+/// The vmlinux BTF registered as the kernel's, and the (id, size) of its every STRUCT.
+fn vmlinux_structs(data: &[u8], sem: Semantics) -> Result<(KernelBtfs, Vec<(u32, u32)>), String> {
+    let vm = btf_parse_vmlinux(data, true, sem).map_err(|e| format!("{e:?}"))?;
+    let idr = BtfIdr::new(Arc::new(Rcu::new()));
+    let kernel = KernelBtfs::new(idr, Some(vm)).map_err(|e| format!("{e:?}"))?;
+    let structs = kernel
+        .vmlinux()
+        .ok_or("no vmlinux")?
+        .data()
+        .local_types()
+        .filter(|t| t.kind() == BtfKind::Struct)
+        .map(|t| (t.id(), t.size()))
+        .collect();
+    Ok((kernel, structs))
 }

@@ -1894,10 +1894,11 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
         self.log_type_id = if SPLIT { self.start_id } else { 1 };
         let mut cur = 0usize;
         while cur < n {
-            // A run of FUNC records, the most common kind, each passing every check
-            // of `btf_check_meta`: its record, slot and turn as `btf_check_meta`
-            // would give them, by a shorter path. The first record that is no such
-            // FUNC goes the whole way, which reports its failure.
+            // With the log off, a run of FUNC, FUNC_PROTO, PTR, STRUCT and UNION
+            // records (the commonest kinds) by two-way tests instead of the kinds'
+            // table jump: the checks of `btf_check_meta` in its order, and the record,
+            // slot and turn it would give. The first record the loop does not take,
+            // or cannot pass at once, goes the whole way, which reports its failure.
             if !self.log.needed() {
                 let w = self.w;
                 let (start_id, sec) = (self.start_id(), self.sec);
@@ -1908,6 +1909,12 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
                     let id = start_id.wrapping_add(n_rec as u32);
                     // SAFETY: as for `slots` below.
                     let slots = unsafe { core::slice::from_raw_parts(nodes_p, n_rec) };
+                    let r = Rec {
+                        cur,
+                        name,
+                        info,
+                        st,
+                    };
                     // No kind_flag and no bit outside BTF_INFO_MASK in either test.
                     let (words, (slot, todo)) = if info & !0xffff == u32::from(FUNC) << 24 {
                         // A linkage `btf_func_check_meta` takes, and a name the
@@ -1933,12 +1940,6 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
                     {
                         // The kind exact and no bit outside BTF_INFO_MASK: what
                         // `btf_check_meta` tests before the kind's check.
-                        let r = Rec {
-                            cur,
-                            name,
-                            info,
-                            st,
-                        };
                         let var = self.btf_ref_type_check_meta(r, PTR)?;
                         (
                             3 + var,
@@ -1951,12 +1952,6 @@ impl<'a, L: BtfLog, const SPLIT: bool> Env<'a, '_, L, SPLIT> {
                             break;
                         }
                         let k = btf_info_kind(info);
-                        let r = Rec {
-                            cur,
-                            name,
-                            info,
-                            st,
-                        };
                         let var = self.btf_struct_check_meta(r, k)?;
                         (3 + var, of_kind(initial_slot(st, STRUCT, 0), k))
                     } else {
