@@ -53,7 +53,7 @@ files=("$@")
 [ ${#files[@]} -gt 0 ] || [ "${1:-}" = --summary ] || files=("${default_files[@]}")
 # The integration tests that exercise teardown and never ask the kernel.
 int_tests=(teardown_fields teardown_example mem_tally free_fields_profiles map_lifetime
-	local_storage uptr migrate_task kernel_btf_lifetime module_refs)
+	local_storage uptr migrate_task kernel_btf_lifetime module_refs helper_edges record_edges)
 
 src="$out/src"
 # Address space per stage, in KiB (8 GiB): a mutant that makes a loom model grow

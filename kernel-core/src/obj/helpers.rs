@@ -125,15 +125,12 @@ pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, 
     free_obj(rt, addr, percpu);
 }
 
-/// Saturates a `bpf_refcount` inside an object (`refcount_warn_saturate`, lib/refcount.c).
+/// Saturates a `bpf_refcount` inside an object (`refcount_warn_saturate`, lib/refcount.c:
+/// a WARN and `refcount_set(r, REFCOUNT_SATURATED)`, one store; the model's store is a
+/// read-modify-write of the 8-byte word, which keeps the word's other half).
 fn refcount_saturate(rt: &BpfRuntime, mem: &Words, off: u32, msg: &'static str) {
     rt.warn(msg);
-    let sat = REFCOUNT_SATURATED as u32;
-    while let Err(cur) = mem.cas_u32(off, mem.load_u32(off), sat) {
-        if cur == sat || mem.u32_at(off).is_none() {
-            break;
-        }
-    }
+    let _ = mem.update_u32(off, |_| Some(REFCOUNT_SATURATED as u32));
 }
 
 /// `refcount_dec_and_test` on a `bpf_refcount` inside an object; the count after (an

@@ -1,0 +1,242 @@
+//! The kfunc helpers at their edges, on the run-time model: `bpf_refcount_acquire_impl`
+//! and `__bpf_obj_drop_impl` on a refcount at 1, 0, saturated and `INT_MAX`
+//! (lib/refcount.c's saturation), `bpf_percpu_obj_drop_impl`, and `bpf_spin_lock` on a
+//! lock word in the upper half of its 8-byte word (`struct { int x; struct
+//! bpf_spin_lock l; }`). The mutation run (README, "Mutation testing") found each of
+//! these untested.
+
+use kernel_core::Semantics;
+use kernel_core::btf::BtfRef;
+use kernel_core::btf::builder::BtfBuilder;
+use kernel_core::btf::uapi::BTF_INT_SIGNED;
+use kernel_core::obj::*;
+use kernel_core::sync::Arc;
+use kernel_core::syscall::bpf_btf_load;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `REFCOUNT_SATURATED` (include/linux/refcount.h): `INT_MIN / 2`.
+const SATURATED: u32 = 0xc000_0000;
+
+struct Prog {
+    btf: BtfRef,
+    /// `struct rnode { long key; struct bpf_refcount r; int pad; }`: refcount at +8.
+    rnode: u32,
+    /// `struct pcpu { long c; }`.
+    pcpu: u32,
+}
+
+fn prog(k: &kernel_core::btf::KernelBtfs, sem: &Semantics) -> Prog {
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
+    let rc = b.struct_("bpf_refcount", 4, &[("v", int, 0)]);
+    let rnode = b.struct_(
+        "rnode",
+        16,
+        &[("key", long, 0), ("r", rc, 64), ("pad", int, 96)],
+    );
+    let pcpu = b.struct_("pcpu", 8, &[("c", long, 0)]);
+    let (btf, _) = bpf_btf_load(k, &b.build(), 0, sem).expect("program BTF loads");
+    Prog { btf, rnode, pcpu }
+}
+
+/// A refcounted object, its record and the refcount's offset.
+fn refcounted(rt: &BpfRuntime, p: &Prog) -> (u64, MetaRec, u32) {
+    let n = bpf_obj_new_impl(rt, &p.btf, p.rnode).expect("rnode");
+    let meta = find_meta(&p.btf, p.rnode).expect("rnode has a struct meta");
+    let off = meta.rec().expect("record").refcount_off;
+    assert_eq!(off, 8, "the refcount's offset");
+    (n, meta, off as u32)
+}
+
+fn drop_obj(rt: &BpfRuntime, n: u64, meta: &MetaRec) {
+    rt.migrate_disable();
+    __bpf_obj_drop_impl(rt, n, meta.rec(), false);
+    rt.migrate_enable();
+}
+
+#[test]
+fn refcount_acquire_takes_one_reference_and_each_owner_drops_one() {
+    for sem in [Semantics::V6_4, Semantics::V6_18] {
+        let (k, rt, _) = kptr_tests::runtime(sem);
+        let p = prog(&k, &sem);
+        let (n, meta, off) = refcounted(&rt, &p);
+        let obj = rt.mem.get(n).expect("live");
+        assert_eq!(
+            obj.mem.load_u32(off),
+            1,
+            "{}: bpf_obj_init sets 1",
+            sem.name
+        );
+        assert_eq!(bpf_refcount_acquire_impl(&rt, n, meta.rec()), Some(n));
+        assert_eq!(obj.mem.load_u32(off), 2, "{}", sem.name);
+        // The refcount's neighbours in its word are untouched.
+        assert_eq!(obj.mem.load_u32(12), 0, "{}", sem.name);
+        drop_obj(&rt, n, &meta);
+        rt.rcu.rcu_barrier();
+        assert!(rt.mem.is_live(n), "{}: one owner left", sem.name);
+        assert_eq!(obj.mem.load_u32(off), 1, "{}", sem.name);
+        drop_obj(&rt, n, &meta);
+        rt.rcu.rcu_barrier();
+        assert!(!rt.mem.is_live(n), "{}: the last owner frees", sem.name);
+        assert_eq!(rt.mem.counts(), (1, 1), "{}", sem.name);
+        assert!(rt.mem.faults().is_empty(), "{}", sem.name);
+        assert!(
+            rt.warnings().is_empty(),
+            "{}: {:?}",
+            sem.name,
+            rt.warnings()
+        );
+    }
+}
+
+#[test]
+fn refcount_acquire_of_a_saturated_or_int_max_count_warns_and_saturates() {
+    // refcount_inc (v6.4) and refcount_inc_not_zero (v6.6+) both end in
+    // refcount_warn_saturate(REFCOUNT_ADD_OVF / REFCOUNT_ADD_NOT_ZERO_OVF) when the old
+    // count is negative or the new one overflows; the caller still gets the object.
+    for sem in [Semantics::V6_4, Semantics::V6_18] {
+        for start in [SATURATED, 0x8000_0000, u32::MAX, i32::MAX as u32] {
+            let (k, rt, _) = kptr_tests::runtime(sem);
+            let p = prog(&k, &sem);
+            let (n, meta, off) = refcounted(&rt, &p);
+            let obj = rt.mem.get(n).expect("live");
+            assert_eq!(obj.mem.cas_u32(off, 1, start), Ok(1));
+            assert_eq!(
+                bpf_refcount_acquire_impl(&rt, n, meta.rec()),
+                Some(n),
+                "{} from {start:#x}",
+                sem.name
+            );
+            assert_eq!(
+                rt.warnings(),
+                ["refcount_t: saturated; leaking memory."],
+                "{} from {start:#x}",
+                sem.name
+            );
+            assert_eq!(
+                obj.mem.load_u32(off),
+                SATURATED,
+                "{} from {start:#x}",
+                sem.name
+            );
+            // A saturated count stays saturated: __refcount_sub_and_test sees a
+            // negative old count, WARNs and saturates again; nothing is freed.
+            drop_obj(&rt, n, &meta);
+            rt.rcu.rcu_barrier();
+            assert!(rt.mem.is_live(n), "{} from {start:#x}", sem.name);
+            assert_eq!(obj.mem.load_u32(off), SATURATED, "{}", sem.name);
+            assert_eq!(
+                rt.warnings()[1..],
+                ["refcount_t: underflow; use-after-free."],
+                "{}",
+                sem.name
+            );
+            rt.mem
+                .acknowledge(&["rnode"], &[])
+                .expect("the kernel leaks a saturated object");
+        }
+    }
+}
+
+#[test]
+fn refcount_acquire_one_below_int_max_is_a_plain_increment() {
+    let sem = Semantics::V6_18;
+    let (k, rt, _) = kptr_tests::runtime(sem);
+    let p = prog(&k, &sem);
+    let (n, meta, off) = refcounted(&rt, &p);
+    let obj = rt.mem.get(n).expect("live");
+    let start = i32::MAX as u32 - 1;
+    assert_eq!(obj.mem.cas_u32(off, 1, start), Ok(1));
+    assert_eq!(bpf_refcount_acquire_impl(&rt, n, meta.rec()), Some(n));
+    assert_eq!(obj.mem.load_u32(off), i32::MAX as u32);
+    assert!(rt.warnings().is_empty(), "{:?}", rt.warnings());
+    rt.mem
+        .acknowledge(&["rnode"], &[])
+        .expect("two billion owners never drop it");
+}
+
+#[test]
+fn dropping_an_object_whose_count_is_zero_warns_underflow_and_keeps_it() {
+    // refcount_dec_and_test from 0: __refcount_sub_and_test sees old <= 0 and
+    // saturates (REFCOUNT_SUB_UAF); the count is not zero afterwards, so the object is
+    // not freed.
+    for sem in [Semantics::V6_4, Semantics::V6_18] {
+        let (k, rt, _) = kptr_tests::runtime(sem);
+        let p = prog(&k, &sem);
+        let (n, meta, off) = refcounted(&rt, &p);
+        let obj = rt.mem.get(n).expect("live");
+        assert_eq!(obj.mem.cas_u32(off, 1, 0), Ok(1));
+        drop_obj(&rt, n, &meta);
+        rt.rcu.rcu_barrier();
+        assert!(rt.mem.is_live(n), "{}", sem.name);
+        assert_eq!(obj.mem.load_u32(off), SATURATED, "{}", sem.name);
+        assert_eq!(
+            rt.warnings(),
+            ["refcount_t: underflow; use-after-free."],
+            "{}",
+            sem.name
+        );
+        assert!(rt.mem.faults().is_empty(), "{}", sem.name);
+        rt.mem
+            .acknowledge(&["rnode"], &[])
+            .expect("the kernel leaks it");
+    }
+}
+
+#[test]
+fn percpu_obj_drop_frees_the_object() {
+    let sem = Semantics::V6_18;
+    let (k, rt, _) = kptr_tests::runtime(sem);
+    let p = prog(&k, &sem);
+    let a = bpf_percpu_obj_new_impl(&rt, &p.btf, p.pcpu).expect("percpu obj");
+    assert!(rt.mem.info(a).expect("info").percpu);
+    rt.migrate_disable();
+    bpf_percpu_obj_drop_impl(&rt, a);
+    rt.migrate_enable();
+    rt.rcu.rcu_barrier();
+    assert!(!rt.mem.is_live(a));
+    assert_eq!(rt.mem.counts(), (1, 1));
+    assert!(rt.mem.faults().is_empty() && rt.warnings().is_empty());
+}
+
+#[test]
+fn spin_lock_in_the_upper_half_of_a_word_takes_only_its_four_bytes() {
+    let buf = WordsBuf::new(16);
+    // struct { int x; struct bpf_spin_lock l; long y; }: x at 0, the lock at 4.
+    assert_eq!(buf.cas_u32(0, 0, 0x1234_5678), Ok(0));
+    let ((), warns) = shim_std::warns::during(|| {
+        bpf_spin_lock(&buf, 4);
+        assert_eq!(buf.load_u32(4), 1, "locked");
+        assert_eq!(buf.load_u32(0), 0x1234_5678, "x kept");
+        bpf_spin_unlock(&buf, 4);
+        assert_eq!(buf.load_u32(4), 0, "unlocked");
+        assert_eq!(buf.load_u32(0), 0x1234_5678, "x kept");
+    });
+    assert!(warns.is_empty(), "{warns:?}");
+    // Unlocking it again WARNs and changes nothing.
+    let ((), warns) = shim_std::warns::during(|| bpf_spin_unlock(&buf, 4));
+    assert_eq!(warns, ["bpf_spin_unlock of an unlocked lock"]);
+    assert_eq!(buf.load_u32(0), 0x1234_5678);
+    // A second locker spins until the unlock.
+    let buf = Arc::new(buf);
+    let got = Arc::new(AtomicBool::new(false));
+    bpf_spin_lock(&buf, 4);
+    let t = {
+        let (buf, got) = (Arc::clone(&buf), Arc::clone(&got));
+        std::thread::spawn(move || {
+            bpf_spin_lock(&buf, 4);
+            got.store(true, Ordering::SeqCst);
+            bpf_spin_unlock(&buf, 4);
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(
+        !got.load(Ordering::SeqCst),
+        "the second locker took a held lock"
+    );
+    bpf_spin_unlock(&buf, 4);
+    t.join().expect("locker");
+    assert!(got.load(Ordering::SeqCst));
+    assert_eq!(buf.load_u32(4), 0, "unlocked");
+}
