@@ -153,19 +153,25 @@ fn each_cached_offset_is_its_fields_offset() {
     );
 }
 
+/// `v { bpf_res_spin_lock l @at; ... }`, 16 bytes.
+fn res_spin_lock_alone(at: u32) -> (Base, u32) {
+    let mut s = base();
+    let rl = s.special("bpf_res_spin_lock", 4);
+    let m = if at == 0 {
+        [("l", rl, 0), ("pad", s.int, 32)]
+    } else {
+        [("pad", s.long, 0), ("l", rl, 64)]
+    };
+    let v = s.b.struct_("v", 16, &m);
+    (s, v)
+}
+
 #[test]
 fn a_res_spin_lock_alone_is_cached_without_a_warn_and_only_where_the_profile_has_it() {
     for (sem, has) in [(Semantics::V6_18, true), (Semantics::V6_12, false)] {
         let k = kernel(sem);
         for at in [0u32, 8] {
-            let mut s = base();
-            let rl = s.special("bpf_res_spin_lock", 4);
-            let m = if at == 0 {
-                [("l", rl, 0), ("pad", s.int, 32)]
-            } else {
-                [("pad", s.long, 0), ("l", rl, 64)]
-            };
-            let v = s.b.struct_("v", 16, &m);
+            let (s, v) = res_spin_lock_alone(at);
             let btf = s.load(&k, &sem);
             let (r, warns) = parse_value(&k, &btf, v, &sem);
             assert!(warns.is_empty(), "{} at {at}: {warns:?}", sem.name);
@@ -202,11 +208,7 @@ fn a_spin_lock_then_a_res_spin_lock_warns_and_is_refused() {
 
 /// `value { <lock at lock_at, if any>; struct bpf_list_head h @16 (contains node:n) }`,
 /// `node { long key; struct bpf_list_node n @8 }`.
-fn graph_root_value(
-    sem: &Semantics,
-    lock: Option<(&str, u32)>,
-) -> (KResult<Option<BtfRecord>>, Vec<&'static str>) {
-    let k = kernel(*sem);
+fn graph_root_layout(sem: &Semantics, lock: Option<(&str, u32)>) -> (Base, u32) {
     let mut s = base();
     let head = s.special("bpf_list_head", 16);
     let ln = s.special("bpf_list_node", F::LIST_NODE.size(sem));
@@ -226,6 +228,16 @@ fn graph_root_value(
         v,
         m.iter().position(|x| x.0 == "h").expect("h") as i32,
     );
+    (s, v)
+}
+
+/// [`graph_root_layout`] loaded, and its value parsed.
+fn graph_root_value(
+    sem: &Semantics,
+    lock: Option<(&str, u32)>,
+) -> (KResult<Option<BtfRecord>>, Vec<&'static str>) {
+    let k = kernel(*sem);
+    let (s, v) = graph_root_layout(sem, lock);
     match s.try_load(&k, sem) {
         (Ok(btf), mut warns) => {
             let (r, more) = parse_value(&k, &btf, v, sem);
@@ -263,23 +275,29 @@ fn a_graph_root_needs_a_lock_and_either_kind_at_any_offset_will_do() {
     }
 }
 
+/// `node { list_node ln @8; rb_node rn @32; bpf_refcount r @rc_at (if any) }`, 72 bytes.
+fn both_node_kinds(rc_at: Option<u32>) -> (Base, u32) {
+    let mut s = base();
+    let ln = s.special("bpf_list_node", 24);
+    let rn = s.special("bpf_rb_node", 32);
+    let rc = s.special("bpf_refcount", 4);
+    let mut m = vec![("ln", ln, 64), ("rn", rn, 256)];
+    m.push(match rc_at {
+        Some(at) => ("r", rc, at * 8),
+        None => ("x", s.int, 0),
+    });
+    m.sort_by_key(|x| x.2);
+    let node = s.b.struct_("node", 72, &m);
+    (s, node)
+}
+
 #[test]
 fn both_node_kinds_need_a_refcount_wherever_it_is() {
     let sem = Semantics::V6_18;
     let k = kernel(sem);
     // rc_at: the refcount's byte offset, None for no refcount.
     for (rc_at, ok) in [(Some(0u32), true), (Some(64), true), (None, false)] {
-        let mut s = base();
-        let ln = s.special("bpf_list_node", 24);
-        let rn = s.special("bpf_rb_node", 32);
-        let rc = s.special("bpf_refcount", 4);
-        let mut m = vec![("ln", ln, 64), ("rn", rn, 256)];
-        m.push(match rc_at {
-            Some(at) => ("r", rc, at * 8),
-            None => ("x", s.int, 0),
-        });
-        m.sort_by_key(|x| x.2);
-        let node = s.b.struct_("node", 72, &m);
+        let (s, node) = both_node_kinds(rc_at);
         // The struct-meta pass parses `node` at BTF load.
         match (ok, s.try_load(&k, &sem).0) {
             (true, Ok(btf)) => {
@@ -295,13 +313,7 @@ fn both_node_kinds_need_a_refcount_wherever_it_is() {
 
 /// `value { spin_lock l; list_head h @8 (contains node:n) }` and `node { bpf_refcount r;
 /// node_ty n @bits }` (the struct's kind_flag set when `kflag`).
-fn root_member(
-    sem: &Semantics,
-    node_ty: &str,
-    bits: u32,
-    kflag: bool,
-) -> KResult<Option<BtfRecord>> {
-    let k = kernel(*sem);
+fn root_member_layout(node_ty: &str, bits: u32, kflag: bool) -> (Base, u32) {
     let mut s = base();
     let lock = s.special("bpf_spin_lock", 4);
     let head = s.special("bpf_list_head", 16);
@@ -320,7 +332,19 @@ fn root_member(
     };
     let v = s.b.struct_("v", 24, &[("l", lock, 0), ("h", head, 64)]);
     s.b.decl_tag("contains:node:n", v, 1);
-    // `v` is a struct meta: its graph root is parsed at BTF load.
+    (s, v)
+}
+
+/// [`root_member_layout`] loaded (`v` is a struct meta: its graph root is parsed at BTF
+/// load), and its value parsed.
+fn root_member(
+    sem: &Semantics,
+    node_ty: &str,
+    bits: u32,
+    kflag: bool,
+) -> KResult<Option<BtfRecord>> {
+    let k = kernel(*sem);
+    let (s, v) = root_member_layout(node_ty, bits, kflag);
     let btf = s.try_load(&k, sem).0?;
     parse_value(&k, &btf, v, sem).0
 }
@@ -395,8 +419,7 @@ fn a_uptrs_pointee_is_a_program_type_of_at_most_a_page() {
 /// `a { lock; list_head h (contains b:n); list_node n }`,
 /// `b { lock; list_head h (contains c:n); list_node n }`, `c { list_node n }`: `a` is
 /// both owned and an owner, and it owns `b`, which has a graph root of its own.
-fn owned_owner_of_owner(sem: &Semantics) -> KResult<()> {
-    let k = kernel(*sem);
+fn owned_owner_of_owner_layout() -> Base {
     let mut s = base();
     let lock = s.special("bpf_spin_lock", 4);
     let head = s.special("bpf_list_head", 16);
@@ -407,9 +430,14 @@ fn owned_owner_of_owner(sem: &Semantics) -> KResult<()> {
     let _c = s.b.struct_("c", 24, &[("n", ln, 0)]);
     s.b.decl_tag("contains:b:n", a, 1);
     s.b.decl_tag("contains:c:n", b, 1);
-    bpf_btf_load(&k, &s.b.build(), 0, sem)
+    s
+}
+
+fn owned_owner_of_owner(sem: &Semantics) -> KResult<()> {
+    owned_owner_of_owner_layout()
+        .try_load(&kernel(*sem), sem)
+        .0
         .map(|_| ())
-        .map_err(|e| e.errno)
 }
 
 #[test]
@@ -485,4 +513,80 @@ fn records_of_different_lengths_are_not_equal_even_when_one_is_a_prefix() {
     assert!(!btf_record_equal(Some(&r1), Some(&r2)));
     assert!(!btf_record_equal(Some(&r2), Some(&r1)));
     assert!(!btf_record_equal(Some(&r1), None));
+}
+
+/// The layouts above whose verdict is `BPF_BTF_LOAD`'s (the struct-meta pass), less those
+/// the kernel WARNs on: a graph root guarded by a `bpf_res_spin_lock` alone (its map's
+/// teardown WARNs) and both lock kinds in one struct.
+fn kernel_safe_layouts() -> Vec<(String, Base)> {
+    let sem = Semantics::V6_18;
+    let mut v = Vec::new();
+    for at in [0, 8] {
+        v.push((
+            format!("res spin lock alone at {at}"),
+            res_spin_lock_alone(at).0,
+        ));
+    }
+    v.push((
+        "graph root without a lock".into(),
+        graph_root_layout(&sem, None).0,
+    ));
+    for at in [0, 8] {
+        v.push((
+            format!("graph root, spin lock at {at}"),
+            graph_root_layout(&sem, Some(("bpf_spin_lock", at))).0,
+        ));
+    }
+    for rc in [Some(0), Some(64), None] {
+        v.push((
+            format!("list and rb node, refcount at {rc:?}"),
+            both_node_kinds(rc).0,
+        ));
+    }
+    for (ty, bits, kflag) in [
+        ("bpf_list_node", 128, false),
+        ("bpf_list_node", 64, false),
+        ("int", 128, false),
+        ("bpf_rb_node", 128, false),
+        ("bpf_list_node", 96, false),
+        ("bpf_list_node", 132, true),
+    ] {
+        v.push((
+            format!("contained node member: {ty} at bit {bits}"),
+            root_member_layout(ty, bits, kflag).0,
+        ));
+    }
+    v.push((
+        "owned owner of an owner".into(),
+        owned_owner_of_owner_layout(),
+    ));
+    v
+}
+
+#[test]
+fn btf_load_verdicts_match_the_kernel() {
+    if kptr_tests::kernel_skip("record_edges: BPF_BTF_LOAD of the struct-meta layouts") {
+        return;
+    }
+    let sem = Semantics::V6_18;
+    let k = kernel(sem);
+    let mut differ = Vec::new();
+    let layouts = kernel_safe_layouts();
+    for (name, s) in &layouts {
+        let (model, warns) = s.try_load(&k, &sem);
+        assert!(
+            warns.is_empty(),
+            "{name}: a layout the model WARNs on is not sent"
+        );
+        let model = model.err().map(|e| e.raw());
+        let kernel = shim_std::oracle::btf_load(&s.b.build()).errno;
+        if model != kernel {
+            differ.push(format!("{name}: kernel {kernel:?}, model {model:?}"));
+        }
+    }
+    assert!(differ.is_empty(), "{differ:#?}");
+    eprintln!(
+        "record_edges: {} layouts, the kernel's verdict on each",
+        layouts.len()
+    );
 }
