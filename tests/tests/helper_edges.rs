@@ -1,9 +1,10 @@
-//! The kfunc helpers at their edges, on the run-time model: `bpf_refcount_acquire_impl`
-//! and `__bpf_obj_drop_impl` on a refcount at 1, 0, saturated and `INT_MAX`
-//! (lib/refcount.c's saturation), `bpf_percpu_obj_drop_impl`, and `bpf_spin_lock` on a
-//! lock word in the upper half of its 8-byte word (`struct { int x; struct
-//! bpf_spin_lock l; }`). The mutation run (README, "Mutation testing") found each of
-//! these untested.
+//! The kfunc helpers and teardown at their edges, on the run-time model:
+//! `bpf_refcount_acquire_impl` and `__bpf_obj_drop_impl` on a refcount at 1, 0,
+//! saturated and `INT_MAX` (lib/refcount.c's saturation), `bpf_percpu_obj_drop_impl`, a
+//! drop to the wrong allocator, `bpf_spin_lock` on a lock word in the upper half of its
+//! 8-byte word (`struct { int x; struct bpf_spin_lock l; }`), and `bpf_obj_free_fields`
+//! on a graph root guarded by a `bpf_res_spin_lock` alone. The mutation run (README,
+//! "Mutation testing") found each of these untested.
 
 use kernel_core::Semantics;
 use kernel_core::btf::BtfRef;
@@ -239,4 +240,75 @@ fn spin_lock_in_the_upper_half_of_a_word_takes_only_its_four_bytes() {
     t.join().expect("locker");
     assert!(got.load(Ordering::SeqCst));
     assert_eq!(buf.load_u32(4), 0, "unlocked");
+}
+
+#[test]
+fn an_object_dropped_to_the_other_allocator_is_a_wild_free() {
+    // __bpf_obj_drop_impl's `percpu` picks bpf_global_percpu_ma or bpf_global_ma; the
+    // verifier keeps the two apart, and the model records a drop to the wrong one.
+    let sem = Semantics::V6_18;
+    let (k, rt, _) = kptr_tests::runtime(sem);
+    let p = prog(&k, &sem);
+    let a = bpf_percpu_obj_new_impl(&rt, &p.btf, p.pcpu).expect("percpu obj");
+    let b = bpf_obj_new_impl(&rt, &p.btf, p.pcpu).expect("obj");
+    rt.migrate_disable();
+    __bpf_obj_drop_impl(&rt, a, None, false);
+    __bpf_obj_drop_impl(&rt, b, None, true);
+    rt.migrate_enable();
+    rt.rcu.rcu_barrier();
+    assert_eq!(
+        rt.mem.faults(),
+        [MemFault::Wild(a), MemFault::Wild(b)],
+        "each a wild free"
+    );
+    assert!(rt.mem.is_live(a) && rt.mem.is_live(b));
+    rt.mem
+        .acknowledge(&["pcpu", "pcpu"], &[FaultKind::Wild, FaultKind::Wild])
+        .expect("the two objects stay allocated");
+}
+
+#[test]
+fn freeing_a_graph_root_guarded_by_a_res_spin_lock_alone_warns_and_touches_nothing() {
+    // A layout the kernel WARNs on at map teardown (syscall.c, WARN_ON_ONCE(
+    // rec->spin_lock_off < 0)): model only.
+    let sem = Semantics::V6_18;
+    let (k, rt, _) = kptr_tests::runtime(sem);
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
+    let rl = b.struct_("bpf_res_spin_lock", 4, &[("v", int, 0)]);
+    let head = b.struct_("bpf_list_head", 16, &[("a", long, 0), ("b", long, 64)]);
+    let ln = b.struct_(
+        "bpf_list_node",
+        24,
+        &[("a", long, 0), ("b", long, 64), ("c", long, 128)],
+    );
+    let _node = b.struct_("node", 32, &[("key", long, 0), ("n", ln, 64)]);
+    let v = b.struct_("v", 24, &[("l", rl, 0), ("h", head, 64)]);
+    b.decl_tag("contains:node:n", v, 1);
+    let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("loads");
+    let rec = kernel_core::record::btf_parse_fields(
+        &btf,
+        &k,
+        v,
+        kernel_core::map::create::map_value_mask(&sem),
+        24,
+        &sem,
+    )
+    .expect("parses")
+    .expect("a record");
+    assert!(graph_root_free_warns(&rec));
+    let val = WordsBuf::new(24);
+    assert_eq!(val.cas_u32(0, 0, 7), Ok(0));
+    let ((), warns) = shim_std::warns::during(|| {
+        rt.migrate_disable();
+        bpf_obj_free_fields(&rt, &rec, &val);
+        rt.migrate_enable();
+    });
+    assert_eq!(
+        rt.warnings(),
+        ["bpf_obj_free_fields: graph root without spin lock"]
+    );
+    assert_eq!(warns, ["bpf_obj_free_fields: graph root without spin lock"]);
+    assert_eq!(val.load_u32(0), 7, "the lock word untouched");
 }

@@ -85,7 +85,8 @@ fn free_obj(rt: &BpfRuntime, addr: u64, percpu: bool) {
 
 /// `__bpf_obj_drop_impl` (kernel/bpf/helpers.c): the refcount gate (return if not the
 /// last reference, v6.4+), the object's own special fields (`bpf_obj_free_fields`),
-/// then the memory (`bpf_mem_free_rcu` since v6.6, `bpf_mem_free` before). A NULL
+/// then the memory (`bpf_mem_free_rcu` since v6.6, `bpf_mem_free` before) to the
+/// allocator `percpu` names; an object of the other allocator is a wild free. A NULL
 /// object (only c8e18754 passes one) still has its record's fields released:
 /// `bpf_obj_free_fields(rec, NULL)`. Profile flags: `obj_drop_free_rcu`, `refcount`.
 pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, percpu: bool) {
@@ -121,6 +122,12 @@ pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, 
     }
     if let Some(r) = rec {
         bpf_obj_free_fields(rt, r, &obj.mem);
+    }
+    if obj.percpu() != percpu {
+        // bpf_mem_free_rcu(percpu ? &bpf_global_percpu_ma : &bpf_global_ma, p) with
+        // the other allocator's object.
+        rt.mem.wrong_allocator(addr);
+        return;
     }
     free_obj(rt, addr, percpu);
 }

@@ -525,6 +525,14 @@ impl BpfMemAlloc {
         None
     }
 
+    /// Records a free of `addr` into the other of the two BPF allocators
+    /// (`bpf_global_ma` and `bpf_global_percpu_ma`), which never handed it out: a
+    /// [`MemFault::Wild`] free. The object stays allocated.
+    #[cold]
+    pub fn wrong_allocator(&self, addr: u64) {
+        self.inner.lock().faults.push(MemFault::Wild(addr));
+    }
+
     /// Records a dereference of `NULL + addr` by the kernel function `site`
     /// ([`MemFault::NullDeref`]): the kernel oopses there.
     #[cold]
