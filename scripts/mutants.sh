@@ -70,14 +70,14 @@ config() { # NAME: the stage's environment (ENV), its cargo-mutants arguments (M
 		TEST=(-p kernel-core --lib) ;;
 	loom2) ENV+=(CARGO_TARGET_DIR="$out/target-loom" RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2
 		CARGO_PROFILE_DEV_OPT_LEVEL=1)
-		MUT=(--test-package loom-tests --timeout 300)
+		MUT=(--test-package loom-tests --timeout 60)
 		TEST=(-p loom-tests) ;;
 	int) ENV+=(CARGO_TARGET_DIR="$out/target")
-		MUT=(--test-package kptr-tests --timeout 300)
+		MUT=(--test-package kptr-tests --timeout 60)
 		TEST=(-p kptr-tests)
 		for t in "${int_tests[@]}"; do MUT+=(--cargo-test-arg=--test="$t"); TEST+=(--test "$t"); done ;;
 	loom3) ENV+=(CARGO_TARGET_DIR="$out/target-loom" RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3)
-		MUT=(--test-package loom-tests --cargo-arg=--release --timeout 300)
+		MUT=(--test-package loom-tests --cargo-arg=--release --timeout 120)
 		TEST=(-p loom-tests --release) ;;
 	ws) ENV+=(CARGO_TARGET_DIR="$out/target")
 		MUT=(--test-workspace=true --timeout 900)

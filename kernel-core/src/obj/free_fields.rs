@@ -231,3 +231,70 @@ pub(crate) fn bpf_obj_free_fields_null(rt: &BpfRuntime, rec: &BtfRecord) {
         return;
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::btf::{BtfIdr, KernelBtfs};
+    use crate::obj::MemFault;
+    use crate::sync::{Arc, Rcu};
+    use alloc::vec::Vec;
+
+    fn field(ty: F, offset: u32) -> BtfField {
+        BtfField {
+            offset,
+            size: 8,
+            ty,
+            kptr: None,
+            graph_root: None,
+        }
+    }
+
+    /// `bpf_obj_free_fields(rec, NULL)` over a spin lock at 0, a refcount at 4, `ty` at
+    /// 8 and a timer at 32: the first field that releases anything dereferences
+    /// `NULL + 8` in `site`, and nothing after it runs. Only c8e18754 drops NULL, and its
+    /// struct metas hold locks, graph roots, nodes and refcounts alone, so the other
+    /// arms are the kernel's switch as written, reached by no profile.
+    #[test]
+    fn a_null_objects_first_releasing_field_is_the_null_dereference() {
+        for (ty, site) in [
+            (F::TIMER, "bpf_timer_cancel_and_free"),
+            (F::WORKQUEUE, "bpf_wq_cancel_and_free"),
+            (F::TASK_WORK, "bpf_task_work_cancel_and_free"),
+            (F::KPTR_UNREF, "bpf_obj_free_fields"),
+            (F::KPTR_REF, "bpf_obj_free_fields"),
+            (F::KPTR_PERCPU, "bpf_obj_free_fields"),
+            (F::UPTR, "bpf_obj_free_fields"),
+        ] {
+            let rcu = Arc::new(Rcu::new());
+            let k = Arc::new(KernelBtfs::new(BtfIdr::new(Arc::clone(&rcu)), None).expect("kernel"));
+            let rt = BpfRuntime::new(crate::Semantics::C8E18754, k, rcu);
+            let fields: Vec<BtfField> = [
+                field(F::SPIN_LOCK, 0),
+                field(F::REFCOUNT, 4),
+                field(ty, 8),
+                field(F::TIMER, 32),
+            ]
+            .into_iter()
+            .collect();
+            let rec = BtfRecord {
+                field_mask: F::SPIN_LOCK.or(F::REFCOUNT).or(ty).or(F::TIMER),
+                spin_lock_off: 0,
+                res_spin_lock_off: -22,
+                timer_off: 32,
+                wq_off: -22,
+                refcount_off: 4,
+                task_work_off: -22,
+                fields,
+            };
+            bpf_obj_free_fields_null(&rt, &rec);
+            assert_eq!(
+                rt.mem.faults(),
+                [MemFault::NullDeref(8, site.into())],
+                "{}",
+                ty.name()
+            );
+            assert!(rt.warnings().is_empty(), "{}", ty.name());
+        }
+    }
+}
