@@ -9,7 +9,8 @@
 #   loom2  the loom suite at LOOM_MAX_PREEMPTIONS=2 (opt-level 1: unoptimised, a
 #          model overflows loom's 32 KiB coroutine stacks; every seeded fault is
 #          caught at 2)
-#   int    the integration tests that model teardown without the kernel (debug)
+#   int    the integration tests of teardown, the helpers' edges and the record rules
+#          (debug; only record_edges asks the kernel: 15 BTF loads)
 #   loom3  the loom suite at LOOM_MAX_PREEMPTIONS=3, release, as scripts/test-all.sh
 #   ws     `cargo test --workspace` (debug): the tests of scripts/test-all.sh, kernel
 #          comparisons included
@@ -51,7 +52,8 @@ default_files=(
 )
 files=("$@")
 [ ${#files[@]} -gt 0 ] || [ "${1:-}" = --summary ] || files=("${default_files[@]}")
-# The integration tests that exercise teardown and never ask the kernel.
+# The integration tests of teardown, the helpers' edges and the record rules; only
+# record_edges asks the kernel (its BPF_BTF_LOAD verdicts, 15 loads, under a second).
 int_tests=(teardown_fields teardown_example mem_tally free_fields_profiles map_lifetime
 	local_storage uptr migrate_task kernel_btf_lifetime module_refs helper_edges record_edges)
 
