@@ -56,6 +56,52 @@ fn drop_obj(rt: &BpfRuntime, n: u64, meta: &MetaRec) {
     rt.migrate_enable();
 }
 
+/// The refcount events (`Event::Ref`: what, count after) this thread traced.
+static REFS: std::sync::Mutex<Vec<(std::thread::ThreadId, String, i32)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn record(ev: &kernel_core::trace::Event<'_>) {
+    if let kernel_core::trace::Event::Ref { what, now, .. } = *ev
+        && let Ok(mut g) = REFS.lock()
+    {
+        g.push((std::thread::current().id(), what.to_string(), now));
+    }
+}
+
+fn traced_refs(f: impl FnOnce()) -> Vec<(String, i32)> {
+    kernel_core::trace::set_trace_hook(Some(record));
+    f();
+    let me = std::thread::current().id();
+    let mut g = REFS.lock().expect("refs");
+    let mine = g
+        .iter()
+        .filter(|(t, ..)| *t == me)
+        .map(|(_, w, n)| (w.clone(), *n))
+        .collect();
+    g.retain(|(t, ..)| *t != me);
+    mine
+}
+
+#[test]
+fn refcount_acquire_and_drop_trace_the_count_after() {
+    let sem = Semantics::V6_18;
+    let (k, rt, _) = kptr_tests::runtime(sem);
+    let p = prog(&k, &sem);
+    let (n, meta, _) = refcounted(&rt, &p);
+    let refs = traced_refs(|| {
+        assert_eq!(bpf_refcount_acquire_impl(&rt, n, meta.rec()), Some(n));
+        assert_eq!(bpf_refcount_acquire_impl(&rt, n, meta.rec()), Some(n));
+        drop_obj(&rt, n, &meta);
+        drop_obj(&rt, n, &meta);
+        drop_obj(&rt, n, &meta);
+    });
+    let counts: Vec<i32> = refs.iter().map(|(_, c)| *c).collect();
+    assert_eq!(counts, [2, 3, 2, 1, 0], "{refs:?}");
+    assert!(refs.iter().all(|(w, _)| w == "refcount rnode"), "{refs:?}");
+    rt.rcu.rcu_barrier();
+    assert!(!rt.mem.is_live(n));
+}
+
 #[test]
 fn refcount_acquire_takes_one_reference_and_each_owner_drops_one() {
     for sem in [Semantics::V6_4, Semantics::V6_18] {
