@@ -240,16 +240,6 @@ mod tests {
     use crate::sync::{Arc, Rcu};
     use alloc::vec::Vec;
 
-    fn field(ty: F, offset: u32) -> BtfField {
-        BtfField {
-            offset,
-            size: 8,
-            ty,
-            kptr: None,
-            graph_root: None,
-        }
-    }
-
     /// `bpf_obj_free_fields(rec, NULL)` over a spin lock at 0, a refcount at 4, `ty` at
     /// 8 and a timer at 32: the first field that releases anything dereferences
     /// `NULL + 8` in `site`, and nothing after it runs. Only c8e18754 drops NULL, and its
@@ -257,6 +247,13 @@ mod tests {
     /// arms are the kernel's switch as written, reached by no profile.
     #[test]
     fn a_null_objects_first_releasing_field_is_the_null_dereference() {
+        let field = |ty: F, offset: u32| BtfField {
+            offset,
+            size: 8,
+            ty,
+            kptr: None,
+            graph_root: None,
+        };
         for (ty, site) in [
             (F::TIMER, "bpf_timer_cancel_and_free"),
             (F::WORKQUEUE, "bpf_wq_cancel_and_free"),
