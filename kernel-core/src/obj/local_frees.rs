@@ -95,3 +95,24 @@ mod imp {
 }
 
 pub(crate) use imp::{install, push};
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{FREE_CHUNK, push_chunked};
+    use alloc::vec::Vec;
+
+    /// A list fills each chunk to [`FREE_CHUNK`] and then starts another, so no chunk
+    /// ever reallocates (copies) what it holds; the order is kept.
+    #[test]
+    fn chunks_fill_to_their_capacity_and_never_grow() {
+        let mut list: Vec<Vec<u32>> = Vec::new();
+        let n = 2 * FREE_CHUNK as u32 + 1;
+        for i in 0..n {
+            push_chunked(&mut list, i);
+        }
+        let lens: Vec<usize> = list.iter().map(Vec::len).collect();
+        assert_eq!(lens, [FREE_CHUNK, FREE_CHUNK, 1]);
+        assert!(list.iter().all(|c| c.capacity() == FREE_CHUNK));
+        assert!(list.iter().flatten().copied().eq(0..n));
+    }
+}
