@@ -5,7 +5,8 @@
 # 1,100 mutants fit on a 2-core machine. A mutant a stage catches is caught; only the
 # ones it misses go on to the next stage (cargo-mutants --iterate), so the verdict is
 # that of "workspace tests + loom suite at bound 3":
-#   unit   kernel-core's unit tests (debug)
+#   unit   kernel-core's unit tests (debug, feature std: the host's threads as tasks,
+#          as the workspace builds it; without it the per-task tests do not run)
 #   loom2  the loom suite at LOOM_MAX_PREEMPTIONS=2 (opt-level 1: unoptimised, a
 #          model overflows loom's 32 KiB coroutine stacks; every seeded fault is
 #          caught at 2)
@@ -68,8 +69,8 @@ config() { # NAME: the stage's environment (ENV), its cargo-mutants arguments (M
 	ENV=(CARGO_PROFILE_DEV_OVERFLOW_CHECKS=false CARGO_PROFILE_DEV_DEBUG_ASSERTIONS=false)
 	case "$1" in
 	unit) ENV+=(CARGO_TARGET_DIR="$out/target")
-		MUT=(--test-package kernel-core --cargo-test-arg=--lib --timeout 15)
-		TEST=(-p kernel-core --lib) ;;
+		MUT=(--test-package kernel-core --features std --cargo-test-arg=--lib --timeout 15)
+		TEST=(-p kernel-core --lib --features std) ;;
 	loom2) ENV+=(CARGO_TARGET_DIR="$out/target-loom" RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2
 		CARGO_PROFILE_DEV_OPT_LEVEL=1)
 		MUT=(--test-package loom-tests --timeout 60)

@@ -18,6 +18,9 @@ trap 'rm -f "$tally"' EXIT
 KPTR_TALLY_FILE="$tally" cargo test --release --workspace
 cargo run -q --release -p shim-std --bin kptr-tally -- "$tally" \
   teardown_fields teardown_example cli
+# kernel-core's unit tests without `std` too: the workspace build turns it on, and a
+# build without tasks keeps no per-task lists (its own tests run only here).
+cargo test --release -p kernel-core --lib
 # Every loom model finishes at 3 preemptions (about 4 s of model time; README).
 RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
   cargo test --release -p loom-tests --target-dir target-loom -- --test-threads=1
