@@ -358,3 +358,30 @@ fn freeing_a_graph_root_guarded_by_a_res_spin_lock_alone_warns_and_touches_nothi
     assert_eq!(warns, ["bpf_obj_free_fields: graph root without spin lock"]);
     assert_eq!(val.load_u32(0), 7, "the lock word untouched");
 }
+
+#[test]
+fn kernel_objects_have_distinct_direct_map_pages_and_none_is_acquired_once_released() {
+    let (_k, rt, _) = kptr_tests::runtime(Semantics::V6_18);
+    let a = rt.kernel_obj_new("task_struct");
+    let b = rt.kernel_obj_new("task_struct");
+    // Direct-map addresses (PAGE_OFFSET 0xffff888000000000), one page apart.
+    for x in [a, b] {
+        assert!(x >= 0xffff_8880_0000_0000 && x % 0x1000 == 0, "{x:#x}");
+    }
+    assert_eq!(b - a, 0x1000);
+    // bpf_task_acquire is refcount_inc_not_zero: a released object is not acquired.
+    assert!(rt.kernel_obj_get(a));
+    rt.kernel_dtor("bpf_task_release", a);
+    rt.kernel_dtor("bpf_task_release", a);
+    assert!(!rt.kernel_obj_get(a), "released");
+    assert!(rt.kernel_obj_get(b));
+    let counts: Vec<(u64, u32)> = rt
+        .kernel_objs()
+        .iter()
+        .map(|(x, o)| (*x, o.refcnt as u32))
+        .collect();
+    assert_eq!(counts, [(a, 0), (b, 2)]);
+    rt.kernel_dtor("bpf_task_release", b);
+    rt.kernel_dtor("bpf_task_release", b);
+    assert!(rt.warnings().is_empty(), "{:?}", rt.warnings());
+}
