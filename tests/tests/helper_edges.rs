@@ -384,4 +384,12 @@ fn kernel_objects_have_distinct_direct_map_pages_and_none_is_acquired_once_relea
     rt.kernel_dtor("bpf_task_release", b);
     rt.kernel_dtor("bpf_task_release", b);
     assert!(rt.warnings().is_empty(), "{:?}", rt.warnings());
+    // A destructor on a released object is a use after free: the model WARNs and the
+    // count stays at zero.
+    rt.kernel_dtor("bpf_task_release", a);
+    assert_eq!(
+        rt.warnings(),
+        ["kptr destructor on a released kernel object"]
+    );
+    assert!(rt.kernel_objs().iter().all(|(_, o)| o.refcnt == 0));
 }
