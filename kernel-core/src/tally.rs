@@ -218,3 +218,107 @@ pub(crate) fn module_dropped(refs: usize) {
     MODULES_DROPPED.fetch_add(1, Ordering::Relaxed);
     MODULE_REFS_LEFT.fetch_add(refs, Ordering::Relaxed);
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_is_clean_only_with_nothing_unexpected() {
+        let clean = MemTally {
+            allocators_created: 2,
+            allocators_dropped: 2,
+            allocations: 5,
+            frees: 4,
+            acknowledged: 1,
+            btfs_created: 3,
+            btfs_freed: 2,
+            btfs_acknowledged: 1,
+            modules_created: 1,
+            modules_dropped: 1,
+            module_refs_acknowledged: 1,
+            ..MemTally::default()
+        };
+        assert!(clean.is_clean());
+        assert_eq!(clean.btf_leaks(), 0);
+        assert_eq!(
+            MemTally {
+                btfs_freed: 0,
+                ..clean
+            }
+            .btf_leaks(),
+            2
+        );
+        for (what, t) in [
+            (
+                "an allocator not dropped",
+                MemTally {
+                    allocators_dropped: 1,
+                    ..clean
+                },
+            ),
+            ("a leak", MemTally { leaks: 1, ..clean }),
+            (
+                "a double free",
+                MemTally {
+                    double_frees: 1,
+                    ..clean
+                },
+            ),
+            (
+                "a use after free",
+                MemTally {
+                    uses_after_free: 1,
+                    ..clean
+                },
+            ),
+            ("a wild free", MemTally { wild: 1, ..clean }),
+            (
+                "a BTF not freed",
+                MemTally {
+                    btfs_freed: 1,
+                    ..clean
+                },
+            ),
+            (
+                "a read of a freed BTF",
+                MemTally {
+                    btf_uses_after_free: 1,
+                    ..clean
+                },
+            ),
+            (
+                "a module not dropped",
+                MemTally {
+                    modules_dropped: 0,
+                    ..clean
+                },
+            ),
+            (
+                "a module reference left",
+                MemTally {
+                    module_refs_leaked: 1,
+                    ..clean
+                },
+            ),
+        ] {
+            assert!(!t.is_clean(), "{what}");
+        }
+    }
+
+    /// Reads of a freed BTF are counted where they happen and when an allocator whose
+    /// runtime saw them is dropped; acknowledged ones are not unexpected. Balanced, so
+    /// the process's tally stays as it was.
+    #[test]
+    fn reads_of_a_freed_btf_are_counted_and_acknowledged() {
+        let seen = btf_uses_after_free_seen();
+        let before = mem_tally();
+        btf_use_after_free("tally unit test: a read of a freed BTF");
+        acknowledge_btf_uses_after_free(1);
+        btf_uses_after_free_dropped(2, 2);
+        assert!(btf_uses_after_free_seen() >= seen + 3);
+        let after = mem_tally();
+        assert!(after.acknowledged >= before.acknowledged + 2);
+        assert_eq!(after.btf_uses_after_free, before.btf_uses_after_free);
+    }
+}
