@@ -306,6 +306,34 @@ mod tests {
         }
     }
 
+    /// Each counter moves by what it is told; the calls are balanced (everything made
+    /// is dropped or acknowledged), so the process's tally stays clean.
+    #[test]
+    fn each_counter_moves_by_what_it_is_told() {
+        let b = mem_tally();
+        created();
+        dropped(3, 3, [0; 4], 0);
+        btf_created();
+        btf_freed();
+        btf_created();
+        acknowledge_btfs(1);
+        btf_ref_acknowledged();
+        module_created();
+        module_dropped(1);
+        acknowledge_module_refs(1);
+        let a = mem_tally();
+        assert!(a.allocators_created > b.allocators_created);
+        assert!(a.allocators_dropped > b.allocators_dropped);
+        assert!(a.allocations >= b.allocations + 3 && a.frees >= b.frees + 3);
+        assert!(a.btfs_created >= b.btfs_created + 2);
+        assert!(a.btfs_freed > b.btfs_freed);
+        assert!(a.btfs_acknowledged > b.btfs_acknowledged);
+        assert!(a.btf_refs_acknowledged > b.btf_refs_acknowledged);
+        assert!(a.modules_created > b.modules_created && a.modules_dropped > b.modules_dropped);
+        assert!(a.module_refs_acknowledged > b.module_refs_acknowledged);
+        assert_eq!(a.module_refs_leaked, b.module_refs_leaked);
+    }
+
     /// Reads of a freed BTF are counted where they happen and when an allocator whose
     /// runtime saw them is dropped; acknowledged ones are not unexpected. Balanced, so
     /// the process's tally stays as it was.
