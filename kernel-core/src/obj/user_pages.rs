@@ -121,3 +121,28 @@ impl UserPages {
             .collect()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mappings_are_contiguous_and_a_page_without_a_pin_is_not_unpinned() {
+        let up = UserPages::new();
+        let a = up.mmap(2);
+        let b = up.mmap(1);
+        assert_eq!(a, USER_BASE);
+        assert_eq!(b, a + 2 * PAGE_SIZE, "the next mapping follows the first");
+        let k = up.pin_user_pages_fast(b + 8).expect("mapped");
+        assert_eq!(up.user_addr_of(k + 8), Some(b + 8));
+        assert_eq!(up.pin_count(b), 1);
+        assert!(up.unpin_user_page(k));
+        assert_eq!(up.pin_count(b), 0);
+        assert!(
+            !up.unpin_user_page(k),
+            "no pin left: the kernel's underflow"
+        );
+        assert_eq!(up.pin_count(b), 0);
+        assert_eq!(up.pin_user_pages_fast(b + PAGE_SIZE), Err(Errno::EFAULT));
+    }
+}
