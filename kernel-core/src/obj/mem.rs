@@ -863,6 +863,41 @@ mod tests {
     use alloc::vec;
     use alloc::vec::Vec;
 
+    /// The 4-byte and 1-byte accessors touch their own bytes of the 8-byte word and
+    /// keep the others, in either half of the word and at each byte.
+    #[test]
+    fn word_accessors_keep_the_rest_of_the_word() {
+        let w = WordsBuf::new(16);
+        assert_eq!(w.cas_u32(0, 0, 0x1111_1111), Ok(0));
+        assert_eq!(w.cas_u32(4, 0, 0x2222_2222), Ok(0));
+        assert_eq!(
+            w.cas_u32(4, 1, 3),
+            Err(0x2222_2222),
+            "the old value is compared"
+        );
+        assert_eq!((w.load_u32(0), w.load_u32(4)), (0x1111_1111, 0x2222_2222));
+        assert_eq!(w.update_u32(4, |v| Some(v + 1)), Ok(0x2222_2222));
+        assert_eq!(w.update_u32(0, |_| None), Err(0x1111_1111));
+        assert_eq!(w.update_u32(0, |v| Some(v ^ 0xffff)), Ok(0x1111_1111));
+        assert_eq!((w.load_u32(0), w.load_u32(4)), (0x1111_eeee, 0x2222_2223));
+        for i in 8..16 {
+            w.set_byte(i, 0x10 + i as u8);
+        }
+        w.set_byte(11, 0xab);
+        let bytes: Vec<u8> = (0..16).map(|i| w.byte(i)).collect();
+        assert_eq!(
+            bytes,
+            [
+                0xee, 0xee, 0x11, 0x11, 0x23, 0x22, 0x22, 0x22, 0x18, 0x19, 0x1a, 0xab, 0x1c, 0x1d,
+                0x1e, 0x1f
+            ]
+        );
+        assert_eq!((w.load_u32(8), w.load_u32(12)), (0xab1a_1918, 0x1f1e_1d1c));
+        assert!(w.u32_at(2).is_none(), "a u32 must be 4-aligned");
+        assert_eq!(w.u32_at(16).map(|(_, sh)| sh), None, "past the end");
+        assert_eq!(w.u32_at(12).map(|(_, sh)| sh), Some(32));
+    }
+
     #[test]
     fn a_free_rcu_batch_longer_than_a_chunk_is_reclaimed_whole_and_once() {
         let rcu = Arc::new(Rcu::new());
