@@ -39,7 +39,8 @@ pub enum NodeField {
 }
 
 /// A program BTF: `struct node { long key; <NodeField> @8; }` (16 bytes) and
-/// `struct value { struct node __kptr *n; }` (8 bytes, the kptr at 0).
+/// `struct value { struct node __kptr *n; }` (8 bytes, the kptr at 0); also the
+/// program of [`list_prog`].
 pub struct KptrProg {
     /// The raw BTF, for `BPF_BTF_LOAD`.
     pub blob: Vec<u8>,
@@ -69,6 +70,33 @@ pub fn kptr_prog(field: NodeField) -> KptrProg {
     let t = b.type_tag("kptr", node);
     let p = b.ptr(t);
     let value = b.struct_("value", 8, &[("n", p, 0)]);
+    KptrProg {
+        blob: b.build(),
+        int,
+        node,
+        value,
+    }
+}
+
+/// A program BTF with a list in its value: `struct gnode { long key; struct
+/// bpf_list_node ln; }` (32 bytes, the node at 8; v6.4+ sizes) and `struct gvalue {
+/// <lock> l; struct bpf_list_head h __contains(gnode, ln); }` (24 bytes, the lock at 0,
+/// the head at 8), `lock` being `"bpf_spin_lock"` or `"bpf_res_spin_lock"`. The ids
+/// are [`KptrProg`]'s: `node` is `gnode`, `value` is `gvalue`.
+pub fn list_prog(lock: &str) -> KptrProg {
+    let mut b = BtfBuilder::new();
+    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
+    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
+    let l = b.struct_(lock, 4, &[("v", int, 0)]);
+    let head = b.struct_("bpf_list_head", 16, &[("a", long, 0), ("b", long, 64)]);
+    let ln = b.struct_(
+        "bpf_list_node",
+        24,
+        &[("a", long, 0), ("b", long, 64), ("c", long, 128)],
+    );
+    let node = b.struct_("gnode", 32, &[("key", long, 0), ("ln", ln, 64)]);
+    let value = b.struct_("gvalue", 24, &[("l", l, 0), ("h", head, 64)]);
+    b.decl_tag("contains:gnode:ln", value, 1);
     KptrProg {
         blob: b.build(),
         int,

@@ -236,20 +236,9 @@ pub fn check(f: &Fix) {
 /// 0, head 8; node at 8 in the object.
 pub fn fixture_graph(sem: Semantics) -> Fix {
     let (kernel, rcu) = small_kernel(sem);
-    let mut b = BtfBuilder::new();
-    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
-    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
-    let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
-    let head = b.struct_("bpf_list_head", 16, &[("a", long, 0), ("b", long, 64)]);
-    let ln = b.struct_(
-        "bpf_list_node",
-        24,
-        &[("a", long, 0), ("b", long, 64), ("c", long, 128)],
-    );
-    let node = b.struct_("gnode", 32, &[("key", long, 0), ("ln", ln, 64)]);
-    let v = b.struct_("gvalue", 24, &[("l", lock, 0), ("h", head, 64)]);
-    b.decl_tag("contains:gnode:ln", v, 1);
-    let (btf, _) = bpf_btf_load(&kernel, &b.build(), 0, &sem).expect("program BTF");
+    let lp = kernel_core::testing::list_prog("bpf_spin_lock");
+    let (int, node, v) = (lp.int, lp.node, lp.value);
+    let (btf, _) = bpf_btf_load(&kernel, &lp.blob, 0, &sem).expect("program BTF");
     let map = array_map(&kernel, &btf, int, v, 24, 1, &sem);
     let rt = BpfRuntime::new(sem, kernel, rcu);
     let meta = find_meta(&btf, node);

@@ -210,20 +210,9 @@ fn toggles(f: impl FnOnce()) -> Vec<String> {
 /// one `gnode` on the list; the map is then freed.
 fn free_a_list(sem: Semantics) -> Vec<String> {
     let (k, rt) = runtime(sem);
-    let mut b = BtfBuilder::new();
-    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
-    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
-    let lock = b.struct_("bpf_spin_lock", 4, &[("v", int, 0)]);
-    let head = b.struct_("bpf_list_head", 16, &[("a", long, 0), ("b", long, 64)]);
-    let lnode = b.struct_(
-        "bpf_list_node",
-        24,
-        &[("a", long, 0), ("b", long, 64), ("c", long, 128)],
-    );
-    let node = b.struct_("gnode", 32, &[("key", long, 0), ("ln", lnode, 64)]);
-    let v = b.struct_("gvalue", 24, &[("l", lock, 0), ("h", head, 64)]);
-    b.decl_tag("contains:gnode:ln", v, 1);
-    let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("loads");
+    let lp = kernel_core::testing::list_prog("bpf_spin_lock");
+    let (node, v) = (lp.node, lp.value);
+    let (btf, _) = bpf_btf_load(&k, &lp.blob, 0, &sem).expect("loads");
     let m = array(&k, &btf, v, 24, &sem);
     let val = m.array_value(0, 0).expect("value");
     rt.migrate_disable();

@@ -319,24 +319,12 @@ fn freeing_a_graph_root_guarded_by_a_res_spin_lock_alone_warns_and_touches_nothi
     // rec->spin_lock_off < 0)): model only.
     let sem = Semantics::V6_18;
     let (k, rt, _) = kptr_tests::runtime(sem);
-    let mut b = BtfBuilder::new();
-    let int = b.int("int", 4, BTF_INT_SIGNED, 32);
-    let long = b.int("long", 8, BTF_INT_SIGNED, 64);
-    let rl = b.struct_("bpf_res_spin_lock", 4, &[("v", int, 0)]);
-    let head = b.struct_("bpf_list_head", 16, &[("a", long, 0), ("b", long, 64)]);
-    let ln = b.struct_(
-        "bpf_list_node",
-        24,
-        &[("a", long, 0), ("b", long, 64), ("c", long, 128)],
-    );
-    let _node = b.struct_("node", 32, &[("key", long, 0), ("n", ln, 64)]);
-    let v = b.struct_("v", 24, &[("l", rl, 0), ("h", head, 64)]);
-    b.decl_tag("contains:node:n", v, 1);
-    let (btf, _) = bpf_btf_load(&k, &b.build(), 0, &sem).expect("loads");
+    let p = kernel_core::testing::list_prog("bpf_res_spin_lock");
+    let (btf, _) = bpf_btf_load(&k, &p.blob, 0, &sem).expect("loads");
     let rec = kernel_core::record::btf_parse_fields(
         &btf,
         &k,
-        v,
+        p.value,
         kernel_core::map::create::map_value_mask(&sem),
         24,
         &sem,
