@@ -42,13 +42,18 @@ fn loom_table_lists_every_model() {
     );
 }
 
-#[test]
-fn fault_table_lists_every_seeded_fault() {
+/// `loom-tests/seeds/faults.json`.
+fn faults_json() -> serde_json::Value {
     let p = root().join("loom-tests/seeds/faults.json");
-    let v: serde_json::Value = serde_json::from_str(
+    serde_json::from_str(
         &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
     )
-    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn fault_table_lists_every_seeded_fault() {
+    let v = faults_json();
     let ids: Vec<String> = v
         .as_array()
         .into_iter()
@@ -67,11 +72,7 @@ fn fault_table_lists_every_seeded_fault() {
 /// (`seed.py` reports a fault whose code moved as "NOT APPLIED"; five had, unnoticed).
 #[test]
 fn every_seeded_fault_applies_to_todays_code() {
-    let p = root().join("loom-tests/seeds/faults.json");
-    let v: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let v = faults_json();
     let faults = v.as_array().cloned().unwrap_or_default();
     assert!(!faults.is_empty(), "no seeded faults");
     let stale: Vec<String> = faults

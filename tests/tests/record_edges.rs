@@ -56,6 +56,13 @@ impl Base {
         self.b.struct_(name, size, &m)
     }
 
+    /// `struct task_struct __kptr *` (the kernel has the type and its destructor).
+    fn task_kptr(&mut self) -> u32 {
+        let task = self.b.struct_("task_struct", 8, &[("pid", self.int, 0)]);
+        let tag = self.b.type_tag("kptr", task);
+        self.b.ptr(tag)
+    }
+
     fn load(&self, k: &KernelBtfs, sem: &Semantics) -> BtfRef {
         bpf_btf_load(k, &self.b.build(), 0, sem)
             .expect("program BTF loads")
@@ -94,9 +101,7 @@ fn a_record_caches_minus_einval_for_every_field_it_lacks() {
     let sem = Semantics::V6_18;
     let k = kernel(sem);
     let mut s = base();
-    let task = s.b.struct_("task_struct", 8, &[("pid", s.int, 0)]);
-    let tag = s.b.type_tag("kptr", task);
-    let p = s.b.ptr(tag);
+    let p = s.task_kptr();
     let v = s.b.struct_("v", 8, &[("k", p, 0)]);
     let btf = s.load(&k, &sem);
     let (r, warns) = parse_value(&k, &btf, v, &sem);
@@ -491,9 +496,7 @@ fn records_of_different_lengths_are_not_equal_even_when_one_is_a_prefix() {
     let sem = Semantics::V6_18;
     let k = kernel(sem);
     let mut s = base();
-    let task = s.b.struct_("task_struct", 8, &[("pid", s.int, 0)]);
-    let tag = s.b.type_tag("kptr", task);
-    let p = s.b.ptr(tag);
+    let p = s.task_kptr();
     let one = s.b.struct_("one", 16, &[("a", p, 0), ("x", s.long, 64)]);
     let two = s.b.struct_("two", 16, &[("a", p, 0), ("b", p, 64)]);
     let btf = s.load(&k, &sem);
