@@ -898,6 +898,45 @@ mod tests {
         assert_eq!(w.u32_at(12).map(|(_, sh)| sh), Some(32));
     }
 
+    /// `live` lists each live object at the address `alloc` gave it; `acknowledge`
+    /// takes exactly what is live and exactly the faults seen, nothing else.
+    #[test]
+    fn live_objects_are_listed_at_their_addresses_and_acknowledged_exactly() {
+        let rcu = Arc::new(Rcu::new());
+        let a = BpfMemAlloc::new(Arc::clone(&rcu));
+        let x = a.alloc("node", 16, false).expect("room");
+        let y = a.alloc("pcpu", 8, true).expect("room");
+        let z = a.alloc("node", 16, false).expect("room");
+        a.free(x);
+        a.free(x);
+        let live: Vec<(u64, alloc::string::String, u32, bool)> = a
+            .live()
+            .into_iter()
+            .map(|(p, i)| (p, alloc::string::String::from(&*i.ty), i.size, i.percpu))
+            .collect();
+        assert_eq!(
+            live,
+            [(y, "pcpu".into(), 8, true), (z, "node".into(), 16, false)]
+        );
+        assert!(
+            a.acknowledge(&["pcpu"], &[FaultKind::DoubleFree]).is_err(),
+            "z too"
+        );
+        assert!(
+            a.acknowledge(&["node", "pcpu"], &[]).is_err(),
+            "the double free too"
+        );
+        assert!(
+            a.acknowledge(&["node", "node"], &[FaultKind::DoubleFree])
+                .is_err()
+        );
+        a.acknowledge(&["pcpu", "node"], &[FaultKind::DoubleFree])
+            .expect("exactly what is there");
+        a.free(y);
+        a.free(z);
+        assert!(a.live().is_empty());
+    }
+
     #[test]
     fn a_free_rcu_batch_longer_than_a_chunk_is_reclaimed_whole_and_once() {
         let rcu = Arc::new(Rcu::new());
