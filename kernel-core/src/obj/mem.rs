@@ -937,6 +937,36 @@ mod tests {
         assert!(a.live().is_empty());
     }
 
+    /// A batch of RCU frees over two slab chunks frees exactly its own objects (the
+    /// reclaim looks each chunk up once for a run of indexes in it); `fail_next` makes
+    /// the next allocations fail, then they succeed again.
+    #[test]
+    fn a_batch_over_two_slab_chunks_frees_its_own_objects() {
+        let rcu = Arc::new(Rcu::new());
+        let a = BpfMemAlloc::new(Arc::clone(&rcu));
+        let xs: Vec<u64> = (0..CHUNK + 6)
+            .map(|_| a.alloc("node", 16, false).expect("room"))
+            .collect();
+        for i in [1, CHUNK + 5, 2] {
+            BpfMemAlloc::free_rcu(&a, xs[i]);
+        }
+        rcu.rcu_barrier();
+        let freed: Vec<usize> = (0..xs.len()).filter(|&i| !a.is_live(xs[i])).collect();
+        assert_eq!(freed, [1, 2, CHUNK + 5]);
+        assert!(a.faults().is_empty());
+        a.fail_next(2);
+        assert_eq!(a.alloc("node", 16, false), None);
+        assert_eq!(a.alloc("node", 16, false), None);
+        let y = a.alloc("node", 16, false).expect("the third succeeds");
+        for (i, &x) in xs.iter().enumerate() {
+            if ![1, 2, CHUNK + 5].contains(&i) {
+                a.free(x);
+            }
+        }
+        a.free(y);
+        assert!(a.live().is_empty() && a.faults().is_empty());
+    }
+
     #[test]
     fn a_free_rcu_batch_longer_than_a_chunk_is_reclaimed_whole_and_once() {
         let rcu = Arc::new(Rcu::new());
