@@ -880,6 +880,12 @@ mod tests {
         assert_eq!(w.update_u32(0, |_| None), Err(0x1111_1111));
         assert_eq!(w.update_u32(0, |v| Some(v ^ 0xffff)), Ok(0x1111_1111));
         assert_eq!((w.load_u32(0), w.load_u32(4)), (0x1111_eeee, 0x2222_2223));
+        // Replacing a non-zero upper half: its old bits go.
+        assert_eq!(w.cas_u32(4, 0x2222_2223, 0x4000_0005), Ok(0x2222_2223));
+        assert_eq!(w.load_u32(4), 0x4000_0005);
+        assert_eq!(w.update_u32(4, |_| Some(0x0300_0000)), Ok(0x4000_0005));
+        assert_eq!(w.load_u32(4), 0x0300_0000);
+        assert_eq!(w.update_u32(4, |v| Some(v + 0x1f22_2223)), Ok(0x0300_0000));
         for i in 8..16 {
             w.set_byte(i, 0x10 + i as u8);
         }
