@@ -53,10 +53,12 @@ default_files=(
 )
 files=("$@")
 [ ${#files[@]} -gt 0 ] || [ "${1:-}" = --summary ] || files=("${default_files[@]}")
-# The integration tests of teardown, the helpers' edges and the record rules; only
-# record_edges asks the kernel (its BPF_BTF_LOAD verdicts, 15 loads, under a second).
+# The integration tests of teardown, the helpers' edges, the record rules and hash
+# map updates; record_edges and htab_updates ask the kernel too (15 BTF loads, an LRU
+# eviction order: under a second).
 int_tests=(teardown_fields teardown_example mem_tally free_fields_profiles map_lifetime
-	local_storage uptr migrate_task kernel_btf_lifetime module_refs helper_edges record_edges)
+	local_storage uptr migrate_task kernel_btf_lifetime module_refs helper_edges record_edges
+	htab_updates)
 
 src="$out/src"
 # Address space per stage, in KiB (8 GiB): a mutant that makes a loom model grow

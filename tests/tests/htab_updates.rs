@@ -3,7 +3,7 @@
 //! element, a full LRU map evicts (also when the key exists), per-CPU hashes and
 //! `BPF_F_LOCK` updates of a HASH change the value in place, and a preallocated
 //! element is reused without its special fields being cleared. Where the running
-//! kernel can be asked, the LRU's answers are the kernel's own.
+//! kernel can be asked, the LRU's answers and the update flags' are the kernel's own.
 
 use kernel_core::Semantics;
 use kernel_core::btf::KernelBtfs;
@@ -524,5 +524,93 @@ fn per_cpu_updates_copy_one_slice_per_cpu() {
             close(&rt, m);
             assert_clean(&rt, &what);
         }
+    }
+}
+
+/// `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST` (include/uapi/linux/bpf.h).
+const FLAG_STEPS: [(&str, u32, u64); 9] = [
+    ("update", 1, 2),
+    ("update", 1, 1),
+    ("update", 1, 1),
+    ("update", 1, 2),
+    ("update", 1, 0),
+    ("update", 1, 3),
+    ("delete", 1, 0),
+    ("delete", 1, 0),
+    ("update", 1, 0),
+];
+
+/// What `check_flags` (kernel/bpf/hashtab.c) and the syscall's flag test answer to
+/// [`FLAG_STEPS`]: EXIST on a missing key is -ENOENT, NOEXIST on a present one
+/// -EEXIST, a flag value past `BPF_EXIST` -EINVAL, the second delete -ENOENT.
+const FLAG_ANSWERS: [i32; 9] = [
+    libc::ENOENT,
+    0,
+    libc::EEXIST,
+    0,
+    0,
+    libc::EINVAL,
+    0,
+    libc::ENOENT,
+    0,
+];
+
+/// Update flags answer as the kernel's `check_flags` in every hash map kind the model
+/// runs (preallocated, not, LRU), and the running kernel gives the same answers.
+#[test]
+fn update_flags_answer_as_the_kernels_check_flags() {
+    let sem = Semantics::V6_18;
+    for (map_type, flags) in [
+        (BPF_MAP_TYPE_HASH, 0),
+        (BPF_MAP_TYPE_HASH, BPF_F_NO_PREALLOC),
+        (BPF_MAP_TYPE_LRU_HASH, 0),
+    ] {
+        let (k, rt, p) = runtime(sem);
+        let m = map(&k, &p, map_type, flags, p.plain, &sem);
+        let got: Vec<i32> = FLAG_STEPS
+            .iter()
+            .map(|&(op, kk, f)| {
+                let r = if op == "update" {
+                    m.update(&rt, &key(kk), &[0u8; 16], f)
+                } else {
+                    m.delete(&rt, &key(kk))
+                };
+                r.err().map_or(0, |e| e.raw())
+            })
+            .collect();
+        assert_eq!(got, FLAG_ANSWERS, "model: type {map_type}, flags {flags}");
+        close(&rt, m);
+        assert_clean(&rt, "flags");
+        if kptr_tests::kernel_skip("hash map update flags") {
+            continue;
+        }
+        let fd = shim_std::oracle::map_create(&shim_std::oracle::MapCreate {
+            map_type,
+            key_size: 4,
+            value_size: 16,
+            max_entries: 4,
+            map_flags: flags,
+            btf_fd: None,
+            btf_key_type_id: 0,
+            btf_value_type_id: 0,
+            name: "flags",
+        })
+        .expect("the kernel creates the map");
+        use std::os::fd::AsFd;
+        let kernel: Vec<i32> = FLAG_STEPS
+            .iter()
+            .map(|&(op, kk, f)| {
+                let r = if op == "update" {
+                    shim_std::oracle::map_update_elem(fd.as_fd(), &key(kk), &[0u8; 16], f)
+                } else {
+                    shim_std::oracle::map_delete_elem(fd.as_fd(), &key(kk))
+                };
+                r.err().unwrap_or(0)
+            })
+            .collect();
+        assert_eq!(
+            kernel, FLAG_ANSWERS,
+            "kernel: type {map_type}, flags {flags}"
+        );
     }
 }
