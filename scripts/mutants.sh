@@ -169,9 +169,12 @@ if [ "${1:-}" = --summary ]; then
 	exit 0
 fi
 
-# The tree as it is now (tracked files), mutated in place there.
+# The tree as it is now (tracked files), mutated in place there. Extracted with the
+# time of extraction (-m): with their own older times, files changed since the last
+# build there would look built already, and the unmutated-tree check would build
+# stale code.
 mkdir -p "$src"
-(cd "$root" && git ls-files -z | tar --null -T - -cf -) | tar -xf - -C "$src"
+(cd "$root" && git ls-files -z | tar --null -T - -cf -) | tar -xmf - -C "$src"
 rm -f "$out"/.baseline-*
 for f in "${files[@]}"; do
 	for s in $stages; do stage "$s" "$f" || break; done
