@@ -527,6 +527,51 @@ fn per_cpu_updates_copy_one_slice_per_cpu() {
     }
 }
 
+/// The model's answers (0 or the errno) to `steps`: (`"update"` or `"delete"`, key,
+/// flags), each with a 16-byte value of zeroes.
+fn model_steps(rt: &BpfRuntime, m: &MapRt, steps: &[(&str, u32, u64)]) -> Vec<i32> {
+    steps
+        .iter()
+        .map(|&(op, kk, f)| {
+            let r = if op == "update" {
+                m.update(rt, &key(kk), &[0u8; 16], f)
+            } else {
+                m.delete(rt, &key(kk))
+            };
+            r.err().map_or(0, |e| e.raw())
+        })
+        .collect()
+}
+
+/// The running kernel's answers to `steps` on a new map of `map_type` (4 int keys,
+/// 16-byte values, no BTF).
+fn kernel_steps(map_type: u32, map_flags: u32, steps: &[(&str, u32, u64)]) -> Vec<i32> {
+    use std::os::fd::AsFd;
+    let fd = shim_std::oracle::map_create(&shim_std::oracle::MapCreate {
+        map_type,
+        key_size: 4,
+        value_size: 16,
+        max_entries: 4,
+        map_flags,
+        btf_fd: None,
+        btf_key_type_id: 0,
+        btf_value_type_id: 0,
+        name: "flags",
+    })
+    .expect("the kernel creates the map");
+    steps
+        .iter()
+        .map(|&(op, kk, f)| {
+            let r = if op == "update" {
+                shim_std::oracle::map_update_elem(fd.as_fd(), &key(kk), &[0u8; 16], f)
+            } else {
+                shim_std::oracle::map_delete_elem(fd.as_fd(), &key(kk))
+            };
+            r.err().unwrap_or(0)
+        })
+        .collect()
+}
+
 /// `BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST` (include/uapi/linux/bpf.h).
 const FLAG_STEPS: [(&str, u32, u64); 9] = [
     ("update", 1, 2),
@@ -567,50 +612,59 @@ fn update_flags_answer_as_the_kernels_check_flags() {
     ] {
         let (k, rt, p) = runtime(sem);
         let m = map(&k, &p, map_type, flags, p.plain, &sem);
-        let got: Vec<i32> = FLAG_STEPS
-            .iter()
-            .map(|&(op, kk, f)| {
-                let r = if op == "update" {
-                    m.update(&rt, &key(kk), &[0u8; 16], f)
-                } else {
-                    m.delete(&rt, &key(kk))
-                };
-                r.err().map_or(0, |e| e.raw())
-            })
-            .collect();
+        let got = model_steps(&rt, &m, &FLAG_STEPS);
         assert_eq!(got, FLAG_ANSWERS, "model: type {map_type}, flags {flags}");
         close(&rt, m);
         assert_clean(&rt, "flags");
         if kptr_tests::kernel_skip("hash map update flags") {
             continue;
         }
-        let fd = shim_std::oracle::map_create(&shim_std::oracle::MapCreate {
-            map_type,
-            key_size: 4,
-            value_size: 16,
-            max_entries: 4,
-            map_flags: flags,
-            btf_fd: None,
-            btf_key_type_id: 0,
-            btf_value_type_id: 0,
-            name: "flags",
-        })
-        .expect("the kernel creates the map");
-        use std::os::fd::AsFd;
-        let kernel: Vec<i32> = FLAG_STEPS
-            .iter()
-            .map(|&(op, kk, f)| {
-                let r = if op == "update" {
-                    shim_std::oracle::map_update_elem(fd.as_fd(), &key(kk), &[0u8; 16], f)
-                } else {
-                    shim_std::oracle::map_delete_elem(fd.as_fd(), &key(kk))
-                };
-                r.err().unwrap_or(0)
-            })
-            .collect();
+        let kernel = kernel_steps(map_type, flags, &FLAG_STEPS);
         assert_eq!(
             kernel, FLAG_ANSWERS,
             "kernel: type {map_type}, flags {flags}"
         );
     }
+}
+
+/// An ARRAY's answers to update flags, an index past the end and a delete
+/// (`array_map_update_elem`, `array_map_delete_elem`, and the syscall's `BPF_F_LOCK`
+/// test on a value without a lock): every element exists, so `BPF_NOEXIST` is -EEXIST.
+const ARRAY_STEPS: [(&str, u32, u64); 8] = [
+    ("update", 1, 2),
+    ("update", 1, 1),
+    ("update", 1, 0),
+    ("update", 1, 3),
+    ("update", 9, 0),
+    ("update", 1, BPF_F_LOCK),
+    ("delete", 1, 0),
+    ("update", 3, 2),
+];
+
+const ARRAY_ANSWERS: [i32; 8] = [
+    0,
+    libc::EEXIST,
+    0,
+    libc::EINVAL,
+    libc::E2BIG,
+    libc::EINVAL,
+    libc::EINVAL,
+    0,
+];
+
+/// An ARRAY answers update flags as the kernel does, and the running kernel agrees.
+#[test]
+fn array_update_flags_answer_as_the_kernels() {
+    let sem = Semantics::V6_18;
+    let (k, rt, p) = runtime(sem);
+    let m = map(&k, &p, 2, 0, p.plain, &sem);
+    let got = model_steps(&rt, &m, &ARRAY_STEPS);
+    assert_eq!(got, ARRAY_ANSWERS, "model");
+    close(&rt, m);
+    assert_clean(&rt, "array flags");
+    if kptr_tests::kernel_skip("array update flags") {
+        return;
+    }
+    let kernel = kernel_steps(2, 0, &ARRAY_STEPS);
+    assert_eq!(kernel, ARRAY_ANSWERS, "the running kernel");
 }
