@@ -185,6 +185,20 @@ pub struct RtProg {
     pub timed: u32,
 }
 
+/// The embedded vmlinux as the kernel's BTF, with the kernel's kptr destructors
+/// registered (a referenced kptr to a kernel type needs one).
+pub fn kernel_with_dtors(
+    sem: &kernel_core::Semantics,
+) -> kernel_core::sync::Arc<kernel_core::btf::KernelBtfs> {
+    use kernel_core::btf::{BtfIdr, KernelBtfs, btf_parse_vmlinux};
+    use kernel_core::sync::{Arc, Rcu};
+    let vm =
+        btf_parse_vmlinux(&shim_std::kernel_btf::embedded_vmlinux(), true, *sem).expect("vmlinux");
+    let k = KernelBtfs::new(BtfIdr::new(Arc::new(Rcu::new())), Some(vm)).expect("kernel BTFs");
+    kernel_core::btf::dtors::register_kernel_dtors(&k, sem);
+    Arc::new(k)
+}
+
 /// The kernel, a run-time (with the suite's allocation tally installed) and
 /// [`RtProg`] under `sem`.
 pub fn runtime(

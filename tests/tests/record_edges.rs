@@ -10,23 +10,18 @@
 
 use kernel_core::btf::builder::BtfBuilder;
 use kernel_core::btf::uapi::BTF_INT_SIGNED;
-use kernel_core::btf::{BtfIdr, BtfRef, KernelBtfs, btf_parse_vmlinux};
+use kernel_core::btf::{BtfRef, KernelBtfs};
 use kernel_core::map::create::map_value_mask;
 use kernel_core::record::{
     BtfFieldType as F, BtfRecord, btf_check_and_fixup_record, btf_parse_fields, btf_record_equal,
     find_meta,
 };
-use kernel_core::sync::{Arc, Rcu};
+use kernel_core::sync::Arc;
 use kernel_core::syscall::bpf_btf_load;
 use kernel_core::{Errno, KResult, Semantics};
 
-/// The embedded vmlinux as the kernel's BTF.
 fn kernel(sem: Semantics) -> Arc<KernelBtfs> {
-    let vm =
-        btf_parse_vmlinux(&shim_std::kernel_btf::embedded_vmlinux(), true, sem).expect("vmlinux");
-    let k = KernelBtfs::new(BtfIdr::new(Arc::new(Rcu::new())), Some(vm)).expect("kernel BTFs");
-    kernel_core::btf::dtors::register_kernel_dtors(&k, &sem);
-    Arc::new(k)
+    kptr_tests::kernel_with_dtors(&sem)
 }
 
 /// The types every layout below uses.

@@ -5,15 +5,14 @@
 use kernel_core::Semantics;
 use kernel_core::btf::builder::BtfBuilder;
 use kernel_core::btf::uapi::*;
-use kernel_core::btf::{BtfIdr, BtfRef, KernelBtfs, btf_parse_vmlinux};
+use kernel_core::btf::{BtfRef, KernelBtfs};
 use kernel_core::map::runtime::MapRt;
 use kernel_core::map::{BPF_F_NO_PREALLOC, BPF_MAP_TYPE_LRU_HASH, MapAttr};
 use kernel_core::obj::*;
 use kernel_core::record::BtfFieldType as F;
-use kernel_core::sync::{Arc, Rcu};
+use kernel_core::sync::Arc;
 use kernel_core::syscall::bpf_btf_load;
 use kernel_core::syscall::map_create;
-use shim_std::kernel_btf::embedded_vmlinux;
 
 struct Prog {
     btf: BtfRef,
@@ -23,10 +22,7 @@ struct Prog {
 }
 
 fn kernel(sem: &Semantics) -> Arc<KernelBtfs> {
-    let vm = btf_parse_vmlinux(&embedded_vmlinux(), true, *sem).expect("vmlinux");
-    let k = KernelBtfs::new(BtfIdr::new(Arc::new(Rcu::new())), Some(vm)).expect("kernel");
-    kernel_core::btf::dtors::register_kernel_dtors(&k, sem);
-    Arc::new(k)
+    kptr_tests::kernel_with_dtors(sem)
 }
 
 /// value { spin_lock l @0; timer t @8; task_struct __kptr_untrusted *u @24;

@@ -68,9 +68,8 @@ pub fn bpf_percpu_obj_new_impl(rt: &BpfRuntime, btf: &BtfRef, type_id: u32) -> O
 /// checks the calling task's own migrate-disable count (`current->migration_disabled`)
 /// itself, whoever disabled it, and WARNs when it is zero. No argument can vouch for
 /// it.
-fn free_obj(rt: &BpfRuntime, addr: u64, percpu: bool) {
+fn free_obj(rt: &BpfRuntime, addr: u64) {
     rt.check_migrate("bpf_mem_free without migrate_disable");
-    let _ = percpu;
     let rcu = rt.sem.obj_drop_free_rcu;
     if crate::trace::enabled() {
         let ty = rt.mem.info(addr).map(|i| i.ty).unwrap_or_default();
@@ -129,7 +128,7 @@ pub fn __bpf_obj_drop_impl(rt: &BpfRuntime, addr: u64, rec: Option<&BtfRecord>, 
         rt.mem.wrong_allocator(addr);
         return;
     }
-    free_obj(rt, addr, percpu);
+    free_obj(rt, addr);
 }
 
 /// Saturates a `bpf_refcount` inside an object (`refcount_warn_saturate`, lib/refcount.c:
