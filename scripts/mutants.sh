@@ -11,7 +11,8 @@
 #          model overflows loom's 32 KiB coroutine stacks; every seeded fault is
 #          caught at 2)
 #   int    the integration tests of teardown, the helpers' edges and the record rules
-#          (debug; only record_edges asks the kernel: 15 BTF loads)
+#          (debug; record_edges, htab_updates, map_lookups and scenarios_kernel ask
+#          the kernel)
 #   loom3  the loom suite at LOOM_MAX_PREEMPTIONS=3, release, as scripts/test-all.sh
 #   ws     `cargo test --workspace` (debug): the tests of scripts/test-all.sh, kernel
 #          comparisons included
@@ -53,12 +54,13 @@ default_files=(
 )
 files=("$@")
 [ ${#files[@]} -gt 0 ] || [ "${1:-}" = --summary ] || files=("${default_files[@]}")
-# The integration tests of teardown, the helpers' edges, the record rules and hash
-# map updates; record_edges and htab_updates ask the kernel too (15 BTF loads, an LRU
-# eviction order: under a second).
+# The integration tests of teardown, the helpers' edges, the record rules, hash map
+# updates, value locks, lookups and the run-time scenarios; record_edges,
+# htab_updates, map_lookups and scenarios_kernel ask the kernel too (15 BTF loads, map
+# updates and lookups, the scenarios: about 10 s).
 int_tests=(teardown_fields teardown_example mem_tally free_fields_profiles map_lifetime
 	local_storage uptr migrate_task kernel_btf_lifetime module_refs helper_edges record_edges
-	htab_updates)
+	htab_updates value_locks map_lookups scenarios_kernel)
 
 src="$out/src"
 # Address space per stage, in KiB (8 GiB): a mutant that makes a loom model grow

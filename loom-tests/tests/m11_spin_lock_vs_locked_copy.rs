@@ -8,6 +8,7 @@
 #![cfg(loom)]
 
 use kernel_core::Semantics;
+use kernel_core::map::value::BPF_F_LOCK;
 use kernel_core::obj::{bpf_spin_lock, bpf_spin_unlock};
 use loom::sync::Arc;
 use loom::thread;
@@ -30,7 +31,7 @@ fn spin_lock_vs_locked_copy() {
         let mut bytes = [2u8; 24];
         bytes[0] = 0xff;
         f.map
-            .update_locked(&f.rt, 0, &bytes)
+            .update(&f.rt, &0u32.to_ne_bytes(), &bytes, BPF_F_LOCK)
             .expect("BPF_F_LOCK update");
         prog.join().expect("join");
         let v = f.map.array_value(0, 0).expect("v");

@@ -21,6 +21,7 @@
 #![cfg(loom)]
 
 use kernel_core::Semantics;
+use kernel_core::map::value::BPF_F_LOCK;
 use kernel_core::obj::{bpf_kptr_xchg, bpf_spin_lock, bpf_spin_unlock};
 use loom::sync::Arc;
 use loom::thread;
@@ -52,7 +53,7 @@ fn spin_lock_guards_plain_data() {
         let mut bytes = [0xeeu8; 16];
         bytes[..4].copy_from_slice(&[0xff; 4]);
         bytes[4..8].copy_from_slice(&[100, 0, 0, 0]);
-        map.update_locked(&c.rt, 0, &bytes)
+        map.update(&c.rt, &0u32.to_ne_bytes(), &bytes, BPF_F_LOCK)
             .expect("BPF_F_LOCK update");
         inc.join().expect("incrementer");
         stash.join().expect("stasher");

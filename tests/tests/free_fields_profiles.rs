@@ -193,9 +193,12 @@ fn record(ev: &kernel_core::trace::Event<'_>) {
 }
 
 fn toggles(f: impl FnOnce()) -> Vec<String> {
+    let me = std::thread::current().id();
+    if let Ok(mut g) = TOGGLES.lock() {
+        g.retain(|(t, _)| *t != me);
+    }
     kernel_core::trace::set_trace_hook(Some(record));
     f();
-    let me = std::thread::current().id();
     let mut g = TOGGLES.lock().expect("toggles");
     let mine = g
         .iter()
@@ -302,4 +305,94 @@ fn the_trace_shows_where_each_profile_disables_migration() {
         free_a_list(Semantics::V6_18),
         ["disable bpf_map_free", "enable bpf_map_free"]
     );
+}
+
+/// A non-preallocated HASH holding one element with a stashed local object.
+fn hash_stashed(sem: Semantics) -> (Arc<KernelBtfs>, Arc<BpfRuntime>, Arc<MapRt>, u64, BtfRef) {
+    let (k, rt) = runtime(sem);
+    let prog = kptr_tests::local_kptr_btf();
+    let (btf, _) = bpf_btf_load(&k, &prog.blob, 0, &sem).expect("program BTF loads");
+    let attr = MapAttr {
+        inner_map: None,
+        map_type: kernel_core::map::BPF_MAP_TYPE_HASH,
+        key_size: 4,
+        value_size: 8,
+        max_entries: 4,
+        map_flags: kernel_core::map::BPF_F_NO_PREALLOC,
+        btf: Some(&btf),
+        btf_key_type_id: 1,
+        btf_value_type_id: prog.value,
+        name: "h",
+    };
+    let m = MapRt::new(map_create(&k, &attr, &sem).expect("map"), &sem).expect("map rt");
+    m.update(&rt, &0u32.to_ne_bytes(), &[0u8; 8], 0)
+        .expect("insert");
+    let e = m.htab_lookup(&0u32.to_ne_bytes()).expect("element");
+    rt.migrate_disable();
+    let n = bpf_obj_new_impl(&rt, &btf, prog.node).expect("node");
+    bpf_kptr_xchg(&e.values[0], 0, n).expect("stash");
+    rt.migrate_enable();
+    (k, rt, m, n, btf)
+}
+
+/// A non-preallocated HASH's element frees (kernel/bpf/hashtab.c): up to v6.12
+/// `htab_elem_free` disables migration around the allocator's free itself, after
+/// `check_and_free_fields`, and `delete_all_elements` around the map free's walk, which
+/// frees each element the same way; v6.18 leaves both to the callers
+/// (`bpf_disable_instrumentation` for a syscall delete, `bpf_map_free` for the map's
+/// free).
+#[test]
+fn hash_element_frees_toggle_migration_up_to_v6_12_only() {
+    let syscall = |inner: &[&str]| -> Vec<String> {
+        std::iter::once("disable bpf_disable_instrumentation")
+            .chain(inner.iter().copied())
+            .chain(std::iter::once("enable bpf_disable_instrumentation"))
+            .map(String::from)
+            .collect()
+    };
+    let v6_12_elem = [
+        "disable bpf_obj_free_fields",
+        "enable bpf_obj_free_fields",
+        "disable htab_elem_free",
+        "enable htab_elem_free",
+    ];
+    for (sem, delete, free) in [
+        (
+            Semantics::V6_12,
+            syscall(&v6_12_elem),
+            std::iter::once("disable delete_all_elements")
+                .chain(v6_12_elem)
+                .chain(std::iter::once("enable delete_all_elements"))
+                .map(String::from)
+                .collect::<Vec<_>>(),
+        ),
+        (
+            Semantics::V6_18,
+            syscall(&[]),
+            vec!["disable bpf_map_free".into(), "enable bpf_map_free".into()],
+        ),
+    ] {
+        let (_k, rt, m, n, _btf) = hash_stashed(sem);
+        let got = toggles(|| {
+            m.delete(&rt, &0u32.to_ne_bytes()).expect("delete");
+        });
+        assert_eq!(got, delete, "{}: delete", sem.name);
+        rt.rcu.rcu_barrier();
+        assert!(!rt.mem.is_live(n), "{}", sem.name);
+        let (_k, rt, m, n, _btf) = hash_stashed(sem);
+        let got = toggles(|| {
+            if let Some(f) = MapRt::bpf_map_put(m) {
+                f.run(&rt);
+            }
+        });
+        assert_eq!(got, free, "{}: map free", sem.name);
+        rt.rcu.rcu_barrier();
+        assert!(!rt.mem.is_live(n), "{}", sem.name);
+        assert!(
+            rt.warnings().is_empty(),
+            "{}: {:?}",
+            sem.name,
+            rt.warnings()
+        );
+    }
 }

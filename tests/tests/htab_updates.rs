@@ -17,8 +17,7 @@ use kernel_core::sync::Arc;
 use kernel_core::syscall::map_create;
 use kernel_core::{Errno, sync::Ordering};
 
-/// `BPF_F_LOCK` (include/uapi/linux/bpf.h).
-const BPF_F_LOCK: u64 = 4;
+use kernel_core::map::value::BPF_F_LOCK;
 
 use kptr_tests::{RtProg as Prog, runtime};
 

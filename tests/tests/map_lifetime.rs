@@ -115,6 +115,26 @@ fn value_of(m: &MapRt, k: u32) -> (u64, u64) {
     }
 }
 
+/// An ARRAY_OF_MAPS of 4 slots whose template is an ARRAY of `plain` values, and an
+/// inner map that matches it, in no slot yet.
+fn outer_and_inner(k: &KernelBtfs, p: &Prog, sem: &Semantics) -> (Arc<MapRt>, Arc<MapRt>) {
+    let template = bpf_map(k, p, BPF_MAP_TYPE_ARRAY, 0, (p.plain, 16), None, sem);
+    let outer = MapRt::new(
+        bpf_map(
+            k,
+            p,
+            BPF_MAP_TYPE_ARRAY_OF_MAPS,
+            0,
+            (0, 4),
+            Some(&template),
+            sem,
+        ),
+        sem,
+    )
+    .expect("outer");
+    (outer, map(k, p, BPF_MAP_TYPE_ARRAY, 0, (p.plain, 16), sem))
+}
+
 /// `bpf_map_release` -> `bpf_map_put_with_uref` -> `bpf_map_put_uref`: when user
 /// space's last reference goes while a program still holds the map, the map's
 /// `map_release_uref` runs (`array_map_free_timers_wq`, kernel/bpf/arraymap.c;
@@ -198,22 +218,7 @@ fn an_inner_maps_free_waits_for_the_grace_periods_its_removal_asked_for() {
         for sleepable in [false, true] {
             let what = format!("{} sleepable {sleepable}", sem.name);
             let (k, rt, p) = runtime(sem);
-            let template = bpf_map(&k, &p, BPF_MAP_TYPE_ARRAY, 0, (p.plain, 16), None, &sem);
-            let outer = MapRt::new(
-                bpf_map(
-                    &k,
-                    &p,
-                    BPF_MAP_TYPE_ARRAY_OF_MAPS,
-                    0,
-                    (0, 4),
-                    Some(&template),
-                    &sem,
-                ),
-                &sem,
-            )
-            .expect("outer");
-            drop(template);
-            let inner = map(&k, &p, BPF_MAP_TYPE_ARRAY, 0, (p.plain, 16), &sem);
+            let (outer, inner) = outer_and_inner(&k, &p, &sem);
             outer
                 .bpf_fd_array_map_update_elem(&rt, 0, &inner, 0)
                 .expect("into the slot");
@@ -278,6 +283,159 @@ fn an_inner_maps_free_waits_for_the_grace_periods_its_removal_asked_for() {
             }
             drain(&rt);
             assert!(!rt.mem.is_live(n), "{what}: freed with the outer map");
+            assert_clean(&rt, &what);
+        }
+    }
+}
+
+/// v6.18's `bpf_task_work` is one of the internal structs `map_release_uref` frees
+/// (`bpf_map_free_internal_structs` -> `bpf_task_work_cancel_and_free`): user space's
+/// last reference goes while a program still holds the map, and the context a
+/// program's `bpf_task_work_schedule` set up is freed after a grace period, before the
+/// map's own free. v6.12 has no such field: the struct is plain data, the value has no
+/// record.
+#[test]
+fn the_last_user_reference_frees_a_task_works_context_from_v6_18() {
+    use kernel_core::btf::builder::BtfBuilder;
+    use kernel_core::btf::uapi::BTF_INT_SIGNED;
+    use kernel_core::record::BtfFieldType as F;
+    for sem in [Semantics::V6_12, Semantics::V6_18] {
+        let (k, rt, _p) = runtime(sem);
+        let mut b = BtfBuilder::new();
+        let _int = b.int("int", 4, BTF_INT_SIGNED, 32);
+        let long = b.int("long", 8, BTF_INT_SIGNED, 64);
+        let tw = b.struct_("bpf_task_work", 8, &[("a", long, 0)]);
+        let v = b.struct_("tw_value", 16, &[("pad", long, 0), ("tw", tw, 64)]);
+        let (btf, _) =
+            kernel_core::syscall::bpf_btf_load(&k, &b.build(), 0, &sem).expect("BTF loads");
+        let attr = MapAttr {
+            inner_map: None,
+            map_type: BPF_MAP_TYPE_ARRAY,
+            key_size: 4,
+            value_size: 16,
+            max_entries: 2,
+            map_flags: 0,
+            btf: Some(&btf),
+            btf_key_type_id: 1,
+            btf_value_type_id: v,
+            name: "tw",
+        };
+        let m = MapRt::new(map_create(&k, &attr, &sem).expect("map"), &sem).expect("map rt");
+        let fields: Vec<F> = m
+            .record()
+            .map(|r| r.fields.iter().map(|f| f.ty).collect())
+            .unwrap_or_default();
+        if !sem.task_work {
+            assert!(fields.is_empty(), "{}: {fields:?}", sem.name);
+            if let Some(f) = MapRt::bpf_map_put_with_uref(m, &rt) {
+                f.run(&rt);
+            }
+            assert_clean(&rt, sem.name);
+            continue;
+        }
+        assert_eq!(fields, [F::TASK_WORK], "{}", sem.name);
+        rt.migrate_disable();
+        bpf_timer_init(
+            &rt,
+            m.array_value(1, 0).expect("value"),
+            8,
+            "bpf_task_work_ctx",
+        )
+        .expect("the context");
+        rt.migrate_enable();
+        let ctx = word(m.array_value(1, 0).expect("value"), 8);
+        m.__add_used_map(false);
+        assert!(MapRt::bpf_map_put_with_uref(Arc::clone(&m), &rt).is_none());
+        drain(&rt);
+        assert!(
+            !rt.mem.is_live(ctx),
+            "{}: freed at map_release_uref",
+            sem.name
+        );
+        assert_eq!(word(m.array_value(1, 0).expect("value"), 8), 0);
+        if let Some(f) = MapRt::bpf_free_used_map(m, false) {
+            f.run(&rt);
+        }
+        drain(&rt);
+        assert_clean(&rt, sem.name);
+    }
+}
+
+/// An inner map in two slots of its map of maps: a delete from user space puts it with
+/// `need_defer` (`bpf_map_fd_put_ptr`, kernel/bpf/map_in_map.c), which from v6.8 marks
+/// it `free_after_rcu_gp`, or `free_after_mult_rcu_gp` when a sleepable program uses the
+/// outer map; the other slot still holds it. The outer map's own free
+/// (`array_of_map_free` -> `bpf_fd_array_map_clear(map, false)`) then puts its last
+/// reference, and `bpf_map_put` honours the marks: the inner map's free comes after an
+/// RCU grace period, after an RCU tasks trace one too, or (v6.4) at once. A callback
+/// queued in each domain before the outer map's free shows which grace periods passed
+/// first. A program's lookup (`array_of_map_lookup_elem`) finds the inner map in both
+/// slots and nothing in an empty slot or past the end.
+#[test]
+fn an_outer_maps_free_waits_for_what_an_earlier_removal_asked_of_its_inner_map() {
+    for sem in [Semantics::V6_4, Semantics::V6_12, Semantics::V6_18] {
+        for sleepable in [false, true] {
+            let what = format!("{} sleepable {sleepable}", sem.name);
+            let (k, rt, p) = runtime(sem);
+            let (outer, inner) = outer_and_inner(&k, &p, &sem);
+            for slot in [0, 1] {
+                outer
+                    .bpf_fd_array_map_update_elem(&rt, slot, &inner, 0)
+                    .expect("into the slot");
+            }
+            outer.__add_used_map(sleepable);
+            let found: Vec<bool> = (0..5)
+                .map(|i| {
+                    outer
+                        .array_of_map_lookup_elem(i)
+                        .is_some_and(|m| Arc::ptr_eq(&m, &inner))
+                })
+                .collect();
+            assert_eq!(found, [true, true, false, false, false], "{what}");
+            let n = stash(&rt, &p, inner.array_value(0, 0).expect("value"));
+            outer.fd_array_map_delete_elem(&rt, 0).expect("delete");
+            assert!(
+                MapRt::bpf_map_put_with_uref(inner, &rt).is_none(),
+                "{what}: slot 1 holds it"
+            );
+            let events = trace(|| {
+                rt.rcu_tasks_trace.call_rcu(|| mark("tasks trace gp"));
+                rt.rcu.call_rcu(|| mark("rcu gp"));
+                assert!(MapRt::bpf_map_put_with_uref(Arc::clone(&outer), &rt).is_none());
+                let free =
+                    MapRt::bpf_free_used_map(outer, sleepable).expect("the outer's last put");
+                assert_eq!(free.grace_periods(), GracePeriods::None, "{what}");
+                free.schedule(&rt);
+            });
+            let frees: Vec<usize> = (0..events.len())
+                .filter(|&i| events[i] == "map_free")
+                .collect();
+            assert_eq!(
+                frees.len(),
+                2,
+                "{what}: the outer map, then the inner: {events:?}"
+            );
+            let before = |m: &str| {
+                events
+                    .iter()
+                    .position(|e| e == m)
+                    .is_some_and(|i| i < frees[1])
+            };
+            let want = match (sem.inner_map_free_after_gp, sleepable) {
+                (false, _) => (false, false),
+                (true, false) => (false, true),
+                (true, true) => (true, true),
+            };
+            assert_eq!(
+                (before("tasks trace gp"), before("rcu gp")),
+                want,
+                "{what}: (tasks trace, rcu) grace periods before the inner map's free: {events:?}"
+            );
+            drain(&rt);
+            assert!(
+                !rt.mem.is_live(n),
+                "{what}: the inner map's object released"
+            );
             assert_clean(&rt, &what);
         }
     }

@@ -76,17 +76,14 @@ struct Htab {
 }
 
 impl Htab {
-    /// Links `e` under `key`; the element it replaces, if any.
+    /// Links `e`, a free element, under `key`; the element it replaces, if any.
     fn link(&mut self, key: &[u8], e: &Arc<HtabElem>) -> Option<Arc<HtabElem>> {
+        let old = self.table.insert(key.to_vec(), Arc::clone(e));
+        if let Some(k) = old.as_ref().and_then(|o| self.keys.get_mut(o.idx)) {
+            *k = None;
+        }
         if let Some(k) = self.keys.get_mut(e.idx) {
             *k = Some(key.to_vec());
-        }
-        let old = self.table.insert(key.to_vec(), Arc::clone(e));
-        if let Some(o) = &old
-            && !Arc::ptr_eq(o, e)
-            && let Some(k) = self.keys.get_mut(o.idx)
-        {
-            *k = None;
         }
         old
     }
@@ -112,12 +109,21 @@ impl Htab {
             ..
         } = self;
         let lru = lru.as_mut()?;
+        // htab_lru_map_delete_node: the node's element is unlinked only if it is the
+        // one linked in its bucket (`l == tgt_l`); an element already unlinked, whose
+        // key may hold another element by now, is left alone (false).
         let mut del_from_htab = |n: usize| {
-            let Some(key) = keys.get_mut(n).and_then(Option::take) else {
+            let Some(key) = keys.get(n).and_then(Option::as_ref) else {
                 return false;
             };
-            if let Some(e) = table.remove(&key) {
+            if table.get(key).is_none_or(|e| e.idx != n) {
+                return false;
+            }
+            if let Some(e) = table.remove(key) {
                 evicted.push(e);
+            }
+            if let Some(k) = keys.get_mut(n) {
+                *k = None;
             }
             true
         };
@@ -810,23 +816,6 @@ impl MapRt {
         }
     }
 
-    /// `map_update_elem` with `BPF_F_LOCK` on an array (`copy_map_value_locked`): the
-    /// copy happens under the value's `bpf_spin_lock`, special fields skipped; then, as
-    /// `array_map_update_elem` does, the value's special fields are freed. From user
-    /// space: inside `bpf_disable_instrumentation`.
-    pub fn update_locked(&self, rt: &BpfRuntime, key: u32, value: &[u8]) -> KResult<()> {
-        let rec = self.record().ok_or(Errno::EINVAL)?;
-        if rec.spin_lock_off < 0 {
-            return Err(Errno::EINVAL);
-        }
-        let v = self.array_value(key, 0).ok_or(Errno::E2BIG)?;
-        rt.migrate_disable_at("bpf_disable_instrumentation");
-        copy_map_value_locked(rec, v, value);
-        bpf_obj_free_fields(rt, rec, v);
-        rt.migrate_enable_at("bpf_disable_instrumentation");
-        Ok(())
-    }
-
     /// `map_delete_elem` from user space (kernel/bpf/syscall.c): -EBADF with no user
     /// reference left, then the map's delete ([`htab_map_delete_elem`](Self::htab_map_delete_elem))
     /// inside `bpf_disable_instrumentation`. Arrays cannot delete (-EINVAL); a local
@@ -928,14 +917,18 @@ impl MapRt {
                         }
                     }
                 } else {
+                    // delete_all_elements: every linked element unlinked and freed
+                    // (htab_elem_free: its fields, then to the allocator).
+                    let linked: Vec<Arc<HtabElem>> = {
+                        let mut g = g;
+                        g.table.drain().map(|(_, e)| e).collect()
+                    };
                     let own = !rt.sem.map_free_migrate_disable;
                     if own {
                         rt.migrate_disable_at("delete_all_elements");
                     }
-                    for e in g.table.values() {
-                        for w in &e.values {
-                            bpf_obj_free_fields(rt, r, w);
-                        }
+                    for e in linked {
+                        self.free_htab_elem(rt, e);
                     }
                     if own {
                         rt.migrate_enable_at("delete_all_elements");
@@ -1420,8 +1413,8 @@ fn async_cancel_and_free(rt: &BpfRuntime, mem: &Words, off: u32) {
 fn free_internal_structs(rt: &BpfRuntime, rec: &BtfRecord, w: &Words) {
     for f in &rec.fields {
         match f.ty {
-            F::TIMER | F::WORKQUEUE => async_cancel_and_free(rt, w, f.offset),
-            F::TASK_WORK if rt.sem.task_work => async_cancel_and_free(rt, w, f.offset),
+            // A record has a `bpf_task_work` only under profile flag `task_work`.
+            F::TIMER | F::WORKQUEUE | F::TASK_WORK => async_cancel_and_free(rt, w, f.offset),
             _ => {}
         }
     }
