@@ -381,9 +381,9 @@ fn btf_parse_graph_root_checks_the_node_members_type_and_alignment() {
     }
 }
 
-/// `btf_parse_fields` and `btf_check_and_fixup_record` of `struct v { T __uptr *u; }`.
-fn uptr_to(sem: &Semantics, pointee: Option<u32>) -> KResult<()> {
-    let k = kernel(*sem);
+/// `struct v { T __uptr *u; }`, `T` a program struct of `pointee` bytes or (`None`) a
+/// struct named `task_struct`, which resolves to the kernel's; and `v`'s id.
+fn uptr_layout(pointee: Option<u32>) -> (Base, u32) {
     let mut s = base();
     let target = match pointee {
         Some(size) => {
@@ -396,6 +396,16 @@ fn uptr_to(sem: &Semantics, pointee: Option<u32>) -> KResult<()> {
     let tag = s.b.type_tag("uptr", target);
     let p = s.b.ptr(tag);
     let v = s.b.struct_("v", 8, &[("u", p, 0)]);
+    (s, v)
+}
+
+/// The pointees [`a_uptrs_pointee_is_a_program_type_of_at_most_a_page`] tries.
+const UPTR_POINTEES: [Option<u32>; 5] = [Some(8), Some(4096), Some(4100), Some(0), None];
+
+/// `btf_parse_fields` and `btf_check_and_fixup_record` of `struct v { T __uptr *u; }`.
+fn uptr_to(sem: &Semantics, pointee: Option<u32>) -> KResult<()> {
+    let k = kernel(*sem);
+    let (s, v) = uptr_layout(pointee);
     let btf = s.load(&k, sem);
     let mut rec = parse_value(&k, &btf, v, sem).0?.expect("a record");
     assert_eq!(rec.fields[0].ty, F::UPTR);
@@ -405,15 +415,76 @@ fn uptr_to(sem: &Semantics, pointee: Option<u32>) -> KResult<()> {
 #[test]
 fn a_uptrs_pointee_is_a_program_type_of_at_most_a_page() {
     let sem = Semantics::V6_18;
-    assert_eq!(uptr_to(&sem, Some(8)), Ok(()));
-    assert_eq!(uptr_to(&sem, Some(4096)), Ok(()));
-    assert_eq!(uptr_to(&sem, Some(4100)), Err(Errno::E2BIG));
-    assert_eq!(uptr_to(&sem, Some(0)), Err(Errno::EINVAL));
+    let got: Vec<KResult<()>> = UPTR_POINTEES.iter().map(|&p| uptr_to(&sem, p)).collect();
     assert_eq!(
-        uptr_to(&sem, None),
-        Err(Errno::EINVAL),
-        "task_struct is a kernel type"
+        got,
+        [
+            Ok(()),
+            Ok(()),
+            Err(Errno::E2BIG),
+            Err(Errno::EINVAL),
+            Err(Errno::EINVAL)
+        ],
+        "8 bytes, a page, past a page, 0 bytes, task_struct (a kernel type)"
     );
+}
+
+/// A TASK_STORAGE map whose value is a uptr's [`uptr_layout`]: `map_create`'s errno,
+/// the model's and the running kernel's (the uptr rules are map creation's: the value's
+/// `btf_parse_fields` runs in `map_check_btf`). The kernel refuses each bad pointee the
+/// way the model does.
+#[test]
+fn uptr_pointee_rules_are_the_running_kernels() {
+    use kernel_core::map::{BPF_F_NO_PREALLOC, BPF_MAP_TYPE_TASK_STORAGE, MapAttr};
+    use std::os::fd::AsFd;
+    if kptr_tests::kernel_skip("record_edges: uptr pointees through BPF_MAP_CREATE") {
+        return;
+    }
+    let sem = Semantics::V6_18;
+    let k = kernel(sem);
+    let (mut differ, mut seen) = (Vec::new(), Vec::new());
+    for pointee in UPTR_POINTEES {
+        let (s, v) = uptr_layout(pointee);
+        let (btf, warns) = s.try_load(&k, &sem);
+        assert!(warns.is_empty(), "{pointee:?}: {warns:?}");
+        let btf = btf.expect("the layout's BTF loads");
+        let attr = MapAttr {
+            inner_map: None,
+            map_type: BPF_MAP_TYPE_TASK_STORAGE,
+            key_size: 4,
+            value_size: 8,
+            max_entries: 0,
+            map_flags: BPF_F_NO_PREALLOC,
+            btf: Some(&btf),
+            btf_key_type_id: s.int,
+            btf_value_type_id: v,
+            name: "uptrs",
+        };
+        let model = kernel_core::syscall::map_create(&k, &attr, &sem)
+            .err()
+            .map(|e| e.raw());
+        let fd = shim_std::oracle::btf_load_fd(&s.b.build()).expect("the kernel loads the BTF");
+        let kernel = shim_std::oracle::map_create(&shim_std::oracle::MapCreate {
+            map_type: BPF_MAP_TYPE_TASK_STORAGE,
+            key_size: 4,
+            value_size: 8,
+            max_entries: 0,
+            map_flags: BPF_F_NO_PREALLOC,
+            btf_fd: Some(fd.as_fd()),
+            btf_key_type_id: s.int,
+            btf_value_type_id: v,
+            name: "uptrs",
+        })
+        .err();
+        if model != kernel {
+            differ.push(format!(
+                "pointee {pointee:?}: kernel {kernel:?}, model {model:?}"
+            ));
+        }
+        seen.push(kernel);
+    }
+    assert!(differ.is_empty(), "{differ:#?}");
+    eprintln!("record_edges: uptr pointees {UPTR_POINTEES:?}, the kernel's errnos {seen:?}");
 }
 
 /// `a { lock; list_head h (contains b:n); list_node n }`,
