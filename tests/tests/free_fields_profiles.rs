@@ -129,6 +129,13 @@ fn stashed(sem: Semantics) -> (Arc<KernelBtfs>, Arc<BpfRuntime>, Arc<MapRt>, u64
     (k, rt, m, n, btf)
 }
 
+/// The map's last reference goes and its free runs, as the workqueue would run it.
+fn free_map(rt: &BpfRuntime, m: Arc<MapRt>) {
+    if let Some(f) = MapRt::bpf_map_put(m) {
+        f.run(rt);
+    }
+}
+
 /// Up to v6.12 `bpf_obj_free_fields` disables migration around the local kptr's drop
 /// itself; v6.18 leaves it to its callers, so a caller that does not is caught by the
 /// allocator's check, while the map's own teardown (`bpf_map_free`) and a syscall update
@@ -155,9 +162,7 @@ fn v6_18_leaves_migrate_disable_to_the_callers_of_bpf_obj_free_fields() {
         m.update(&rt, &0u32.to_ne_bytes(), &[0u8; 8], 0)
             .expect("syscall update");
         let (_k2, rt2, m2, n2, _btf2) = stashed(sem);
-        if let Some(f) = MapRt::bpf_map_put(m2) {
-            f.run(&rt2);
-        }
+        free_map(&rt2, m2);
         rt.rcu.rcu_barrier();
         rt2.rcu.rcu_barrier();
         assert!(!rt.mem.is_live(n) && !rt2.mem.is_live(n2), "{}", sem.name);
@@ -234,11 +239,7 @@ fn free_a_list(sem: Semantics) -> Vec<String> {
     .expect("push");
     bpf_spin_unlock(val, 0);
     rt.migrate_enable();
-    let t = toggles(|| {
-        if let Some(f) = MapRt::bpf_map_put(m) {
-            f.run(&rt);
-        }
-    });
+    let t = toggles(|| free_map(&rt, m));
     rt.rcu.rcu_barrier();
     assert!(!rt.mem.is_live(n), "{}", sem.name);
     assert!(
@@ -272,11 +273,7 @@ fn the_trace_shows_where_each_profile_disables_migration() {
         ),
     ] {
         let (_k, rt, m, n, _btf) = stashed(sem);
-        let got = toggles(|| {
-            if let Some(f) = MapRt::bpf_map_put(m) {
-                f.run(&rt);
-            }
-        });
+        let got = toggles(|| free_map(&rt, m));
         assert_eq!(got, want, "{}: stashed kptr", sem.name);
         rt.rcu.rcu_barrier();
         assert!(!rt.mem.is_live(n), "{}", sem.name);
@@ -380,11 +377,7 @@ fn hash_element_frees_toggle_migration_up_to_v6_12_only() {
         rt.rcu.rcu_barrier();
         assert!(!rt.mem.is_live(n), "{}", sem.name);
         let (_k, rt, m, n, _btf) = hash_stashed(sem);
-        let got = toggles(|| {
-            if let Some(f) = MapRt::bpf_map_put(m) {
-                f.run(&rt);
-            }
-        });
+        let got = toggles(|| free_map(&rt, m));
         assert_eq!(got, free, "{}: map free", sem.name);
         rt.rcu.rcu_barrier();
         assert!(!rt.mem.is_live(n), "{}", sem.name);

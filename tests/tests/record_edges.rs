@@ -460,9 +460,13 @@ fn uptr_pointee_rules_are_the_running_kernels() {
             btf_value_type_id: v,
             name: "uptrs",
         };
-        let model = kernel_core::syscall::map_create(&k, &attr, &sem)
-            .err()
-            .map(|e| e.raw());
+        let (model, warns) =
+            shim_std::warns::during(|| kernel_core::syscall::map_create(&k, &attr, &sem));
+        assert!(
+            warns.is_empty(),
+            "{pointee:?}: a map the model WARNs on is not sent: {warns:?}"
+        );
+        let model = model.err().map(|e| e.raw());
         let fd = shim_std::oracle::btf_load_fd(&s.b.build()).expect("the kernel loads the BTF");
         let kernel = shim_std::oracle::map_create(&shim_std::oracle::MapCreate {
             map_type: BPF_MAP_TYPE_TASK_STORAGE,

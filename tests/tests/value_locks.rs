@@ -59,9 +59,15 @@ fn map(k: &KernelBtfs, p: &Prog, map_type: u32, flags: u32, sem: &Semantics) -> 
 }
 
 /// Runs `op` on another thread while this one holds `v`'s lock (at 0, `struct locked`)
-/// for [`HELD`], then writes `during` into the value's `data` byte (4) and unlocks;
+/// for up to `wait`, then writes `during`, if any, into the value's `data` byte (4) and
+/// unlocks;
 /// whether `op` had finished while the lock was held, and what it returned.
-fn under_lock<R: Send>(v: &Words, during: u8, op: impl FnOnce() -> R + Send) -> (bool, R) {
+fn while_locked<R: Send>(
+    v: &Words,
+    wait: Duration,
+    during: Option<u8>,
+    op: impl FnOnce() -> R + Send,
+) -> (bool, R) {
     bpf_spin_lock(v, 0);
     std::thread::scope(|s| {
         let (tx, rx) = mpsc::channel();
@@ -70,37 +76,57 @@ fn under_lock<R: Send>(v: &Words, during: u8, op: impl FnOnce() -> R + Send) -> 
             let _ = tx.send(());
             r
         });
-        let early = rx.recv_timeout(HELD).is_ok();
-        v.set_byte(4, during);
+        let done = rx.recv_timeout(wait).is_ok();
+        if let Some(d) = during {
+            v.set_byte(4, d);
+        }
         bpf_spin_unlock(v, 0);
-        (early, h.join().expect("the command's thread"))
+        (done, h.join().expect("the command's thread"))
     })
 }
 
 /// `op` takes `v`'s lock: it waits while the lock is held and then sees the holder's
 /// write (`during`).
 fn assert_waits<R: Send>(what: &str, v: &Words, during: u8, op: impl FnOnce() -> R + Send) -> R {
-    let (finished_while_held, r) = under_lock(v, during, op);
+    let (finished_while_held, r) = while_locked(v, HELD, Some(during), op);
     assert!(!finished_while_held, "{what}: did not wait for the lock");
     r
 }
 
 /// `op` does not take `v`'s lock: it finishes while the lock is held.
 fn assert_lock_free<R: Send>(what: &str, v: &Words, op: impl FnOnce() -> R + Send) -> R {
-    bpf_spin_lock(v, 0);
-    let (done, r) = std::thread::scope(|s| {
-        let (tx, rx) = mpsc::channel();
-        let h = s.spawn(move || {
-            let r = op();
-            let _ = tx.send(());
-            r
-        });
-        let done = rx.recv_timeout(LIVENESS).is_ok();
-        bpf_spin_unlock(v, 0);
-        (done, h.join().expect("the command's thread"))
-    });
+    let (done, r) = while_locked(v, LIVENESS, None, op);
     assert!(done, "{what}: waited for a lock it must not take");
     r
+}
+
+/// A user-space lookup with `flags`, and an update of `value` with `flags`.
+type Lookup<'a> = &'a (dyn Fn(u64) -> Result<Vec<u8>, kernel_core::Errno> + Sync);
+type Update<'a> = &'a (dyn Fn(&[u8], u64) -> Result<(), kernel_core::Errno> + Sync);
+
+/// The four commands against a program holding `v`, the value `lookup` and `update`
+/// reach (its `data` byte 1): a `BPF_F_LOCK` lookup waits and reads the holder's 7, a
+/// plain one does not wait, a `BPF_F_LOCK` update waits and writes 9 in place after
+/// the holder's 8, a plain one does not wait and its 3 is what a lookup sees next.
+fn lock_protocol(what: &str, v: &Words, lookup: Lookup<'_>, update: Update<'_>) {
+    let got = assert_waits(&format!("{what}: BPF_F_LOCK lookup"), v, 7, || {
+        lookup(BPF_F_LOCK)
+    });
+    assert_eq!(
+        got.map(|b| data(&b)),
+        Ok(7),
+        "{what}: read after the holder"
+    );
+    let got = assert_lock_free(&format!("{what}: lookup"), v, || lookup(0));
+    assert_eq!(got.map(|b| data(&b)), Ok(7), "{what}");
+    let r = assert_waits(&format!("{what}: BPF_F_LOCK update"), v, 8, || {
+        update(&value(9), BPF_F_LOCK)
+    });
+    assert_eq!(r, Ok(()), "{what}");
+    assert_eq!(v.byte(4), 9, "{what}: in place, after the holder's write");
+    let r = assert_lock_free(&format!("{what}: update"), v, || update(&value(3), 0));
+    assert_eq!(r, Ok(()), "{what}");
+    assert_eq!(lookup(0).map(|b| data(&b)), Ok(3), "{what}");
 }
 
 /// The `data` byte of a value as user space receives it.
@@ -136,29 +162,9 @@ fn array_and_hash_commands_take_the_lock_with_bpf_f_lock_only() {
             (None, Some(v)) => v,
             (None, None) => panic!("{what}: no value"),
         };
-        let got = assert_waits(&format!("{what}: BPF_F_LOCK lookup"), v, 7, || {
-            m.bpf_map_copy_value(&key, BPF_F_LOCK)
+        lock_protocol(&what, v, &|f| m.bpf_map_copy_value(&key, f), &|val, f| {
+            m.update(&rt, &key, val, f)
         });
-        assert_eq!(
-            got.map(|b| data(&b)),
-            Ok(7),
-            "{what}: read after the holder"
-        );
-        let got = assert_lock_free(&format!("{what}: lookup"), v, || {
-            m.bpf_map_copy_value(&key, 0)
-        });
-        assert_eq!(got.map(|b| data(&b)), Ok(7), "{what}");
-        let r = assert_waits(&format!("{what}: BPF_F_LOCK update"), v, 8, || {
-            m.update(&rt, &key, &value(9), BPF_F_LOCK)
-        });
-        assert_eq!(r, Ok(()), "{what}");
-        assert_eq!(v.byte(4), 9, "{what}: in place, after the holder's write");
-        let r = assert_lock_free(&format!("{what}: update"), v, || {
-            m.update(&rt, &key, &value(3), 0)
-        });
-        assert_eq!(r, Ok(()), "{what}");
-        let now = m.bpf_map_copy_value(&key, 0).expect("lookup");
-        assert_eq!(data(&now), 3, "{what}");
         drop(elem);
         if let Some(f) = MapRt::bpf_map_put(m) {
             f.run(&rt);
@@ -195,28 +201,11 @@ fn local_storage_commands_take_the_lock_with_bpf_f_lock_only() {
         )
         .expect("the owner's element");
         rt.migrate_enable();
-        let v = e.data();
-        let got = assert_waits(&format!("{what}: BPF_F_LOCK lookup"), v, 7, || {
-            m.lookup_owner(&rt, &owner, BPF_F_LOCK)
-        });
-        assert_eq!(got.map(|b| data(&b)), Ok(7), "{what}");
-        let got = assert_lock_free(&format!("{what}: lookup"), v, || {
-            m.lookup_owner(&rt, &owner, 0)
-        });
-        assert_eq!(got.map(|b| data(&b)), Ok(7), "{what}");
-        let r = assert_waits(&format!("{what}: BPF_F_LOCK update"), v, 8, || {
-            m.update_owner(&rt, &owner, &value(9), BPF_F_LOCK)
-        });
-        assert_eq!(r, Ok(()), "{what}");
-        assert_eq!(v.byte(4), 9, "{what}: in place");
-        let r = assert_lock_free(&format!("{what}: update"), v, || {
-            m.update_owner(&rt, &owner, &value(3), 0)
-        });
-        assert_eq!(r, Ok(()), "{what}");
-        assert_eq!(
-            m.lookup_owner(&rt, &owner, 0).map(|b| data(&b)),
-            Ok(3),
-            "{what}: a new element"
+        lock_protocol(
+            &what,
+            e.data(),
+            &|f| m.lookup_owner(&rt, &owner, f),
+            &|val, f| m.update_owner(&rt, &owner, val, f),
         );
         drop(e);
         if let Some(f) = MapRt::bpf_map_put_with_uref(m, &rt) {
